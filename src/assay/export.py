@@ -1,0 +1,181 @@
+"""Export a project's labels as JSONL, CSV or Parquet, streaming in constant
+memory: tasks are read in keyset pages and written page by page."""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections import Counter
+from collections.abc import Iterator
+from typing import Any
+
+import orjson
+from sqlalchemy import JSON, text
+
+from assay.store import Database
+
+FORMATS = ("jsonl", "csv", "parquet")
+PAGE = 2000
+
+_TASKS = text(
+    "SELECT t.id AS task_id, t.item_id, i.kind, i.text, i.source_uri, i.meta, i.source, "
+    "i.license, i.consent, i.content_hash "
+    "FROM tasks t JOIN items i ON i.id = t.item_id "
+    "WHERE t.project_id = :p AND t.id > :after ORDER BY t.id LIMIT :n"
+).columns(meta=JSON)
+_ANSWERS = text(
+    "SELECT a.task_id, a.annotator_id, u.username, a.label, a.created_at FROM answers a "
+    "JOIN users u ON u.id = a.annotator_id "
+    "WHERE a.project_id = :p AND a.task_id > :lo AND a.task_id <= :hi ORDER BY a.task_id, a.id"
+).columns(label=JSON)
+
+
+def final_label(kind: str, labels: list[Any]) -> Any:
+    """The label that the answers agree on most (majority vote).
+
+    Ties go to the label given first. Multi-label: every class chosen by at
+    least half of the answers. Quality-aware aggregation replaces this later.
+    """
+    if not labels:
+        return None
+    if kind == "multi":
+        counts = Counter(c for lab in labels for c in lab)
+        need = len(labels) / 2
+        order = {c: i for i, c in enumerate(dict.fromkeys(c for lab in labels for c in lab))}
+        return sorted([c for c, k in counts.items() if k >= need], key=order.get)
+    counts = Counter(labels)
+    best = max(counts.values())
+    return next(lab for lab in labels if counts[lab] == best)
+
+
+def iter_records(db: Database, project_id: int, kind: str, *, labeled_only: bool = False,
+                 page: int = PAGE) -> Iterator[dict]:
+    """One dict per item of the project, in task order."""
+    after = 0
+    while True:
+        with db.read() as conn:
+            rows = conn.execute(_TASKS, {"p": project_id, "after": after, "n": page}).all()
+            if not rows:
+                return
+            lo, hi = after, rows[-1].task_id
+            by_task: dict[int, list] = {}
+            for a in conn.execute(_ANSWERS, {"p": project_id, "lo": lo, "hi": hi}):
+                by_task.setdefault(a.task_id, []).append(a)
+        for r in rows:
+            ans = by_task.get(r.task_id, [])
+            if labeled_only and not ans:
+                continue
+            labels = [a.label for a in ans]
+            yield {
+                "item_id": r.item_id,
+                "kind": r.kind,
+                "text": r.text,
+                "source_uri": r.source_uri,
+                "label": final_label(kind, labels),
+                "label_method": "majority" if labels else None,
+                "n_answers": len(ans),
+                "answers": [
+                    {"annotator_id": a.annotator_id, "annotator": a.username,
+                     "label": lab, "created_at": a.created_at}
+                    for a, lab in zip(ans, labels)
+                ],
+                "meta": r.meta,
+                "provenance": {"source": r.source, "license": r.license, "consent": r.consent,
+                               "content_hash": r.content_hash},
+            }
+        after = hi
+        if len(rows) < page:
+            return
+
+
+def jsonl_chunks(records: Iterator[dict], per_chunk: int = 500) -> Iterator[bytes]:
+    buf = []
+    for i, rec in enumerate(records, 1):
+        buf.append(orjson.dumps(rec))
+        if i % per_chunk == 0:
+            yield b"\n".join(buf) + b"\n"
+            buf = []
+    if buf:
+        yield b"\n".join(buf) + b"\n"
+
+
+CSV_COLUMNS = ["item_id", "kind", "text", "source_uri", "label", "label_method", "n_answers",
+               "answers", "meta", "source", "license", "consent", "content_hash"]
+
+
+def _csv_row(rec: dict) -> list:
+    lab = rec["label"]
+    prov = rec["provenance"]
+    return [
+        rec["item_id"], rec["kind"], rec["text"] or "", rec["source_uri"] or "",
+        "" if lab is None else (lab if isinstance(lab, str) else orjson.dumps(lab).decode()),
+        rec["label_method"] or "", rec["n_answers"], orjson.dumps(rec["answers"]).decode(),
+        orjson.dumps(rec["meta"]).decode() if rec["meta"] is not None else "",
+        prov["source"] or "", prov["license"] or "", prov["consent"] or "", prov["content_hash"],
+    ]
+
+
+def csv_chunks(records: Iterator[dict], per_chunk: int = 500) -> Iterator[bytes]:
+    buf = io.StringIO()
+    w = csv.writer(buf)
+    w.writerow(CSV_COLUMNS)
+    for i, rec in enumerate(records, 1):
+        w.writerow(_csv_row(rec))
+        if i % per_chunk == 0:
+            yield buf.getvalue().encode()
+            buf.seek(0)
+            buf.truncate()
+    yield buf.getvalue().encode()
+
+
+def _parquet_schema():
+    import pyarrow as pa
+
+    answer = pa.struct([("annotator_id", pa.int64()), ("annotator", pa.string()),
+                        ("label", pa.string()), ("created_at", pa.float64())])
+    return pa.schema([
+        ("item_id", pa.int64()), ("kind", pa.string()), ("text", pa.string()),
+        ("source_uri", pa.string()), ("label", pa.string()), ("label_method", pa.string()),
+        ("n_answers", pa.int32()), ("answers", pa.list_(answer)), ("meta", pa.string()),
+        ("source", pa.string()), ("license", pa.string()), ("consent", pa.string()),
+        ("content_hash", pa.string()),
+    ])
+
+
+def write_parquet(records: Iterator[dict], sink, rows_per_group: int = 10000) -> int:
+    """Write records to ``sink`` (a path or a writable file) in row groups.
+
+    Labels are stored as strings: the class name, or a JSON list for
+    multi-label projects.
+    """
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    schema = _parquet_schema()
+    n = 0
+    with pq.ParquetWriter(sink, schema, compression="zstd") as writer:
+        buf: list[dict] = []
+        for rec in records:
+            lab = rec["label"]
+            prov = rec["provenance"]
+            buf.append({
+                "item_id": rec["item_id"], "kind": rec["kind"], "text": rec["text"],
+                "source_uri": rec["source_uri"],
+                "label": None if lab is None else (lab if isinstance(lab, str) else orjson.dumps(lab).decode()),
+                "label_method": rec["label_method"], "n_answers": rec["n_answers"],
+                "answers": [
+                    {**a, "label": a["label"] if isinstance(a["label"], str) else orjson.dumps(a["label"]).decode()}
+                    for a in rec["answers"]
+                ],
+                "meta": orjson.dumps(rec["meta"]).decode() if rec["meta"] is not None else None,
+                "source": prov["source"], "license": prov["license"], "consent": prov["consent"],
+                "content_hash": prov["content_hash"],
+            })
+            if len(buf) >= rows_per_group:
+                writer.write_table(pa.Table.from_pylist(buf, schema=schema))
+                n += len(buf)
+                buf = []
+        if buf:
+            writer.write_table(pa.Table.from_pylist(buf, schema=schema))
+            n += len(buf)
+    return n

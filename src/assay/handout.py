@@ -1,0 +1,228 @@
+"""Task hand-out: leases, answers, skips, undo.
+
+The rules, enforced by the database and not by luck:
+
+* ``tasks.open_slots`` = overlap − answers − live leases, with
+  ``CHECK (open_slots >= 0)``; claiming decrements it in one atomic
+  statement (SQLite: ``UPDATE … RETURNING`` inside ``BEGIN IMMEDIATE``;
+  PostgreSQL: the candidate row is picked ``FOR UPDATE SKIP LOCKED``).
+* ``UNIQUE (task_id, annotator_id)`` on answers: nobody answers twice.
+* Leases expire; :func:`reclaim_expired` gives their slots back.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import JSON, bindparam, text
+from sqlalchemy.exc import IntegrityError
+
+from assay.errors import Conflict, InvalidInput, NotFound
+from assay.store import Database
+
+MAX_LEASES_IN_HAND = 3
+
+_CLAIM = """
+UPDATE tasks SET open_slots = open_slots - 1
+WHERE id = (
+    SELECT t.id FROM tasks t
+    WHERE t.project_id = :project AND t.open_slots > 0
+      AND NOT EXISTS (SELECT 1 FROM answers a WHERE a.task_id = t.id AND a.annotator_id = :user)
+      AND NOT EXISTS (SELECT 1 FROM skips s WHERE s.task_id = t.id AND s.annotator_id = :user)
+      AND NOT EXISTS (SELECT 1 FROM leases l WHERE l.task_id = t.id AND l.annotator_id = :user)
+    ORDER BY t.priority DESC, t.id
+    LIMIT 1 {lock}
+) AND open_slots > 0
+RETURNING id, item_id
+"""
+CLAIM_SQLITE = text(_CLAIM.format(lock=""))
+CLAIM_PG = text(_CLAIM.format(lock="FOR UPDATE SKIP LOCKED"))
+
+MY_LEASES = text(
+    "SELECT task_id, expires_at FROM leases "
+    "WHERE annotator_id = :user AND project_id = :project ORDER BY created_at"
+)
+EXTEND = text(
+    "UPDATE leases SET expires_at = :exp WHERE task_id = :task AND annotator_id = :user"
+)
+ADD_LEASE = text(
+    "INSERT INTO leases (task_id, annotator_id, project_id, expires_at, created_at) "
+    "VALUES (:task, :user, :project, :exp, :now)"
+)
+TASK = text("SELECT id, project_id, item_id FROM tasks WHERE id = :task")
+DROP_LEASE = text(
+    "DELETE FROM leases WHERE task_id = :task AND annotator_id = :user RETURNING created_at"
+)
+ADD_ANSWER = text(
+    "INSERT INTO answers (task_id, project_id, item_id, annotator_id, label, created_at, lead_time) "
+    "VALUES (:task, :project, :item, :user, :label, :now, :lead) RETURNING id"
+).bindparams(bindparam("label", type_=JSON))
+COUNT_ANSWER = text("UPDATE tasks SET answer_count = answer_count + 1 WHERE id = :task")
+TAKE_SLOT_AND_COUNT = text(
+    "UPDATE tasks SET open_slots = open_slots - 1, answer_count = answer_count + 1 "
+    "WHERE id = :task AND open_slots > 0 RETURNING id"
+)
+FREE_SLOT = text("UPDATE tasks SET open_slots = open_slots + 1 WHERE id = :task")
+ADD_SKIP = text(
+    "INSERT INTO skips (task_id, annotator_id, project_id, created_at) "
+    "VALUES (:task, :user, :project, :now)"
+)
+ALREADY_ANSWERED = text(
+    "SELECT id FROM answers WHERE task_id = :task AND annotator_id = :user"
+)
+
+
+def next_task(
+    db: Database,
+    project_id: int,
+    user_id: int,
+    lease_seconds: float,
+    exclude: Sequence[int] = (),
+    now: float | None = None,
+) -> tuple[int, int, float] | None:
+    """Lease a task to ``user_id``: ``(task_id, item_id, expires_at)`` or None.
+
+    A live lease the user already holds (and did not exclude) is handed back
+    first, so asking twice never hoards tasks.
+    """
+    now = time.time() if now is None else now
+    exp = now + lease_seconds
+    excluded = set(exclude)
+    with db.write() as conn:
+        held = conn.execute(MY_LEASES, {"user": user_id, "project": project_id}).all()
+        live = [(t, e) for t, e in held if e > now]
+        for task_id, _ in live:
+            if task_id not in excluded:
+                conn.execute(EXTEND, {"exp": exp, "task": task_id, "user": user_id})
+                item_id = conn.execute(TASK, {"task": task_id}).one().item_id
+                return task_id, item_id, exp
+        if len(live) >= MAX_LEASES_IN_HAND:
+            raise Conflict(
+                f"you already hold {len(live)} tasks in this project; answer or skip one first",
+                held=[t for t, _ in live],
+            )
+        row = conn.execute(
+            CLAIM_SQLITE if db.is_sqlite else CLAIM_PG, {"project": project_id, "user": user_id}
+        ).first()
+        if row is None:
+            return None
+        conn.execute(
+            ADD_LEASE,
+            {"task": row.id, "user": user_id, "project": project_id, "exp": exp, "now": now},
+        )
+        return row.id, row.item_id, exp
+
+
+def task_row(db: Database, task_id: int):
+    with db.read() as conn:
+        row = conn.execute(TASK, {"task": task_id}).first()
+    if row is None:
+        raise NotFound(f"task {task_id} does not exist")
+    return row
+
+
+def submit(
+    db: Database, task_id: int, project_id: int, item_id: int, user_id: int, label: Any,
+    now: float | None = None,
+) -> dict:
+    """Store one answer. The label must already be validated."""
+    now = time.time() if now is None else now
+    try:
+        with db.write() as conn:
+            leased = conn.execute(DROP_LEASE, {"task": task_id, "user": user_id}).first()
+            if leased is not None:
+                conn.execute(COUNT_ANSWER, {"task": task_id})
+                lead = now - leased.created_at
+            else:
+                if conn.execute(ALREADY_ANSWERED, {"task": task_id, "user": user_id}).first():
+                    raise Conflict(f"you already answered task {task_id}")
+                took = conn.execute(TAKE_SLOT_AND_COUNT, {"task": task_id}).first()
+                if took is None:
+                    raise Conflict(
+                        f"task {task_id} is not leased to you and has no room left "
+                        "(your lease expired and the task went to someone else); ask for the next task"
+                    )
+                lead = None
+            answer_id = conn.execute(
+                ADD_ANSWER,
+                {"task": task_id, "project": project_id, "item": item_id, "user": user_id,
+                 "label": label, "now": now, "lead": lead},
+            ).scalar_one()
+    except IntegrityError:
+        raise Conflict(f"you already answered task {task_id}") from None
+    return {
+        "id": answer_id, "task_id": task_id, "item_id": item_id, "project_id": project_id,
+        "annotator_id": user_id, "label": label, "created_at": now,
+    }
+
+
+def skip(db: Database, task_id: int, project_id: int, user_id: int, now: float | None = None) -> None:
+    now = time.time() if now is None else now
+    with db.write() as conn:
+        if conn.execute(DROP_LEASE, {"task": task_id, "user": user_id}).first() is None:
+            raise Conflict(f"task {task_id} is not leased to you, so it cannot be skipped")
+        conn.execute(FREE_SLOT, {"task": task_id})
+        conn.execute(ADD_SKIP, {"task": task_id, "user": user_id, "project": project_id, "now": now})
+
+
+def undo(
+    db: Database, answer_id: int, user_id: int, lease_seconds: float, now: float | None = None
+) -> tuple[int, int, int, float]:
+    """Delete the user's own answer and lease its task back to them.
+
+    Returns ``(task_id, project_id, item_id, expires_at)``.
+    """
+    now = time.time() if now is None else now
+    with db.write() as conn:
+        row = conn.execute(
+            text("SELECT task_id, project_id, item_id, annotator_id FROM answers WHERE id = :a"),
+            {"a": answer_id},
+        ).first()
+        if row is None:
+            raise NotFound(f"answer {answer_id} does not exist")
+        if row.annotator_id != user_id:
+            raise NotFound(f"answer {answer_id} does not exist")
+        conn.execute(text("DELETE FROM answers WHERE id = :a"), {"a": answer_id})
+        conn.execute(
+            text("UPDATE tasks SET answer_count = answer_count - 1 WHERE id = :t"), {"t": row.task_id}
+        )
+        # The answer's slot becomes this user's lease: open_slots is unchanged.
+        exp = now + lease_seconds
+        conn.execute(
+            ADD_LEASE,
+            {"task": row.task_id, "user": user_id, "project": row.project_id, "exp": exp, "now": now},
+        )
+    return row.task_id, row.project_id, row.item_id, exp
+
+
+def reclaim_expired(db: Database, now: float | None = None, batch: int = 1000) -> int:
+    """Give the slots of expired leases back to their tasks. Returns how many."""
+    now = time.time() if now is None else now
+    total = 0
+    while True:
+        with db.write() as conn:
+            # One DELETE … RETURNING: a lease that a concurrent submit already
+            # removed is not returned, so its slot is never given back twice.
+            freed = conn.execute(
+                text(
+                    "DELETE FROM leases WHERE (task_id, annotator_id) IN ("
+                    " SELECT task_id, annotator_id FROM leases WHERE expires_at <= :now LIMIT :n)"
+                    " AND expires_at <= :now RETURNING task_id"
+                ),
+                {"now": now, "n": batch},
+            ).all()
+            if freed:
+                conn.execute(FREE_SLOT, [{"task": r.task_id} for r in freed])
+            total += len(freed)
+        if len(freed) < batch:
+            return total
+
+
+def check_exclude(exclude: Any) -> list[int]:
+    if exclude is None:
+        return []
+    if not isinstance(exclude, list) or not all(isinstance(x, int) for x in exclude):
+        raise InvalidInput("exclude must be a list of task ids")
+    return exclude

@@ -1,0 +1,225 @@
+/* assay shared browser helper: token storage, authenticated fetch, error display.
+ * Exposes one global, `AssayAPI`. Every page script uses only this. */
+(function () {
+  "use strict";
+
+  const TOKEN_KEY = "assay_token";
+
+  /** Error thrown for any failed request; `message` is human readable. */
+  class ApiError extends Error {
+    constructor(status, code, message, details) {
+      super(message);
+      this.name = "ApiError";
+      this.status = status; // 0 = network failure
+      this.code = code;
+      this.details = details || {};
+    }
+  }
+
+  function getToken() {
+    try { return localStorage.getItem(TOKEN_KEY); } catch (e) { return null; }
+  }
+  function setToken(token) {
+    try { localStorage.setItem(TOKEN_KEY, token); } catch (e) { /* private mode */ }
+  }
+  function clearToken() {
+    try { localStorage.removeItem(TOKEN_KEY); } catch (e) { /* ignore */ }
+  }
+
+  function loginUrl() {
+    const here = location.pathname + location.search;
+    return here === "/" || here.startsWith("/login") ? "/login" : "/login?next=" + encodeURIComponent(here);
+  }
+
+  let redirecting = false;
+  function toLogin() {
+    clearToken();
+    if (redirecting) return;
+    redirecting = true;
+    location.replace(loginUrl());
+  }
+
+  /** Short readable rendering of the `details` object of an API error. */
+  function describeDetails(details) {
+    if (!details || typeof details !== "object") return "";
+    const list = Array.isArray(details) ? details : details.errors;
+    if (Array.isArray(list)) {
+      // pydantic-style: [{loc:[...], msg:"..."}]
+      return list.slice(0, 3).map(function (e) {
+        if (e && typeof e === "object") {
+          const loc = Array.isArray(e.loc) ? e.loc.filter(function (p) { return p !== "body"; }).join(".") : "";
+          return (loc ? loc + ": " : "") + (e.msg || e.message || JSON.stringify(e));
+        }
+        return String(e);
+      }).join("; ");
+    }
+    const parts = [];
+    Object.keys(details).slice(0, 4).forEach(function (k) {
+      const v = details[k];
+      parts.push(k + ": " + (typeof v === "object" ? JSON.stringify(v) : String(v)));
+    });
+    return parts.join(", ");
+  }
+
+  /** Build an ApiError from a non-OK response (error JSON or anything else). */
+  async function errorFrom(res) {
+    let body = null;
+    try { body = await res.json(); } catch (e) { /* not JSON */ }
+    const err = body && body.error;
+    if (err && typeof err === "object") {
+      let msg = err.message || err.code || "request failed";
+      const extra = describeDetails(err.details);
+      if (extra && msg.indexOf(extra) < 0) msg += " (" + extra + ")";
+      return new ApiError(res.status, err.code || "error", msg, err.details);
+    }
+    if (body && typeof body.detail === "string") {
+      return new ApiError(res.status, "error", body.detail, {});
+    }
+    return new ApiError(res.status, "http_" + res.status,
+      "HTTP " + res.status + (res.statusText ? " " + res.statusText : ""), {});
+  }
+
+  /**
+   * Authenticated fetch. Returns the Response when it is OK; throws ApiError
+   * otherwise. On 401 it clears the token and goes to /login (unless
+   * opts.noRedirect). opts: {body (JSON-encoded unless FormData), headers,
+   * signal, noRedirect}.
+   */
+  async function raw(method, path, opts) {
+    opts = opts || {};
+    const headers = Object.assign({ Accept: "application/json" }, opts.headers || {});
+    const token = getToken();
+    if (token) headers.Authorization = "Bearer " + token;
+    let body = opts.body;
+    if (body !== undefined && !(body instanceof FormData) && typeof body !== "string") {
+      body = JSON.stringify(body);
+      headers["Content-Type"] = "application/json";
+    }
+    let res;
+    try {
+      res = await fetch(path, { method: method, headers: headers, body: body, signal: opts.signal, cache: "no-store" });
+    } catch (e) {
+      if (e && e.name === "AbortError") throw e;
+      throw new ApiError(0, "network", "Network error: cannot reach the server", {});
+    }
+    if (res.status === 401 && !opts.noRedirect) {
+      toLogin();
+      throw new ApiError(401, "unauthorized", "Your session has expired. Please log in again.", {});
+    }
+    if (!res.ok) throw await errorFrom(res);
+    return res;
+  }
+
+  /** JSON request; resolves to the parsed body (null for 204 / empty). */
+  async function request(method, path, opts) {
+    const res = await raw(method, path, opts);
+    if (res.status === 204) return null;
+    const text = await res.text();
+    return text ? JSON.parse(text) : null;
+  }
+
+  /** Fetch a binary resource (e.g. an image) with the auth header. */
+  async function blob(path, opts) {
+    const res = await raw("GET", path, Object.assign({ headers: { Accept: "*/*" } }, opts || {}));
+    return res.blob();
+  }
+
+  /** Fetch with auth and save the response as a file. */
+  async function download(path, fallbackName) {
+    const res = await raw("GET", path, { headers: { Accept: "*/*" } });
+    const data = await res.blob();
+    let name = fallbackName;
+    const cd = res.headers.get("Content-Disposition") || "";
+    const m = /filename\*=UTF-8''([^;]+)/i.exec(cd) || /filename="?([^";]+)"?/i.exec(cd);
+    if (m) { try { name = decodeURIComponent(m[1]); } catch (e) { name = m[1]; } }
+    const url = URL.createObjectURL(data);
+    const a = document.createElement("a");
+    a.href = url;
+    a.download = name;
+    document.body.appendChild(a);
+    a.click();
+    a.remove();
+    setTimeout(function () { URL.revokeObjectURL(url); }, 10000);
+  }
+
+  function messageOf(err) {
+    if (!err) return "Unknown error";
+    if (typeof err === "string") return err;
+    return err.message || String(err);
+  }
+
+  /** Show an error in the page's #error element (click or Escape dismisses). */
+  function showError(err, prefix) {
+    if (err && err.name === "AbortError") return;
+    const box = document.getElementById("error");
+    const text = (prefix ? prefix + ": " : "") + messageOf(err);
+    if (!box) { console.error(text); return; }
+    box.textContent = text;
+    box.hidden = false;
+  }
+
+  function clearError() {
+    const box = document.getElementById("error");
+    if (box) { box.hidden = true; box.textContent = ""; }
+  }
+
+  /** Tiny DOM builder: el("a", {href: "/", class: "x"}, "text", child, ...). */
+  function el(tag, attrs) {
+    const node = document.createElement(tag);
+    if (attrs) {
+      Object.keys(attrs).forEach(function (k) {
+        const v = attrs[k];
+        if (v === null || v === undefined || v === false) return;
+        if (k === "class") node.className = v;
+        else if (k === "text") node.textContent = v;
+        else if (k === "dataset") Object.assign(node.dataset, v);
+        else if (k.startsWith("on") && typeof v === "function") node.addEventListener(k.slice(2), v);
+        else node.setAttribute(k, v === true ? "" : String(v));
+      });
+    }
+    for (let i = 2; i < arguments.length; i++) {
+      const c = arguments[i];
+      if (c === null || c === undefined || c === false) continue;
+      node.append(c instanceof Node ? c : String(c));
+    }
+    return node;
+  }
+
+  /** Pages that need a login call this first; it redirects when there is no token. */
+  function requireToken() {
+    if (getToken()) return true;
+    toLogin();
+    return false;
+  }
+
+  document.addEventListener("DOMContentLoaded", function () {
+    const box = document.getElementById("error");
+    if (box) {
+      box.title = "Click to dismiss";
+      box.addEventListener("click", clearError);
+    }
+  });
+  document.addEventListener("keydown", function (e) {
+    if (e.key === "Escape") clearError();
+  });
+
+  window.AssayAPI = Object.freeze({
+    TOKEN_KEY: TOKEN_KEY,
+    ApiError: ApiError,
+    getToken: getToken,
+    setToken: setToken,
+    clearToken: clearToken,
+    requireToken: requireToken,
+    raw: raw,
+    request: request,
+    get: function (path, opts) { return request("GET", path, opts); },
+    post: function (path, body, opts) { return request("POST", path, Object.assign({ body: body === undefined ? {} : body }, opts || {})); },
+    del: function (path, opts) { return request("DELETE", path, opts); },
+    blob: blob,
+    download: download,
+    messageOf: messageOf,
+    showError: showError,
+    clearError: clearError,
+    el: el,
+  });
+})();

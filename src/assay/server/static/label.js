@@ -1,0 +1,577 @@
+/* Annotator screen.
+ *
+ * Flow: one task is on screen (`state.current`); a small queue of further
+ * tasks is leased ahead (`state.queue`) so the next item appears at once.
+ * Answers, skips and undos are sent in the background (optimistic); failures
+ * show in #error. Tasks with a request in flight, on screen or queued are
+ * always sent in `exclude`, so the server never hands one out twice.
+ */
+(function () {
+  "use strict";
+  const api = window.AssayAPI;
+  const el = api.el;
+  if (!api.requireToken()) return;
+
+  const QUEUE_TARGET = 2;      // tasks leased ahead of the one on screen
+  const HISTORY_MAX = 50;      // answers that can be undone
+  const IMAGE_CACHE_MAX = 8;   // object URLs kept
+  const LEASE_MARGIN_MS = 5000;
+  const SUBMIT_RETRIES = 3;
+
+  const match = /^\/label\/([^/]+)\/?$/.exec(location.pathname);
+  const projectId = match ? decodeURIComponent(match[1]) : null;
+  const P = "/api/projects/" + encodeURIComponent(projectId);
+
+  /* An "entry" wraps a task: {task, expiresAt (local ms|null), ready (Promise|null, set
+   * while an undo is being sent), prevLabel (label to preselect after undo)}. */
+  const state = {
+    project: null,
+    multi: false,
+    classes: [],              // [{name, description}]
+    current: null,            // entry on screen, or null
+    queue: [],                // entries leased ahead, next first
+    inflight: new Map(),      // task id -> number of requests in flight for it
+    history: [],              // answer records {entry, label, promise, answer}
+    selected: new Set(),      // multi: chosen class names
+    lastFinishedId: null,
+    fetching: false,
+    exhausted: false,         // server said "no task" (given our exclusions)
+    fetchFailures: 0,
+    dupStreak: 0,
+    retryTimer: null,
+    submitted: 0,
+    pending: 0,
+  };
+
+  const $ = function (id) { return document.getElementById(id); };
+  let ui = null;
+
+  /* ---------- small helpers ---------- */
+
+  function setStatus(text) { ui.status.textContent = text; }
+
+  function inflightAdd(id) { state.inflight.set(id, (state.inflight.get(id) || 0) + 1); }
+  function inflightDel(id) {
+    const n = (state.inflight.get(id) || 1) - 1;
+    if (n > 0) state.inflight.set(id, n); else state.inflight.delete(id);
+  }
+
+  function excludedIds() {
+    const ids = new Set(state.inflight.keys());
+    if (state.current) ids.add(state.current.task.id);
+    state.queue.forEach(function (e) { ids.add(e.task.id); });
+    return ids;
+  }
+
+  /** Lease end on the local clock, using the server's Date header to cancel clock skew. */
+  function localExpiry(task, res) {
+    const serverNow = Date.parse(res.headers.get("Date") || "");
+    let s = task.lease_expires_at;
+    if (s === null || s === undefined || isNaN(serverNow)) return null;
+    let end;
+    if (typeof s === "number") end = s < 1e12 ? s * 1000 : s;
+    else {
+      s = String(s);
+      if (!/(Z|[+-]\d\d:?\d\d)$/i.test(s)) s += "Z"; // naive timestamps are UTC
+      end = Date.parse(s);
+    }
+    const ttl = end - serverNow;
+    return isNaN(ttl) || ttl <= 0 ? null : Date.now() + ttl;
+  }
+
+  function isStale(entry) {
+    return !entry.ready && entry.expiresAt !== null && Date.now() > entry.expiresAt - LEASE_MARGIN_MS;
+  }
+
+  /** Drop queued tasks whose lease ran out (e.g. the tab sat idle). */
+  function dropStale() {
+    state.queue = state.queue.filter(function (e) { return !isStale(e); });
+  }
+
+  function wait(ms) { return new Promise(function (r) { setTimeout(r, ms); }); }
+
+  function retryable(err) {
+    return err && (err.status === 0 || err.status === 502 || err.status === 503 || err.status === 504);
+  }
+
+  async function withRetry(fn) {
+    for (let attempt = 0; ; attempt++) {
+      try { return await fn(); } catch (err) {
+        if (attempt >= SUBMIT_RETRIES || !retryable(err)) throw err;
+        await wait(500 * Math.pow(2, attempt));
+      }
+    }
+  }
+
+  /* ---------- images: fetched with the auth header, kept as object URLs ---------- */
+
+  const images = new Map(); // item id -> {promise, url}
+
+  function imageFor(item) {
+    let rec = images.get(item.id);
+    if (rec) { images.delete(item.id); images.set(item.id, rec); return rec.promise; } // LRU bump
+    rec = { url: null, promise: null };
+    rec.promise = api.blob(item.content_url).then(function (b) {
+      rec.url = URL.createObjectURL(b);
+      const probe = new Image(); // decode ahead so showing it is instant
+      probe.src = rec.url;
+      if (probe.decode) probe.decode().catch(function () {});
+      return rec.url;
+    });
+    rec.promise.catch(function () { if (images.get(item.id) === rec) images.delete(item.id); });
+    images.set(item.id, rec);
+    trimImages();
+    return rec.promise;
+  }
+
+  function trimImages() {
+    if (images.size <= IMAGE_CACHE_MAX) return;
+    const keep = new Set();
+    if (state.current) keep.add(state.current.task.item.id);
+    state.queue.forEach(function (e) { keep.add(e.task.item.id); });
+    state.history.slice(-2).forEach(function (r) { keep.add(r.entry.task.item.id); });
+    for (const [id, rec] of images) {
+      if (images.size <= IMAGE_CACHE_MAX) break;
+      if (keep.has(id) || !rec.url) continue;
+      URL.revokeObjectURL(rec.url);
+      images.delete(id);
+    }
+  }
+
+  function preload(entry) {
+    const item = entry.task.item || {};
+    if (item.kind === "image" && item.content_url) imageFor(item).catch(function () {});
+  }
+
+  /* ---------- fetching tasks ---------- */
+
+  let fetchErrorText = null;
+
+  async function fill() {
+    if (state.fetching || state.exhausted || !projectId) return;
+    dropStale();
+    if (state.queue.length >= QUEUE_TARGET) return;
+    clearTimeout(state.retryTimer);
+    state.retryTimer = null;
+    state.fetching = true;
+    let entry = null;
+    try {
+      const res = await api.raw("POST", P + "/tasks/next", { body: { exclude: Array.from(excludedIds()) } });
+      const data = await res.json();
+      if (data.task) entry = { task: data.task, expiresAt: localExpiry(data.task, res), ready: null, prevLabel: null };
+      else state.exhausted = true;
+    } catch (err) {
+      state.fetching = false;
+      onFetchError(err);
+      return;
+    }
+    state.fetching = false;
+    state.fetchFailures = 0;
+    if (fetchErrorText && ui.error.textContent === fetchErrorText) api.clearError();
+    fetchErrorText = null;
+
+    if (entry) {
+      if (excludedIds().has(entry.task.id)) {
+        // Came back through an undo meanwhile, or the server ignored `exclude`.
+        if (++state.dupStreak > 3) {
+          api.showError("The server keeps handing out a task that is already open here; reload the page.");
+          return;
+        }
+      } else {
+        state.dupStreak = 0;
+        state.queue.push(entry);
+        preload(entry);
+      }
+    }
+    if (!state.current && state.project) showNext();
+    fill();
+  }
+
+  function onFetchError(err) {
+    if (err && err.status === 401) return; // redirecting to /login
+    if (retryable(err)) {
+      const delay = Math.min(15000, 1000 * Math.pow(2, state.fetchFailures++));
+      fetchErrorText = "Could not load the next item: " + api.messageOf(err) + " (retrying…)";
+      if (!state.current || state.fetchFailures > 1) api.showError(fetchErrorText);
+      state.retryTimer = setTimeout(fill, delay);
+    } else {
+      api.showError(err, "Could not load the next item");
+    }
+    if (!state.current) ui.loading.textContent = "Could not load a task.";
+  }
+
+  /* ---------- rendering ---------- */
+
+  function renderClasses() {
+    ui.classes.replaceChildren();
+    state.classes.forEach(function (c, i) {
+      const btn = el("button", {
+        type: "button",
+        class: "class-btn",
+        "data-class": c.name,
+        "data-key": i < 9 ? String(i + 1) : null,
+        title: c.description || null,
+        "aria-pressed": state.multi ? "false" : null,
+      }, i < 9 ? el("kbd", { text: String(i + 1) }) : el("kbd", { class: "nokey", text: "·" }),
+        el("span", { class: "class-name", text: c.name }));
+      // Keep focus where it was on mouse clicks, so Enter/Space never re-fire a class.
+      btn.addEventListener("mousedown", function (e) { e.preventDefault(); });
+      btn.addEventListener("click", function () { choose(i); });
+      ui.classes.append(btn);
+    });
+    ui.keysHelp.textContent = state.multi
+      ? "Keys: 1–9 toggle a class · Enter submit · s skip · z undo"
+      : "Keys: 1–9 choose a class · s skip · z undo";
+  }
+
+  function updateControls() {
+    const on = !!state.current;
+    const prev = on && state.current.prevLabel;
+    ui.classes.querySelectorAll(".class-btn").forEach(function (btn) {
+      const name = btn.dataset.class;
+      btn.disabled = !on;
+      if (state.multi) {
+        const sel = on && state.selected.has(name);
+        btn.classList.toggle("is-selected", sel);
+        btn.setAttribute("aria-pressed", sel ? "true" : "false");
+      } else {
+        btn.classList.toggle("was-selected", !!prev && prev === name);
+      }
+    });
+    ui.submit.disabled = !on;
+    ui.skip.disabled = !on;
+    ui.undo.disabled = state.history.length === 0;
+  }
+
+  function render(entry) {
+    state.current = entry;
+    const item = entry.task.item || {};
+    state.selected = new Set(state.multi && Array.isArray(entry.prevLabel) ? entry.prevLabel : []);
+    ui.loading.hidden = true;
+    ui.done.hidden = true;
+    ui.item.hidden = false;
+    ui.item.dataset.taskId = entry.task.id;
+    ui.item.dataset.itemId = item.id;
+    ui.item.dataset.kind = item.kind || "";
+
+    if (item.kind === "image") {
+      ui.text.hidden = true;
+      ui.text.textContent = "";
+      ui.frame.hidden = false;
+      ui.image.hidden = true;
+      ui.image.removeAttribute("src");
+      ui.imageLoading.hidden = true;
+      if (!item.content_url) {
+        ui.imageLoading.textContent = "This item has no image.";
+        ui.imageLoading.hidden = false;
+      } else {
+        const shownAt = entry;
+        const slow = setTimeout(function () {
+          if (state.current === shownAt && ui.image.hidden) {
+            ui.imageLoading.textContent = "Loading image…";
+            ui.imageLoading.hidden = false;
+          }
+        }, 150);
+        imageFor(item).then(function (url) {
+          if (state.current !== shownAt) return;
+          ui.image.src = url;
+          ui.image.hidden = false;
+          ui.imageLoading.hidden = true;
+        }, function (err) {
+          if (state.current !== shownAt) return;
+          ui.imageLoading.textContent = "Could not load the image: " + api.messageOf(err);
+          ui.imageLoading.hidden = false;
+        }).finally(function () { clearTimeout(slow); });
+      }
+    } else {
+      ui.frame.hidden = true;
+      ui.image.removeAttribute("src");
+      ui.text.hidden = false;
+      if (typeof item.text === "string") {
+        ui.text.textContent = item.text;
+      } else if (item.content_url) {
+        ui.text.textContent = "Loading…";
+        const shownAt = entry;
+        api.raw("GET", item.content_url, { headers: { Accept: "text/plain" } })
+          .then(function (r) { return r.text(); })
+          .then(function (t) { if (state.current === shownAt) ui.text.textContent = t; },
+            function (err) { if (state.current === shownAt) ui.text.textContent = "Could not load the text: " + api.messageOf(err); });
+      } else {
+        ui.text.textContent = "";
+      }
+    }
+
+    ui.fields.replaceChildren();
+    const fields = item.fields || {};
+    Object.keys(fields).forEach(function (k) {
+      const v = fields[k];
+      ui.fields.append(el("dt", { text: k }),
+        el("dd", { text: v !== null && typeof v === "object" ? JSON.stringify(v) : String(v) }));
+    });
+    ui.fields.hidden = Object.keys(fields).length === 0;
+    ui.stage.scrollTop = 0;
+    updateControls();
+  }
+
+  function renderEmpty() {
+    state.current = null;
+    ui.item.hidden = true;
+    ui.text.textContent = "";
+    ui.image.removeAttribute("src");
+    const done = state.exhausted && !state.fetching && state.queue.length === 0;
+    ui.done.hidden = !done;
+    ui.loading.hidden = done;
+    if (!done) ui.loading.textContent = "Loading…";
+    document.body.classList.toggle("is-done", done);
+    updateControls();
+  }
+
+  /** Put the next queued task on screen (or the waiting / all-done state). */
+  function showNext() {
+    dropStale();
+    while (state.queue.length && state.queue[0].task.id === state.lastFinishedId) state.queue.shift();
+    const next = state.queue.shift();
+    document.body.classList.remove("is-done");
+    if (next) render(next); else renderEmpty();
+    fill();
+  }
+
+  /** The current task is answered or skipped: move on immediately. */
+  function finish(entry) {
+    state.lastFinishedId = entry.task.id;
+    showNext();
+  }
+
+  /* ---------- progress ---------- */
+
+  let progressBusy = false;
+  let progressAgain = false;
+
+  function refreshProgress() {
+    if (progressBusy) { progressAgain = true; return; }
+    progressBusy = true;
+    api.get(P + "/progress").then(function (p) {
+      const mine = p.me && typeof p.me.answers === "number" ? p.me.answers : p.done;
+      ui.progress.textContent = "done " + mine + " · remaining " + p.remaining;
+      ui.progress.dataset.done = mine;
+      ui.progress.dataset.remaining = p.remaining;
+      ui.progress.title = "Your answers: " + mine + ". Project: " + p.done + " of " + p.tasks + " tasks complete.";
+    }, function () { /* progress is informative only */ }).then(function () {
+      progressBusy = false;
+      if (progressAgain) { progressAgain = false; refreshProgress(); }
+    });
+  }
+
+  /* ---------- actions ---------- */
+
+  /** Send a request about `entry` in the background, after any undo of it has landed. */
+  function send(entry, fn) {
+    const id = entry.task.id;
+    inflightAdd(id);
+    state.pending++;
+    setStatus("saving…");
+    const p = Promise.resolve(entry.ready).then(function () { return withRetry(fn); });
+    const settle = function () { inflightDel(id); state.pending--; };
+    p.then(settle, settle);
+    return p;
+  }
+
+  /** After a failed send the task may be available again: look for work once more. */
+  function afterFailure() {
+    state.exhausted = false;
+    if (!state.current) showNext(); else fill();
+  }
+
+  function choose(index) {
+    const c = state.classes[index];
+    if (!state.current || !c) return;
+    if (state.multi) {
+      if (state.selected.has(c.name)) state.selected.delete(c.name); else state.selected.add(c.name);
+      updateControls();
+    } else {
+      submit(c.name);
+    }
+  }
+
+  function submit(label) {
+    const entry = state.current;
+    if (!entry) return;
+    if (label === undefined) {
+      if (!state.multi) return;
+      label = state.classes.map(function (c) { return c.name; })
+        .filter(function (n) { return state.selected.has(n); });
+    }
+    const id = entry.task.id;
+    const rec = { entry: entry, label: label, answer: null, promise: null };
+    rec.promise = send(entry, function () {
+      return api.post("/api/tasks/" + encodeURIComponent(id) + "/answers", { label: label });
+    }).then(function (data) {
+      rec.answer = data.answer;
+      state.submitted++;
+      document.body.dataset.submitted = String(state.submitted);
+      setStatus("saved");
+      refreshProgress();
+      return data.answer;
+    }, function (err) {
+      const i = state.history.indexOf(rec);
+      if (i >= 0) state.history.splice(i, 1);
+      if (!err.shown) {
+        err.shown = true;
+        api.showError(err, err.status === 409 ? "Answer not saved (conflict)" : "Answer not saved");
+      }
+      setStatus("");
+      updateControls();
+      afterFailure();
+      throw err;
+    });
+    rec.promise.catch(function () {});
+    state.history.push(rec);
+    if (state.history.length > HISTORY_MAX) state.history.shift();
+    finish(entry);
+  }
+
+  function skip() {
+    const entry = state.current;
+    if (!entry) return;
+    const id = entry.task.id;
+    send(entry, function () {
+      return api.post("/api/tasks/" + encodeURIComponent(id) + "/skip");
+    }).then(function () {
+      setStatus("skipped");
+      refreshProgress();
+    }, function (err) {
+      if (!err.shown) { err.shown = true; api.showError(err, "Skip not saved"); }
+      setStatus("");
+      afterFailure();
+    });
+    finish(entry);
+  }
+
+  /** Undo the latest answer: show its task again at once; DELETE runs in the background. */
+  function undo() {
+    const rec = state.history.pop();
+    if (!rec) { setStatus("nothing to undo"); return; }
+    const id = rec.entry.task.id;
+    const again = { task: rec.entry.task, expiresAt: null, ready: null, prevLabel: rec.label };
+    inflightAdd(id);
+    again.ready = rec.promise.then(function (answer) {
+      return api.del("/api/answers/" + encodeURIComponent(answer.id));
+    }).then(function (data) {
+      if (data && data.task && data.task.id === id) again.task = Object.assign({}, again.task, data.task, { item: again.task.item });
+      setStatus("undone");
+      refreshProgress();
+    });
+    again.ready.catch(function (err) {
+      if (!err.shown) { err.shown = true; api.showError(err, "Undo failed; the earlier answer stands"); }
+      // The task is not ours to answer again: take it off screen / out of the queue.
+      if (state.current === again) finish(again);
+      else state.queue = state.queue.filter(function (e) { return e !== again; });
+    }).then(function () { inflightDel(id); });
+
+    if (state.current) state.queue.unshift(state.current); // still leased to us: comes next
+    document.body.classList.remove("is-done");
+    render(again);
+    setStatus("undoing…");
+  }
+
+  /* ---------- keyboard ---------- */
+
+  function digitOf(e) {
+    if (/^[1-9]$/.test(e.key)) return Number(e.key);
+    const m = /^(?:Digit|Numpad)([1-9])$/.exec(e.code || "");
+    return m && !/^[0-9]$/.test(e.key) ? Number(m[1]) : 0; // e.g. AZERTY top row
+  }
+
+  function onKey(e) {
+    if (e.defaultPrevented || e.ctrlKey || e.metaKey || e.altKey) return;
+    const t = e.target;
+    if (t && (t.isContentEditable || /^(INPUT|TEXTAREA|SELECT)$/.test(t.tagName))) return;
+    const digit = digitOf(e);
+    if (digit) {
+      e.preventDefault();
+      if (!e.repeat) choose(digit - 1);
+      return;
+    }
+    switch (e.key) {
+      case "Enter":
+        if (!state.multi) return; // let a focused button work as usual
+        e.preventDefault();
+        if (!e.repeat) submit();
+        return;
+      case "s": case "S":
+        e.preventDefault();
+        if (!e.repeat) skip();
+        return;
+      case "z": case "Z": case "Backspace":
+        e.preventDefault();
+        if (!e.repeat) undo();
+        return;
+    }
+  }
+
+  /* ---------- setup ---------- */
+
+  function setupProject(project) {
+    state.project = project;
+    const schema = project.schema || {};
+    state.multi = schema.kind === "multi";
+    state.classes = (schema.classes || []).map(function (c) {
+      return typeof c === "string" ? { name: c, description: "" } : { name: String(c.name), description: c.description || "" };
+    });
+    document.title = project.name + " · assay";
+    ui.projectName.textContent = project.name;
+    document.body.dataset.kind = state.multi ? "multi" : "single";
+    ui.submit.hidden = !state.multi;
+    const text = (schema.instructions || "").trim();
+    ui.instructions.textContent = text;
+    ui.instructionsBox.hidden = !text;
+    renderClasses();
+    updateControls();
+  }
+
+  document.addEventListener("DOMContentLoaded", async function () {
+    ui = {
+      status: $("status"), progress: $("progress"), error: $("error"), loading: $("loading"),
+      done: $("done"), item: $("item"), text: $("item-text"), frame: $("image-frame"),
+      image: $("item-image"), imageLoading: $("image-loading"), fields: $("item-fields"),
+      classes: $("classes"), submit: $("submit"), skip: $("skip"), undo: $("undo"),
+      keysHelp: $("keys-help"), instructions: $("instructions"), instructionsBox: $("instructions-box"),
+      projectName: $("project-name"), stage: document.querySelector(".stage"),
+    };
+    if (!projectId) {
+      ui.loading.textContent = "No project given.";
+      api.showError("No project id in the address; open a project from the project list.");
+      return;
+    }
+    document.addEventListener("keydown", onKey);
+    ui.submit.addEventListener("click", function () { submit(); });
+    ui.skip.addEventListener("click", skip);
+    ui.undo.addEventListener("click", undo);
+    [ui.submit, ui.skip, ui.undo].forEach(function (b) {
+      b.addEventListener("mousedown", function (e) { e.preventDefault(); });
+    });
+    $("check-again").addEventListener("click", function () {
+      state.exhausted = false;
+      showNext();
+    });
+    document.addEventListener("visibilitychange", function () {
+      if (document.hidden || !state.project) return;
+      dropStale();
+      if (!state.current) { state.exhausted = false; showNext(); } else fill();
+    });
+    window.addEventListener("beforeunload", function (e) {
+      if (state.pending > 0) { e.preventDefault(); e.returnValue = ""; }
+    });
+
+    fill(); // the first task loads alongside the project
+    refreshProgress();
+    try {
+      setupProject(await api.get(P));
+    } catch (err) {
+      if (err.status !== 401) api.showError(err, "Could not load the project");
+      ui.loading.textContent = "Could not load the project.";
+      return;
+    }
+    if (!state.current) showNext();
+  });
+})();

@@ -1,0 +1,195 @@
+"""The tables, as SQLAlchemy Core metadata.
+
+Conventions: integer surrogate keys, timestamps as UTC float seconds (cheap to
+compare and index on both SQLite and PostgreSQL), JSON payloads in JSON
+columns that are never sorted or counted over.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    Column,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    text,
+)
+
+# BigInteger ids on PostgreSQL; plain INTEGER PRIMARY KEY (the rowid) on SQLite.
+Id = BigInteger().with_variant(Integer(), "sqlite")
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+users = Table(
+    "users",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("username", String(200), nullable=False, unique=True),
+    Column("role", String(20), nullable=False),
+    Column("password_hash", String(300)),
+    Column("active", Boolean, nullable=False, server_default=text("true")),
+    Column("created_at", Float, nullable=False),
+    CheckConstraint("role IN ('admin', 'reviewer', 'annotator')", name="role"),
+)
+
+tokens = Table(
+    "tokens",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("user_id", Id, ForeignKey("users.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("token_hash", String(64), nullable=False, unique=True),
+    Column("name", String(200)),
+    Column("created_at", Float, nullable=False),
+)
+
+datasets = Table(
+    "datasets",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("name", String(200), nullable=False, unique=True),
+    Column("created_at", Float, nullable=False),
+)
+
+items = Table(
+    "items",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("dataset_id", Id, ForeignKey("datasets.id", ondelete="CASCADE"), nullable=False),
+    Column("content_hash", String(64), nullable=False),
+    Column("kind", String(10), nullable=False),
+    Column("text", Text),
+    Column("blob", String(200)),  # key in the blob store, for images
+    Column("media_type", String(100)),
+    Column("source_uri", Text),
+    Column("meta", JSON),
+    Column("source", Text),
+    Column("license", Text),
+    Column("consent", Text),
+    Column("import_id", Id, ForeignKey("imports.id")),
+    Column("created_at", Float, nullable=False),
+    UniqueConstraint("dataset_id", "content_hash"),
+    CheckConstraint("kind IN ('text', 'image')", name="kind"),
+)
+Index("ix_items_import_id", items.c.import_id)
+Index("ix_items_dataset_id", items.c.dataset_id, items.c.id)
+
+imports = Table(
+    "imports",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("dataset_id", Id, ForeignKey("datasets.id", ondelete="CASCADE"), nullable=False),
+    Column("source_uri", Text),
+    Column("source", Text),
+    Column("license", Text),
+    Column("consent", Text),
+    Column("added", Integer, nullable=False, server_default=text("0")),
+    Column("skipped", Integer, nullable=False, server_default=text("0")),
+    Column("created_at", Float, nullable=False),
+)
+
+projects = Table(
+    "projects",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("name", String(200), nullable=False, unique=True),
+    Column("dataset_id", Id, ForeignKey("datasets.id"), nullable=False),
+    Column("schema_kind", String(30), nullable=False),
+    Column("schema_spec", JSON, nullable=False),
+    Column("overlap", Integer, nullable=False),
+    Column("lease_seconds", Integer, nullable=False),
+    Column("show_fields", JSON, nullable=False),
+    Column("created_at", Float, nullable=False),
+    CheckConstraint("overlap >= 1", name="overlap"),
+)
+
+members = Table(
+    "members",
+    metadata,
+    Column("project_id", Id, ForeignKey("projects.id", ondelete="CASCADE"), primary_key=True),
+    Column("user_id", Id, ForeignKey("users.id", ondelete="CASCADE"), primary_key=True),
+    Column("created_at", Float, nullable=False),
+)
+
+# A task is one item inside one project. ``open_slots`` is how many more
+# leases may be handed out: overlap - answers - live leases. It never goes
+# below zero (CHECK), which is what makes over-assignment impossible.
+tasks = Table(
+    "tasks",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("project_id", Id, ForeignKey("projects.id", ondelete="CASCADE"), nullable=False),
+    Column("item_id", Id, ForeignKey("items.id", ondelete="CASCADE"), nullable=False),
+    Column("priority", Float, nullable=False, server_default=text("0")),
+    Column("needed", Integer, nullable=False),
+    Column("answer_count", Integer, nullable=False, server_default=text("0")),
+    Column("open_slots", Integer, nullable=False),
+    UniqueConstraint("project_id", "item_id"),
+    CheckConstraint("open_slots >= 0", name="open_slots"),
+    CheckConstraint("answer_count <= needed", name="answer_count"),
+)
+# The hand-out index: only tasks with room are in it, so "next" stays an
+# index probe however many tasks are done.
+Index(
+    "ix_tasks_open",
+    tasks.c.project_id,
+    tasks.c.priority.desc(),
+    tasks.c.id,
+    sqlite_where=tasks.c.open_slots > 0,
+    postgresql_where=tasks.c.open_slots > 0,
+)
+
+leases = Table(
+    "leases",
+    metadata,
+    Column("task_id", Id, ForeignKey("tasks.id", ondelete="CASCADE"), primary_key=True),
+    Column("annotator_id", Id, ForeignKey("users.id", ondelete="CASCADE"), primary_key=True),
+    Column("project_id", Id, nullable=False),
+    Column("expires_at", Float, nullable=False),
+    Column("created_at", Float, nullable=False),
+)
+Index("ix_leases_expires_at", leases.c.expires_at)
+Index("ix_leases_annotator", leases.c.annotator_id, leases.c.project_id)
+
+answers = Table(
+    "answers",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("task_id", Id, ForeignKey("tasks.id", ondelete="CASCADE"), nullable=False),
+    Column("project_id", Id, nullable=False),
+    Column("item_id", Id, nullable=False),
+    Column("annotator_id", Id, ForeignKey("users.id"), nullable=False),
+    Column("label", JSON, nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("lead_time", Float),  # seconds between lease and answer
+    UniqueConstraint("task_id", "annotator_id"),
+)
+Index("ix_answers_project_id", answers.c.project_id, answers.c.id)
+Index("ix_answers_annotator", answers.c.annotator_id, answers.c.project_id, answers.c.id)
+
+skips = Table(
+    "skips",
+    metadata,
+    Column("task_id", Id, ForeignKey("tasks.id", ondelete="CASCADE"), primary_key=True),
+    Column("annotator_id", Id, ForeignKey("users.id", ondelete="CASCADE"), primary_key=True),
+    Column("project_id", Id, nullable=False),
+    Column("created_at", Float, nullable=False),
+)
+Index("ix_skips_annotator", skips.c.annotator_id, skips.c.project_id)

@@ -1,0 +1,617 @@
+"""The workspace: assay's front door.
+
+A workspace is a folder (``ASSAY_HOME``, default ``./assay-data``) holding
+``assay.db`` (SQLite) — or a PostgreSQL URL in ``ASSAY_DATABASE_URL`` — plus
+``blobs/`` for images. Every use-case is a method here: it loads rows,
+calls the pure parts, and writes results back in one transaction. The HTTP
+server and the CLI are thin shells over it.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import threading
+import time
+import zipfile
+from collections.abc import Iterator, Sequence
+from pathlib import Path, PurePosixPath
+from typing import Any, BinaryIO
+
+import orjson
+from sqlalchemy import JSON, func, insert, select, text
+from sqlalchemy.exc import IntegrityError
+
+from assay import export as _export
+from assay import handout, ingest, schemas, security
+from assay.errors import Conflict, Forbidden, InvalidInput, NotFound, Unauthorized
+from assay.store import BlobStore, Database
+from assay.store import migrate
+from assay.store.schema import (
+    answers, datasets, items, members, projects, skips, tasks, tokens, users,
+)
+
+ROLES = ("admin", "reviewer", "annotator")
+DEFAULT_HOME = "assay-data"
+
+
+def _row(r) -> dict:
+    return dict(r._mapping) if r is not None else None
+
+
+class Workspace:
+    """Open (creating if needed) the workspace at ``home``.
+
+    >>> ws = Workspace("assay-data")
+    >>> ds = ws.create_dataset("reviews")
+    >>> ws.import_file(ds["id"], "reviews.csv", text_column="review")
+    """
+
+    def __init__(self, home: str | os.PathLike | None = None, *, database_url: str | None = None,
+                 migrate_db: bool = True) -> None:
+        self.home = Path(home or os.environ.get("ASSAY_HOME") or DEFAULT_HOME).resolve()
+        self.home.mkdir(parents=True, exist_ok=True)
+        url = database_url or os.environ.get("ASSAY_DATABASE_URL") or f"sqlite:///{self.home / 'assay.db'}"
+        self.db = Database(url)
+        self.blobs = BlobStore(self.home / "blobs")
+        if migrate_db:
+            migrate.upgrade(self.db)
+        self._projects: dict[int, dict] = {}
+        self._auth_cache: dict[str, tuple[float, dict]] = {}
+        self._lock = threading.Lock()
+
+    def close(self) -> None:
+        self.db.dispose()
+
+    def __enter__(self) -> Workspace:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"Workspace({str(self.home)!r}, database={self.db.dialect})"
+
+    # ------------------------------------------------------------ users
+
+    def add_user(self, username: str, role: str = "annotator", password: str | None = None) -> tuple[dict, str]:
+        """Create a user; returns ``(user, api_token)``. The token is shown only once."""
+        username = (username or "").strip()
+        if not username or len(username) > 200:
+            raise InvalidInput("username must be 1–200 characters")
+        if role not in ROLES:
+            raise InvalidInput(f"unknown role {role!r}: use one of {', '.join(ROLES)}")
+        now = time.time()
+        try:
+            with self.db.write() as conn:
+                uid = conn.execute(
+                    insert(users).values(
+                        username=username, role=role, created_at=now, active=True,
+                        password_hash=security.hash_password(password) if password else None,
+                    ).returning(users.c.id)
+                ).scalar_one()
+                token = self._new_token(conn, uid, "default")
+        except IntegrityError:
+            raise Conflict(f"user {username!r} already exists") from None
+        return {"id": uid, "username": username, "role": role}, token
+
+    def _new_token(self, conn, user_id: int, name: str) -> str:
+        token = security.new_token()
+        conn.execute(insert(tokens).values(
+            user_id=user_id, token_hash=security.token_hash(token), name=name, created_at=time.time()
+        ))
+        return token
+
+    def create_token(self, user: int | str, name: str = "token") -> str:
+        u = self.get_user(user)
+        with self.db.write() as conn:
+            return self._new_token(conn, u["id"], name)
+
+    def set_password(self, user: int | str, password: str) -> None:
+        u = self.get_user(user)
+        if not password or len(password) < 4:
+            raise InvalidInput("password must be at least 4 characters")
+        with self.db.write() as conn:
+            conn.execute(users.update().where(users.c.id == u["id"])
+                         .values(password_hash=security.hash_password(password)))
+
+    def get_user(self, user: int | str) -> dict:
+        col = users.c.id if isinstance(user, int) else users.c.username
+        with self.db.read() as conn:
+            r = conn.execute(select(users.c.id, users.c.username, users.c.role, users.c.active)
+                             .where(col == user)).first()
+        if r is None:
+            raise NotFound(f"user {user!r} does not exist")
+        return _row(r)
+
+    def list_users(self) -> list[dict]:
+        with self.db.read() as conn:
+            return [_row(r) for r in conn.execute(
+                select(users.c.id, users.c.username, users.c.role, users.c.active).order_by(users.c.id))]
+
+    def login(self, username: str, password: str) -> tuple[dict, str]:
+        """Check a password and issue a fresh token for the browser."""
+        with self.db.read() as conn:
+            r = conn.execute(select(users).where(users.c.username == username)).first()
+        if r is None or not r.active or not security.verify_password(password or "", r.password_hash):
+            raise Unauthorized("wrong username or password")
+        token = self.create_token(r.id, "login")
+        return {"id": r.id, "username": r.username, "role": r.role}, token
+
+    def authenticate(self, token: str | None, cache_seconds: float = 5.0) -> dict:
+        """The user a token belongs to, or Unauthorized. Cached for a few seconds."""
+        if not token:
+            raise Unauthorized("missing token: send 'Authorization: Bearer <token>'")
+        now = time.monotonic()
+        hit = self._auth_cache.get(token)
+        if hit is not None and hit[0] > now:
+            return hit[1]
+        with self.db.read() as conn:
+            r = conn.execute(
+                text("SELECT u.id, u.username, u.role, u.active FROM tokens t "
+                     "JOIN users u ON u.id = t.user_id WHERE t.token_hash = :h"),
+                {"h": security.token_hash(token)},
+            ).first()
+        if r is None or not r.active:
+            raise Unauthorized("invalid or revoked token")
+        user = {"id": r.id, "username": r.username, "role": r.role}
+        if len(self._auth_cache) > 10000:
+            self._auth_cache.clear()
+        self._auth_cache[token] = (now + cache_seconds, user)
+        return user
+
+    # ------------------------------------------------------------ datasets
+
+    def create_dataset(self, name: str) -> dict:
+        name = (name or "").strip()
+        if not name or len(name) > 200:
+            raise InvalidInput("dataset name must be 1–200 characters")
+        try:
+            with self.db.write() as conn:
+                did = conn.execute(insert(datasets).values(name=name, created_at=time.time())
+                                   .returning(datasets.c.id)).scalar_one()
+        except IntegrityError:
+            raise Conflict(f"dataset {name!r} already exists") from None
+        return self.get_dataset(did)
+
+    def get_dataset(self, dataset: int | str) -> dict:
+        col = datasets.c.id if isinstance(dataset, int) else datasets.c.name
+        with self.db.read() as conn:
+            r = conn.execute(select(datasets).where(col == dataset)).first()
+            if r is None:
+                raise NotFound(f"dataset {dataset!r} does not exist")
+            n = conn.execute(select(func.count()).select_from(items)
+                             .where(items.c.dataset_id == r.id)).scalar_one()
+        return {**_row(r), "item_count": n}
+
+    def dataset(self, dataset: int | str, create: bool = False) -> dict:
+        try:
+            return self.get_dataset(dataset)
+        except NotFound:
+            if create and isinstance(dataset, str):
+                return self.create_dataset(dataset)
+            raise
+
+    def list_datasets(self) -> list[dict]:
+        with self.db.read() as conn:
+            rows = conn.execute(select(datasets).order_by(datasets.c.id)).all()
+        return [self.get_dataset(r.id) for r in rows]
+
+    # ------------------------------------------------------------ ingest
+
+    def import_file(self, dataset: int | str, path: str | os.PathLike, *, text_column: str = "text",
+                    source: str | None = None, license: str | None = None, consent: str | None = None,
+                    progress: bool = False, on_invalid: str = "error") -> dict:
+        """Import a CSV / JSONL / Parquet file of texts, or a folder of images.
+
+        Re-importing the same content adds nothing. The import is all or
+        nothing. Returns ``{"added", "skipped", "dataset_id", "import_id"}``.
+        """
+        ds = self.dataset(dataset)
+        p = Path(path)
+        prov = ingest.Provenance(source or str(p), license, consent)
+        if p.is_dir():
+            return self._import_image_files(ds["id"], p, prov, progress, on_invalid)
+        if p.suffix.lower() == ".zip":
+            return self.import_zip(ds["id"], p, source=prov.source, license=license, consent=consent,
+                                   progress=progress, on_invalid=on_invalid)
+        batches = ingest.iter_table(p, text_column)
+        rows = ingest.text_rows(batches, text_column, p.name)
+        return ingest.write_items(self.db, ds["id"], rows, prov, str(p), progress=progress,
+                                  desc=f"import {p.name}").as_dict()
+
+    def import_dataframe(self, dataset: int | str, df, *, text_column: str = "text",
+                         source: str | None = None, license: str | None = None,
+                         consent: str | None = None, progress: bool = False) -> dict:
+        """Import a pandas DataFrame with a text column; other columns become metadata."""
+        ds = self.dataset(dataset)
+        prov = ingest.Provenance(source or "dataframe", license, consent)
+        rows = ingest.text_rows(ingest.iter_dataframe(df, text_column), text_column, prov.source)
+        return ingest.write_items(self.db, ds["id"], rows, prov, prov.source, progress=progress,
+                                  total=len(df)).as_dict()
+
+    def _import_image_files(self, dataset_id: int, folder: Path, prov, progress, on_invalid) -> dict:
+        found, sidecar_path = ingest.scan_image_folder(folder, on_invalid)
+        sidecar = ingest.read_sidecar(sidecar_path)
+        files = [(p.relative_to(folder).as_posix(), p) for p in found]
+        return self._write_images(dataset_id, files, sidecar, f"{folder.as_uri()}/", prov, progress,
+                                  on_invalid)
+
+    def _write_images(self, dataset_id, files, sidecar, prefix, prov, progress, on_invalid) -> dict:
+        written: list[str] = []
+        try:
+            rows = ingest.image_rows(files, self.blobs, sidecar, prefix, written, on_invalid)
+            return ingest.write_items(self.db, dataset_id, rows, prov, prefix, progress=progress,
+                                      total=len(files), desc="import images").as_dict()
+        except BaseException:
+            for key in written:  # blobs this import created and nobody else uses
+                try:
+                    (self.blobs.root / key).unlink()
+                except OSError:
+                    pass
+            raise
+
+    def import_zip(self, dataset: int | str, path: str | os.PathLike, *, source: str | None = None,
+                   license: str | None = None, consent: str | None = None, progress: bool = False,
+                   on_invalid: str = "error", max_bytes: int = 2 << 30) -> dict:
+        """Import a zip archive of images (with an optional ``metadata.csv``)."""
+        ds = self.dataset(dataset)
+        p = Path(path)
+        try:
+            zf = zipfile.ZipFile(p)
+        except (zipfile.BadZipFile, OSError) as exc:
+            raise InvalidInput(f"{p.name} is not a readable zip archive: {exc}") from None
+        with zf:
+            names, total = [], 0
+            for info in zf.infolist():
+                if info.is_dir():
+                    continue
+                name = info.filename.replace("\\", "/")
+                pp = PurePosixPath(name)
+                if name.startswith("/") or ".." in pp.parts or (pp.parts and ":" in pp.parts[0]):
+                    raise InvalidInput(f"refusing unsafe path {info.filename!r} in {p.name}")
+                if any(part.startswith(".") or part == "__MACOSX" for part in pp.parts):
+                    continue
+                total += info.file_size
+                names.append(name)
+            if total > max_bytes:
+                raise InvalidInput(f"{p.name} unpacks to {total} bytes, more than the limit {max_bytes}")
+            sidecar = {}
+            if "metadata.csv" in names:
+                names.remove("metadata.csv")
+                with tempfile.TemporaryDirectory() as tmp:
+                    sc = Path(tmp) / "metadata.csv"
+                    sc.write_bytes(zf.read("metadata.csv"))
+                    sidecar = ingest.read_sidecar(sc)
+            bad = [n for n in names if PurePosixPath(n).suffix.lower() not in ingest.IMAGE_SUFFIXES]
+            if bad and on_invalid == "error":
+                raise InvalidInput(f"{len(bad)} file(s) in {p.name} are not images (png/jpg/webp): "
+                                   + ", ".join(bad[:5]))
+            names = sorted(n for n in names if n not in bad)
+            if not names:
+                raise InvalidInput(f"no png/jpg/webp images found in {p.name}")
+            files = ((n, zf.read(n)) for n in names)
+            prov = ingest.Provenance(source or p.name, license, consent)
+            return self._write_images(ds["id"], files, sidecar, f"zip:{p.name}!/", prov, progress,
+                                      on_invalid)
+
+    # ------------------------------------------------------------ items
+
+    def list_items(self, dataset: int | str, *, after: int | None = None, limit: int = 100) -> tuple[list[dict], int | None]:
+        """A keyset page of items: ``(items, next_after)``."""
+        ds = self.dataset(dataset)
+        limit = max(1, min(int(limit), 1000))
+        q = (select(items).where(items.c.dataset_id == ds["id"], items.c.id > (after or 0))
+             .order_by(items.c.id).limit(limit))
+        with self.db.read() as conn:
+            rows = [self._item(r) for r in conn.execute(q)]
+        return rows, (rows[-1]["id"] if len(rows) == limit else None)
+
+    def _item(self, r) -> dict:
+        return _row(r)
+
+    def get_item(self, item_id: int) -> dict:
+        with self.db.read() as conn:
+            r = conn.execute(select(items).where(items.c.id == item_id)).first()
+        if r is None:
+            raise NotFound(f"item {item_id} does not exist")
+        return self._item(r)
+
+    def item_content(self, item_id: int) -> tuple[bytes, str]:
+        """The raw bytes and media type of an item (image bytes or UTF-8 text)."""
+        it = self.get_item(item_id)
+        if it["kind"] == "image":
+            return self.blobs.get(it["blob"]), it["media_type"]
+        return (it["text"] or "").encode(), "text/plain; charset=utf-8"
+
+    # ------------------------------------------------------------ projects
+
+    def create_project(self, name: str, dataset: int | str, classes: Sequence[str | dict], *,
+                       kind: str = "single", instructions: str = "", overlap: int = 1,
+                       lease_seconds: int = 600, show_fields: Sequence[str] = ()) -> dict:
+        """Create a labeling project over a dataset; every item becomes a task."""
+        name = (name or "").strip()
+        if not name or len(name) > 200:
+            raise InvalidInput("project name must be 1–200 characters")
+        spec = schemas.normalize_schema(kind, {"classes": list(classes), "instructions": instructions})
+        if not isinstance(overlap, int) or isinstance(overlap, bool) or not 1 <= overlap <= 100:
+            raise InvalidInput("overlap (answers wanted per item) must be an integer from 1 to 100")
+        if not isinstance(lease_seconds, int) or not 5 <= lease_seconds <= 7 * 86400:
+            raise InvalidInput("lease_seconds must be an integer from 5 to 604800")
+        fields = [str(f) for f in show_fields]
+        ds = self.dataset(dataset)
+        try:
+            with self.db.write() as conn:
+                pid = conn.execute(insert(projects).values(
+                    name=name, dataset_id=ds["id"], schema_kind=kind, schema_spec=spec,
+                    overlap=overlap, lease_seconds=lease_seconds, show_fields=fields,
+                    created_at=time.time(),
+                ).returning(projects.c.id)).scalar_one()
+                conn.execute(text(
+                    "INSERT INTO tasks (project_id, item_id, priority, needed, answer_count, open_slots) "
+                    "SELECT :p, id, 0, :k, 0, :k FROM items WHERE dataset_id = :d ORDER BY id"
+                ), {"p": pid, "k": overlap, "d": ds["id"]})
+        except IntegrityError:
+            raise Conflict(f"project {name!r} already exists") from None
+        return self.get_project(pid)
+
+    def get_project(self, project: int | str) -> dict:
+        if isinstance(project, int) and project in self._projects:
+            return self._projects[project]
+        col = projects.c.id if isinstance(project, int) else projects.c.name
+        with self.db.read() as conn:
+            r = conn.execute(select(projects).where(col == project)).first()
+        if r is None:
+            raise NotFound(f"project {project!r} does not exist")
+        p = {
+            "id": r.id, "name": r.name, "dataset_id": r.dataset_id,
+            "schema": {"kind": r.schema_kind, **r.schema_spec},
+            "overlap": r.overlap, "lease_seconds": r.lease_seconds,
+            "show_fields": list(r.show_fields), "created_at": r.created_at,
+        }
+        self._projects[r.id] = p  # projects are immutable once made
+        return p
+
+    def list_projects(self, user: dict | None = None) -> list[dict]:
+        q = select(projects.c.id).order_by(projects.c.id)
+        if user is not None and user["role"] != "admin":
+            q = q.where(projects.c.id.in_(select(members.c.project_id).where(members.c.user_id == user["id"])))
+        with self.db.read() as conn:
+            ids = conn.execute(q).scalars().all()
+        return [self.get_project(i) for i in ids]
+
+    # ------------------------------------------------------------ members
+
+    def add_member(self, project: int | str, user: int | str) -> None:
+        p, u = self.get_project(project), self.get_user(user)
+        try:
+            with self.db.write() as conn:
+                conn.execute(insert(members).values(project_id=p["id"], user_id=u["id"], created_at=time.time()))
+        except IntegrityError:
+            pass  # already a member: adding twice is harmless
+        self._member_cache_clear()
+
+    def remove_member(self, project: int | str, user: int | str) -> None:
+        p, u = self.get_project(project), self.get_user(user)
+        with self.db.write() as conn:
+            conn.execute(members.delete().where(members.c.project_id == p["id"], members.c.user_id == u["id"]))
+        self._member_cache_clear()
+
+    def list_members(self, project: int | str) -> list[dict]:
+        p = self.get_project(project)
+        with self.db.read() as conn:
+            rows = conn.execute(
+                select(users.c.id.label("user_id"), users.c.username, users.c.role)
+                .join(members, members.c.user_id == users.c.id)
+                .where(members.c.project_id == p["id"]).order_by(users.c.id)
+            ).all()
+        return [_row(r) for r in rows]
+
+    def _member_cache_clear(self) -> None:
+        self._member_cache = {}
+
+    def is_member(self, project_id: int, user_id: int) -> bool:
+        cache = getattr(self, "_member_cache", None)
+        if cache is None:
+            cache = self._member_cache = {}
+        key = (project_id, user_id)
+        hit = cache.get(key)
+        now = time.monotonic()
+        if hit is not None and hit[0] > now:
+            return hit[1]
+        with self.db.read() as conn:
+            ok = conn.execute(select(members.c.user_id).where(
+                members.c.project_id == project_id, members.c.user_id == user_id)).first() is not None
+        cache[key] = (now + 5.0, ok)
+        return ok
+
+    def require_access(self, project_id: int, user: dict, *, roles: Sequence[str] = ROLES) -> dict:
+        """The project, if ``user`` may act on it with one of ``roles``.
+
+        Admins may act on every project; others must be members. A project a
+        user may not see is reported as missing, so ids don't leak.
+        """
+        p = self.get_project(project_id)
+        if user["role"] == "admin":
+            return p
+        if not self.is_member(p["id"], user["id"]):
+            raise NotFound(f"project {project_id} does not exist")
+        if user["role"] not in roles:
+            raise Forbidden(f"a {user['role']} may not do this in project {project_id}")
+        return p
+
+    # ------------------------------------------------------------ hand-out
+
+    def next_task(self, project: int | str, user: int | str | dict, *, exclude: Sequence[int] = ()) -> dict | None:
+        """Lease the next task of ``project`` to ``user`` (an annotator who is a member).
+
+        Returns a task dict with the item to show, or None when nothing is left
+        for this user.
+        """
+        p = self.get_project(project)
+        u = user if isinstance(user, dict) else self.get_user(user)
+        if u["role"] != "admin" and not self.is_member(p["id"], u["id"]):
+            raise Forbidden(f"{u['username']} is not a member of project {p['name']!r}")
+        got = handout.next_task(self.db, p["id"], u["id"], p["lease_seconds"], exclude)
+        if got is None:
+            # Expired leases may be holding the last tasks: give them back and retry once.
+            if handout.reclaim_expired(self.db):
+                got = handout.next_task(self.db, p["id"], u["id"], p["lease_seconds"], exclude)
+            if got is None:
+                return None
+        task_id, item_id, exp = got
+        return self._task_view(p, task_id, item_id, exp)
+
+    def _task_view(self, p: dict, task_id: int, item_id: int, exp: float) -> dict:
+        with self.db.read() as conn:
+            r = conn.execute(
+                text("SELECT id, kind, text, meta FROM items WHERE id = :i").columns(meta=JSON), {"i": item_id}
+            ).one()
+        meta = r.meta or {}
+        return {
+            "id": task_id, "project_id": p["id"], "lease_expires_at": exp,
+            "item": {
+                "id": r.id, "kind": r.kind, "text": r.text,
+                "content_url": f"/api/items/{r.id}/content" if r.kind == "image" else None,
+                "fields": {k: meta.get(k) for k in p["show_fields"] if k in meta},
+            },
+        }
+
+    def submit(self, task_id: int, user: int | str | dict, label: Any) -> dict:
+        """Store ``user``'s answer to a task they hold (or one that still has room)."""
+        u = user if isinstance(user, dict) else self.get_user(user)
+        t = handout.task_row(self.db, task_id)
+        p = self.get_project(t.project_id)
+        if u["role"] != "admin" and not self.is_member(p["id"], u["id"]):
+            raise NotFound(f"task {task_id} does not exist")
+        label = schemas.validate_label(p["schema"]["kind"], p["schema"], label)
+        return handout.submit(self.db, task_id, p["id"], t.item_id, u["id"], label)
+
+    def skip(self, task_id: int, user: int | str | dict) -> None:
+        u = user if isinstance(user, dict) else self.get_user(user)
+        t = handout.task_row(self.db, task_id)
+        if u["role"] != "admin" and not self.is_member(t.project_id, u["id"]):
+            raise NotFound(f"task {task_id} does not exist")
+        handout.skip(self.db, task_id, t.project_id, u["id"])
+
+    def undo(self, answer_id: int, user: int | str | dict) -> dict:
+        """Take back one's own answer; the task is leased back to relabel."""
+        u = user if isinstance(user, dict) else self.get_user(user)
+        with self.db.read() as conn:
+            pid = conn.execute(text("SELECT project_id FROM answers WHERE id = :a"), {"a": answer_id}).scalar()
+        if pid is None:
+            raise NotFound(f"answer {answer_id} does not exist")
+        p = self.get_project(pid)
+        task_id, _, item_id, exp = handout.undo(self.db, answer_id, u["id"], p["lease_seconds"])
+        return self._task_view(p, task_id, item_id, exp)
+
+    def reclaim_expired(self, now: float | None = None) -> int:
+        """Return the slots of expired leases to the pool; how many were freed."""
+        return handout.reclaim_expired(self.db, now)
+
+    # ------------------------------------------------------------ reading answers
+
+    def list_answers(self, project: int | str, *, after: int | None = None, limit: int = 100,
+                     annotator_id: int | None = None) -> tuple[list[dict], int | None]:
+        p = self.get_project(project)
+        limit = max(1, min(int(limit), 1000))
+        q = select(answers).where(answers.c.project_id == p["id"], answers.c.id > (after or 0))
+        if annotator_id is not None:
+            q = q.where(answers.c.annotator_id == annotator_id)
+        q = q.order_by(answers.c.id).limit(limit)
+        with self.db.read() as conn:
+            rows = [_row(r) for r in conn.execute(q)]
+        for r in rows:
+            r.pop("lead_time", None)
+        return rows, (rows[-1]["id"] if len(rows) == limit else None)
+
+    def progress(self, project: int | str) -> dict:
+        """Counts for a project: tasks, done (enough answers), remaining, per annotator."""
+        p = self.get_project(project)
+        with self.db.read() as conn:
+            tot = conn.execute(text(
+                "SELECT count(*) AS tasks, "
+                "COALESCE(SUM(CASE WHEN answer_count >= needed THEN 1 ELSE 0 END), 0) AS done, "
+                "COALESCE(SUM(answer_count), 0) AS answers FROM tasks WHERE project_id = :p"
+            ), {"p": p["id"]}).one()
+            in_progress = conn.execute(text(
+                "SELECT count(*) FROM leases WHERE project_id = :p AND expires_at > :now"
+            ), {"p": p["id"], "now": time.time()}).scalar_one()
+            per = conn.execute(text(
+                "SELECT u.id AS user_id, u.username, "
+                "(SELECT count(*) FROM answers a WHERE a.project_id = :p AND a.annotator_id = u.id) AS answers, "
+                "(SELECT count(*) FROM skips s WHERE s.project_id = :p AND s.annotator_id = u.id) AS skips "
+                "FROM users u WHERE u.id IN (SELECT user_id FROM members WHERE project_id = :p) "
+                "OR u.id IN (SELECT DISTINCT annotator_id FROM answers WHERE project_id = :p) ORDER BY u.id"
+            ), {"p": p["id"]}).all()
+        return {
+            "project_id": p["id"], "tasks": tot.tasks, "done": int(tot.done),
+            "remaining": tot.tasks - int(tot.done), "answers": int(tot.answers),
+            "in_progress": in_progress, "annotators": [_row(r) for r in per],
+        }
+
+    # ------------------------------------------------------------ export
+
+    def export_records(self, project: int | str, *, labeled_only: bool = False) -> Iterator[dict]:
+        p = self.get_project(project)
+        return _export.iter_records(self.db, p["id"], p["schema"]["kind"], labeled_only=labeled_only)
+
+    def export_chunks(self, project: int | str, fmt: str = "jsonl", *, labeled_only: bool = False) -> Iterator[bytes]:
+        """The export as a stream of byte chunks (jsonl or csv)."""
+        if fmt == "jsonl":
+            return _export.jsonl_chunks(self.export_records(project, labeled_only=labeled_only))
+        if fmt == "csv":
+            return _export.csv_chunks(self.export_records(project, labeled_only=labeled_only))
+        raise InvalidInput(f"unknown export format {fmt!r}: use one of {', '.join(_export.FORMATS)}")
+
+    def export(self, project: int | str, path: str | os.PathLike, fmt: str | None = None, *,
+               labeled_only: bool = False) -> dict:
+        """Write a snapshot of the project's labels to ``path`` (jsonl, csv or parquet).
+
+        Written to a temporary file and renamed, so a failed export leaves no
+        partial file. Returns ``{"path", "format", "items"}``.
+        """
+        path = Path(path)
+        fmt = (fmt or path.suffix.lstrip(".") or "jsonl").lower()
+        if fmt not in _export.FORMATS:
+            raise InvalidInput(f"unknown export format {fmt!r}: use one of {', '.join(_export.FORMATS)}")
+        self.get_project(project)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+        n = 0
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                if fmt == "parquet":
+                    n = _export.write_parquet(self.export_records(project, labeled_only=labeled_only), fh)
+                else:
+                    counted = _counting(self.export_records(project, labeled_only=labeled_only))
+                    chunks = (_export.jsonl_chunks if fmt == "jsonl" else _export.csv_chunks)(counted)
+                    for chunk in chunks:
+                        fh.write(chunk)
+                    n = counted.n
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        return {"path": str(path), "format": fmt, "items": n}
+
+    # ------------------------------------------------------------ status
+
+    def status(self) -> dict:
+        with self.db.read() as conn:
+            counts = {name: conn.execute(select(func.count()).select_from(t)).scalar_one()
+                      for name, t in [("datasets", datasets), ("items", items), ("projects", projects),
+                                      ("users", users), ("answers", answers)]}
+        return {"home": str(self.home), "database": self.db.dialect, **counts,
+                "schema_revision": migrate.current(self.db)}
+
+
+class _counting:
+    def __init__(self, it):
+        self.it, self.n = it, 0
+
+    def __iter__(self):
+        for x in self.it:
+            self.n += 1
+            yield x

@@ -325,6 +325,16 @@ class Workspace:
             return self.blobs.get(it["blob"]), it["media_type"]
         return (it["text"] or "").encode(), "text/plain; charset=utf-8"
 
+    def can_see_item(self, item_id: int, user: dict) -> bool:
+        """Admins and reviewers see every item; others only items of their projects."""
+        if user["role"] in ("admin", "reviewer"):
+            return True
+        with self.db.read() as conn:
+            return conn.execute(text(
+                "SELECT 1 FROM tasks t JOIN members m ON m.project_id = t.project_id "
+                "WHERE t.item_id = :i AND m.user_id = :u LIMIT 1"
+            ), {"i": item_id, "u": user["id"]}).first() is not None
+
     # ------------------------------------------------------------ projects
 
     def create_project(self, name: str, dataset: int | str, classes: Sequence[str | dict], *,

@@ -83,7 +83,7 @@
    * Authenticated fetch. Returns the Response when it is OK; throws ApiError
    * otherwise. On 401 it clears the token and goes to /login (unless
    * opts.noRedirect). opts: {body (JSON-encoded unless FormData), headers,
-   * signal, noRedirect}.
+   * signal, noRedirect, keepalive (finish even if the page unloads)}.
    */
   async function raw(method, path, opts) {
     opts = opts || {};
@@ -97,7 +97,10 @@
     }
     let res;
     try {
-      res = await fetch(path, { method: method, headers: headers, body: body, signal: opts.signal, cache: "no-store" });
+      res = await fetch(path, {
+        method: method, headers: headers, body: body, signal: opts.signal,
+        keepalive: !!opts.keepalive, cache: "no-store",
+      });
     } catch (e) {
       if (e && e.name === "AbortError") throw e;
       throw new ApiError(0, "network", "Network error: cannot reach the server", {});

@@ -17,6 +17,7 @@
   const IMAGE_CACHE_MAX = 8;   // object URLs kept
   const LEASE_MARGIN_MS = 5000;
   const SUBMIT_RETRIES = 3;
+  const KEEP = { keepalive: true }; // background writes finish even if the page is left
 
   const match = /^\/label\/([^/]+)\/?$/.exec(location.pathname);
   const projectId = match ? decodeURIComponent(match[1]) : null;
@@ -127,9 +128,10 @@
   function trimImages() {
     if (images.size <= IMAGE_CACHE_MAX) return;
     const keep = new Set();
-    if (state.current) keep.add(state.current.task.item.id);
-    state.queue.forEach(function (e) { keep.add(e.task.item.id); });
-    state.history.slice(-2).forEach(function (r) { keep.add(r.entry.task.item.id); });
+    const itemId = function (e) { return (e.task.item || {}).id; };
+    if (state.current) keep.add(itemId(state.current));
+    state.queue.forEach(function (e) { keep.add(itemId(e)); });
+    state.history.slice(-2).forEach(function (r) { keep.add(itemId(r.entry)); });
     for (const [id, rec] of images) {
       if (images.size <= IMAGE_CACHE_MAX) break;
       if (keep.has(id) || !rec.url) continue;
@@ -352,9 +354,10 @@
     progressBusy = true;
     api.get(P + "/progress").then(function (p) {
       const mine = p.me && typeof p.me.answers === "number" ? p.me.answers : p.done;
-      ui.progress.textContent = "done " + mine + " · remaining " + p.remaining;
+      const left = p.remaining === undefined || p.remaining === null ? "—" : p.remaining;
+      ui.progress.textContent = "done " + mine + " · remaining " + left;
       ui.progress.dataset.done = mine;
-      ui.progress.dataset.remaining = p.remaining;
+      ui.progress.dataset.remaining = left;
       ui.progress.title = "Your answers: " + mine + ". Project: " + p.done + " of " + p.tasks + " tasks complete.";
     }, function () { /* progress is informative only */ }).then(function () {
       progressBusy = false;
@@ -404,7 +407,7 @@
     const id = entry.task.id;
     const rec = { entry: entry, label: label, answer: null, promise: null };
     rec.promise = send(entry, function () {
-      return api.post("/api/tasks/" + encodeURIComponent(id) + "/answers", { label: label });
+      return api.post("/api/tasks/" + encodeURIComponent(id) + "/answers", { label: label }, KEEP);
     }).then(function (data) {
       rec.answer = data.answer;
       state.submitted++;
@@ -435,7 +438,7 @@
     if (!entry) return;
     const id = entry.task.id;
     send(entry, function () {
-      return api.post("/api/tasks/" + encodeURIComponent(id) + "/skip");
+      return api.post("/api/tasks/" + encodeURIComponent(id) + "/skip", {}, KEEP);
     }).then(function () {
       setStatus("skipped");
       refreshProgress();
@@ -455,7 +458,7 @@
     const again = { task: rec.entry.task, expiresAt: null, ready: null, prevLabel: rec.label };
     inflightAdd(id);
     again.ready = rec.promise.then(function (answer) {
-      return api.del("/api/answers/" + encodeURIComponent(answer.id));
+      return api.del("/api/answers/" + encodeURIComponent(answer.id), KEEP);
     }).then(function (data) {
       if (data && data.task && data.task.id === id) again.task = Object.assign({}, again.task, data.task, { item: again.task.item });
       setStatus("undone");
@@ -558,9 +561,6 @@
       if (document.hidden || !state.project) return;
       dropStale();
       if (!state.current) { state.exhausted = false; showNext(); } else fill();
-    });
-    window.addEventListener("beforeunload", function (e) {
-      if (state.pending > 0) { e.preventDefault(); e.returnValue = ""; }
     });
 
     fill(); // the first task loads alongside the project

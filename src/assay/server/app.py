@@ -1,0 +1,75 @@
+"""``create_app(workspace)``: the FastAPI application."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+
+from fastapi import FastAPI
+from starlette.concurrency import run_in_threadpool
+from starlette.staticfiles import StaticFiles
+
+from assay.server import errors
+from assay.server.routers import auth, datasets, pages, projects, tasks
+from assay.server.routers.pages import STATIC
+from assay.workspace import Workspace
+
+log = logging.getLogger("assay.server")
+
+
+def create_app(workspace: Workspace, *, reclaim_interval: float = 5.0,
+               max_upload_mb: float | None = None) -> FastAPI:
+    """Build the HTTP app over ``workspace``.
+
+    ``reclaim_interval``: seconds between sweeps that return expired leases
+    to the pool (0 turns the sweeper off).
+    """
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI):
+        sweeper = None
+        if reclaim_interval > 0:
+            sweeper = asyncio.create_task(_sweep(workspace, reclaim_interval))
+        try:
+            yield
+        finally:
+            if sweeper is not None:
+                sweeper.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await sweeper
+
+    app = FastAPI(
+        title="assay",
+        version="0.1.0",
+        description="Label data with people and models. Errors: "
+        '`{"error": {"code", "message", "details"}}`.',
+        lifespan=lifespan,
+    )
+    app.state.workspace = workspace
+    mb = max_upload_mb if max_upload_mb is not None else float(os.environ.get("ASSAY_MAX_UPLOAD_MB", "200"))
+    app.state.max_upload_bytes = int(mb * (1 << 20))
+    errors.install(app)
+    for r in (auth.router, datasets.router, projects.router, tasks.router):
+        app.include_router(r, prefix="/api")
+    app.include_router(pages.router)
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    return app
+
+
+async def _sweep(ws: Workspace, interval: float) -> None:
+    while True:
+        try:
+            n = await run_in_threadpool(ws.reclaim_expired)
+            if n:
+                log.info("returned %d expired leases to the pool", n)
+        except Exception:  # keep sweeping; the next round may succeed
+            log.exception("lease sweep failed")
+        await asyncio.sleep(interval)
+
+
+def app_from_env() -> FastAPI:
+    """Factory for ``uvicorn --factory`` / several workers: reads ASSAY_HOME and
+    ASSAY_DATABASE_URL from the environment."""
+    return create_app(Workspace())

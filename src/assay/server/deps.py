@@ -1,0 +1,46 @@
+"""Request dependencies: the workspace and the authenticated user."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import orjson
+from fastapi import Depends, Request
+from starlette.responses import Response
+
+from assay.errors import Forbidden
+from assay.workspace import Workspace
+
+
+def workspace(request: Request) -> Workspace:
+    return request.app.state.workspace
+
+
+async def current_user(request: Request) -> dict:
+    # async on purpose: a sync dependency would cost a thread hop per request.
+    auth = request.headers.get("authorization", "")
+    token = auth[7:].strip() if auth[:7].lower() == "bearer " else None
+    return request.app.state.workspace.authenticate(token)
+
+
+async def admin_user(user: Annotated[dict, Depends(current_user)]) -> dict:
+    if user["role"] != "admin":
+        raise Forbidden("only an admin may do this")
+    return user
+
+
+async def staff_user(user: Annotated[dict, Depends(current_user)]) -> dict:
+    if user["role"] not in ("admin", "reviewer"):
+        raise Forbidden("only an admin or a reviewer may do this")
+    return user
+
+
+WS = Annotated[Workspace, Depends(workspace)]
+User = Annotated[dict, Depends(current_user)]
+Admin = Annotated[dict, Depends(admin_user)]
+Staff = Annotated[dict, Depends(staff_user)]
+
+
+def json(data, status: int = 200) -> Response:
+    """A JSON response serialized with orjson (the hot paths skip pydantic)."""
+    return Response(orjson.dumps(data), status_code=status, media_type="application/json")

@@ -1,0 +1,36 @@
+"""The browser UI: static pages shipped as package data."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi import APIRouter
+from starlette.responses import FileResponse
+
+STATIC = Path(__file__).resolve().parent.parent / "static"
+router = APIRouter(include_in_schema=False)
+
+
+def _page(name: str) -> FileResponse:
+    return FileResponse(STATIC / name, media_type="text/html; charset=utf-8",
+                        headers={"Cache-Control": "no-cache"})
+
+
+@router.get("/")
+def index():
+    return _page("index.html")
+
+
+@router.get("/login")
+def login():
+    return _page("login.html")
+
+
+@router.get("/label/{project_id}")
+def label(project_id: int):
+    return _page("label.html")
+
+
+@router.get("/admin")
+def admin():
+    return _page("admin.html")

@@ -1,0 +1,125 @@
+"""Projects, members, progress, answers and exports."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from typing import Literal
+
+from fastapi import APIRouter, Query
+from pydantic import BaseModel, Field
+from starlette.background import BackgroundTask
+from starlette.concurrency import run_in_threadpool
+from starlette.responses import FileResponse, Response, StreamingResponse
+
+from assay.errors import InvalidInput
+from assay.server.deps import WS, Admin, Staff, User, json
+
+router = APIRouter(tags=["projects"])
+
+
+class ClassIn(BaseModel):
+    name: str = Field(min_length=1, max_length=200)
+    description: str = ""
+
+
+class SchemaIn(BaseModel):
+    kind: Literal["single", "multi"] = "single"
+    classes: list[ClassIn | str] = Field(min_length=1)
+    instructions: str = ""
+
+
+class ProjectIn(BaseModel):
+    name: str = Field(min_length=1, max_length=200)
+    dataset_id: int
+    schema_: SchemaIn = Field(alias="schema")
+    overlap: int = Field(1, ge=1, le=100)
+    lease_seconds: int = Field(600, ge=5, le=7 * 86400)
+    show_fields: list[str] = []
+
+
+class MemberIn(BaseModel):
+    username: str | None = None
+    user_id: int | None = None
+
+
+@router.get("/projects")
+def list_projects(ws: WS, user: User):
+    return json({"projects": ws.list_projects(user)})
+
+
+@router.post("/projects", status_code=201)
+def create_project(body: ProjectIn, ws: WS, _: Admin):
+    classes = [c if isinstance(c, str) else c.model_dump() for c in body.schema_.classes]
+    p = ws.create_project(body.name, body.dataset_id, classes, kind=body.schema_.kind,
+                          instructions=body.schema_.instructions, overlap=body.overlap,
+                          lease_seconds=body.lease_seconds, show_fields=body.show_fields)
+    return json(p, 201)
+
+
+@router.get("/projects/{project_id}")
+async def get_project(project_id: int, ws: WS, user: User):
+    return json(ws.require_access(project_id, user))
+
+
+@router.get("/projects/{project_id}/progress")
+def progress(project_id: int, ws: WS, user: User):
+    """Counts for the project. Annotators see totals and their own row only."""
+    ws.require_access(project_id, user)
+    prog = ws.progress(project_id)
+    mine = next((a for a in prog["annotators"] if a["user_id"] == user["id"]),
+                {"user_id": user["id"], "username": user["username"], "answers": 0, "skips": 0})
+    prog["me"] = mine
+    if user["role"] == "annotator":
+        prog["annotators"] = [mine]
+    return json(prog)
+
+
+@router.get("/projects/{project_id}/members")
+def list_members(project_id: int, ws: WS, _: Admin):
+    return json({"members": ws.list_members(project_id)})
+
+
+@router.post("/projects/{project_id}/members", status_code=201)
+def add_member(project_id: int, body: MemberIn, ws: WS, _: Admin):
+    who = body.user_id if body.user_id is not None else body.username
+    if who is None:
+        raise InvalidInput("give the member as {'username': …} or {'user_id': …}")
+    ws.add_member(project_id, who)
+    return json({"members": ws.list_members(project_id)}, 201)
+
+
+@router.delete("/projects/{project_id}/members/{user_id}", status_code=204)
+def remove_member(project_id: int, user_id: int, ws: WS, _: Admin):
+    ws.remove_member(project_id, user_id)
+    return Response(status_code=204)
+
+
+@router.get("/projects/{project_id}/answers")
+def list_answers(project_id: int, ws: WS, user: Staff,
+                 after: int | None = Query(None, ge=0), limit: int = Query(100, ge=1, le=1000)):
+    ws.require_access(project_id, user, roles=("admin", "reviewer"))
+    rows, nxt = ws.list_answers(project_id, after=after, limit=limit)
+    return json({"answers": rows, "next_after": nxt})
+
+
+@router.get("/projects/{project_id}/export")
+async def export(project_id: int, ws: WS, user: Staff,
+                 format: Literal["jsonl", "csv", "parquet"] = "jsonl", labeled_only: bool = False):
+    """A snapshot of the project's labels, streamed (constant memory)."""
+    p = ws.require_access(project_id, user, roles=("admin", "reviewer"))
+    fname = f"{p['name']}-labels.{format}".replace(" ", "_").replace("/", "_")
+    headers = {"Content-Disposition": f'attachment; filename="{fname}"'}
+    if format == "parquet":
+        fd, tmp = tempfile.mkstemp(suffix=".parquet")
+        os.close(fd)
+        try:
+            await run_in_threadpool(ws.export, project_id, tmp, "parquet", labeled_only=labeled_only)
+        except BaseException:
+            os.unlink(tmp)
+            raise
+        return FileResponse(tmp, media_type="application/vnd.apache.parquet", headers=headers,
+                            background=BackgroundTask(os.unlink, tmp))
+    media = "application/x-ndjson" if format == "jsonl" else "text/csv; charset=utf-8"
+    return StreamingResponse(ws.export_chunks(project_id, format, labeled_only=labeled_only),
+                             media_type=media, headers=headers)

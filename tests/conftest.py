@@ -104,3 +104,14 @@ def shared_data() -> Path:
             pytest.fail(f"shared data folder missing in CI: {SHARED_DATA}")
         pytest.skip(f"shared data not found at {SHARED_DATA}")
     return SHARED_DATA
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """In CI nothing may skip: a skipped test turns the run red."""
+    if not IN_CI:
+        return
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    skipped = reporter.stats.get("skipped", []) if reporter else []
+    if skipped:
+        reporter.write_line(f"CI: {len(skipped)} test(s) skipped; skips are failures in CI", red=True)
+        session.exitstatus = 1

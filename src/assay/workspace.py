@@ -198,16 +198,38 @@ class Workspace:
             rows = conn.execute(select(datasets).order_by(datasets.c.id)).all()
         return [self.get_dataset(r.id) for r in rows]
 
+    def _drop_empty_dataset(self, dataset_id: int) -> None:
+        with self.db.write() as conn:
+            has = conn.execute(select(items.c.id).where(items.c.dataset_id == dataset_id).limit(1)).first()
+            if has is None:
+                conn.execute(text("DELETE FROM imports WHERE dataset_id = :d"), {"d": dataset_id})
+                conn.execute(datasets.delete().where(datasets.c.id == dataset_id))
+
     # ------------------------------------------------------------ ingest
 
     def import_file(self, dataset: int | str, path: str | os.PathLike, *, text_column: str = "text",
                     source: str | None = None, license: str | None = None, consent: str | None = None,
-                    progress: bool = False, on_invalid: str = "error") -> dict:
-        """Import a CSV / JSONL / Parquet file of texts, or a folder of images.
+                    progress: bool = False, on_invalid: str = "error", create: bool = False) -> dict:
+        """Import a CSV / JSONL / Parquet file of texts, a zip or a folder of images.
+
+        ``create=True`` makes the dataset (by name) if it does not exist; if
+        the import then fails, the new dataset is removed again.
 
         Re-importing the same content adds nothing. The import is all or
         nothing. Returns ``{"added", "skipped", "dataset_id", "import_id"}``.
         """
+        if create and isinstance(dataset, str):
+            try:
+                self.get_dataset(dataset)
+            except NotFound:
+                made = self.create_dataset(dataset)
+                try:
+                    return self.import_file(made["id"], path, text_column=text_column, source=source,
+                                            license=license, consent=consent, progress=progress,
+                                            on_invalid=on_invalid)
+                except BaseException:
+                    self._drop_empty_dataset(made["id"])  # bad input changes nothing
+                    raise
         ds = self.dataset(dataset)
         p = Path(path)
         prov = ingest.Provenance(source or str(p), license, consent)

@@ -15,7 +15,7 @@
   const QUEUE_TARGET = 2;      // tasks leased ahead of the one on screen
   const HISTORY_MAX = 50;      // answers that can be undone
   const IMAGE_CACHE_MAX = 8;   // object URLs kept
-  const LEASE_MARGIN_MS = 5000;
+  const LEASE_MARGIN_MS = 5000; // at most; never more than a quarter of the lease
   const SUBMIT_RETRIES = 3;
   const KEEP = { keepalive: true }; // background writes finish even if the page is left
 
@@ -23,8 +23,9 @@
   const projectId = match ? decodeURIComponent(match[1]) : null;
   const P = "/api/projects/" + encodeURIComponent(projectId);
 
-  /* An "entry" wraps a task: {task, expiresAt (local ms|null), ready (Promise|null, set
-   * while an undo is being sent), prevLabel (label to preselect after undo)}. */
+  /* An "entry" wraps a task: {task, expiresAt (local ms|null), margin (ms), ready
+   * (Promise|null, set while an undo is being sent), prevLabel (label to preselect
+   * after undo)}. */
   const state = {
     project: null,
     multi: false,
@@ -32,6 +33,7 @@
     current: null,            // entry on screen, or null
     queue: [],                // entries leased ahead, next first
     inflight: new Map(),      // task id -> number of requests in flight for it
+    dropped: new Map(),       // task id -> local ms until which it stays excluded (lease ran out here)
     history: [],              // answer records {entry, label, promise, answer}
     selected: new Set(),      // multi: chosen class names
     lastFinishedId: null,
@@ -59,6 +61,8 @@
 
   function excludedIds() {
     const ids = new Set(state.inflight.keys());
+    const now = Date.now();
+    state.dropped.forEach(function (until, id) { if (until > now) ids.add(id); else state.dropped.delete(id); });
     if (state.current) ids.add(state.current.task.id);
     state.queue.forEach(function (e) { ids.add(e.task.id); });
     return ids;
@@ -80,13 +84,25 @@
     return isNaN(ttl) || ttl <= 0 ? null : Date.now() + ttl;
   }
 
-  function isStale(entry) {
-    return !entry.ready && entry.expiresAt !== null && Date.now() > entry.expiresAt - LEASE_MARGIN_MS;
+  function makeEntry(task, res) {
+    const expiresAt = res ? localExpiry(task, res) : null;
+    const margin = expiresAt === null ? 0 : Math.min(LEASE_MARGIN_MS, (expiresAt - Date.now()) / 4);
+    return { task: task, expiresAt: expiresAt, margin: margin, ready: null, prevLabel: null };
   }
 
-  /** Drop queued tasks whose lease ran out (e.g. the tab sat idle). */
+  function isStale(entry) {
+    return !entry.ready && entry.expiresAt !== null && Date.now() > entry.expiresAt - entry.margin;
+  }
+
+  /** Drop queued tasks whose lease is (nearly) over, e.g. after the tab sat idle. Until
+   * the lease has really ended they stay excluded, so the server cannot hand the same
+   * nearly-expired lease straight back. */
   function dropStale() {
-    state.queue = state.queue.filter(function (e) { return !isStale(e); });
+    state.queue = state.queue.filter(function (e) {
+      if (!isStale(e)) return true;
+      state.dropped.set(e.task.id, e.expiresAt + 1000);
+      return false;
+    });
   }
 
   function wait(ms) { return new Promise(function (r) { setTimeout(r, ms); }); }
@@ -160,7 +176,7 @@
     try {
       const res = await api.raw("POST", P + "/tasks/next", { body: { exclude: Array.from(excludedIds()) } });
       const data = await res.json();
-      if (data.task) entry = { task: data.task, expiresAt: localExpiry(data.task, res), ready: null, prevLabel: null };
+      if (data.task) entry = makeEntry(data.task, res);
       else state.exhausted = true;
     } catch (err) {
       state.fetching = false;
@@ -455,7 +471,8 @@
     const rec = state.history.pop();
     if (!rec) { setStatus("nothing to undo"); return; }
     const id = rec.entry.task.id;
-    const again = { task: rec.entry.task, expiresAt: null, ready: null, prevLabel: rec.label };
+    const again = makeEntry(rec.entry.task, null);
+    again.prevLabel = rec.label;
     inflightAdd(id);
     again.ready = rec.promise.then(function (answer) {
       return api.del("/api/answers/" + encodeURIComponent(answer.id), KEEP);

@@ -1,0 +1,241 @@
+"""The ``assay`` command: a thin shell over :class:`assay.Workspace`.
+
+Errors are one readable line on stderr (exit 1); bad usage exits 2.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import secrets
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from assay.errors import AssayError
+
+app = typer.Typer(
+    name="assay",
+    help="assay — turn raw data into trusted labeled datasets.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+project_app = typer.Typer(help="Labeling projects.", no_args_is_help=True)
+user_app = typer.Typer(help="People and their API tokens.", no_args_is_help=True)
+app.add_typer(project_app, name="project")
+app.add_typer(user_app, name="user")
+
+Home = Annotated[
+    Optional[Path],
+    typer.Option("--home", envvar="ASSAY_HOME", help="Workspace folder (default ./assay-data)."),
+]
+
+
+def _ws(home: Path | None):
+    from assay.workspace import Workspace
+
+    return Workspace(home)
+
+
+def _fail(message: str, code: int = 1) -> None:
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(code)
+
+
+def command(f):
+    """Turn domain errors into one line on stderr."""
+
+    @functools.wraps(f)
+    def wrapper(*args, **kwargs):
+        try:
+            return f(*args, **kwargs)
+        except AssayError as exc:
+            _fail(exc.message)
+        except KeyboardInterrupt:
+            _fail("interrupted", 130)
+
+    return wrapper
+
+
+def _print(data) -> None:
+    typer.echo(json.dumps(data, indent=2, default=str))
+
+
+# ---------------------------------------------------------------- commands
+
+
+@app.command()
+@command
+def init(home: Home = None):
+    """Create (or open and migrate) a workspace."""
+    ws = _ws(home)
+    typer.echo(f"workspace ready: {ws.home} ({ws.db.dialect})")
+
+
+@app.command("import")
+@command
+def import_(
+    dataset: Annotated[str, typer.Argument(help="Dataset name (created if missing).")],
+    path: Annotated[Path, typer.Argument(help="A .csv/.jsonl/.parquet file, a .zip of images, or a folder of images.")],
+    text_column: Annotated[str, typer.Option(help="Column holding the text.")] = "text",
+    source: Annotated[Optional[str], typer.Option(help="Where the data came from (provenance).")] = None,
+    license: Annotated[Optional[str], typer.Option(help="License of the data.")] = None,
+    consent: Annotated[Optional[str], typer.Option(help="Consent note for the data.")] = None,
+    skip_invalid: Annotated[bool, typer.Option(help="Skip files that are not images instead of failing.")] = False,
+    home: Home = None,
+):
+    """Import items into a dataset. All or nothing; re-importing adds nothing."""
+    ws = _ws(home)
+    r = ws.import_file(dataset, path, text_column=text_column, source=source, license=license,
+                       consent=consent, progress=sys.stderr.isatty(),
+                       on_invalid="skip" if skip_invalid else "error", create=True)
+    typer.echo(f"imported {r['added']} new items into {dataset!r} ({r['skipped']} already there)")
+
+
+@project_app.command("create")
+@command
+def project_create(
+    name: str,
+    dataset: Annotated[str, typer.Option(help="Dataset to label.")],
+    classes: Annotated[str, typer.Option(help="Comma-separated class names, e.g. pos,neg.")],
+    kind: Annotated[str, typer.Option(help="single or multi (multi-label).")] = "single",
+    overlap: Annotated[int, typer.Option(help="Answers wanted per item.")] = 1,
+    instructions: Annotated[str, typer.Option(help="Instructions shown to annotators.")] = "",
+    show_fields: Annotated[str, typer.Option(help="Comma-separated metadata fields annotators may see.")] = "",
+    lease_seconds: Annotated[int, typer.Option(help="How long a task stays reserved for an annotator.")] = 600,
+    home: Home = None,
+):
+    """Create a labeling project over a dataset."""
+    ws = _ws(home)
+    p = ws.create_project(
+        name, dataset, [c.strip() for c in classes.split(",") if c.strip()], kind=kind,
+        overlap=overlap, instructions=instructions, lease_seconds=lease_seconds,
+        show_fields=[f.strip() for f in show_fields.split(",") if f.strip()],
+    )
+    typer.echo(f"project {p['name']!r} created (id {p['id']}) with {ws.progress(p['id'])['tasks']} tasks")
+
+
+@project_app.command("list")
+@command
+def project_list(home: Home = None):
+    """List projects with their progress."""
+    ws = _ws(home)
+    for p in ws.list_projects():
+        pr = ws.progress(p["id"])
+        typer.echo(f"{p['id']:>4}  {p['name']:<30} {pr['done']}/{pr['tasks']} done, {pr['answers']} answers")
+
+
+@project_app.command("add-member")
+@command
+def project_add_member(project: str, usernames: list[str], home: Home = None):
+    """Let users work on a project."""
+    ws = _ws(home)
+    p = ws.get_project(int(project) if project.isdigit() else project)
+    for u in usernames:
+        ws.add_member(p["id"], u)
+    typer.echo(f"{len(usernames)} member(s) added to {p['name']!r}")
+
+
+@user_app.command("add")
+@command
+def user_add(
+    username: str,
+    role: Annotated[str, typer.Option(help="admin, reviewer or annotator.")] = "annotator",
+    password: Annotated[Optional[str], typer.Option(help="Password for the browser login.")] = None,
+    project: Annotated[Optional[list[str]], typer.Option(help="Add to this project (repeatable).")] = None,
+    home: Home = None,
+):
+    """Add a user and print their API token (shown once)."""
+    ws = _ws(home)
+    user, token = ws.add_user(username, role, password)
+    for p in project or []:
+        ws.add_member(int(p) if p.isdigit() else p, user["id"])
+    typer.echo(f"user {username!r} ({role}) added; API token: {token}")
+
+
+@app.command()
+@command
+def status(home: Home = None):
+    """Show what the workspace holds."""
+    ws = _ws(home)
+    _print(ws.status())
+
+
+@app.command()
+@command
+def export(
+    project: str,
+    out: Annotated[Path, typer.Argument(help="Output file: .jsonl, .csv or .parquet.")],
+    format: Annotated[Optional[str], typer.Option(help="jsonl, csv or parquet (default: from the file name).")] = None,
+    labeled_only: Annotated[bool, typer.Option(help="Only items with at least one answer.")] = False,
+    home: Home = None,
+):
+    """Export a snapshot of a project's labels (streams; constant memory)."""
+    ws = _ws(home)
+    r = ws.export(int(project) if project.isdigit() else project, out, format, labeled_only=labeled_only)
+    typer.echo(f"wrote {r['items']} items to {r['path']} ({r['format']})")
+
+
+@app.command()
+@command
+def serve(
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port.")] = 8000,
+    workers: Annotated[int, typer.Option(help="Worker processes (use >1 with PostgreSQL).")] = 1,
+    home: Home = None,
+):
+    """Run the HTTP server (API, docs at /docs, labeling UI)."""
+    ws = _ws(home)  # migrate once, up front
+    ws.close()
+    os.environ["ASSAY_HOME"] = str(ws.home)
+    typer.echo(f"assay serving {ws.home} on http://{host}:{port}/  (API docs: /docs)")
+    _run_server(host, port, workers)
+
+
+def _run_server(host: str, port: int, workers: int) -> None:
+    import uvicorn
+
+    uvicorn.run("assay.server:app_from_env", factory=True, host=host, port=port, workers=workers,
+                log_level="warning", access_log=False, loop="auto", http="auto")
+
+
+@app.command()
+@command
+def quickstart(
+    home: Home = None,
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port.")] = 8000,
+    data: Annotated[Optional[Path], typer.Option(help="Your own CSV/JSONL/Parquet (text column 'text') or image folder instead of the sample.")] = None,
+    classes: Annotated[str, typer.Option(help="Classes of the demo project.")] = "positive,negative,neutral",
+    no_serve: Annotated[bool, typer.Option("--no-serve", help="Set everything up but do not start the server.")] = False,
+):
+    """Create a workspace with a sample dataset, a demo project, an admin and
+    two annotators, then start the server and print login links."""
+    from assay.quickstart import setup_demo
+
+    info = setup_demo(home, data=data, classes=[c.strip() for c in classes.split(",") if c.strip()])
+    base = f"http://{host}:{port}"
+    typer.echo(f"\nassay workspace: {info['home']}")
+    typer.echo(f"project {info['project']['name']!r}: {info['tasks']} tasks, classes {info['classes']}")
+    typer.echo(f"\nOpen the labeling UI at {base}/  — log in with a link:")
+    for u in info["users"]:
+        typer.echo(f"  {u['role']:<10} {u['username']:<8} {base}/login#token={u['token']}"
+                   + (f"   (password: {u['password']})" if u.get("password") else ""))
+    typer.echo(f"\nAdmin page: {base}/admin   API docs: {base}/docs")
+    if no_serve:
+        return
+    typer.echo("Press Ctrl+C to stop.\n")
+    os.environ["ASSAY_HOME"] = info["home"]
+    _run_server(host, port, 1)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

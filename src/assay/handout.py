@@ -39,6 +39,11 @@ RETURNING id, item_id
 """
 CLAIM_SQLITE = text(_CLAIM.format(lock=""))
 CLAIM_PG = text(_CLAIM.format(lock="FOR UPDATE SKIP LOCKED"))
+# SKIP LOCKED also passes over rows that are locked only for a moment (another
+# claim, or an answer to the same task, in flight), so "no row" does not mean
+# "nothing left". Before saying so, wait for those locks: FOR UPDATE re-checks
+# each row once it is released and moves on to the next if it no longer fits.
+CLAIM_PG_WAIT = text(_CLAIM.format(lock="FOR UPDATE"))
 
 MY_LEASES = text(
     "SELECT task_id, expires_at FROM leases "
@@ -103,9 +108,12 @@ def next_task(
                 f"you already hold {len(live)} tasks in this project; answer or skip one first",
                 held=[t for t, _ in live],
             )
-        row = conn.execute(
-            CLAIM_SQLITE if db.is_sqlite else CLAIM_PG, {"project": project_id, "user": user_id}
-        ).first()
+        args = {"project": project_id, "user": user_id}
+        if db.is_sqlite:
+            row = conn.execute(CLAIM_SQLITE, args).first()
+        else:
+            # No row lock is held here yet, so waiting cannot deadlock.
+            row = conn.execute(CLAIM_PG, args).first() or conn.execute(CLAIM_PG_WAIT, args).first()
         if row is None:
             return None
         conn.execute(

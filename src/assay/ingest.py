@@ -78,13 +78,13 @@ def iter_table(path: Path, text_column: str, batch: int = BATCH) -> Iterator[lis
         for rb in pf.iter_batches(batch_size=batch):
             yield rb.to_pylist()
         return
+    if suffix in (".jsonl", ".ndjson"):
+        yield from _iter_jsonl(path, text_column, batch)
+        return
     import pandas as pd
 
     try:
-        if suffix == ".csv":
-            reader = pd.read_csv(path, chunksize=batch, dtype=str, keep_default_na=False)
-        else:
-            reader = pd.read_json(path, lines=True, chunksize=batch, dtype=False)
+        reader = pd.read_csv(path, chunksize=batch, dtype=str, keep_default_na=False)
         first = True
         for chunk in reader:
             if first:
@@ -97,6 +97,42 @@ def iter_table(path: Path, text_column: str, batch: int = BATCH) -> Iterator[lis
         raise
     except (ValueError, pd.errors.ParserError, UnicodeDecodeError) as exc:
         raise InvalidInput(f"{path.name} could not be parsed: {exc}") from None
+
+
+def _iter_jsonl(path: Path, text_column: str, batch: int) -> Iterator[list[dict]]:
+    """JSON lines as they are written (pandas would turn integers with gaps into floats)."""
+    import json
+
+    import orjson
+
+    rows: list[dict] = []
+    first = True
+    with path.open("rb") as fh:
+        for n, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            try:
+                row = orjson.loads(line)
+            except orjson.JSONDecodeError:
+                try:
+                    row = json.loads(line)  # NaN / Infinity, as Python's json writes them
+                except ValueError as exc:
+                    raise InvalidInput(f"{path.name} could not be parsed: line {n}: {exc}") from None
+            if not isinstance(row, dict):
+                raise InvalidInput(f"{path.name} could not be parsed: line {n} is not a JSON object")
+            rows.append(row)
+            if len(rows) >= batch:
+                if first:
+                    _check_column(text_column, list(dict.fromkeys(k for r in rows for k in r)), path.name)
+                    first = False
+                yield rows
+                rows = []
+    if first:
+        if not rows:
+            raise InvalidInput(f"{path.name} has no rows")
+        _check_column(text_column, list(dict.fromkeys(k for r in rows for k in r)), path.name)
+    if rows:
+        yield rows
 
 
 def iter_dataframe(df, text_column: str, batch: int = BATCH) -> Iterator[list[dict]]:
@@ -129,7 +165,7 @@ def _clean(v: Any) -> Any:
         except (ValueError, AttributeError):
             pass
     if hasattr(v, "isoformat"):
-        return v.isoformat()
+        return None if v != v else v.isoformat()  # NaT is the one date not equal to itself
     return v
 
 

@@ -12,7 +12,8 @@ from assay.errors import Forbidden
 from assay.workspace import Workspace
 
 
-def workspace(request: Request) -> Workspace:
+async def workspace(request: Request) -> Workspace:
+    # async: a sync dependency costs a hop to the thread pool on every request.
     return request.app.state.workspace
 
 

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
+from sqlalchemy import text
 
 from assay.store.engine import Database
 
@@ -20,16 +21,26 @@ def alembic_config(url: str | None = None) -> Config:
     return cfg
 
 
+# Any fixed number: the PostgreSQL advisory lock that serializes migrations.
+_MIGRATE_LOCK = 0x61737361  # "assa"
+
+
 def upgrade(db: Database, revision: str = "head") -> None:
-    """Bring the schema to ``revision`` (default: the newest)."""
+    """Bring the schema to ``revision`` (default: the newest).
+
+    Several processes may open one workspace at once (``uvicorn --workers N``
+    on a fresh database): the whole upgrade runs in one write transaction
+    that only one of them holds at a time (SQLite: ``BEGIN IMMEDIATE``;
+    PostgreSQL: an advisory lock), so the others wait and then find the
+    schema already current instead of failing with "database is locked" or a
+    duplicate table.
+    """
     cfg = alembic_config()
-    with db.engine.connect() as conn:
-        if db.is_sqlite:
-            # Alembic's own transaction; a plain BEGIN is right for DDL here.
-            pass
-        cfg.attributes["connection"] = conn
+    with db.write() as conn:
+        if not db.is_sqlite:
+            conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _MIGRATE_LOCK})
+        cfg.attributes["connection"] = conn  # already in a transaction: Alembic joins it
         command.upgrade(cfg, revision)
-        conn.commit()
 
 
 def downgrade(db: Database, revision: str) -> None:

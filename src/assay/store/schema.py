@@ -180,6 +180,7 @@ answers = Table(
     Column("created_at", Float, nullable=False),
     Column("lead_time", Float),  # seconds between lease and answer
     UniqueConstraint("task_id", "annotator_id"),
+    sqlite_autoincrement=True,  # undo deletes answers; their ids must never come back
 )
 Index("ix_answers_project_id", answers.c.project_id, answers.c.id)
 Index("ix_answers_annotator", answers.c.annotator_id, answers.c.project_id, answers.c.id)

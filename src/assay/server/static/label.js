@@ -13,6 +13,7 @@
   if (!api.requireToken()) return;
 
   const QUEUE_TARGET = 2;      // tasks leased ahead of the one on screen
+  const SERVER_MAX_HELD = 3;   // leases one user may hold in a project (handout.MAX_LEASES_IN_HAND)
   const HISTORY_MAX = 50;      // answers that can be undone
   const IMAGE_CACHE_MAX = 8;   // object URLs kept
   const LEASE_MARGIN_MS = 5000; // at most; never more than a quarter of the lease
@@ -40,7 +41,9 @@
     fetching: false,
     exhausted: false,         // server said "no task" (given our exclusions)
     fetchFailures: 0,
+    heldBack: false,          // tasks/next said "you hold too many": retry when a write lands
     dupStreak: 0,
+    pausedUntil: 0,           // no task requests before this (backoff / waiting on leases)
     retryTimer: null,
     submitted: 0,
     pending: 0,
@@ -52,6 +55,12 @@
   /* ---------- small helpers ---------- */
 
   function setStatus(text) { ui.status.textContent = text; }
+
+  /** Background writes not yet settled, mirrored on <body data-pending>. */
+  function setPending(delta) {
+    state.pending += delta;
+    document.body.dataset.pending = String(state.pending);
+  }
 
   function inflightAdd(id) { state.inflight.set(id, (state.inflight.get(id) || 0) + 1); }
   function inflightDel(id) {
@@ -70,7 +79,8 @@
 
   /** Lease end on the local clock, using the server's Date header to cancel clock skew. */
   function localExpiry(task, res) {
-    const serverNow = Date.parse(res.headers.get("Date") || "");
+    // The Date header is whole seconds (truncated): assume the late end, i.e. expire early.
+    const serverNow = Date.parse(res.headers.get("Date") || "") + 1000;
     let s = task.lease_expires_at;
     if (s === null || s === undefined || isNaN(serverNow)) return null;
     let end;
@@ -165,19 +175,23 @@
 
   let fetchErrorText = null;
 
+  /** Keep the queue topped up: one tasks/next request at a time. */
   async function fill() {
-    if (state.fetching || state.exhausted || !projectId) return;
+    if (state.fetching || state.exhausted || !projectId || Date.now() < state.pausedUntil) return;
     dropStale();
     if (state.queue.length >= QUEUE_TARGET) return;
-    clearTimeout(state.retryTimer);
-    state.retryTimer = null;
+    if (state.inflight.size > 0 && excludedIds().size >= SERVER_MAX_HELD) {
+      // An answer/skip in flight still holds its lease: the server would refuse (409).
+      state.heldBack = true; // send() calls fill() again when it lands
+      return;
+    }
     state.fetching = true;
     let entry = null;
     try {
       const res = await api.raw("POST", P + "/tasks/next", { body: { exclude: Array.from(excludedIds()) } });
       const data = await res.json();
       if (data.task) entry = makeEntry(data.task, res);
-      else state.exhausted = true;
+      else if (!waitForDropped()) state.exhausted = true;
     } catch (err) {
       state.fetching = false;
       onFetchError(err);
@@ -205,13 +219,46 @@
     fill();
   }
 
+  /** "No task" while some tasks are held back by `dropped` is not the end: their leases
+   * run out soon and they can be leased afresh. Ask again then; true if scheduled. */
+  function waitForDropped() {
+    excludedIds(); // prunes entries that have run out
+    if (state.dropped.size === 0) return false;
+    const soonest = Math.min.apply(null, Array.from(state.dropped.values()));
+    pause(soonest - Date.now() + 50);
+    return true;
+  }
+
+  /** Hold task requests for `ms`, then try again. */
+  function pause(ms) {
+    ms = Math.max(50, ms);
+    state.pausedUntil = Date.now() + ms;
+    clearTimeout(state.retryTimer);
+    state.retryTimer = setTimeout(function () { state.pausedUntil = 0; fill(); }, ms);
+  }
+
+  /** The user asked to look again (button, tab shown): drop any wait. */
+  function resume() {
+    clearTimeout(state.retryTimer);
+    state.pausedUntil = 0;
+    state.exhausted = false;
+  }
+
   function onFetchError(err) {
     if (err && err.status === 401) return; // redirecting to /login
+    if (err && err.status === 409 && err.details && Array.isArray(err.details.held)) {
+      // The server caps the leases one user holds (current + queue = the cap); an answer
+      // still in flight holds its lease until it lands. Not an error: ask again when a
+      // write settles (see send), or after a short backoff.
+      state.heldBack = true;
+      pause(Math.min(5000, 200 * Math.pow(2, state.fetchFailures++)));
+      return;
+    }
     if (retryable(err)) {
       const delay = Math.min(15000, 1000 * Math.pow(2, state.fetchFailures++));
       fetchErrorText = "Could not load the next item: " + api.messageOf(err) + " (retrying…)";
       if (!state.current || state.fetchFailures > 1) api.showError(fetchErrorText);
-      state.retryTimer = setTimeout(fill, delay);
+      pause(delay);
     } else {
       api.showError(err, "Could not load the next item");
     }
@@ -334,6 +381,8 @@
   function renderEmpty() {
     state.current = null;
     ui.item.hidden = true;
+    delete ui.item.dataset.taskId;
+    delete ui.item.dataset.itemId;
     ui.text.textContent = "";
     ui.image.removeAttribute("src");
     const done = state.exhausted && !state.fetching && state.queue.length === 0;
@@ -374,7 +423,8 @@
       ui.progress.textContent = "done " + mine + " · remaining " + left;
       ui.progress.dataset.done = mine;
       ui.progress.dataset.remaining = left;
-      ui.progress.title = "Your answers: " + mine + ". Project: " + p.done + " of " + p.tasks + " tasks complete.";
+      ui.progress.title = typeof p.tasks === "number"
+        ? "Your answers: " + mine + ". Project: " + p.done + " of " + p.tasks + " tasks complete." : "";
     }, function () { /* progress is informative only */ }).then(function () {
       progressBusy = false;
       if (progressAgain) { progressAgain = false; refreshProgress(); }
@@ -387,10 +437,14 @@
   function send(entry, fn) {
     const id = entry.task.id;
     inflightAdd(id);
-    state.pending++;
+    setPending(1);
     setStatus("saving…");
     const p = Promise.resolve(entry.ready).then(function () { return withRetry(fn); });
-    const settle = function () { inflightDel(id); state.pending--; };
+    const settle = function () {
+      inflightDel(id);
+      setPending(-1);
+      if (state.heldBack) { state.heldBack = false; resume(); fill(); } // its lease is gone now
+    };
     p.then(settle, settle);
     return p;
   }
@@ -419,6 +473,7 @@
       if (!state.multi) return;
       label = state.classes.map(function (c) { return c.name; })
         .filter(function (n) { return state.selected.has(n); });
+      if (!label.length) { setStatus("pick at least one class (s skips)"); return; }
     }
     const id = entry.task.id;
     const rec = { entry: entry, label: label, answer: null, promise: null };
@@ -514,7 +569,8 @@
     }
     switch (e.key) {
       case "Enter":
-        if (!state.multi) return; // let a focused button work as usual
+        // Single mode, or a focused link / other button: let Enter work as usual.
+        if (!state.multi || (t && t.closest && t.closest("a, button:not(.class-btn):not(#submit)"))) return;
         e.preventDefault();
         if (!e.repeat) submit();
         return;
@@ -564,6 +620,9 @@
       return;
     }
     document.addEventListener("keydown", onKey);
+    ui.image.addEventListener("load", function () {
+      ui.image.classList.toggle("is-small", Math.max(ui.image.naturalWidth, ui.image.naturalHeight) < 128);
+    });
     ui.submit.addEventListener("click", function () { submit(); });
     ui.skip.addEventListener("click", skip);
     ui.undo.addEventListener("click", undo);
@@ -571,13 +630,13 @@
       b.addEventListener("mousedown", function (e) { e.preventDefault(); });
     });
     $("check-again").addEventListener("click", function () {
-      state.exhausted = false;
+      resume();
       showNext();
     });
     document.addEventListener("visibilitychange", function () {
       if (document.hidden || !state.project) return;
       dropStale();
-      if (!state.current) { state.exhausted = false; showNext(); } else fill();
+      if (!state.current) { resume(); showNext(); } else fill();
     });
 
     fill(); // the first task loads alongside the project

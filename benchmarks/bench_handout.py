@@ -1,0 +1,451 @@
+"""Hand-out benchmark: 50 concurrent annotators over real HTTP against a
+project with 1,000,000 tasks (overlap 1), on SQLite and on PostgreSQL.
+
+Each annotator is a coroutine with its own token doing ``POST
+/api/projects/{id}/tasks/next`` + ``POST /api/tasks/{id}/answers`` in a loop,
+all over one aiohttp ``ClientSession`` (connector limit >= annotators). The
+load can be split over several client processes (``--clients 2``) so the
+generator is not the bottleneck on a small machine.
+
+Measured over a fixed window after a warm-up: answers/s, p50/p95/p99 of next
+and submit, the server's CPU seconds (psutil, process tree) and each client's
+CPU seconds. Afterwards the database is checked directly: no task with more
+answers than needed, no duplicate (task, annotator) answer, answer rows ==
+sum(answer_count), open_slots == needed - answers - leases, every answer the
+clients got a 2xx for is in the database, and no task was handed to two
+annotators.
+
+Bars (SQLite): >= 500 answers/s sustained, p95 of next <= 50 ms.
+
+The 1M-task workspace is built once and cached under ``--cache`` (default
+/tmp/assay-bench-handout); each run works on a fresh copy (SQLite: a file
+copy, PostgreSQL: CREATE DATABASE ... TEMPLATE).
+
+    python benchmarks/bench_handout.py --backend sqlite
+    python benchmarks/bench_handout.py --backend postgresql --clients 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _common as C  # noqa: E402
+
+BAR_RPS, BAR_P95_MS = 500.0, 50.0
+CLASSES = ["positive", "negative", "neutral"]
+PG_TEMPLATE = "assay_bench_handout_{n}"
+
+
+# ---------------------------------------------------------------- building
+
+
+def build(cache: Path, backend: str, n_tasks: int, n_annotators: int) -> dict:
+    """Build (once) the workspace with ``n_tasks`` tasks and annotators."""
+    tag = f"{backend}-{n_tasks}"
+    folder = cache / tag
+    meta_path = folder / "meta.json"
+    if meta_path.exists():
+        meta = json.loads(meta_path.read_text())
+        ok = len(meta["tokens"]) >= n_annotators
+        if backend == "postgresql":
+            ok = ok and C.pg_exists(meta["pg_template"])
+        if ok:
+            return meta
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    from assay import Workspace
+
+    url = None
+    template = None
+    if backend == "postgresql":
+        template = PG_TEMPLATE.format(n=n_tasks)
+        url = C.pg_create(template)
+    t0 = time.perf_counter()
+    csv_path = C.write_csv(folder / "texts.csv", n_tasks, seed=7)
+    ws = Workspace(folder / "home", database_url=url)
+    ds = ws.create_dataset("bench")
+    ws.import_file(ds["id"], csv_path)
+    csv_path.unlink()
+    p = ws.create_project("bench", ds["id"], CLASSES, overlap=1, lease_seconds=600)
+    tokens = []
+    for i in range(max(n_annotators, 64)):
+        u, tok = ws.add_user(f"annotator{i:03d}", "annotator")
+        ws.add_member(p["id"], u["id"])
+        tokens.append(tok)
+    ws.close()
+    if template:
+        import psycopg
+
+        # Vacuum/analyze so that every copy starts with fresh statistics.
+        with psycopg.connect(C.PG_ADMIN.rsplit("/", 1)[0] + "/" + template, autocommit=True) as c:
+            c.execute("VACUUM ANALYZE")
+    else:
+        import sqlite3
+
+        con = sqlite3.connect(folder / "home" / "assay.db")
+        con.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        con.execute("ANALYZE")
+        con.close()
+    meta = {"project_id": p["id"], "tokens": tokens, "pg_template": template,
+            "build_s": round(time.perf_counter() - t0, 1), "tasks": n_tasks}
+    meta_path.write_text(json.dumps(meta))
+    return meta
+
+
+def fresh_copy(cache: Path, backend: str, n_tasks: int, meta: dict, run_dir: Path) -> tuple[Path, str | None, str | None]:
+    """A pristine copy of the cached workspace: (home, database url, pg db name)."""
+    shutil.rmtree(run_dir, ignore_errors=True)
+    home = run_dir / "home"
+    src = cache / f"{backend}-{n_tasks}" / "home"
+    if backend == "sqlite":
+        shutil.copytree(src, home)
+        return home, None, None
+    home.mkdir(parents=True)
+    name = f"assay_bench_handout_run_{os.getpid()}"
+    import psycopg
+
+    with psycopg.connect(C.PG_ADMIN, autocommit=True) as c:
+        c.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        c.execute(f'CREATE DATABASE "{name}" TEMPLATE "{meta["pg_template"]}"')
+    return home, C.pg_url(name), name
+
+
+# ---------------------------------------------------------------- server
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_server(home: Path, url: str | None, port: int, workers: int, log_path: Path) -> subprocess.Popen:
+    env = dict(os.environ, ASSAY_HOME=str(home))
+    env.setdefault("PYTHONPATH", str(C.ROOT / "src"))
+    if url:
+        env["ASSAY_DATABASE_URL"] = url
+    cmd = [sys.executable, "-m", "uvicorn", "--factory", "assay.server:app_from_env",
+           "--host", "127.0.0.1", "--port", str(port), "--loop", "uvloop", "--http", "httptools",
+           "--no-access-log", "--log-level", "warning"]
+    if workers > 1:
+        cmd += ["--workers", str(workers)]
+    log = open(log_path, "wb")
+    proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    import httpx
+
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit(f"server exited early; see {log_path}:\n{log_path.read_text()[-3000:]}")
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/api/me", timeout=1).status_code in (200, 401):
+                return proc
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise SystemExit("server did not come up in 60 s")
+
+
+def tree_cpu(pid: int) -> float:
+    import psutil
+
+    try:
+        p = psutil.Process(pid)
+        procs = [p, *p.children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return 0.0
+    total = 0.0
+    for q in procs:
+        try:
+            t = q.cpu_times()
+            total += t.user + t.system
+        except psutil.NoSuchProcess:
+            pass
+    return total
+
+
+def stop_server(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGINT)
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+# ---------------------------------------------------------------- client
+
+
+async def _client(base: str, project_id: int, tokens: list[str], t_start: float, t_end: float,
+                  seed: int) -> dict:
+    import aiohttp
+    import orjson
+
+    rnd = random.Random(seed)
+    next_lat: list[float] = []
+    sub_lat: list[float] = []
+    win_answers = 0
+    answer_ids: list[int] = []
+    handed: list[int] = []
+    errors: dict[str, int] = {}
+    cpu: dict[str, float] = {}
+    exhausted = 0
+
+    async def clock():
+        await asyncio.sleep(max(0.0, t_start - time.time()))
+        cpu["start"] = time.process_time()
+        await asyncio.sleep(max(0.0, t_end - time.time()))
+        cpu["end"] = time.process_time()
+
+    def err(kind: str) -> None:
+        errors[kind] = errors.get(kind, 0) + 1
+
+    async def annotator(session, token: str):
+        nonlocal win_answers, exhausted
+        h = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+        next_url = f"{base}/api/projects/{project_id}/tasks/next"
+        while time.time() < t_end:
+            t0 = time.perf_counter()
+            async with session.post(next_url, headers=h, data=b"") as r:
+                body = await r.read()
+                st = r.status
+            t1 = time.perf_counter()
+            now = time.time()
+            if st != 200:
+                err(f"next {st}: {body[:120]!r}")
+                await asyncio.sleep(0.05)
+                continue
+            if t_start <= now <= t_end:
+                next_lat.append(t1 - t0)
+            task = orjson.loads(body)["task"]
+            if task is None:
+                exhausted += 1
+                return
+            handed.append(task["id"])
+            payload = orjson.dumps({"label": rnd.choice(CLASSES)})
+            t2 = time.perf_counter()
+            async with session.post(f"{base}/api/tasks/{task['id']}/answers", headers=h, data=payload) as r:
+                body = await r.read()
+                st = r.status
+            t3 = time.perf_counter()
+            now = time.time()
+            if st != 201:
+                err(f"submit {st}: {body[:120]!r}")
+                continue
+            answer_ids.append(orjson.loads(body)["answer"]["id"])
+            if t_start <= now <= t_end:
+                sub_lat.append(t3 - t2)
+                win_answers += 1
+
+    conn = aiohttp.TCPConnector(limit=max(64, len(tokens) + 8))
+    async with aiohttp.ClientSession(connector=conn) as session:
+        clk = asyncio.create_task(clock())
+        await asyncio.gather(*(annotator(session, t) for t in tokens))
+        await clk
+    return {"next_lat": next_lat, "sub_lat": sub_lat, "win_answers": win_answers,
+            "answer_ids": answer_ids, "handed": handed, "errors": errors,
+            "cpu_s": cpu.get("end", 0) - cpu.get("start", 0), "exhausted": exhausted}
+
+
+def client_main(spec_path: str) -> None:
+    spec = json.loads(Path(spec_path).read_text())
+    try:
+        import uvloop
+
+        uvloop.install()
+    except ImportError:
+        pass
+    out = asyncio.run(_client(spec["base"], spec["project_id"], spec["tokens"], spec["t_start"],
+                              spec["t_end"], spec["seed"]))
+    Path(spec["out"]).write_text(json.dumps(out))
+
+
+# ---------------------------------------------------------------- checks
+
+
+def integrity(home: Path, url: str | None) -> dict:
+    from sqlalchemy import text
+
+    from assay.store import Database
+
+    db = Database(url or f"sqlite:///{home / 'assay.db'}")
+    q = {
+        "tasks_over_needed": "SELECT count(*) FROM tasks WHERE answer_count > needed",
+        "tasks_with_more_answers_than_needed":
+            "SELECT count(*) FROM (SELECT a.task_id FROM answers a JOIN tasks t ON t.id = a.task_id "
+            "GROUP BY a.task_id, t.needed HAVING count(*) > t.needed) x",
+        "duplicate_task_annotator":
+            "SELECT count(*) FROM (SELECT task_id, annotator_id FROM answers "
+            "GROUP BY task_id, annotator_id HAVING count(*) > 1) x",
+        "answer_rows": "SELECT count(*) FROM answers",
+        "answer_count_sum": "SELECT COALESCE(sum(answer_count), 0) FROM tasks",
+        "tasks_count_mismatch":
+            "SELECT count(*) FROM tasks t WHERE t.answer_count <> "
+            "(SELECT count(*) FROM answers a WHERE a.task_id = t.id) AND (t.answer_count > 0 "
+            "OR t.open_slots < t.needed)",
+        "slots_mismatch":
+            "SELECT count(*) FROM tasks t WHERE t.open_slots <> t.needed - t.answer_count - "
+            "(SELECT count(*) FROM leases l WHERE l.task_id = t.id) AND (t.answer_count > 0 "
+            "OR t.open_slots < t.needed)",
+        "leases_left": "SELECT count(*) FROM leases",
+    }
+    with db.read() as conn:
+        out = {k: int(conn.execute(text(v)).scalar_one()) for k, v in q.items()}
+        out["answer_ids"] = set(conn.execute(text("SELECT id FROM answers")).scalars())
+    db.dispose()
+    return out
+
+
+def pct(xs: list[float], p: float) -> float | None:
+    if not xs:
+        return None
+    xs = sorted(xs)
+    return round(xs[min(len(xs) - 1, int(round(p / 100 * (len(xs) - 1))))] * 1000, 2)
+
+
+# ---------------------------------------------------------------- main
+
+
+def run(a, backend: str) -> dict:
+    cache = Path(a.cache)
+    meta = build(cache, backend, a.tasks, a.annotators)
+    run_dir = cache / f"run-{backend}-{os.getpid()}"
+    home, url, dbname = fresh_copy(cache, backend, a.tasks, meta, run_dir)
+    port = free_port()
+    load_before = os.getloadavg()
+    server = start_server(home, url, port, a.workers, run_dir / "server.log")
+    try:
+        tokens = meta["tokens"][: a.annotators]
+        t_start = time.time() + 2.0 + a.warmup  # 2 s for the clients to start
+        t_end = t_start + a.window
+        procs, outs = [], []
+        for k in range(a.clients):
+            spec = {"base": f"http://127.0.0.1:{port}", "project_id": meta["project_id"],
+                    "tokens": tokens[k:: a.clients], "t_start": t_start, "t_end": t_end,
+                    "seed": k, "out": str(run_dir / f"client{k}.json")}
+            sp = run_dir / f"client{k}.spec.json"
+            sp.write_text(json.dumps(spec))
+            outs.append(Path(spec["out"]))
+            procs.append(subprocess.Popen([sys.executable, __file__, "--client", str(sp)]))
+        time.sleep(max(0.0, t_start - time.time()))
+        spy = None
+        if a.profile:
+            # py-spy (pip install py-spy) samples the server during the window.
+            spy = subprocess.Popen([os.environ.get("PY_SPY", "py-spy"), "record", "-p", str(server.pid),
+                                    "-d", str(int(a.window)), "-r", "100", "-f", a.profile_format,
+                                    "-o", a.profile, "--subprocesses", "--nonblocking"],
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        s0 = tree_cpu(server.pid)
+        time.sleep(max(0.0, t_end - time.time()))
+        s1 = tree_cpu(server.pid)
+        if spy is not None:
+            spy.wait(60)
+        for p in procs:
+            if p.wait(120) != 0:
+                raise SystemExit("a client process failed")
+    finally:
+        stop_server(server)
+    res = [json.loads(o.read_text()) for o in outs]
+    next_lat = [x for r in res for x in r["next_lat"]]
+    sub_lat = [x for r in res for x in r["sub_lat"]]
+    win_answers = sum(r["win_answers"] for r in res)
+    client_ids = [i for r in res for i in r["answer_ids"]]
+    handed = [i for r in res for i in r["handed"]]
+    errors: dict[str, int] = {}
+    for r in res:
+        for k, v in r["errors"].items():
+            errors[k] = errors.get(k, 0) + v
+    chk = integrity(home, url)
+    db_ids = chk.pop("answer_ids")
+    chk["client_2xx_answers"] = len(client_ids)
+    chk["client_2xx_missing_in_db"] = len(set(client_ids) - db_ids)
+    chk["db_answers_without_2xx"] = len(db_ids - set(client_ids))
+    chk["tasks_handed_to_two"] = len(handed) - len(set(handed))
+    chk["ok"] = (chk["tasks_over_needed"] == 0 and chk["tasks_with_more_answers_than_needed"] == 0
+                 and chk["duplicate_task_annotator"] == 0
+                 and chk["answer_rows"] == chk["answer_count_sum"] and chk["tasks_count_mismatch"] == 0
+                 and chk["slots_mismatch"] == 0 and chk["client_2xx_missing_in_db"] == 0
+                 and chk["tasks_handed_to_two"] == 0)
+    if dbname:
+        C.pg_drop(dbname)
+    if not a.keep:
+        shutil.rmtree(run_dir, ignore_errors=True)
+    rps = win_answers / a.window
+    p95 = pct(next_lat, 95)
+    out = {
+        "bench": "handout", "backend": backend, "tasks": a.tasks, "annotators": a.annotators,
+        "clients": a.clients, "server_workers": a.workers, "warmup_s": a.warmup, "window_s": a.window,
+        "answers_per_s": round(rps, 1),
+        "next_ms": {"p50": pct(next_lat, 50), "p95": p95, "p99": pct(next_lat, 99), "n": len(next_lat)},
+        "submit_ms": {"p50": pct(sub_lat, 50), "p95": pct(sub_lat, 95), "p99": pct(sub_lat, 99),
+                      "n": len(sub_lat)},
+        "server_cpu_s": round(s1 - s0, 2),
+        "server_cpu_per_answer_ms": round((s1 - s0) / max(1, win_answers) * 1000, 3),
+        "client_cpu_s": [round(r["cpu_s"], 2) for r in res],
+        "loadavg_1m_before": round(load_before[0], 2),
+        "errors": errors,
+        "integrity": chk,
+        "bars": {"answers_per_s": BAR_RPS, "next_p95_ms": BAR_P95_MS} if backend == "sqlite" else None,
+        "machine": C.machine(),
+    }
+    if backend == "postgresql":
+        out["machine"]["postgresql"] = C.pg_version()
+    out["pass"] = chk["ok"] and not errors and (
+        backend != "sqlite" or (rps >= BAR_RPS and p95 is not None and p95 <= BAR_P95_MS))
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--backend", choices=["sqlite", "postgresql", "both"], default="sqlite")
+    ap.add_argument("--tasks", type=int, default=1_000_000)
+    ap.add_argument("--annotators", type=int, default=50)
+    ap.add_argument("--clients", type=int, default=1, help="load-generator processes")
+    ap.add_argument("--workers", type=int, default=1, help="uvicorn workers")
+    ap.add_argument("--warmup", type=float, default=5.0)
+    ap.add_argument("--window", type=float, default=25.0)
+    ap.add_argument("--cache", default="/tmp/assay-bench-handout")
+    ap.add_argument("--keep", action="store_true", help="keep the run folder (server log, client data)")
+    ap.add_argument("--build-only", action="store_true")
+    ap.add_argument("--profile", help="write a py-spy profile of the server's window here")
+    ap.add_argument("--profile-format", default="speedscope", choices=["speedscope", "flamegraph", "raw"])
+    ap.add_argument("--client", help=argparse.SUPPRESS)
+    a = ap.parse_args()
+    if a.client:
+        return client_main(a.client)
+    backends = ["sqlite", "postgresql"] if a.backend == "both" else [a.backend]
+    if a.build_only:
+        for b in backends:
+            print(json.dumps({k: v for k, v in build(Path(a.cache), b, a.tasks, a.annotators).items()
+                              if k != "tokens"}))
+        return
+    header = ["bench", "backend", "tasks", "annotators", "clients", "workers", "answers/s",
+              "next p50/p95/p99 ms", "submit p50/p95/p99 ms", "server CPU s / window", "server CPU ms/answer", "client CPU s",
+              "double assignments", "pass"]
+    for b in backends:
+        r = run(a, b)
+        n, s, chk = r["next_ms"], r["submit_ms"], r["integrity"]
+        doubles = (chk["tasks_with_more_answers_than_needed"] + chk["duplicate_task_annotator"]
+                   + chk["tasks_handed_to_two"])
+        C.emit(r, header, [
+            "handout", b, r["tasks"], r["annotators"], r["clients"], r["server_workers"],
+            r["answers_per_s"], f'{n["p50"]}/{n["p95"]}/{n["p99"]}', f'{s["p50"]}/{s["p95"]}/{s["p99"]}',
+            f'{r["server_cpu_s"]} / {r["window_s"]:g}', r["server_cpu_per_answer_ms"], "+".join(str(x) for x in r["client_cpu_s"]),
+            doubles if chk["ok"] else f"{doubles} (integrity FAILED)", "yes" if r["pass"] else "NO"])
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,141 @@
+"""Dawid-Skene (full confusion matrices) and its one-coin special case,
+fitted by EM in log space with Dirichlet pseudo-counts."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from assay.errors import InvalidInput
+from assay.quality._answers import Answers
+from assay.quality._base import Aggregator, TINY, clamp_gold, gold_loglik, mv_posterior, softmax_rows
+from assay.quality._special import fit_dirichlet
+
+
+class _EM(Aggregator):
+    """EM skeleton shared by the confusion-matrix models: initialise the
+    posteriors with the vote shares, then alternate M and E steps until the
+    objective (log-likelihood + log prior) gains less than ``tol`` per answer."""
+
+    iterative = True
+
+    def __init__(self, *, max_iter: int = 200, tol: float = 1e-6, learn_prior: bool = True,
+                 duplicates: str = "last") -> None:
+        super().__init__(duplicates=duplicates)
+        self.learn_prior = learn_prior
+        if max_iter < 1:
+            raise InvalidInput("max_iter must be at least 1")
+        self.max_iter = max_iter
+        self.tol = tol
+
+    def _m_step(self, data: Answers, post: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
+        """Return (confusion (W, K, K), prior (K,), log prior density of the parameters)."""
+        raise NotImplementedError
+
+    def _fit(self, data: Answers, gold_idx, gold_lab, init: np.ndarray | None = None) -> None:
+        post = clamp_gold(mv_posterior(data) if init is None else init.copy(), gold_idx, gold_lab)
+        history: list[float] = []
+        converged = False
+        for _ in range(self.max_iter):
+            conf, prior, log_prior = self._m_step(data, post)
+            logp = data.log_likelihood_terms(np.log(np.maximum(conf, TINY))) + np.log(prior)
+            post, loglik = softmax_rows(gold_loglik(logp, gold_idx, gold_lab))
+            history.append(loglik + log_prior)
+            if len(history) > 1 and abs(history[-1] - history[-2]) <= self.tol * data.n_answers:
+                converged = True
+                break
+        self._finish(data, post, prior=prior, confusion=conf, history=history,
+                     converged=converged, gold_idx=gold_idx, gold_lab=gold_lab)
+
+
+class DawidSkene(_EM):
+    """Dawid & Skene (1979): each worker has a full confusion matrix.
+
+    Parameters
+    ----------
+    alpha : float, default 1.0
+        Dirichlet pseudo-count added to every cell of every worker's
+        confusion row, so a worker with few answers never gets a 0/1 row.
+    alpha_diag : float, default 1.0
+        Extra pseudo-count on the diagonal: a prior belief that workers do
+        better than chance. With the defaults a worker with no evidence
+        about class k answers it correctly with probability 2/(K+1).
+    prior : {"fixed", "learned"}, default "fixed"
+        ``"learned"`` replaces the fixed pseudo-counts by a Dirichlet prior
+        per true class fitted to all workers' confusion rows (empirical
+        Bayes, Minka's fixed point) at each M-step: workers with little
+        evidence are shrunk towards the crowd's typical confusion, by an
+        amount the data decides.
+    max_iter, tol : EM stops after ``max_iter`` iterations or when the
+        objective gains less than ``tol`` per answer.
+
+    Gold labels passed to ``fit`` are clamped in every E-step, so they also
+    shape the confusion matrices.
+    """
+
+    def __init__(self, *, alpha: float = 1.0, alpha_diag: float = 1.0, prior: str = "fixed",
+                 max_iter: int = 200, tol: float = 1e-6, learn_prior: bool = True,
+                 duplicates: str = "last") -> None:
+        super().__init__(max_iter=max_iter, tol=tol, learn_prior=learn_prior, duplicates=duplicates)
+        if alpha <= 0 or alpha_diag < 0:
+            raise InvalidInput("alpha must be > 0 and alpha_diag >= 0")
+        if prior not in ("fixed", "learned"):
+            raise InvalidInput(f"prior must be 'fixed' or 'learned', got {prior!r}")
+        self.alpha = alpha
+        self.alpha_diag = alpha_diag
+        self.prior = prior
+
+    def _pseudo(self, data: Answers, counts: np.ndarray) -> np.ndarray:
+        k = data.n_classes
+        base = np.full((k, k), float(self.alpha)) + np.eye(k) * self.alpha_diag
+        if self.prior == "learned":
+            prev = getattr(self, "_alpha_matrix", base)
+            base = np.stack([fit_dirichlet(counts[:, c, :], prev[c]) for c in range(k)])
+        self._alpha_matrix = base
+        return base
+
+    def _m_step(self, data, post):
+        counts = data.confusion_counts(post)
+        pseudo = self._pseudo(data, counts)
+        conf = counts + pseudo
+        conf /= conf.sum(axis=2, keepdims=True)
+        prior = self._class_prior(post)
+        log_prior = float(np.sum(pseudo * np.log(conf)) if self.prior == "fixed" else 0.0) + float(np.sum(np.log(prior)))
+        return conf, prior, log_prior
+
+    def _fit(self, data, gold_idx, gold_lab, init=None):
+        self.__dict__.pop("_alpha_matrix", None)
+        super()._fit(data, gold_idx, gold_lab, init)
+        self.alpha_matrix_ = self.__dict__.pop("_alpha_matrix")
+
+
+class OneCoinDawidSkene(_EM):
+    """One-coin Dawid-Skene: worker w answers correctly with probability
+    ``p_w`` and otherwise picks one of the other K-1 classes uniformly.
+
+    ``correct_pseudo`` / ``wrong_pseudo`` (default 2 / 1) are Beta
+    pseudo-counts on ``p_w``; ``skills_`` holds ``p_w``.
+    """
+
+    def __init__(self, *, correct_pseudo: float = 2.0, wrong_pseudo: float = 1.0,
+                 max_iter: int = 200, tol: float = 1e-6, learn_prior: bool = True,
+                 duplicates: str = "last") -> None:
+        super().__init__(max_iter=max_iter, tol=tol, learn_prior=learn_prior, duplicates=duplicates)
+        if correct_pseudo <= 0 or wrong_pseudo <= 0:
+            raise InvalidInput("correct_pseudo and wrong_pseudo must be > 0")
+        self.correct_pseudo = correct_pseudo
+        self.wrong_pseudo = wrong_pseudo
+
+    def _m_step(self, data, post):
+        k = data.n_classes
+        correct = data.worker_sum(data.at_answers(post))
+        n = data.answers_per_worker
+        a, b = self.correct_pseudo, self.wrong_pseudo
+        p = (correct + a) / (n + a + b)
+        self.skills_ = p
+        off = (1.0 - p) / max(k - 1, 1)
+        conf = np.broadcast_to(off[:, None, None], (data.n_workers, k, k)).copy()
+        idx = np.arange(k)
+        conf[:, idx, idx] = p[:, None]
+        prior = self._class_prior(post)
+        log_prior = float(np.sum(a * np.log(p) + b * np.log1p(-p)) + np.sum(np.log(prior)))
+        return conf, prior, log_prior

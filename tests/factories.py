@@ -1,0 +1,149 @@
+"""Small helpers shared by the ingest, hand-out, export and API tests.
+
+Everything here talks to the real database through a real
+:class:`assay.Workspace`; nothing is mocked.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import io
+import zipfile
+from collections.abc import Iterable, Sequence
+from functools import lru_cache
+from pathlib import Path
+
+from sqlalchemy import func, select, text
+
+from assay.store.schema import metadata
+
+
+# ---------------------------------------------------------------- counting
+
+
+def count(ws, table: str, where: str = "", **params) -> int:
+    """Rows in ``table`` (optionally filtered by a SQL ``where``)."""
+    t = metadata.tables[table]
+    with ws.db.read() as conn:
+        if where:
+            return conn.execute(text(f"SELECT count(*) FROM {table} WHERE {where}"), params).scalar_one()
+        return conn.execute(select(func.count()).select_from(t)).scalar_one()
+
+
+def snapshot(ws) -> dict[str, int]:
+    """Row counts of every table: compare before/after to prove nothing changed."""
+    return {name: count(ws, name) for name in metadata.tables}
+
+
+def blob_files(ws) -> set[str]:
+    """Every file in the blob store (relative paths), temporary ones included."""
+    root = ws.blobs.root
+    if not root.exists():
+        return set()
+    return {p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file()}
+
+
+def task_rows(ws, project_id: int) -> list:
+    with ws.db.read() as conn:
+        return conn.execute(text(
+            "SELECT id, item_id, needed, answer_count, open_slots FROM tasks "
+            "WHERE project_id = :p ORDER BY id"), {"p": project_id}).all()
+
+
+def task_for_item(ws, project_id: int, item_id: int) -> int:
+    with ws.db.read() as conn:
+        return conn.execute(text("SELECT id FROM tasks WHERE project_id = :p AND item_id = :i"),
+                            {"p": project_id, "i": item_id}).scalar_one()
+
+
+def item_ids(ws, dataset_id: int) -> list[int]:
+    with ws.db.read() as conn:
+        return list(conn.execute(text("SELECT id FROM items WHERE dataset_id = :d ORDER BY id"),
+                                 {"d": dataset_id}).scalars())
+
+
+# ---------------------------------------------------------------- files
+
+
+def write_csv(path: Path, header: Sequence[str], rows: Iterable[Sequence]) -> Path:
+    with path.open("w", newline="", encoding="utf-8") as fh:
+        w = csv.writer(fh)
+        w.writerow(header)
+        w.writerows(rows)
+    return path
+
+
+def text_dataset(ws, name: str, texts: Sequence[str], *, meta: Sequence[dict] | None = None,
+                 **prov) -> dict:
+    """A dataset holding ``texts`` (imported as a DataFrame); returns the dataset."""
+    import pandas as pd
+
+    ds = ws.create_dataset(name)
+    data = {"text": list(texts)}
+    if meta:
+        for key in meta[0]:
+            data[key] = [m[key] for m in meta]
+    ws.import_dataframe(ds["id"], pd.DataFrame(data), **prov)
+    return ws.get_dataset(ds["id"])
+
+
+def project_with_annotators(ws, n_items: int, n_annotators: int, *, overlap: int = 1,
+                            classes=("pos", "neg"), kind: str = "single", name: str = "p",
+                            **project_kw) -> tuple[dict, list[dict]]:
+    """A project over ``n_items`` fresh texts and ``n_annotators`` member annotators."""
+    ds = text_dataset(ws, f"{name}-data", [f"{name} item {i}" for i in range(n_items)])
+    p = ws.create_project(name, ds["id"], list(classes), kind=kind, overlap=overlap, **project_kw)
+    people = []
+    for i in range(n_annotators):
+        u, _ = ws.add_user(f"{name}-ann{i}", "annotator")
+        ws.add_member(p["id"], u["id"])
+        people.append(u)
+    return p, people
+
+
+# ---------------------------------------------------------------- images
+
+
+@lru_cache(maxsize=1)
+def _mnist_rows(path: str, n: int):
+    rows = []
+    with gzip.open(path, "rt") as fh:
+        for line, _ in zip(fh, range(n)):
+            values = [int(v) for v in line.split(",")]
+            rows.append((values[:784], values[784]))
+    return rows
+
+
+def mnist_digits(shared_data: Path, n: int) -> list[tuple[object, int]]:
+    """The first ``n`` real MNIST digits as ``(PIL image, label)``."""
+    import numpy as np
+    from PIL import Image
+
+    rows = _mnist_rows(str(shared_data / "images" / "mnist_5k" / "mnist_5k.csv.gz"), max(n, 32))
+    out = []
+    for pixels, label in rows[:n]:
+        arr = np.asarray(pixels, dtype=np.uint8).reshape(28, 28)
+        out.append((Image.fromarray(arr, mode="L"), label))
+    return out
+
+
+def image_bytes(im, fmt: str) -> bytes:
+    buf = io.BytesIO()
+    (im.convert("RGB") if fmt == "JPEG" else im).save(buf, format=fmt)
+    return buf.getvalue()
+
+
+def make_zip(path: Path, members: dict[str, bytes]) -> Path:
+    with zipfile.ZipFile(path, "w") as zf:
+        for name, data in members.items():
+            zf.writestr(name, data)
+    return path
+
+
+def zip_bytes(members: dict[str, bytes]) -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        for name, data in members.items():
+            zf.writestr(name, data)
+    return buf.getvalue()

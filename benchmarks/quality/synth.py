@@ -2,7 +2,7 @@
 
 Default size (the speed bar): 1,000,000 answers = 100,000 items x 10 answers,
 2,000 workers, 5 classes. Workers have their own confusion matrices: most are
-decent (accuracy ~ Beta(6, 2)), 10 % are spammers who answer from a fixed
+middling (accuracy ~ Beta(2, 2)), 20 % are spammers who answer from a fixed
 random distribution whatever the item; true classes are imbalanced.
 """
 
@@ -12,14 +12,14 @@ import numpy as np
 
 
 def make_crowd(n_items: int = 100_000, n_workers: int = 2_000, n_classes: int = 5,
-               per_item: int = 10, spammers: float = 0.10, seed: int = 0):
+               per_item: int = 10, spammers: float = 0.20, seed: int = 0):
     """Return ``(items, workers, labels, truth)`` as int arrays (truth per item)."""
     rng = np.random.default_rng(seed)
     k = n_classes
     prior = np.sort(rng.dirichlet(np.full(k, 3.0)))[::-1]
     truth = rng.choice(k, size=n_items, p=prior)
 
-    acc = rng.beta(6.0, 2.0, size=n_workers)
+    acc = rng.beta(2.0, 2.0, size=n_workers)
     off = rng.dirichlet(np.ones(k - 1), size=(n_workers, k))  # spread of errors per true class
     conf = np.empty((n_workers, k, k))
     for c in range(k):

@@ -19,8 +19,6 @@ from pathlib import Path
 
 from sqlalchemy import JSON, text
 
-from assay.errors import Conflict
-
 CLASSES = ["pos", "neg", "neutral"]
 
 
@@ -296,10 +294,6 @@ def merge(recs: list[Record]) -> tuple[dict, set]:
 def no_errors(recs: list[Record]) -> None:
     errs = [(r.user_id, e) for r in recs for e in r.errors]
     assert not errs, "annotator errors:\n" + "\n".join(f"user {u}: {e}" for u, e in errs[:5])
-
-
-__all__ = ["CLASSES", "Conflict", "Record", "abandon", "audit", "label_for", "make_annotators",
-           "make_project", "merge", "eligible", "no_errors", "open_tasks", "process_main", "run_threads", "work"]
 
 
 def open_workspace_main(home: str, url: str, go_at: float, out: str) -> None:

@@ -102,6 +102,21 @@ class Answers:
         self.n_answers = int(self.items.size)
         self._item_starts, self._item_present = _segments(self.items)
 
+    def subset(self, keep: np.ndarray, *, n_workers: int | None = None,
+               workers: np.ndarray | None = None) -> "Answers":
+        """The answers where boolean ``keep`` is true, with the same sizes and
+        no re-sort (optionally with other worker codes, e.g. all zeros)."""
+        new = object.__new__(Answers)
+        new.n_items, new.n_classes = self.n_items, self.n_classes
+        new.n_workers = self.n_workers if n_workers is None else n_workers
+        new.items = self.items[keep]
+        new.workers = (self.workers if workers is None else workers)[keep]
+        new.labels = self.labels[keep]
+        new.n_rows = new.n_answers = int(new.items.size)
+        new.n_duplicates = 0
+        new._item_starts, new._item_present = _segments(new.items)
+        return new
+
     # ------------------------------------------------------------ counts
 
     @cached_property

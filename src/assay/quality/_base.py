@@ -111,11 +111,15 @@ class Aggregator:
         data = Answers(items, workers, labels, n_items=n_items, n_workers=n_workers,
                        n_classes=n_classes, duplicates=self.duplicates)
         gold_idx, gold_lab = check_gold(gold, data.n_items, data.n_classes)
+        return self._fit_data(data, gold_idx, gold_lab)
+
+    def _fit_data(self, data: Answers, gold_idx: np.ndarray, gold_lab: np.ndarray, **kwargs):
+        """Fit on an already validated :class:`Answers` (used by ``Auto``)."""
         self.n_duplicates_ = data.n_duplicates
         self.history_ = np.zeros(0)
         self.n_iter_ = 0
         self.converged_ = True
-        self._fit(data, gold_idx, gold_lab)
+        self._fit(data, gold_idx, gold_lab, **kwargs)
         return self
 
     def fit_predict(self, items, workers, labels, **kwargs) -> np.ndarray:

@@ -57,7 +57,7 @@ class Auto(Aggregator):
         self.tol = tol
 
     def _candidates(self) -> dict:
-        em = dict(max_iter=self.max_iter, tol=self.tol, duplicates="all")
+        em = dict(max_iter=self.max_iter, tol=self.tol)
         return {
             "mv": lambda: OneCoinDawidSkene(learn_prior=False, **em),
             "one-coin": lambda: OneCoinDawidSkene(learn_prior=False, **em),
@@ -66,12 +66,6 @@ class Auto(Aggregator):
 
     def _fit(self, data: Answers, gold_idx, gold_lab) -> None:
         make = self._candidates()
-        it, wk, lab = data.items, data.workers, data.labels
-        dims = dict(n_items=data.n_items, n_workers=data.n_workers, n_classes=data.n_classes)
-        gold = None
-        if gold_idx.size:
-            gold = np.full(data.n_items, -1, np.intp)
-            gold[gold_idx] = gold_lab
         self.scores_ = {}
         init = None
         chosen = "ds"
@@ -80,28 +74,30 @@ class Auto(Aggregator):
             rng = np.random.default_rng(self.random_state)
             out = np.zeros(data.n_answers, bool)
             out[rng.choice(data.n_answers, size=n_out, replace=False)] = True
-            keep = ~out
             fitted = {}
             for name, factory in make.items():
-                w_fit, w_out = (np.zeros_like(wk), np.zeros(n_out, np.intp)) if name == "mv" else (wk, wk[out])
-                d = dict(dims, n_workers=1) if name == "mv" else dims
-                model = factory().fit(it[keep], w_fit[keep], lab[keep], gold=gold, **d)
-                self.scores_[name] = heldout_loglik(model, it[out], w_out, lab[out])
+                if name == "mv":  # one shared worker: the model behind majority vote
+                    pooled = np.zeros_like(data.workers)
+                    train = data.subset(~out, n_workers=1, workers=pooled)
+                    w_out = pooled[out]
+                else:
+                    train = data.subset(~out)
+                    w_out = data.workers[out]
+                model = factory()
+                model.tol = max(self.tol, 1e-5)  # only scored; the winner is refitted to self.tol
+                model._fit_data(train, gold_idx, gold_lab)
+                self.scores_[name] = heldout_loglik(model, data.items[out], w_out, data.labels[out])
                 fitted[name] = model
-            chosen = max(self.scores_, key=self.scores_.get)  # ties keep the simpler (earlier) one
+            chosen = max(self.scores_, key=self.scores_.get)  # a tie keeps the simpler one
             init = fitted[chosen].proba_
         if chosen == "mv":
             from assay.quality.majority import MajorityVote
 
-            model = MajorityVote(duplicates="all")
+            model = MajorityVote()._fit_data(data, gold_idx, gold_lab)
+        elif init is not None:
+            model = make[chosen]()._fit_data(data, gold_idx, gold_lab, init=init)
         else:
-            model = make[chosen]()
-        model.n_duplicates_ = self.n_duplicates_
-        model.history_, model.n_iter_, model.converged_ = np.zeros(0), 0, True
-        if init is not None and chosen != "mv":
-            model._fit(data, gold_idx, gold_lab, init=init)
-        else:
-            model._fit(data, gold_idx, gold_lab)
+            model = make[chosen]()._fit_data(data, gold_idx, gold_lab)
         self.method_ = chosen
         self.model_ = model
         for attr, value in vars(model).items():

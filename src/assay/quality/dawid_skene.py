@@ -31,13 +31,17 @@ class _EM(Aggregator):
         """Return (confusion (W, K, K), prior (K,), log prior density of the parameters)."""
         raise NotImplementedError
 
+    def _log_terms(self, data: Answers, conf: np.ndarray) -> np.ndarray:
+        """(n_items, K): sum of log P(answer | true class) over each item's answers."""
+        return data.log_likelihood_terms(np.log(np.maximum(conf, TINY)))
+
     def _fit(self, data: Answers, gold_idx, gold_lab, init: np.ndarray | None = None) -> None:
         post = clamp_gold(mv_posterior(data) if init is None else init.copy(), gold_idx, gold_lab)
         history: list[float] = []
         converged = False
         for _ in range(self.max_iter):
             conf, prior, log_prior = self._m_step(data, post)
-            logp = data.log_likelihood_terms(np.log(np.maximum(conf, TINY))) + np.log(prior)
+            logp = self._log_terms(data, conf) + np.log(prior)
             post, loglik = softmax_rows(gold_loglik(logp, gold_idx, gold_lab))
             history.append(loglik + log_prior)
             if len(history) > 1 and abs(history[-1] - history[-2]) <= self.tol * data.n_answers:
@@ -114,10 +118,15 @@ class OneCoinDawidSkene(_EM):
 
     ``correct_pseudo`` / ``wrong_pseudo`` (default 2 / 1) are Beta
     pseudo-counts on ``p_w``; ``skills_`` holds ``p_w``.
+
+    ``learn_prior`` defaults to False (uniform class prior): with symmetric
+    errors a learned prior is the only way the model can explain a crowd
+    that leans towards one label, and EM then drifts to "everything is the
+    majority class".
     """
 
     def __init__(self, *, correct_pseudo: float = 2.0, wrong_pseudo: float = 1.0,
-                 max_iter: int = 200, tol: float = 1e-6, learn_prior: bool = True,
+                 max_iter: int = 200, tol: float = 1e-6, learn_prior: bool = False,
                  duplicates: str = "last") -> None:
         super().__init__(max_iter=max_iter, tol=tol, learn_prior=learn_prior, duplicates=duplicates)
         if correct_pseudo <= 0 or wrong_pseudo <= 0:
@@ -139,3 +148,13 @@ class OneCoinDawidSkene(_EM):
         prior = self._class_prior(post)
         log_prior = float(np.sum(a * np.log(p) + b * np.log1p(-p)) + np.sum(np.log(prior)))
         return conf, prior, log_prior
+
+    def _log_terms(self, data, conf):
+        # every wrong label costs the same: one sum per item plus a bonus at
+        # the given label, instead of K gathers
+        k = data.n_classes
+        p = np.clip(self.skills_, TINY, 1.0)
+        log_right = np.log(p)
+        log_wrong = np.log(np.maximum((1.0 - p) / max(k - 1, 1), TINY))
+        w = data.workers
+        return data.item_sum(log_wrong[w])[:, None] + data.item_label_sum((log_right - log_wrong)[w])

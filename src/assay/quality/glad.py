@@ -19,7 +19,9 @@ class GLAD(Aggregator):
     P(worker w answers item i correctly) = sigmoid(alpha_w * beta_i), wrong
     answers are uniform over the other K-1 classes. ``alpha_w`` (any sign) is
     the worker's ability, ``beta_i = exp(b_i) > 0`` the item's easiness.
-    Gaussian priors: alpha ~ N(alpha_mean, 1), b ~ N(0, 1). EM: the E-step is
+    Gaussian priors: alpha ~ N(alpha_mean, 1), b ~ N(0, 1). The class prior
+    is uniform unless ``learn_prior`` (as in the paper; a learned prior lets
+    the symmetric-error model collapse onto the majority class). EM: the E-step is
     exact; the M-step takes ``newton_steps`` rounds of diagonal Newton steps
     on alpha then b (each alpha is independent given b, and vice versa).
 
@@ -30,7 +32,7 @@ class GLAD(Aggregator):
     iterative = True
 
     def __init__(self, *, alpha_mean: float = 1.0, max_iter: int = 100, tol: float = 1e-6,
-                 newton_steps: int = 2, learn_prior: bool = True, duplicates: str = "last") -> None:
+                 newton_steps: int = 2, learn_prior: bool = False, duplicates: str = "last") -> None:
         super().__init__(duplicates=duplicates)
         self.learn_prior = learn_prior
         if max_iter < 1 or newton_steps < 1:

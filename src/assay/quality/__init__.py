@@ -1,0 +1,55 @@
+"""Truth inference: one label per item from several people's answers, plus
+how good each person is.
+
+Every aggregator is an sklearn-style estimator over long, integer-coded
+answers ``(items[n], workers[n], labels[n])``::
+
+    from assay.quality import DawidSkene
+    model = DawidSkene().fit(items, workers, labels)
+    model.labels_, model.proba_, model.confusion_, model.accuracy_
+
+For string ids and labels use :func:`aggregate`, which codes them, fits and
+decodes the result. ``make_aggregator("auto")`` builds one by name.
+"""
+
+from __future__ import annotations
+
+from assay.errors import InvalidInput
+from assay.quality._base import Aggregator
+from assay.quality.auto import Auto
+from assay.quality.bwa import BWA
+from assay.quality.coding import AggregateResult, EncodedAnswers, aggregate, encode_answers
+from assay.quality.dawid_skene import DawidSkene, OneCoinDawidSkene
+from assay.quality.glad import GLAD
+from assay.quality.mace import MACE
+from assay.quality.majority import MajorityVote, Wawa
+
+#: method name -> estimator class (the names the CLI accepts)
+METHODS: dict[str, type[Aggregator]] = {
+    "auto": Auto,
+    "mv": MajorityVote,
+    "wawa": Wawa,
+    "one-coin": OneCoinDawidSkene,
+    "ds": DawidSkene,
+    "glad": GLAD,
+    "mace": MACE,
+    "bwa": BWA,
+}
+
+
+def make_aggregator(method: str = "auto", **params) -> Aggregator:
+    """Build an aggregator by name (see :data:`METHODS`) with its parameters."""
+    try:
+        cls = METHODS[method]
+    except KeyError:
+        raise InvalidInput(f"unknown method {method!r}; choose one of: {', '.join(METHODS)}") from None
+    try:
+        return cls(**params)
+    except TypeError as exc:
+        raise InvalidInput(f"bad parameters for method {method!r}: {exc}") from None
+
+
+__all__ = [
+    "METHODS", "AggregateResult", "Aggregator", "Auto", "BWA", "DawidSkene", "EncodedAnswers", "GLAD",
+    "MACE", "MajorityVote", "OneCoinDawidSkene", "Wawa", "aggregate", "encode_answers", "make_aggregator",
+]

@@ -194,7 +194,7 @@ def test_failed_export_leaves_no_partial_file(ws, labeled, tmp_path, monkeypatch
     new = folder / f"fresh.{fmt}"
     calls = []
 
-    def exploding(kind, labels):
+    def exploding(kind, labels, classes=None):
         calls.append(1)
         if len(calls) > 2:
             raise RuntimeError("disk on fire")

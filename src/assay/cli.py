@@ -182,6 +182,23 @@ def export(
 
 @app.command()
 @command
+def aggregate(
+    answers: Annotated[Path, typer.Argument(help="CSV with a header item,worker,label (any ids and labels).")],
+    method: Annotated[str, typer.Option(help="auto, mv, wawa, ds, one-coin, glad, mace or bwa.")] = "auto",
+    gold: Annotated[Optional[Path], typer.Option(help="CSV item,label of known true labels (kept as given).")] = None,
+    out: Annotated[Optional[Path], typer.Option(help="Write item,label,confidence here (default: stdout).")] = None,
+):
+    """Infer one label per item from several people's answers (truth inference)."""
+    from assay.quality.io import aggregate_csv
+
+    r = aggregate_csv(answers, method=method, gold=gold, out=out)
+    if out is not None:
+        chosen = getattr(r.model, "method_", None)
+        typer.echo(f"wrote {len(r.item_ids)} items to {out} (method {method}{f' -> {chosen}' if chosen else ''})")
+
+
+@app.command()
+@command
 def serve(
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port.")] = 8000,

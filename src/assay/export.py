@@ -30,18 +30,19 @@ _ANSWERS = text(
 ).columns(label=JSON)
 
 
-def final_label(kind: str, labels: list[Any]) -> Any:
+def final_label(kind: str, labels: list[Any], classes: list[str] | None = None) -> Any:
     """The label that the answers agree on most (majority vote).
 
     Ties go to the label given first. Multi-label: every class chosen by at
-    least half of the answers. Quality-aware aggregation replaces this later.
+    least half of the answers, in the schema's class order (``classes``). Quality-aware aggregation replaces this later.
     """
     if not labels:
         return None
     if kind == "multi":
         counts = Counter(c for lab in labels for c in lab)
         need = len(labels) / 2
-        order = {c: i for i, c in enumerate(dict.fromkeys(c for lab in labels for c in lab))}
+        seen = classes or list(dict.fromkeys(c for lab in labels for c in lab))
+        order = {c: i for i, c in enumerate(seen)}
         return sorted([c for c, k in counts.items() if k >= need], key=order.get)
     counts = Counter(labels)
     best = max(counts.values())
@@ -49,7 +50,7 @@ def final_label(kind: str, labels: list[Any]) -> Any:
 
 
 def iter_records(db: Database, project_id: int, kind: str, *, labeled_only: bool = False,
-                 page: int = PAGE) -> Iterator[dict]:
+                 page: int = PAGE, classes: list[str] | None = None) -> Iterator[dict]:
     """One dict per item of the project, in task order."""
     after = 0
     while True:
@@ -71,7 +72,7 @@ def iter_records(db: Database, project_id: int, kind: str, *, labeled_only: bool
                 "kind": r.kind,
                 "text": r.text,
                 "source_uri": r.source_uri,
-                "label": final_label(kind, labels),
+                "label": final_label(kind, labels, classes),
                 "label_method": "majority" if labels else None,
                 "n_answers": len(ans),
                 "answers": [

@@ -74,6 +74,7 @@ ADD_SKIP = text(
     "INSERT INTO skips (task_id, annotator_id, project_id, created_at) "
     "VALUES (:task, :user, :project, :now)"
 )
+SKIPPED = text("SELECT 1 FROM skips WHERE task_id = :task AND annotator_id = :user")
 ALREADY_ANSWERED = text(
     "SELECT id FROM answers WHERE task_id = :task AND annotator_id = :user"
 )
@@ -146,6 +147,8 @@ def submit(
             else:
                 if conn.execute(ALREADY_ANSWERED, {"task": task_id, "user": user_id}).first():
                     raise Conflict(f"you already answered task {task_id}")
+                if conn.execute(SKIPPED, {"task": task_id, "user": user_id}).first():
+                    raise Conflict(f"you skipped task {task_id}; it is no longer yours to answer")
                 took = conn.execute(TAKE_SLOT_AND_COUNT, {"task": task_id}).first()
                 if took is None:
                     raise Conflict(

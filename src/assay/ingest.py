@@ -5,6 +5,7 @@ is one transaction, so a failure leaves nothing behind."""
 from __future__ import annotations
 
 import csv
+import decimal
 import hashlib
 import io
 import math
@@ -84,7 +85,7 @@ def iter_table(path: Path, text_column: str, batch: int = BATCH) -> Iterator[lis
     import pandas as pd
 
     try:
-        reader = pd.read_csv(path, chunksize=batch, dtype=str, keep_default_na=False)
+        reader = pd.read_csv(path, chunksize=batch, dtype=str, keep_default_na=False, na_values=[""])
         first = True
         for chunk in reader:
             if first:
@@ -164,6 +165,10 @@ def _clean(v: Any) -> Any:
             return v.item()  # numpy scalar
         except (ValueError, AttributeError):
             pass
+    if isinstance(v, decimal.Decimal):
+        return str(v)
+    if isinstance(v, (bytes, bytearray, memoryview)):
+        raise InvalidInput("binary columns cannot be imported as metadata; drop or encode them first")
     if hasattr(v, "isoformat"):
         return None if v != v else v.isoformat()  # NaT is the one date not equal to itself
     return v

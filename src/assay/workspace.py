@@ -213,7 +213,8 @@ class Workspace:
 
     def import_file(self, dataset: int | str, path: str | os.PathLike, *, text_column: str = "text",
                     source: str | None = None, license: str | None = None, consent: str | None = None,
-                    progress: bool = False, on_invalid: str = "error", create: bool = False) -> dict:
+                    progress: bool = False, on_invalid: str = "error", create: bool = False,
+                    source_uri: str | None = None) -> dict:
         """Import a CSV / JSONL / Parquet file of texts, a zip or a folder of images.
 
         ``create=True`` makes the dataset (by name) if it does not exist; if
@@ -230,7 +231,7 @@ class Workspace:
                 try:
                     return self.import_file(made["id"], path, text_column=text_column, source=source,
                                             license=license, consent=consent, progress=progress,
-                                            on_invalid=on_invalid)
+                                            on_invalid=on_invalid, source_uri=source_uri)
                 except BaseException:
                     self._drop_empty_dataset(made["id"])  # bad input changes nothing
                     raise
@@ -244,7 +245,7 @@ class Workspace:
                                    progress=progress, on_invalid=on_invalid)
         batches = ingest.iter_table(p, text_column)
         rows = ingest.text_rows(batches, text_column, p.name)
-        return ingest.write_items(self.db, ds["id"], rows, prov, str(p), progress=progress,
+        return ingest.write_items(self.db, ds["id"], rows, prov, source_uri or str(p), progress=progress,
                                   desc=f"import {p.name}").as_dict()
 
     def import_dataframe(self, dataset: int | str, df, *, text_column: str = "text",
@@ -538,6 +539,8 @@ class Workspace:
         if pid is None:
             raise NotFound(f"answer {answer_id} does not exist")
         p = self.get_project(pid)
+        if u["role"] != "admin" and not self.is_member(p["id"], u["id"]):
+            raise NotFound(f"answer {answer_id} does not exist")
         task_id, _, item_id, exp = handout.undo(self.db, answer_id, u["id"], p["lease_seconds"])
         return self._task_view(p, task_id, item_id, exp)
 
@@ -590,7 +593,8 @@ class Workspace:
 
     def export_records(self, project: int | str, *, labeled_only: bool = False) -> Iterator[dict]:
         p = self.get_project(project)
-        return _export.iter_records(self.db, p["id"], p["schema"]["kind"], labeled_only=labeled_only)
+        return _export.iter_records(self.db, p["id"], p["schema"]["kind"], labeled_only=labeled_only,
+                                    classes=[c["name"] for c in p["schema"]["classes"]])
 
     def export_chunks(self, project: int | str, fmt: str = "jsonl", *, labeled_only: bool = False) -> Iterator[bytes]:
         """The export as a stream of byte chunks (jsonl or csv)."""

@@ -68,7 +68,9 @@ class DawidSkene(_EM):
         per true class fitted to all workers' confusion rows (empirical
         Bayes, Minka's fixed point) at each M-step: workers with little
         evidence are shrunk towards the crowd's typical confusion, by an
-        amount the data decides.
+        amount the data decides. A Gamma hyperprior centred on the fixed
+        pseudo-counts, worth ``hyper_weight`` workers, keeps a crowd of a
+        few workers from driving the learned prior to extremes.
     max_iter, tol : EM stops after ``max_iter`` iterations or when the
         objective gains less than ``tol`` per answer.
 
@@ -77,7 +79,7 @@ class DawidSkene(_EM):
     """
 
     def __init__(self, *, alpha: float = 1.0, alpha_diag: float = 1.0, prior: str = "fixed",
-                 max_iter: int = 200, tol: float = 1e-6, learn_prior: bool = True,
+                 hyper_weight: float = 5.0, max_iter: int = 200, tol: float = 1e-6, learn_prior: bool = True,
                  duplicates: str = "last") -> None:
         super().__init__(max_iter=max_iter, tol=tol, learn_prior=learn_prior, duplicates=duplicates)
         if alpha <= 0 or alpha_diag < 0:
@@ -87,13 +89,15 @@ class DawidSkene(_EM):
         self.alpha = alpha
         self.alpha_diag = alpha_diag
         self.prior = prior
+        self.hyper_weight = hyper_weight
 
     def _pseudo(self, data: Answers, counts: np.ndarray) -> np.ndarray:
         k = data.n_classes
         base = np.full((k, k), float(self.alpha)) + np.eye(k) * self.alpha_diag
         if self.prior == "learned":
             prev = getattr(self, "_alpha_matrix", base)
-            base = np.stack([fit_dirichlet(counts[:, c, :], prev[c]) for c in range(k)])
+            base = np.stack([fit_dirichlet(counts[:, c, :], prev[c], mode=base[c], weight=self.hyper_weight)
+                             for c in range(k)])
         self._alpha_matrix = base
         return base
 
@@ -144,7 +148,7 @@ class OneCoinDawidSkene(_EM):
         off = (1.0 - p) / max(k - 1, 1)
         conf = np.broadcast_to(off[:, None, None], (data.n_workers, k, k)).copy()
         idx = np.arange(k)
-        conf[:, idx, idx] = p[:, None]
+        conf[:, idx, idx] = p[:, None] if k > 1 else 1.0  # one class: nothing to get wrong
         prior = self._class_prior(post)
         log_prior = float(np.sum(a * np.log(p) + b * np.log1p(-p)) + np.sum(np.log(prior)))
         return conf, prior, log_prior

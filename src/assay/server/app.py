@@ -51,11 +51,32 @@ def create_app(workspace: Workspace, *, reclaim_interval: float = 5.0,
     mb = max_upload_mb if max_upload_mb is not None else float(os.environ.get("ASSAY_MAX_UPLOAD_MB", "200"))
     app.state.max_upload_bytes = int(mb * (1 << 20))
     errors.install(app)
+    app.add_middleware(_UploadLimit, limit=app.state.max_upload_bytes)
+    app.add_middleware(tasks.HotPaths)  # next/answer without FastAPI's per-request overhead
     for r in (auth.router, datasets.router, projects.router, tasks.router):
         app.include_router(r, prefix="/api")
     app.include_router(pages.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     return app
+
+
+class _UploadLimit:
+    """Refuse an upload whose declared size is over the limit before reading it."""
+
+    def __init__(self, app, limit: int) -> None:
+        self.app, self.limit = app, limit
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] == "http" and scope["method"] == "POST" and scope["path"].endswith("/import"):
+            size = dict(scope["headers"]).get(b"content-length")
+            if size is not None and size.isdigit() and int(size) > self.limit:
+                resp = errors.error_response(
+                    413, "too_large",
+                    f"upload of {int(size)} bytes is larger than the limit of {self.limit} bytes "
+                    "(set ASSAY_MAX_UPLOAD_MB or import from the CLI)")
+                await resp(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
 
 
 async def _sweep(ws: Workspace, interval: float) -> None:

@@ -76,12 +76,13 @@ async def import_upload(
             while chunk := await file.read(1 << 20):
                 size += len(chunk)
                 if size > limit:
-                    raise TooLarge(f"upload is larger than the limit of {limit // (1 << 20)} MB "
+                    raise TooLarge(f"upload is larger than the limit of {limit} bytes "
                                    "(set ASSAY_MAX_UPLOAD_MB or import from the CLI)")
                 fh.write(chunk)
         result = await run_in_threadpool(
             ws.import_file, dataset_id, path, text_column=text_column,
             source=source or f"upload:{name}", license=license, consent=consent,
+            source_uri=f"upload:{name}",
         )
     return json(result)
 

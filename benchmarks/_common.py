@@ -65,7 +65,20 @@ def write_csv(path: Path, n: int, seed: int = 42) -> Path:
 
 
 def peak_rss_mb() -> float:
-    """High-water RSS of this process so far (Linux reports KiB)."""
+    """High-water RSS of this process so far, in MiB.
+
+    Linux: ``VmHWM`` from /proc/self/status, the peak of this process's own
+    address space. (``getrusage().ru_maxrss`` is not used there: across
+    fork + exec it keeps the *parent's* high-water mark, so a child started
+    by a big parent would report the parent's peak.)
+    """
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 

@@ -158,6 +158,14 @@ def start_server(home: Path, url: str | None, port: int, workers: int, log_path:
     raise SystemExit("server did not come up in 60 s")
 
 
+def _machine_cpu() -> float:
+    """Busy CPU seconds of the whole machine (all processes, all cores)."""
+    import psutil
+
+    t = psutil.cpu_times()
+    return t.user + t.nice + t.system + t.irq + t.softirq + getattr(t, "steal", 0.0)
+
+
 def tree_cpu(pid: int) -> float:
     import psutil
 
@@ -172,6 +180,21 @@ def tree_cpu(pid: int) -> float:
             t = q.cpu_times()
             total += t.user + t.system
         except psutil.NoSuchProcess:
+            pass
+    return total
+
+
+def postgres_cpu() -> float:
+    """CPU seconds of every postgres process on this machine (its backends)."""
+    import psutil
+
+    total = 0.0
+    for q in psutil.process_iter(["name"]):
+        try:
+            if q.info["name"] and q.info["name"].startswith("postgres"):
+                t = q.cpu_times()
+                total += t.user + t.system
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
             pass
     return total
 
@@ -348,9 +371,9 @@ def run(a, backend: str) -> dict:
                                     "-d", str(int(a.window)), "-r", "100", "-f", a.profile_format,
                                     "-o", a.profile, "--subprocesses", "--nonblocking"],
                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        s0 = tree_cpu(server.pid)
+        s0, pg0, m0 = tree_cpu(server.pid), postgres_cpu() if url else 0.0, _machine_cpu()
         time.sleep(max(0.0, t_end - time.time()))
-        s1 = tree_cpu(server.pid)
+        s1, pg1, m1 = tree_cpu(server.pid), postgres_cpu() if url else 0.0, _machine_cpu()
         if spy is not None:
             spy.wait(60)
         for p in procs:
@@ -395,6 +418,9 @@ def run(a, backend: str) -> dict:
         "server_cpu_s": round(s1 - s0, 2),
         "server_cpu_per_answer_ms": round((s1 - s0) / max(1, win_answers) * 1000, 3),
         "client_cpu_s": [round(r["cpu_s"], 2) for r in res],
+        "postgres_cpu_s": round(pg1 - pg0, 2) if url else None,
+        "machine_busy_cpu_s": round(m1 - m0, 2),
+        "machine_cpu_s_available": round(a.window * (os.cpu_count() or 1), 1),
         "loadavg_1m_before": round(load_before[0], 2),
         "errors": errors,
         "integrity": chk,
@@ -419,6 +445,7 @@ def main() -> None:
     ap.add_argument("--window", type=float, default=25.0)
     ap.add_argument("--cache", default="/tmp/assay-bench-handout")
     ap.add_argument("--keep", action="store_true", help="keep the run folder (server log, client data)")
+    ap.add_argument("--repeat", type=int, default=1, help="runs per backend (reports each and the median)")
     ap.add_argument("--build-only", action="store_true")
     ap.add_argument("--profile", help="write a py-spy profile of the server's window here")
     ap.add_argument("--profile-format", default="speedscope", choices=["speedscope", "flamegraph", "raw"])
@@ -433,18 +460,40 @@ def main() -> None:
                               if k != "tokens"}))
         return
     header = ["bench", "backend", "tasks", "annotators", "clients", "workers", "answers/s",
-              "next p50/p95/p99 ms", "submit p50/p95/p99 ms", "server CPU s / window", "server CPU ms/answer", "client CPU s",
-              "double assignments", "pass"]
-    for b in backends:
-        r = run(a, b)
+              "next p50/p95/p99 ms", "submit p50/p95/p99 ms", "server CPU ms/answer",
+              "CPU s in window: server / client / postgres / other", "double assignments", "pass"]
+
+    def row(r: dict) -> list:
         n, s, chk = r["next_ms"], r["submit_ms"], r["integrity"]
         doubles = (chk["tasks_with_more_answers_than_needed"] + chk["duplicate_task_annotator"]
                    + chk["tasks_handed_to_two"])
-        C.emit(r, header, [
-            "handout", b, r["tasks"], r["annotators"], r["clients"], r["server_workers"],
-            r["answers_per_s"], f'{n["p50"]}/{n["p95"]}/{n["p99"]}', f'{s["p50"]}/{s["p95"]}/{s["p99"]}',
-            f'{r["server_cpu_s"]} / {r["window_s"]:g}', r["server_cpu_per_answer_ms"], "+".join(str(x) for x in r["client_cpu_s"]),
-            doubles if chk["ok"] else f"{doubles} (integrity FAILED)", "yes" if r["pass"] else "NO"])
+        client = sum(r["client_cpu_s"])
+        pg = r["postgres_cpu_s"] or 0.0
+        other = r["machine_busy_cpu_s"] - r["server_cpu_s"] - client - pg
+        return ["handout", r["backend"], r["tasks"], r["annotators"], r["clients"], r["server_workers"],
+                r["answers_per_s"], f'{n["p50"]}/{n["p95"]}/{n["p99"]}', f'{s["p50"]}/{s["p95"]}/{s["p99"]}',
+                r["server_cpu_per_answer_ms"],
+                f'{r["server_cpu_s"]:.1f} / {client:.1f} / {pg:.1f} / {other:.1f} (of {r["machine_cpu_s_available"]:g})',
+                doubles if chk["ok"] else f"{doubles} (integrity FAILED)", "yes" if r["pass"] else "NO"]
+
+    for b in backends:
+        runs = [run(a, b) for _ in range(a.repeat)]
+        if a.repeat == 1:
+            C.emit(runs[0], header, row(runs[0]))
+            continue
+        # Several runs: each one's row, then the median run (by answers/s).
+        med = sorted(runs, key=lambda r: r["answers_per_s"])[len(runs) // 2]
+        summary = {"bench": "handout", "backend": b, "repeat": a.repeat, "median_run": med,
+                   "answers_per_s_all": [r["answers_per_s"] for r in runs],
+                   "next_p95_ms_all": [r["next_ms"]["p95"] for r in runs],
+                   "integrity_ok_all": all(r["integrity"]["ok"] for r in runs),
+                   "pass_all": [r["pass"] for r in runs]}
+        print(json.dumps(summary, indent=2))
+        print()
+        print("| run | " + " | ".join(header) + " |")
+        print("|" + "---|" * (len(header) + 1))
+        for i, r in enumerate(runs, 1):
+            print(f"| {i}{' (median)' if r is med else ''} | " + " | ".join(str(x) for x in row(r)) + " |")
 
 
 if __name__ == "__main__":

@@ -247,7 +247,7 @@ answers = st.integers(1, 30).flatmap(lambda n: st.tuples(
 
 
 @pytest.mark.parametrize("method", ALL)
-@settings(max_examples=25, deadline=None)
+@settings(max_examples=25, deadline=None, database=None)
 @given(data=answers, gold_at=st.integers(-1, 7))
 def test_posteriors_sum_to_one_and_labels_are_argmax(method, data, gold_at):
     items, workers, labels = map(np.array, data)
@@ -306,3 +306,11 @@ def test_auto_beats_majority_vote_on_real_crowd(shared_data):
     mv = _accuracy(aggregate(*cols, method="mv"), truth)
     assert auto >= mv - 0.01, (auto, mv)
     assert auto > 0.9
+
+
+@pytest.mark.parametrize("method", ["ds", "one-coin", "mace"])
+def test_em_objective_never_decreases(method):
+    items, workers, labels, _ = _crowd(seed=6)
+    m = make_aggregator(method).fit(items, workers, labels)
+    assert m.converged_ and m.n_iter_ == m.history_.size > 1
+    assert np.all(np.diff(m.history_) >= -1e-8 * abs(m.history_[-1]))

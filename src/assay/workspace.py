@@ -490,16 +490,16 @@ class Workspace:
         u = user if isinstance(user, dict) else self.get_user(user)
         if u["role"] != "admin" and not self.is_member(p["id"], u["id"]):
             raise Forbidden(f"{u['username']} is not a member of project {p['name']!r}")
-        # db.fast: the hand-out's text() statements go straight to the driver.
-        got = handout.next_task(self.db.fast, p["id"], u["id"], p["lease_seconds"], exclude)
-        if got is None:
-            # Expired leases may be holding the last tasks: give them back and retry once.
-            if handout.reclaim_expired(self.db):
+        for attempt in range(2):
+            # db.fast: the hand-out's text() statements go straight to the
+            # driver, and the lease and the item it shows are one transaction.
+            with self.db.fast_write():
                 got = handout.next_task(self.db.fast, p["id"], u["id"], p["lease_seconds"], exclude)
-            if got is None:
+                if got is not None:
+                    return self._task_view(p, *got)
+            # Expired leases may be holding the last tasks: give them back and retry once.
+            if attempt or not handout.reclaim_expired(self.db):
                 return None
-        task_id, item_id, exp = got
-        return self._task_view(p, task_id, item_id, exp)
 
     def _task_view(self, p: dict, task_id: int, item_id: int, exp: float) -> dict:
         with self.db.fast_read() as conn:
@@ -517,12 +517,13 @@ class Workspace:
     def submit(self, task_id: int, user: int | str | dict, label: Any) -> dict:
         """Store ``user``'s answer to a task they hold (or one that still has room)."""
         u = user if isinstance(user, dict) else self.get_user(user)
-        t = handout.task_row(self.db.fast, task_id)
-        p = self.get_project(t.project_id)
-        if u["role"] != "admin" and not self.is_member(p["id"], u["id"]):
-            raise NotFound(f"task {task_id} does not exist")
-        label = schemas.validate_label(p["schema"]["kind"], p["schema"], label)
-        return handout.submit(self.db.fast, task_id, p["id"], t.item_id, u["id"], label)
+        with self.db.fast_write():  # the task lookup and the answer: one transaction
+            t = handout.task_row(self.db.fast, task_id)
+            p = self.get_project(t.project_id)
+            if u["role"] != "admin" and not self.is_member(p["id"], u["id"]):
+                raise NotFound(f"task {task_id} does not exist")
+            label = schemas.validate_label(p["schema"]["kind"], p["schema"], label)
+            return handout.submit(self.db.fast, task_id, p["id"], t.item_id, u["id"], label)
 
     def skip(self, task_id: int, user: int | str | dict) -> None:
         u = user if isinstance(user, dict) else self.get_user(user)

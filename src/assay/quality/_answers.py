@@ -183,17 +183,35 @@ class Answers:
         """``item_matrix[item, label]`` for each answer (e.g. posterior of the given label)."""
         return item_matrix.reshape(-1)[self.il]
 
+    @cached_property
+    def _scratch(self) -> np.ndarray:
+        """One reusable (n_answers,) buffer: the EM loops gather into it
+        instead of allocating (and page-faulting) fresh arrays each pass."""
+        return np.empty(self.n_answers)
+
+    @cached_property
+    def _by_wl(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Answers grouped by (worker, label): items in that order, group
+        starts and group keys. Small keys sort by radix (linear time)."""
+        wl = self.wl
+        n_keys = self.n_workers * self.n_classes
+        small = wl.astype(np.uint16) if n_keys <= 2**16 else wl
+        order = np.argsort(small, kind="stable")
+        starts, present = _segments(wl[order])
+        return self.items[order], starts, present
+
     def confusion_counts(self, post: np.ndarray) -> np.ndarray:
         """Soft confusion counts (n_workers, C, K): for every answer of worker w
         with label l, add the item's row ``post[item]`` (C latent columns,
         usually the K true classes) at [w, :, l]."""
         k = self.n_classes
         cols = post.shape[1]
-        table = np.empty((cols, self.n_workers * k))
-        per_item = self.answers_per_item
-        for c in range(cols):  # answers are sorted by item: repeat is a sequential gather
-            spread = np.repeat(post[:, c], per_item)
-            table[c] = np.bincount(self.wl, weights=spread, minlength=self.n_workers * k)
+        items_by_wl, starts, present = self._by_wl
+        table = np.zeros((cols, self.n_workers * k))
+        buf = self._scratch
+        for c in range(cols):
+            column = np.ascontiguousarray(post[:, c])
+            table[c, present] = np.add.reduceat(np.take(column, items_by_wl, out=buf), starts)
         return table.reshape(cols, self.n_workers, k).transpose(1, 0, 2)
 
     def log_likelihood_terms(self, log_confusion: np.ndarray) -> np.ndarray:
@@ -201,7 +219,8 @@ class Answers:
         column c) under per-worker ``log_confusion`` of shape (n_workers, C, K)."""
         cols = log_confusion.shape[1]
         table = np.ascontiguousarray(log_confusion.transpose(1, 0, 2)).reshape(cols, -1)
-        out = np.zeros((self.n_items, cols))
+        out = np.zeros((cols, self.n_items))  # filled row by row, returned as its (n_items, C) view
+        buf = self._scratch
         for c in range(cols):
-            out[self._item_present, c] = np.add.reduceat(np.take(table[c], self.wl), self._item_starts)
-        return out
+            out[c, self._item_present] = np.add.reduceat(np.take(table[c], self.wl, out=buf), self._item_starts)
+        return out.T

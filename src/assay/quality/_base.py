@@ -6,22 +6,26 @@ from __future__ import annotations
 import numpy as np
 
 from assay.errors import InvalidInput
-from assay.quality._answers import Answers
+from assay.quality._answers import Answers, _as_codes
 
 TINY = 1e-300
 
 
 def softmax_rows(logp: np.ndarray) -> tuple[np.ndarray, float]:
-    """Normalise rows of log scores in place-safe fashion.
+    """Normalise rows of log scores (n, K) into probabilities.
 
     Returns ``(post, loglik)`` where ``post`` rows sum to 1 and ``loglik`` is
-    ``sum_i log sum_k exp(logp[i, k])``.
+    ``sum_i log sum_k exp(logp[i, k])``. Works on the (K, n) transpose, where
+    reductions over the few classes are fast; ``post`` is that buffer seen as
+    (n, K) (Fortran order, so its columns are contiguous).
     """
-    m = logp.max(axis=1, keepdims=True)
-    p = np.exp(logp - m)
-    s = p.sum(axis=1, keepdims=True)
-    p /= s
-    return p, float(np.sum(m) + np.sum(np.log(s)))
+    lt = np.array(logp.T, order="C", copy=True)
+    m = lt.max(axis=0)
+    lt -= m
+    np.exp(lt, out=lt)
+    s = lt.sum(axis=0)
+    lt /= s
+    return lt.T, float(np.sum(m) + np.sum(np.log(s)))
 
 
 def clamp_gold(post: np.ndarray, gold_idx: np.ndarray, gold_lab: np.ndarray) -> np.ndarray:
@@ -101,13 +105,15 @@ class Aggregator:
         ``n_workers``, ``n_classes`` default to the largest code + 1 (pass
         them to include items, workers or classes that have no answers).
         """
-        if n_classes is None and gold is not None:
+        if gold is not None:  # gold may name classes (and items) the answers do not
             g = np.asarray(gold)
-            if g.size and np.issubdtype(g.dtype, np.integer):
-                observed = int(np.max(labels)) + 1 if np.size(labels) else 0
-                n_classes = max(observed, int(g.max()) + 1)
-        if n_items is None and gold is not None:
-            n_items = max(np.size(gold), int(np.max(items)) + 1 if np.size(items) else 0)
+            if g.ndim == 1 and g.size and np.issubdtype(g.dtype, np.integer):
+                if n_classes is None:
+                    lab = _as_codes("labels", labels)
+                    n_classes = max(int(lab.max()) + 1 if lab.size else 0, int(g.max()) + 1)
+                if n_items is None:
+                    it = _as_codes("items", items)
+                    n_items = max(g.size, int(it.max()) + 1 if it.size else 0)
         data = Answers(items, workers, labels, n_items=n_items, n_workers=n_workers,
                        n_classes=n_classes, duplicates=self.duplicates)
         gold_idx, gold_lab = check_gold(gold, data.n_items, data.n_classes)
@@ -153,7 +159,7 @@ class Aggregator:
     def _finish(self, data: Answers, post: np.ndarray, *, prior: np.ndarray,
                 confusion: np.ndarray | None = None, history=None, converged: bool = True,
                 gold_idx=None, gold_lab=None) -> None:
-        post = np.asarray(post, float)
+        post = np.ascontiguousarray(post, dtype=float)
         if gold_idx is not None:
             clamp_gold(post, gold_idx, gold_lab)
         self.proba_ = post

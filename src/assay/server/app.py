@@ -32,9 +32,12 @@ def create_app(workspace: Workspace, *, reclaim_interval: float = 5.0,
         sweeper = None
         if reclaim_interval > 0:
             sweeper = asyncio.create_task(_sweep(workspace, reclaim_interval))
+        # SQLite: WAL checkpoints in a background thread, not inside a request.
+        workspace.db.start_checkpointer()
         try:
             yield
         finally:
+            workspace.db.stop_checkpointer()
             if sweeper is not None:
                 sweeper.cancel()
                 with contextlib.suppress(asyncio.CancelledError):

@@ -6,8 +6,11 @@ from __future__ import annotations
 import contextlib
 import functools
 import json
+import logging
 import os
 import re
+import threading
+import weakref
 from collections import namedtuple
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,6 +22,7 @@ from sqlalchemy.sql.elements import TextClause
 from assay.errors import InvalidInput
 
 _WRITE = "assay_write"
+_log = logging.getLogger("assay.store")
 
 
 class Database:
@@ -40,8 +44,14 @@ class Database:
             raise InvalidInput(
                 f"unsupported database {self.dialect!r}: use sqlite:///PATH or postgresql+psycopg://…"
             )
+        self._local = threading.local()  # each thread's open fast transaction and connection
+        self._own: weakref.WeakSet = weakref.WeakSet()
+        self._own_lock = threading.Lock()
+        self._generation = 0
+        self._sqlite_settings: dict = {}
+        self._checkpointer: tuple[threading.Thread, threading.Event] | None = None
         if self.dialect == "sqlite":
-            self.engine = _sqlite_engine(url, echo=echo)
+            self.engine = _sqlite_engine(url, echo=echo, settings=self._sqlite_settings)
         else:
             self.engine = create_engine(
                 url,
@@ -70,8 +80,7 @@ class Database:
             with conn.begin():
                 yield conn
 
-    @contextlib.contextmanager
-    def fast_write(self) -> Iterator[FastConnection]:
+    def fast_write(self) -> _FastTransaction:
         """Like :meth:`write`, but statements go straight to the DB-API cursor.
 
         For the hot paths (hand-out, answers): the same ``text()`` statements
@@ -79,42 +88,51 @@ class Database:
         statement costs a few microseconds instead of ~50). Rows are named
         tuples; driver errors are raised as SQLAlchemy's exceptions
         (``IntegrityError`` …) so callers handle them the same way.
+
+        Nested fast transactions of the same thread join the outer one (a
+        write joins only a write), so several steps can share one transaction.
+        Each thread keeps one connection for these (outside the pool; closed
+        by :meth:`dispose`), which saves the pool checkout and, on PostgreSQL,
+        the pre-ping round trip.
         """
-        with self._fast(write=True) as conn:
-            yield conn
+        return _FastTransaction(self, True)
 
-    @contextlib.contextmanager
-    def fast_read(self) -> Iterator[FastConnection]:
+    def fast_read(self) -> _FastTransaction:
         """Like :meth:`read`, on the bare DB-API cursor (see :meth:`fast_write`)."""
-        with self._fast(write=False) as conn:
-            yield conn
+        return _FastTransaction(self, False)
 
-    @contextlib.contextmanager
-    def _fast(self, write: bool) -> Iterator[FastConnection]:
-        raw = self.engine.raw_connection()  # pooled; pre-ping and pool events apply
-        try:
-            dbapi_conn = raw.driver_connection
-            cur = dbapi_conn.cursor()
-            conn = FastConnection(self, cur)
-            try:
-                if self.is_sqlite:
-                    conn._run("BEGIN IMMEDIATE" if write else "BEGIN", None)
-                yield conn
-            except BaseException:
-                try:
-                    dbapi_conn.rollback()
-                except Exception:  # the original error matters more
-                    pass
-                raise
-            else:
-                try:
-                    dbapi_conn.commit()
-                except self._dbapi_error as e:
-                    raise exc.DBAPIError.instance("COMMIT", None, e, self._dbapi_error) from e
-            finally:
-                cur.close()
-        finally:
-            raw.close()  # back to the pool
+    def _own_connection(self, fresh: bool = False):
+        """This thread's own DB-API connection for fast transactions.
+
+        Made by the engine (same connect-time setup), then detached from the
+        pool. PostgreSQL ones run in autocommit mode: fast transactions say
+        BEGIN / COMMIT themselves, and a dead one is replaced (no pre-ping).
+        """
+        mine = getattr(self._local, "raw", None)
+        if mine is not None:
+            if not fresh and mine[2] == self._generation and not getattr(mine[1], "closed", False):
+                return mine[1]
+            self._local.raw = None
+            with contextlib.suppress(Exception):
+                mine[0].close()
+        raw = self.engine.raw_connection()
+        dbapi_conn = raw.driver_connection
+        raw.detach()  # this thread's own from now on
+        if not self.is_sqlite:
+            dbapi_conn.autocommit = True
+        with self._own_lock:
+            self._own.add(raw)
+        self._local.raw = (raw, dbapi_conn, self._generation)
+        return dbapi_conn
+
+    def _close_own_connections(self) -> None:
+        """Close the per-thread SQLite connections (threads open fresh ones)."""
+        with self._own_lock:
+            self._generation += 1
+            own, self._own = list(self._own), weakref.WeakSet()
+        for raw in own:
+            with contextlib.suppress(Exception):
+                raw.close()
 
     @property
     def _dbapi_error(self):
@@ -127,12 +145,117 @@ class Database:
         Pass it where code takes a ``Database`` and only runs ``text()``
         statements in ``db.read()`` / ``db.write()`` blocks (the hand-out).
         """
-        if os.environ.get("ASSAY_TMP_NO_FAST"):  # TEMPORARY A/B switch
-            return self
         return FastDatabase(self)
 
-    def dispose(self) -> None:
+    def start_checkpointer(self, interval: float = 0.2, fallback_pages: int = 20000) -> bool:
+        """SQLite: copy the WAL back into the database from a background thread.
+
+        By default SQLite checkpoints inside whichever commit pushes the WAL
+        past 1000 pages: that commit then copies the pages and fsyncs (several
+        ms), stalling a server's event loop. A long-running server calls this:
+        a thread runs ``PRAGMA wal_checkpoint(PASSIVE)`` every ``interval``
+        seconds (it never waits for readers or writers), and this process's
+        connections only checkpoint themselves past ``fallback_pages``, in
+        case the thread falls behind. Other processes keep SQLite's default.
+        Returns whether a thread was started (not for PostgreSQL or memory).
+        """
+        path = self.url.database
+        if not self.is_sqlite or not path or path == ":memory:" or self._checkpointer is not None:
+            return False
+        self._sqlite_settings["wal_autocheckpoint"] = int(fallback_pages)
+        self._close_own_connections()  # new connections pick up the new setting
         self.engine.dispose()
+        stop = threading.Event()
+        t = threading.Thread(target=_checkpoint_loop, args=(path, interval, stop),
+                             name="assay-wal-checkpoint", daemon=True)
+        t.start()
+        self._checkpointer = (t, stop)
+        return True
+
+    def stop_checkpointer(self) -> None:
+        if self._checkpointer is not None:
+            t, stop = self._checkpointer
+            self._checkpointer = None
+            stop.set()
+            t.join(10)
+            self._sqlite_settings.pop("wal_autocheckpoint", None)
+
+    def dispose(self) -> None:
+        self.stop_checkpointer()
+        self._close_own_connections()
+        self.engine.dispose()
+
+
+def _checkpoint_loop(path: str, interval: float, stop: threading.Event) -> None:
+    import sqlite3
+
+    con = None
+    while not stop.wait(interval):
+        try:
+            if con is None:
+                con = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+                con.execute("PRAGMA busy_timeout=0")
+            con.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+        except sqlite3.Error:  # busy or a hiccup: the next round tries again
+            _log.debug("WAL checkpoint failed", exc_info=True)
+    if con is not None:
+        con.close()
+
+
+class _FastTransaction:
+    """The context manager behind :meth:`Database.fast_write` / ``fast_read``."""
+
+    __slots__ = ("db", "write", "conn", "dbapi", "prev", "joined")
+
+    def __init__(self, db: Database, write: bool) -> None:
+        self.db = db
+        self.write = write
+
+    def __enter__(self) -> FastConnection:
+        db = self.db
+        outer = getattr(db._local, "fast", None)
+        if outer is not None and (outer[1] or not self.write):
+            # Inside a fast transaction of this thread (a write one, or a read
+            # one and this is a read): join it. It commits or rolls back as one.
+            self.joined = True
+            return outer[0]
+        self.joined = False
+        begin = "BEGIN IMMEDIATE" if self.write and db.is_sqlite else "BEGIN"
+        for attempt in (0, 1):
+            self.dbapi = db._own_connection(fresh=attempt > 0)
+            self.conn = FastConnection(db, self.dbapi.cursor())
+            try:
+                self.conn._run(begin, None)
+                break
+            except exc.OperationalError:
+                self.conn.cur.close()
+                # PostgreSQL: a connection the server dropped (restart, idle
+                # timeout) fails here, before anything happened: retry once.
+                if attempt or db.is_sqlite or not getattr(self.dbapi, "broken", False):
+                    raise
+        self.prev = outer
+        db._local.fast = (self.conn, self.write)
+        return self.conn
+
+    def __exit__(self, etype, evalue, tb) -> None:
+        if self.joined:
+            return
+        db = self.db
+        db._local.fast = self.prev
+        cur = self.conn.cur
+        try:
+            if etype is None:
+                try:
+                    cur.execute("COMMIT")
+                except db._dbapi_error as e:
+                    with contextlib.suppress(Exception):
+                        cur.execute("ROLLBACK")
+                    raise exc.DBAPIError.instance("COMMIT", None, e, db._dbapi_error) from e
+            else:
+                with contextlib.suppress(Exception):  # the original error matters more
+                    cur.execute("ROLLBACK")
+        finally:
+            cur.close()
 
 
 class FastDatabase:
@@ -266,7 +389,7 @@ class FastResult:
         return self.one()[0]
 
 
-def _sqlite_engine(url: str, *, echo: bool) -> Engine:
+def _sqlite_engine(url: str, *, echo: bool, settings: dict | None = None) -> Engine:
     path = make_url(url).database
     if path and path != ":memory:":
         Path(path).parent.mkdir(parents=True, exist_ok=True)
@@ -283,6 +406,8 @@ def _sqlite_engine(url: str, *, echo: bool) -> Engine:
         cur.execute("PRAGMA busy_timeout=30000")
         cur.execute("PRAGMA synchronous=NORMAL")
         cur.execute("PRAGMA cache_size=-65536")
+        if settings and settings.get("wal_autocheckpoint") is not None:
+            cur.execute(f"PRAGMA wal_autocheckpoint={int(settings['wal_autocheckpoint'])}")
         cur.close()
 
     @event.listens_for(engine, "begin")

@@ -55,7 +55,8 @@ def build(cache: Path, backend: str, rows: int) -> tuple[Path, str | None, int]:
             "INSERT INTO answers (task_id, project_id, item_id, annotator_id, label, created_at, lead_time) "
             "SELECT t.id, t.project_id, t.item_id, "
             "CASE t.id % 3 WHEN 0 THEN :u0 WHEN 1 THEN :u1 ELSE :u2 END, "
-            "CASE t.id % 3 WHEN 0 THEN '\"positive\"' WHEN 1 THEN '\"negative\"' ELSE '\"neutral\"' END, "
+            "CAST(CASE t.id % 3 WHEN 0 THEN '\"positive\"' WHEN 1 THEN '\"negative\"' "
+            "ELSE '\"neutral\"' END AS " + ("TEXT" if backend == "sqlite" else "JSON") + "), "
             ":now + t.id, 3.0 FROM tasks t WHERE t.project_id = :p"
         ), {"u0": uids[0], "u1": uids[1], "u2": uids[2], "now": time.time(), "p": p["id"]})
         conn.execute(text("UPDATE tasks SET answer_count = 1, open_slots = 0 WHERE project_id = :p"),

@@ -315,14 +315,18 @@ def integrity(home: Path, url: str | None) -> dict:
             "GROUP BY task_id, annotator_id HAVING count(*) > 1) x",
         "answer_rows": "SELECT count(*) FROM answers",
         "answer_count_sum": "SELECT COALESCE(sum(answer_count), 0) FROM tasks",
+        # Touched tasks (cheap test first) whose counters disagree with the rows;
+        # untouched tasks are also checked: they must have no answer at all.
         "tasks_count_mismatch":
-            "SELECT count(*) FROM tasks t WHERE t.answer_count <> "
-            "(SELECT count(*) FROM answers a WHERE a.task_id = t.id) AND (t.answer_count > 0 "
-            "OR t.open_slots < t.needed)",
+            "SELECT count(*) FROM tasks t WHERE (t.answer_count > 0 OR t.open_slots < t.needed) "
+            "AND t.answer_count <> (SELECT count(*) FROM answers a WHERE a.task_id = t.id)",
+        "untouched_tasks_with_answers":
+            "SELECT count(*) FROM answers a JOIN tasks t ON t.id = a.task_id "
+            "WHERE t.answer_count = 0 AND t.open_slots = t.needed",
         "slots_mismatch":
-            "SELECT count(*) FROM tasks t WHERE t.open_slots <> t.needed - t.answer_count - "
-            "(SELECT count(*) FROM leases l WHERE l.task_id = t.id) AND (t.answer_count > 0 "
-            "OR t.open_slots < t.needed)",
+            "SELECT count(*) FROM tasks t WHERE (t.answer_count > 0 OR t.open_slots < t.needed) "
+            "AND t.open_slots <> t.needed - t.answer_count - "
+            "(SELECT count(*) FROM leases l WHERE l.task_id = t.id)",
         "leases_left": "SELECT count(*) FROM leases",
     }
     with db.read() as conn:
@@ -400,6 +404,7 @@ def run(a, backend: str) -> dict:
     chk["ok"] = (chk["tasks_over_needed"] == 0 and chk["tasks_with_more_answers_than_needed"] == 0
                  and chk["duplicate_task_annotator"] == 0
                  and chk["answer_rows"] == chk["answer_count_sum"] and chk["tasks_count_mismatch"] == 0
+                 and chk["untouched_tasks_with_answers"] == 0
                  and chk["slots_mismatch"] == 0 and chk["client_2xx_missing_in_db"] == 0
                  and chk["tasks_handed_to_two"] == 0)
     if dbname:

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from assay.errors import InvalidInput
 from assay.quality import (
-    BWA, GLAD, MACE, METHODS, Auto, DawidSkene, MajorityVote, OneCoinDawidSkene, Wawa, aggregate,
+    GLAD, MACE, METHODS, Auto, DawidSkene, MajorityVote, OneCoinDawidSkene, Wawa, aggregate,
     make_aggregator,
 )
 
@@ -118,23 +118,56 @@ def test_mace_finds_the_spammer():
 def test_auto_reports_its_choice():
     items, workers, labels, _ = _crowd()
     m = Auto().fit(items, workers, labels)
-    assert set(m.scores_) == {"mv", "one-coin", "ds"}
-    assert m.method_ == max(m.scores_, key=m.scores_.get) == "ds"
+    assert set(m.scores_) == {"mv", "ds", "habits"}
+    assert m.method_ == "ds" and m.scores_["ds"] > m.scores_["habits"] > m.scores_["mv"]
     assert m.model_.labels_ is m.labels_
+    np.testing.assert_array_equal(m.proba_, DawidSkene().fit(items, workers, labels).proba_)
 
 
-def test_auto_keeps_majority_vote_when_workers_are_alike():
-    # 2,000 one-off workers of the same skill: nothing per-worker to learn,
-    # so the richer models must not win on held-out answers by much, and
-    # auto must not lose to majority vote
-    rng = np.random.default_rng(2)
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_auto_keeps_majority_vote_when_workers_are_alike(seed):
+    # one answer per worker, all of the same skill: nothing per-worker to
+    # learn, so Dawid-Skene must not earn its place
+    rng = np.random.default_rng(seed)
     truth = rng.integers(0, 3, 400)
     items = np.repeat(np.arange(400), 5)
     workers = np.arange(items.size)
     labels = np.where(rng.random(items.size) < 0.6, truth[items], rng.integers(0, 3, items.size))
     auto = Auto().fit(items, workers, labels)
-    mv = MajorityVote().fit(items, workers, labels)
-    assert (auto.labels_ == truth).mean() >= (mv.labels_ == truth).mean() - 0.01
+    assert auto.method_ == "mv"
+    np.testing.assert_array_equal(auto.labels_, MajorityVote().fit(items, workers, labels).labels_)
+
+
+def _noisy_sparse_crowd(seed=0, n_items=500, n_workers=2000, k=3, per_item=7):
+    """Workers with their own confusion matrices, accuracy ~ Beta(2, 2), 20 %
+    spammers answering from a fixed distribution; ~1.75 answers per worker."""
+    rng = np.random.default_rng(seed)
+    truth = rng.integers(0, k, n_items)
+    acc = rng.beta(2.0, 2.0, n_workers)
+    conf = np.zeros((n_workers, k, k))
+    for c in range(k):  # right with probability acc, else a worker-specific wrong label
+        others = [x for x in range(k) if x != c]
+        conf[:, c, c] = acc
+        conf[:, c, others] = (1 - acc)[:, None] * rng.dirichlet(np.ones(k - 1), n_workers)
+    spam = rng.random(n_workers) < 0.2
+    conf[spam] = rng.dirichlet(np.ones(k), size=int(spam.sum()))[:, None, :]
+    items = np.repeat(np.arange(n_items), per_item)
+    workers = np.concatenate([rng.choice(n_workers, per_item, replace=False) for _ in range(n_items)])
+    cdf = np.cumsum(conf[workers, truth[items]], axis=1)
+    labels = np.minimum((rng.random(items.size)[:, None] > cdf).sum(axis=1), k - 1)
+    return items, workers, labels, truth
+
+
+def test_auto_refuses_a_collapsed_dawid_skene():
+    # here the hierarchical DS explains every answer as worker habit, one
+    # class for nearly all items; it predicts held-out answers no better than
+    # the habits alone, so auto must not take it (nor lose to majority vote)
+    items, workers, labels, truth = _noisy_sparse_crowd()
+    mv = (MajorityVote().fit(items, workers, labels).labels_ == truth).mean()
+    collapsed = DawidSkene(prior="learned").fit(items, workers, labels)
+    assert (collapsed.labels_ == truth).mean() < mv - 0.05  # the trap is real
+    auto = Auto().fit(items, workers, labels)
+    assert (auto.labels_ == truth).mean() >= mv - 0.01, auto.scores_
 
 
 # ------------------------------------------------------------ edge cases

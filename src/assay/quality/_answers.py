@@ -211,7 +211,8 @@ class Answers:
         buf = self._scratch
         for c in range(cols):
             column = np.ascontiguousarray(post[:, c])
-            table[c, present] = np.add.reduceat(np.take(column, items_by_wl, out=buf), starts)
+            gathered = np.take(column, items_by_wl, out=buf, mode="clip")  # codes are in range
+            table[c, present] = np.add.reduceat(gathered, starts)
         return table.reshape(cols, self.n_workers, k).transpose(1, 0, 2)
 
     def log_likelihood_terms(self, log_confusion: np.ndarray) -> np.ndarray:
@@ -222,5 +223,6 @@ class Answers:
         out = np.zeros((cols, self.n_items))  # filled row by row, returned as its (n_items, C) view
         buf = self._scratch
         for c in range(cols):
-            out[c, self._item_present] = np.add.reduceat(np.take(table[c], self.wl, out=buf), self._item_starts)
+            gathered = np.take(table[c], self.wl, out=buf, mode="clip")  # codes are in range
+            out[c, self._item_present] = np.add.reduceat(gathered, self._item_starts)
         return out.T

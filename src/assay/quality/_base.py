@@ -119,13 +119,13 @@ class Aggregator:
         gold_idx, gold_lab = check_gold(gold, data.n_items, data.n_classes)
         return self._fit_data(data, gold_idx, gold_lab)
 
-    def _fit_data(self, data: Answers, gold_idx: np.ndarray, gold_lab: np.ndarray, **kwargs):
+    def _fit_data(self, data: Answers, gold_idx: np.ndarray, gold_lab: np.ndarray):
         """Fit on an already validated :class:`Answers` (used by ``Auto``)."""
         self.n_duplicates_ = data.n_duplicates
         self.history_ = np.zeros(0)
         self.n_iter_ = 0
         self.converged_ = True
-        self._fit(data, gold_idx, gold_lab, **kwargs)
+        self._fit(data, gold_idx, gold_lab)
         return self
 
     def fit_predict(self, items, workers, labels, **kwargs) -> np.ndarray:

@@ -1,5 +1,5 @@
-"""The default aggregator: a hierarchical Dawid-Skene that must earn its
-place against majority vote on answers it has not seen."""
+"""The default aggregator: Dawid-Skene, if it earns its place against
+majority vote on answers it has not seen."""
 
 from __future__ import annotations
 
@@ -8,42 +8,76 @@ import numpy as np
 from assay.quality._answers import Answers
 from assay.quality._base import Aggregator
 from assay.quality.dawid_skene import DawidSkene, OneCoinDawidSkene
+from assay.quality.majority import MajorityVote
 
 #: fewer answers than this and nothing is held out (too little to judge by)
 MIN_ANSWERS_TO_SELECT = 20
+#: a model of truth must predict held-out answers better than worker habits
+#: alone by at least this much (nats per answer) to count as seeing anything
+MIN_GAIN = 0.01
 
 
-def heldout_loglik(model: Aggregator, items, workers, labels) -> float:
-    """Mean log-probability a fitted model gives to answers it did not see:
+def heldout_logprob(model: Aggregator, items, workers, labels) -> np.ndarray:
+    """Log-probability a fitted model gives to each answer it did not see:
     ``log sum_k proba_[item, k] * confusion_[worker, k, label]``."""
     p = np.einsum("ak,ak->a", model.proba_[items], model.confusion_[workers, :, labels])
-    return float(np.mean(np.log(np.maximum(p, 1e-300))))
+    return np.log(np.maximum(p, 1e-300))
+
+
+def _se(x: np.ndarray) -> float:
+    return float(x.std(ddof=1) / np.sqrt(x.size)) if x.size > 1 else 0.0
+
+
+def one_se_choice(logprobs: dict[str, np.ndarray], habits: np.ndarray) -> str:
+    """Choose among candidates (dict order: simplest first) by held-out
+    log-probabilities of the same answers.
+
+    The simplest candidate within one standard error of the best (on the
+    paired difference) wins: a richer model must beat the noise. And if the
+    best does not beat ``habits`` — a model that knows each worker's label
+    habits but treats every item alike — by a standard error and by
+    ``MIN_GAIN`` nats per answer, the items' inferred truth explains next to
+    nothing (a noisy, sparse crowd that lets Dawid-Skene collapse onto "one
+    class, workers answer by habit") and the simplest candidate is kept.
+    """
+    names = list(logprobs)
+    best = max(names, key=lambda name: logprobs[name].mean())
+    gain = logprobs[best] - habits
+    if gain.mean() <= max(_se(gain), MIN_GAIN):
+        return names[0]
+    for name, lp in logprobs.items():
+        diff = logprobs[best] - lp
+        if diff.mean() <= _se(diff):
+            return name
+    return best
 
 
 class Auto(Aggregator):
-    """Pick the model the data supports, by held-out answer likelihood.
+    """Dawid-Skene when the data supports it, majority vote otherwise,
+    decided on answers the models have not seen.
 
     Candidates, simplest first:
 
     - ``"mv"``: every worker shares one accuracy and errs uniformly — the
       generative model whose decisions *are* majority vote;
-    - ``"one-coin"``: a per-worker accuracy (weighted vote);
-    - ``"ds"``: Dawid-Skene with per-worker confusion matrices under a
-      Dirichlet prior per true class learned from all workers (empirical
-      Bayes, ``DawidSkene(prior="learned")``): sparse workers are shrunk
-      towards the crowd's typical confusion.
+    - ``"ds"``: Dawid-Skene with a confusion matrix per worker
+      (``DawidSkene()``, default pseudo-counts).
 
     A random ``holdout`` share of the answers (seeded by ``random_state``)
-    is set aside, every candidate is fitted on the rest and scored by the
-    mean log-probability it gives the held-out answers; the best one is then
-    refitted on all answers (warm-started). A richer model is chosen only
-    when it predicts unseen answers better, so ``auto`` falls back to
-    majority vote where per-worker models overfit. With fewer than 20
-    answers nothing is held out and ``"ds"`` is used.
+    is set aside and each candidate, fitted on the rest, is scored by the
+    log-probability it gives the held-out answers. The simplest candidate
+    within one standard error of the best (paired over the same answers; the
+    "one-standard-error rule") is chosen — unless the best fails to beat a
+    model of each worker's label habits alone (every item alike) by a
+    standard error and ``MIN_GAIN`` nats per answer, in which case nothing
+    in the items was learned and majority vote is kept. The choice is then
+    refitted from scratch on all answers, so ``auto`` returns exactly what
+    ``mv`` or ``ds`` returns. With fewer than 20 answers nothing is held out
+    and ``ds`` is used.
 
-    Fitted: ``method_`` (the chosen candidate), ``scores_`` (candidate ->
-    held-out log-likelihood per answer), ``model_`` (the fitted estimator)
-    and the common attributes, taken from ``model_``.
+    Fitted: ``method_`` (the chosen candidate), ``scores_`` (candidate, and
+    ``"habits"`` -> mean held-out log-probability per answer), ``model_``
+    (the fitted estimator) and the common attributes, taken from ``model_``.
     """
 
     iterative = True
@@ -60,21 +94,19 @@ class Auto(Aggregator):
         em = dict(max_iter=self.max_iter, tol=self.tol)
         return {
             "mv": lambda: OneCoinDawidSkene(learn_prior=False, **em),
-            "one-coin": lambda: OneCoinDawidSkene(learn_prior=False, **em),
-            "ds": lambda: DawidSkene(prior="learned", **em),
+            "ds": lambda: DawidSkene(**em),
         }
 
     def _fit(self, data: Answers, gold_idx, gold_lab) -> None:
         make = self._candidates()
         self.scores_ = {}
-        init = None
         chosen = "ds"
         n_out = int(round(self.holdout * data.n_answers))
         if data.n_answers >= MIN_ANSWERS_TO_SELECT and n_out >= 1:
             rng = np.random.default_rng(self.random_state)
             out = np.zeros(data.n_answers, bool)
             out[rng.choice(data.n_answers, size=n_out, replace=False)] = True
-            fitted = {}
+            logprobs = {}
             for name, factory in make.items():
                 if name == "mv":  # one shared worker: the model behind majority vote
                     pooled = np.zeros_like(data.workers)
@@ -86,16 +118,16 @@ class Auto(Aggregator):
                 model = factory()
                 model.tol = max(self.tol, 1e-5)  # only scored; the winner is refitted to self.tol
                 model._fit_data(train, gold_idx, gold_lab)
-                self.scores_[name] = heldout_loglik(model, data.items[out], w_out, data.labels[out])
-                fitted[name] = model
-            chosen = max(self.scores_, key=self.scores_.get)  # a tie keeps the simpler one
-            init = fitted[chosen].proba_
+                logprobs[name] = heldout_logprob(model, data.items[out], w_out, data.labels[out])
+                self.scores_[name] = float(logprobs[name].mean())
+            # each worker's habits, every item alike: DS with one latent class
+            habits_model = DawidSkene(prior="learned", tol=max(self.tol, 1e-5))
+            habits_model._fit_data(data.subset(~out), np.arange(data.n_items), np.zeros(data.n_items, np.intp))
+            habits = heldout_logprob(habits_model, data.items[out], data.workers[out], data.labels[out])
+            self.scores_["habits"] = float(habits.mean())
+            chosen = one_se_choice(logprobs, habits)
         if chosen == "mv":
-            from assay.quality.majority import MajorityVote
-
             model = MajorityVote()._fit_data(data, gold_idx, gold_lab)
-        elif init is not None:
-            model = make[chosen]()._fit_data(data, gold_idx, gold_lab, init=init)
         else:
             model = make[chosen]()._fit_data(data, gold_idx, gold_lab)
         self.method_ = chosen

@@ -35,8 +35,8 @@ class _EM(Aggregator):
         """(n_items, K): sum of log P(answer | true class) over each item's answers."""
         return data.log_likelihood_terms(np.log(np.maximum(conf, TINY)))
 
-    def _fit(self, data: Answers, gold_idx, gold_lab, init: np.ndarray | None = None) -> None:
-        post = clamp_gold(mv_posterior(data) if init is None else init.copy(), gold_idx, gold_lab)
+    def _fit(self, data: Answers, gold_idx, gold_lab) -> None:
+        post = clamp_gold(mv_posterior(data), gold_idx, gold_lab)
         history: list[float] = []
         converged = False
         for _ in range(self.max_iter):
@@ -107,12 +107,15 @@ class DawidSkene(_EM):
         conf = counts + pseudo
         conf /= conf.sum(axis=2, keepdims=True)
         prior = self._class_prior(post)
-        log_prior = float(np.sum(pseudo * np.log(conf)) if self.prior == "fixed" else 0.0) + float(np.sum(np.log(prior)))
+        # MAP objective; with a learned prior the history is the log-likelihood
+        log_prior = float(np.sum(np.log(prior)))
+        if self.prior == "fixed":
+            log_prior += float(np.sum(pseudo * np.log(conf)))
         return conf, prior, log_prior
 
-    def _fit(self, data, gold_idx, gold_lab, init=None):
+    def _fit(self, data, gold_idx, gold_lab):
         self.__dict__.pop("_alpha_matrix", None)
-        super()._fit(data, gold_idx, gold_lab, init)
+        super()._fit(data, gold_idx, gold_lab)
         self.alpha_matrix_ = self.__dict__.pop("_alpha_matrix")
 
 

@@ -75,7 +75,8 @@ class GLAD(Aggregator):
             log_wrong = _log_sigmoid(-x) - log_km1
             logp = np.log(prior) + data.item_sum(log_wrong)[:, None] + data.item_label_sum(log_right - log_wrong)
             post, loglik = softmax_rows(gold_loglik(logp, gold_idx, gold_lab))
-            log_prior = -0.5 * float(np.sum((alpha - self.alpha_mean) ** 2) + np.sum(b**2)) + float(np.sum(np.log(prior)))
+            log_prior = float(np.sum(np.log(prior)))
+            log_prior -= 0.5 * float(np.sum((alpha - self.alpha_mean) ** 2) + np.sum(b**2))
             history.append(loglik + log_prior)
             if len(history) > 1 and abs(history[-1] - history[-2]) <= self.tol * data.n_answers:
                 converged = True

@@ -32,11 +32,11 @@ class MACE(_EM):
         self.competence_pseudo = tuple(competence_pseudo)
         self.strategy_pseudo = strategy_pseudo
 
-    def _fit(self, data, gold_idx, gold_lab, init=None):
+    def _fit(self, data, gold_idx, gold_lab):
         k = data.n_classes
         self._theta = np.full(data.n_workers, 0.8)
         self._xi = np.full((data.n_workers, k), 1.0 / k)
-        super()._fit(data, gold_idx, gold_lab, init)
+        super()._fit(data, gold_idx, gold_lab)
         self.competence_ = self._theta
         self.strategy_ = self._xi
 

@@ -70,7 +70,9 @@ class DawidSkene(_EM):
         evidence are shrunk towards the crowd's typical confusion, by an
         amount the data decides. A Gamma hyperprior centred on the fixed
         pseudo-counts, worth ``hyper_weight`` workers, keeps a crowd of a
-        few workers from driving the learned prior to extremes.
+        few workers from driving the learned prior to extremes. Beware: on
+        noisy, sparse crowds it can collapse onto "one class, workers answer
+        by habit" (``Auto`` does not use it; see docs/quality.md).
     max_iter, tol : EM stops after ``max_iter`` iterations or when the
         objective gains less than ``tol`` per answer.
 

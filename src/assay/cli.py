@@ -199,6 +199,26 @@ def aggregate(
 
 @app.command()
 @command
+def simulate(
+    answers: Annotated[Path, typer.Option("--answers", help="Real crowd answers: CSV item,worker,label.")],
+    truth: Annotated[Optional[Path], typer.Option("--truth", help="True labels: CSV item,label.")] = None,
+    policy: Annotated[str, typer.Option(help="fixed (every item gets --overlap answers) or adaptive.")] = "adaptive",
+    overlap: Annotated[Optional[int], typer.Option(help="fixed: answers per item (default: all); adaptive: answers to start with (default 1).")] = None,
+    target: Annotated[float, typer.Option(help="Target confidence (adaptive; also what 'resolved' means).")] = 0.95,
+    max_answers: Annotated[Optional[int], typer.Option("--max-answers", help="adaptive: most answers per item (default: the data's median per item).")] = None,
+    method: Annotated[str, typer.Option(help="Final aggregation: auto, mv, wawa, ds, one-coin, glad, mace or bwa.")] = "auto",
+    seed: Annotated[int, typer.Option(help="Random seed (item order, answer draws).")] = 0,
+):
+    """Replay real crowd answers through the real hand-out and aggregation; print one JSON object."""
+    from assay.simulate import simulate as run
+
+    r = run(answers, truth, policy=policy, overlap=overlap, target=target, max_answers=max_answers,
+            method=method, seed=seed)
+    typer.echo(json.dumps(r))
+
+
+@app.command()
+@command
 def serve(
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port.")] = 8000,

@@ -24,7 +24,7 @@ from sqlalchemy import JSON, func, insert, select, text
 from sqlalchemy.exc import IntegrityError
 
 from assay import export as _export
-from assay import handout, ingest, schemas, security
+from assay import handout, ingest, redundancy, schemas, security
 from assay.errors import Conflict, Forbidden, InvalidInput, NotFound, Unauthorized
 from assay.store import BlobStore, Database
 from assay.store import migrate
@@ -366,8 +366,16 @@ class Workspace:
 
     def create_project(self, name: str, dataset: int | str, classes: Sequence[str | dict], *,
                        kind: str = "single", instructions: str = "", overlap: int = 1,
-                       lease_seconds: int = 600, show_fields: Sequence[str] = ()) -> dict:
-        """Create a labeling project over a dataset; every item becomes a task."""
+                       lease_seconds: int = 600, show_fields: Sequence[str] = (),
+                       target_confidence: float | None = None, max_answers: int | None = None) -> dict:
+        """Create a labeling project over a dataset; every item becomes a task.
+
+        ``target_confidence`` (e.g. 0.95) turns on adaptive redundancy: each
+        item starts with ``overlap`` answers and gets one more, from another
+        annotator, while its posterior is below the target, up to
+        ``max_answers`` (default max(overlap, 5)); see :mod:`assay.redundancy`.
+        """
+        target_confidence, max_answers = redundancy.check_settings(kind, overlap, target_confidence, max_answers)
         name = (name or "").strip()
         if not name or len(name) > 200:
             raise InvalidInput("project name must be 1–200 characters")
@@ -383,7 +391,7 @@ class Workspace:
                 pid = conn.execute(insert(projects).values(
                     name=name, dataset_id=ds["id"], schema_kind=kind, schema_spec=spec,
                     overlap=overlap, lease_seconds=lease_seconds, show_fields=fields,
-                    created_at=time.time(),
+                    created_at=time.time(), target_confidence=target_confidence, max_answers=max_answers,
                 ).returning(projects.c.id)).scalar_one()
                 conn.execute(text(
                     "INSERT INTO tasks (project_id, item_id, priority, needed, answer_count, open_slots) "
@@ -406,6 +414,7 @@ class Workspace:
             "schema": {"kind": r.schema_kind, **r.schema_spec},
             "overlap": r.overlap, "lease_seconds": r.lease_seconds,
             "show_fields": list(r.show_fields), "created_at": r.created_at,
+            "target_confidence": r.target_confidence, "max_answers": r.max_answers,
         }
         self._projects[r.id] = p  # projects are immutable once made
         return p
@@ -523,7 +532,11 @@ class Workspace:
             if u["role"] != "admin" and not self.is_member(p["id"], u["id"]):
                 raise NotFound(f"task {task_id} does not exist")
             label = schemas.validate_label(p["schema"]["kind"], p["schema"], label)
-            return handout.submit(self.db.fast, task_id, p["id"], t.item_id, u["id"], label)
+            got = handout.submit(self.db.fast, task_id, p["id"], t.item_id, u["id"], label)
+            if p["target_confidence"] is not None:  # adaptive redundancy, same transaction
+                with self.db.fast_write() as conn:
+                    redundancy.after_answer(conn, p, task_id, t.item_id, u["id"], label, got["created_at"])
+            return got
 
     def skip(self, task_id: int, user: int | str | dict) -> None:
         u = user if isinstance(user, dict) else self.get_user(user)
@@ -548,6 +561,26 @@ class Workspace:
     def reclaim_expired(self, now: float | None = None) -> int:
         """Return the slots of expired leases to the pool; how many were freed."""
         return handout.reclaim_expired(self.db, now)
+
+    # ------------------------------------------------------------ adaptive redundancy
+
+    def refit_quality(self, project: int | str) -> dict:
+        """Re-estimate annotator skills (Dawid-Skene over all answers) and every
+        item's posterior and status. Slow on big projects: the server runs it
+        in the background; the fit itself holds no transaction open."""
+        return redundancy.refit(self.db, self.get_project(project))
+
+    def item_consensus(self, project: int | str, *, status: str | None = None, after: int | None = None,
+                       limit: int = 100) -> tuple[list[dict], int | None]:
+        """A keyset page of items' running consensus: label, confidence, answers, status."""
+        p = self.get_project(project)
+        if status not in (None, "open", "resolved", "review"):
+            raise InvalidInput("status must be one of open, resolved, review")
+        return redundancy.consensus(self.db, p["id"], status=status, after=after, limit=limit)
+
+    def review_queue(self, project: int | str, *, after: int | None = None, limit: int = 100):
+        """Items that reached ``max_answers`` below the target confidence."""
+        return self.item_consensus(project, status="review", after=after, limit=limit)
 
     # ------------------------------------------------------------ reading answers
 

@@ -3,6 +3,7 @@ transaction helpers every use-case goes through."""
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import functools
 import json
@@ -47,6 +48,7 @@ class Database:
         self._local = threading.local()  # each thread's open fast transaction and connection
         self._own: weakref.WeakSet = weakref.WeakSet()
         self._own_lock = threading.Lock()
+        self._writers = _FifoLock()  # SQLite fast write transactions of this process, in turn
         self._generation = 0
         self._sqlite_settings: dict = {}
         self._checkpointer: tuple[threading.Thread, threading.Event] | None = None
@@ -207,6 +209,33 @@ def _checkpoint_loop(path: str, interval: float, stop: threading.Event) -> None:
         con.close()
 
 
+class _FifoLock:
+    """A lock handed to waiting threads in arrival order (``threading.Lock``
+    lets the releasing thread take it straight back)."""
+
+    def __init__(self) -> None:
+        self._mutex = threading.Lock()
+        self._busy = False
+        self._waiters: collections.deque = collections.deque()
+
+    def acquire(self) -> None:
+        with self._mutex:
+            if not self._busy:
+                self._busy = True
+                return
+            turn = threading.Lock()
+            turn.acquire()
+            self._waiters.append(turn)
+        turn.acquire()  # released by the previous holder: the lock is ours
+
+    def release(self) -> None:
+        with self._mutex:
+            if self._waiters:
+                self._waiters.popleft().release()  # hand over; stays busy
+            else:
+                self._busy = False
+
+
 class _FastTransaction:
     """The context manager behind :meth:`Database.fast_write` / ``fast_read``."""
 
@@ -225,19 +254,30 @@ class _FastTransaction:
             self.joined = True
             return outer[0]
         self.joined = False
-        begin = "BEGIN IMMEDIATE" if self.write and db.is_sqlite else "BEGIN"
-        for attempt in (0, 1):
-            self.dbapi = db._own_connection(fresh=attempt > 0)
-            self.conn = FastConnection(db, self.dbapi.cursor())
-            try:
-                self.conn._run(begin, None)
-                break
-            except exc.OperationalError:
-                self.conn.cur.close()
-                # PostgreSQL: a connection the server dropped (restart, idle
-                # timeout) fails here, before anything happened: retry once.
-                if attempt or db.is_sqlite or not getattr(self.dbapi, "broken", False):
-                    raise
+        queued = self.write and db.is_sqlite
+        if queued:
+            # SQLite has one writer at a time: this process's writers queue
+            # here in turn instead of polling in SQLite's busy handler, where
+            # the thread that just committed nearly always wins again.
+            db._writers.acquire()
+        try:
+            begin = "BEGIN IMMEDIATE" if queued else "BEGIN"
+            for attempt in (0, 1):
+                self.dbapi = db._own_connection(fresh=attempt > 0)
+                self.conn = FastConnection(db, self.dbapi.cursor())
+                try:
+                    self.conn._run(begin, None)
+                    break
+                except exc.OperationalError:
+                    self.conn.cur.close()
+                    # PostgreSQL: a connection the server dropped (restart, idle
+                    # timeout) fails here, before anything happened: retry once.
+                    if attempt or db.is_sqlite or not getattr(self.dbapi, "broken", False):
+                        raise
+        except BaseException:
+            if queued:
+                db._writers.release()
+            raise
         self.prev = outer
         db._local.fast = (self.conn, self.write)
         return self.conn
@@ -261,6 +301,8 @@ class _FastTransaction:
                     cur.execute("ROLLBACK")
         finally:
             cur.close()
+            if self.write and db.is_sqlite:
+                db._writers.release()
 
 
 class FastDatabase:

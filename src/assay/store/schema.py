@@ -117,6 +117,9 @@ projects = Table(
     Column("lease_seconds", Integer, nullable=False),
     Column("show_fields", JSON, nullable=False),
     Column("created_at", Float, nullable=False),
+    # Adaptive redundancy (None = off: every item gets ``overlap`` answers).
+    Column("target_confidence", Float),
+    Column("max_answers", Integer),
     CheckConstraint("overlap >= 1", name="overlap"),
 )
 
@@ -194,3 +197,47 @@ skips = Table(
     Column("created_at", Float, nullable=False),
 )
 Index("ix_skips_annotator", skips.c.annotator_id, skips.c.project_id)
+
+# Adaptive redundancy (see assay.redundancy). One row per item of a project
+# that has answers: the running posterior over the project's classes (log,
+# unnormalised), its argmax and confidence. ``status``: 'open' (more answers
+# wanted or pending), 'resolved' (confidence >= target), 'review' (max
+# answers reached below target: the reviewer queue).
+item_consensus = Table(
+    "item_consensus",
+    metadata,
+    Column("project_id", Id, ForeignKey("projects.id", ondelete="CASCADE"), primary_key=True),
+    Column("item_id", Id, ForeignKey("items.id", ondelete="CASCADE"), primary_key=True),
+    Column("label", JSON),
+    Column("confidence", Float, nullable=False),
+    Column("log_post", JSON, nullable=False),
+    Column("answers", Integer, nullable=False),
+    Column("status", String(10), nullable=False),
+    Column("updated_at", Float, nullable=False),
+    CheckConstraint("status IN ('open', 'resolved', 'review')", name="status"),
+)
+Index("ix_item_consensus_status", item_consensus.c.project_id, item_consensus.c.status, item_consensus.c.item_id)
+
+# The last full re-fit of a project's annotator skills: class prior and the
+# confusion matrix a new annotator is assumed to have (the crowd's average).
+quality_models = Table(
+    "quality_models",
+    metadata,
+    Column("project_id", Id, ForeignKey("projects.id", ondelete="CASCADE"), primary_key=True),
+    Column("method", String(30), nullable=False),
+    Column("prior", JSON, nullable=False),
+    Column("default_confusion", JSON, nullable=False),
+    Column("answers", Integer, nullable=False),
+    Column("fitted_at", Float, nullable=False),
+)
+
+# Per-annotator confusion matrices (rows = true class) from the last re-fit.
+annotator_skills = Table(
+    "annotator_skills",
+    metadata,
+    Column("project_id", Id, ForeignKey("projects.id", ondelete="CASCADE"), primary_key=True),
+    Column("annotator_id", Id, ForeignKey("users.id", ondelete="CASCADE"), primary_key=True),
+    Column("confusion", JSON, nullable=False),
+    Column("accuracy", Float),
+    Column("answers", Integer, nullable=False),
+)

@@ -36,6 +36,8 @@ class ProjectIn(BaseModel):
     overlap: int = Field(1, ge=1, le=100)
     lease_seconds: int = Field(600, ge=5, le=7 * 86400)
     show_fields: list[str] = []
+    target_confidence: float | None = Field(None, ge=0.5, lt=1.0)
+    max_answers: int | None = Field(None, ge=1, le=100)
 
 
 class MemberIn(BaseModel):
@@ -53,7 +55,8 @@ def create_project(body: ProjectIn, ws: WS, _: Admin):
     classes = [c if isinstance(c, str) else c.model_dump() for c in body.schema_.classes]
     p = ws.create_project(body.name, body.dataset_id, classes, kind=body.schema_.kind,
                           instructions=body.schema_.instructions, overlap=body.overlap,
-                          lease_seconds=body.lease_seconds, show_fields=body.show_fields)
+                          lease_seconds=body.lease_seconds, show_fields=body.show_fields,
+                          target_confidence=body.target_confidence, max_answers=body.max_answers)
     return json(p, 201)
 
 
@@ -123,3 +126,23 @@ async def export(project_id: int, ws: WS, user: Staff,
     media = "application/x-ndjson" if format == "jsonl" else "text/csv; charset=utf-8"
     return StreamingResponse(ws.export_chunks(project_id, format, labeled_only=labeled_only),
                              media_type=media, headers=headers)
+
+
+@router.post("/projects/{project_id}/quality/refit", status_code=202)
+def refit_quality(project_id: int, ws: WS, _: Admin):
+    """Re-fit annotator skills and item posteriors (adaptive redundancy) in the
+    background; answers go on meanwhile. 202 at once."""
+    ws.get_project(project_id)
+    resp = json({"project_id": project_id, "refit": "started"}, 202)
+    resp.background = BackgroundTask(ws.refit_quality, project_id)
+    return resp
+
+
+@router.get("/projects/{project_id}/consensus")
+def item_consensus(project_id: int, ws: WS, user: Staff,
+                   status: Literal["open", "resolved", "review"] | None = None,
+                   after: int | None = Query(None, ge=0), limit: int = Query(100, ge=1, le=1000)):
+    """Items' running consensus; ``status=review`` is the reviewer queue."""
+    ws.require_access(project_id, user, roles=("admin", "reviewer"))
+    rows, nxt = ws.item_consensus(project_id, status=status, after=after, limit=limit)
+    return json({"items": rows, "next_after": nxt})

@@ -1,0 +1,248 @@
+"""Adaptive redundancy: ask for another answer only while an item is unsure.
+
+A project with ``target_confidence`` set starts every item at ``overlap``
+answers. After each answer (:func:`after_answer`, inside the answer's own
+transaction) the item's posterior is updated incrementally from the
+annotator's confusion matrix of the last re-fit (:mod:`assay.quality.online`)
+and stored in ``item_consensus``. Then:
+
+* confidence >= target: resolved; open slots nobody holds are withdrawn
+  (``needed`` drops to answers + live leases);
+* below target with ``max_answers`` answers: status ``review`` (the reviewer
+  queue);
+* below target, every planned answer in, room left: ``needed`` and
+  ``open_slots`` go up by one, so the hand-out gives the item to one more
+  annotator (its ``NOT EXISTS`` on answers keeps everyone who answered away).
+
+:func:`refit` re-estimates every annotator's confusion matrix with
+Dawid-Skene over all answers (outside any write transaction), then rewrites
+the posteriors and re-applies the rules above in one short transaction.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from sqlalchemy import JSON, bindparam, text
+
+# assay.quality (pandas) is imported on first use: ``import assay`` stays light.
+
+DEFAULT_MAX_ANSWERS = 5
+
+_SKILL = text(
+    "SELECT confusion FROM annotator_skills WHERE project_id = :p AND annotator_id = :u"
+).columns(confusion=JSON)
+_MODEL = text(
+    "SELECT prior, default_confusion FROM quality_models WHERE project_id = :p"
+).columns(prior=JSON, default_confusion=JSON)
+_CONSENSUS = text(
+    "SELECT log_post, answers FROM item_consensus WHERE project_id = :p AND item_id = :i"
+).columns(log_post=JSON)
+_COUNTS = text("SELECT needed, answer_count, open_slots FROM tasks WHERE id = :t")
+_UPSERT = text(
+    "INSERT INTO item_consensus (project_id, item_id, label, confidence, log_post, answers, status, updated_at) "
+    "VALUES (:p, :i, :label, :conf, :lp, :n, :status, :now) "
+    "ON CONFLICT (project_id, item_id) DO UPDATE SET label = excluded.label, "
+    "confidence = excluded.confidence, log_post = excluded.log_post, answers = excluded.answers, "
+    "status = excluded.status, updated_at = excluded.updated_at"
+).bindparams(bindparam("label", type_=JSON), bindparam("lp", type_=JSON))
+_MORE = text("UPDATE tasks SET needed = needed + 1, open_slots = open_slots + 1 WHERE id = :t")
+_WITHDRAW = text(
+    "UPDATE tasks SET needed = needed - open_slots, open_slots = 0 WHERE id = :t AND open_slots > 0"
+)
+
+
+def class_names(project: dict) -> list[str]:
+    return [c["name"] for c in project["schema"]["classes"]]
+
+
+def _apply(conn, task_id: int, step: str) -> str:
+    """Carry out ``online.next_step``'s decision on the task row; the stored status."""
+    if step == "resolved":
+        conn.execute(_WITHDRAW, {"t": task_id})
+        return "resolved"
+    if step == "review":
+        conn.execute(_WITHDRAW, {"t": task_id})
+        return "review"
+    if step == "more":
+        conn.execute(_MORE, {"t": task_id})
+    return "open"
+
+
+def after_answer(conn, project: dict, task_id: int, item_id: int, user_id: int, label: Any,
+                 now: float | None = None) -> dict:
+    """Update the item's posterior with one new answer and decide whether it
+    needs another. Runs on the answer's transaction (``conn``), after the
+    answer was counted: the task row is already locked by that update, so
+    concurrent answers to the same item take turns here.
+
+    Returns ``{"label", "confidence", "status", "step"}``.
+    """
+    from assay.quality import online
+
+    now = time.time() if now is None else now
+    names = class_names(project)
+    k = len(names)
+    code = names.index(label)
+    pid = project["id"]
+    model = conn.execute(_MODEL, {"p": pid}).first()
+    skill = conn.execute(_SKILL, {"p": pid, "u": user_id}).first()
+    if skill is not None:
+        conf = skill.confusion
+    elif model is not None:
+        conf = model.default_confusion
+    else:
+        conf = online.default_confusion(k)
+    row = conn.execute(_CONSENSUS, {"p": pid, "i": item_id}).first()
+    lp = row.log_post if row is not None else online.initial_log_post(model.prior if model else None, k)
+    lp = online.update(lp, conf, code)
+    best, confidence = online.decision(lp)
+    t = conn.execute(_COUNTS, {"t": task_id}).one()
+    step = online.next_step(confidence, t.answer_count, t.needed, target=project["target_confidence"],
+                            max_answers=project["max_answers"])
+    status = _apply(conn, task_id, step)
+    conn.execute(_UPSERT, {"p": pid, "i": item_id, "label": names[best], "conf": confidence, "lp": lp,
+                           "n": t.answer_count, "status": status, "now": now})
+    return {"label": names[best], "confidence": confidence, "status": status, "step": step}
+
+
+def refit(db, project: dict, *, now: float | None = None) -> dict:
+    """Re-estimate annotator skills with Dawid-Skene over all the project's
+    answers and rewrite every item's posterior and status with them.
+
+    The fit runs outside any transaction; the write is one transaction. Items
+    that got answers while the model was fitting are recomputed from their
+    answers with the new skills, so no answer is lost.
+    """
+    import numpy as np
+
+    from assay.quality import DawidSkene, online
+
+    now = time.time() if now is None else now
+    names = class_names(project)
+    k = len(names)
+    code_of = {n: i for i, n in enumerate(names)}
+    pid = project["id"]
+    q = text("SELECT item_id, annotator_id, label FROM answers WHERE project_id = :p ORDER BY id"
+             ).columns(label=JSON)
+    with db.read() as conn:
+        rows = conn.execute(q, {"p": pid}).all()
+    if not rows:
+        return {"answers": 0, "annotators": 0, "items": 0}
+    item_ids = np.fromiter((r.item_id for r in rows), dtype=np.int64, count=len(rows))
+    user_ids = np.fromiter((r.annotator_id for r in rows), dtype=np.int64, count=len(rows))
+    labels = np.fromiter((code_of[r.label] for r in rows), dtype=np.intp, count=len(rows))
+    items_u, icode = np.unique(item_ids, return_inverse=True)
+    fitted_n = np.bincount(icode, minlength=len(items_u))
+    # Skills are learned from items with two or more answers only: under
+    # adaptive redundancy many items stop at one answer, and such an item
+    # only "agrees" with the one annotator who answered it, which would
+    # inflate that annotator's estimated accuracy (and so stop more items
+    # after one answer). Their posteriors still use the fitted skills.
+    multi = fitted_n[icode] >= 2
+    if not multi.any():
+        multi = np.ones_like(multi)
+    users_u, ucode = np.unique(user_ids[multi], return_inverse=True)
+    m_items, m_icode = np.unique(icode[multi], return_inverse=True)
+    model = DawidSkene().fit(m_icode, ucode, labels[multi], n_classes=k)
+    confusion = np.asarray(model.confusion_)
+    per_worker = np.bincount(ucode, minlength=len(users_u))
+    default = online.crowd_confusion(confusion, per_worker)
+    prior = [float(x) for x in model.prior_]
+    skills = {int(u): confusion[j].tolist() for j, u in enumerate(users_u)}
+    dlist = default.tolist()
+    log_proba = np.empty((len(items_u), k))
+    log_proba[m_items] = np.log(np.maximum(model.proba_, online.TINY))
+    lp0 = online.initial_log_post(prior, k)
+    for j in np.flatnonzero(~np.isin(np.arange(len(items_u)), m_items)):
+        log_proba[j] = lp0
+    for i, u, lab in zip(icode[~multi], user_ids[~multi], labels[~multi]):
+        log_proba[i] = online.update(log_proba[i], skills.get(int(u), dlist), int(lab))
+    target, max_answers = project["target_confidence"], project["max_answers"]
+    with db.write() as conn:
+        conn.execute(text("DELETE FROM annotator_skills WHERE project_id = :p"), {"p": pid})
+        conn.execute(text(
+            "INSERT INTO annotator_skills (project_id, annotator_id, confusion, accuracy, answers) "
+            "VALUES (:p, :u, :c, :a, :n)").bindparams(bindparam("c", type_=JSON)),
+            [{"p": pid, "u": int(u), "c": skills[int(u)],
+              "a": None if np.isnan(model.accuracy_[j]) else float(model.accuracy_[j]),
+              "n": int(per_worker[j])} for j, u in enumerate(users_u)])
+        conn.execute(text("DELETE FROM quality_models WHERE project_id = :p"), {"p": pid})
+        conn.execute(text(
+            "INSERT INTO quality_models (project_id, method, prior, default_confusion, answers, fitted_at) "
+            "VALUES (:p, 'ds', :prior, :dc, :n, :now)").bindparams(
+                bindparam("prior", type_=JSON), bindparam("dc", type_=JSON)),
+            {"p": pid, "prior": prior, "dc": default.tolist(), "n": len(rows), "now": now})
+        tasks_now = {r.item_id: r for r in conn.execute(text(
+            "SELECT id, item_id, needed, answer_count, open_slots FROM tasks "
+            "WHERE project_id = :p AND answer_count > 0"), {"p": pid})}
+        index = {int(i): j for j, i in enumerate(items_u)}
+        changed = [i for i, t in tasks_now.items() if i not in index or fitted_n[index[i]] != t.answer_count]
+        late: dict[int, list] = {}
+        if changed:
+            for r in conn.execute(text(
+                    "SELECT item_id, annotator_id, label FROM answers WHERE project_id = :p "
+                    "AND item_id IN :items").bindparams(bindparam("items", expanding=True)
+                                                        ).columns(label=JSON),
+                    {"p": pid, "items": changed}):
+                late.setdefault(r.item_id, []).append((r.annotator_id, code_of[r.label]))
+        upserts, counts = [], {"resolved": 0, "review": 0, "open": 0, "more": 0}
+        for item_id, t in tasks_now.items():
+            if item_id in late:
+                ans = late[item_id]
+                lp = online.initial_log_post(prior, k)
+                for u, lab in ans:
+                    lp = online.update(lp, skills.get(u, dlist), lab)
+            else:
+                lp = log_proba[index[item_id]].tolist()
+            best, conf = online.decision(lp)
+            status = "open"
+            if target is not None:
+                step = online.next_step(conf, t.answer_count, t.needed, target=target, max_answers=max_answers)
+                status = _apply(conn, t.id, step)
+                counts["more"] += step == "more"
+            counts[status] += 1
+            upserts.append({"p": pid, "i": item_id, "label": names[best], "conf": conf, "lp": lp,
+                            "n": t.answer_count, "status": status, "now": now})
+        if upserts:
+            conn.execute(_UPSERT, upserts)
+    return {"answers": len(rows), "annotators": len(users_u), "items": len(upserts),
+            "resolved": counts["resolved"], "review": counts["review"], "open": counts["open"],
+            "reopened": counts["more"]}
+
+
+def consensus(db, project_id: int, *, status: str | None = None, after: int | None = None,
+              limit: int = 100) -> tuple[list[dict], int | None]:
+    """A keyset page of the items' consensus rows (``status='review'``: the reviewer queue)."""
+    limit = max(1, min(int(limit), 1000))
+    sql = ("SELECT item_id, label, confidence, answers, status, updated_at FROM item_consensus "
+           "WHERE project_id = :p AND item_id > :after")
+    args: dict = {"p": project_id, "after": after or 0, "n": limit}
+    if status is not None:
+        sql += " AND status = :s"
+        args["s"] = status
+    q = text(sql + " ORDER BY item_id LIMIT :n").columns(label=JSON)
+    with db.read() as conn:
+        rows = [{str(k): v for k, v in r._mapping.items()} for r in conn.execute(q, args)]
+    return rows, (rows[-1]["item_id"] if len(rows) == limit else None)
+
+
+def check_settings(kind: str, overlap: int, target_confidence, max_answers) -> tuple[float | None, int | None]:
+    """Validate a project's adaptive-redundancy settings; fill in the default max."""
+    from assay.errors import InvalidInput
+
+    if target_confidence is None:
+        if max_answers is not None:
+            raise InvalidInput("max_answers needs target_confidence (adaptive redundancy)")
+        return None, None
+    if isinstance(target_confidence, bool) or not isinstance(target_confidence, (int, float)) \
+            or not 0.5 <= float(target_confidence) < 1.0:
+        raise InvalidInput("target_confidence must be a number in [0.5, 1)")
+    if kind != "single":
+        raise InvalidInput("adaptive redundancy (target_confidence) needs a single-label project")
+    if max_answers is None:
+        max_answers = max(overlap, DEFAULT_MAX_ANSWERS)
+    if not isinstance(max_answers, int) or isinstance(max_answers, bool) or not overlap <= max_answers <= 100:
+        raise InvalidInput("max_answers must be an integer from overlap to 100")
+    return float(target_confidence), max_answers

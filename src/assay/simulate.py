@@ -1,0 +1,215 @@
+"""Replay real crowd answers through the real hand-out and aggregation.
+
+``simulate(answers.csv, truth.csv, policy=...)`` builds a throw-away
+workspace (SQLite in a temporary folder): one item per distinct item of the
+answers file, one annotator per distinct worker, one project with the
+policy's settings. It then works the way the hand-out does — the task with
+room that the hand-out would give out next (``priority DESC, id``) — and,
+whenever that task wants another answer, draws one of the answers real
+workers gave to that item (without replacement, seeded), leases the task to
+that worker with :meth:`Workspace.next_task` and stores the answer with
+:meth:`Workspace.submit` (which runs adaptive redundancy's incremental
+posterior in the same transaction). A worker is never shown an item they did
+not answer in the data. An item whose real answers run out while it still
+wants more is closed (status ``review`` under the adaptive policy).
+
+The adaptive policy re-fits annotator skills (:meth:`Workspace.refit_quality`)
+the way a server would in the background: whenever the answers collected
+since the last re-fit reach ``refit_growth`` of all answers so far (and at
+least ``refit_min``). At the end every used answer is aggregated with
+``method`` (default ``auto``) and compared with the truth.
+"""
+
+from __future__ import annotations
+
+import math
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from sqlalchemy import text
+
+from assay.errors import InvalidInput
+
+POLICIES = ("fixed", "adaptive")
+REFIT_MIN = 200
+REFIT_GROWTH = 0.25
+
+_NEXT_OPEN = text(
+    "SELECT id, item_id FROM tasks WHERE project_id = :p AND open_slots > 0 ORDER BY priority DESC, id LIMIT 1"
+)
+_CLOSE = text("UPDATE tasks SET needed = needed - open_slots, open_slots = 0 WHERE id = :t")
+_TO_REVIEW = text("UPDATE item_consensus SET status = 'review' WHERE project_id = :p AND item_id = :i "
+                  "AND status = 'open'")
+
+
+def _read(path, cols) -> pd.DataFrame:
+    p = Path(path)
+    if not p.is_file():
+        raise InvalidInput(f"{p} does not exist")
+    df = pd.read_csv(p, dtype=str, keep_default_na=False)
+    missing = [c for c in cols if c not in df.columns]
+    if missing:
+        raise InvalidInput(f"{p.name} lacks column(s) {', '.join(missing)} (header needs {','.join(cols)})")
+    df = df[list(cols)]
+    if df.empty:
+        raise InvalidInput(f"{p.name} has no rows")
+    if (df == "").any().any():
+        raise InvalidInput(f"{p.name} has empty cells")
+    return df
+
+
+def _sort_classes(values) -> list[str]:
+    vals = sorted(set(values))
+    try:
+        return sorted(vals, key=float)
+    except ValueError:
+        return vals
+
+
+def simulate(answers_path, truth_path=None, *, policy: str = "adaptive", overlap: int | None = None,
+             target: float = 0.95, max_answers: int | None = None, method: str = "auto", seed: int = 0,
+             refit_min: int = REFIT_MIN, refit_growth: float = REFIT_GROWTH) -> dict:
+    """Run one replay; returns the result dict (see the module docstring and docs/quality.md)."""
+    from assay.quality import METHODS, aggregate
+    from assay.workspace import Workspace
+
+    if policy not in POLICIES:
+        raise InvalidInput(f"unknown policy {policy!r}: use fixed or adaptive")
+    if method not in METHODS:
+        raise InvalidInput(f"unknown method {method!r}; choose one of: {', '.join(METHODS)}")
+    started = time.perf_counter()
+    df = _read(answers_path, ("item", "worker", "label"))
+    n_rows = len(df)
+    df = df.drop_duplicates(["item", "worker"], keep="last")  # one worker, one vote (as the database)
+    truth = None
+    if truth_path is not None:
+        t = _read(truth_path, ("item", "label"))
+        truth = dict(zip(t["item"], t["label"]))
+    classes = _sort_classes(df["label"])
+    if len(classes) < 2:
+        classes = classes + ["__other__"]  # a project needs two classes; nobody answers this one
+    per_item = df.groupby("item", sort=False).size()
+    typical = int(math.ceil(per_item.median()))
+    if policy == "fixed":
+        k = overlap if overlap is not None else int(per_item.max())
+        if not 1 <= k <= 100:
+            raise InvalidInput("--overlap must be from 1 to 100")
+        settings = {"overlap": k}
+    else:
+        k = overlap if overlap is not None else 1
+        m = max_answers if max_answers is not None else max(typical, k)
+        settings = {"overlap": k, "target_confidence": target, "max_answers": min(m, 100)}
+
+    rng = np.random.default_rng(seed)
+    item_names = per_item.index.to_numpy()
+    order = item_names[rng.permutation(len(item_names))]  # processing (= task id) order
+    pools: dict[str, list] = {}
+    for it, w, lab in zip(df["item"], df["worker"], df["label"]):
+        pools.setdefault(it, []).append((w, lab))
+    for it in pools:
+        pool = pools[it]
+        perm = rng.permutation(len(pool))
+        pools[it] = [pool[j] for j in perm]  # popped from the end
+
+    with tempfile.TemporaryDirectory(prefix="assay-sim-") as tmp:
+        ws = Workspace(Path(tmp) / "ws")
+        try:
+            ds = ws.create_dataset("sim")
+            ws.import_dataframe(ds["id"], pd.DataFrame({"text": [f"item {x}" for x in order], "item": order}))
+            proj = ws.create_project("sim", ds["id"], classes, lease_seconds=3600, **settings)
+            pid = proj["id"]
+            workers = df["worker"].unique()
+            users = {}
+            for w in workers:
+                u, _ = ws.add_user(f"w:{w}")
+                users[w] = u
+            with ws.db.write() as conn:
+                conn.execute(text("INSERT INTO members (project_id, user_id, created_at) VALUES (:p, :u, 0)"),
+                             [{"p": pid, "u": u["id"]} for u in users.values()])
+            with ws.db.read() as conn:
+                name_of = {r.id: r.name for r in conn.execute(text(
+                    "SELECT t.id, i.text AS name FROM tasks t JOIN items i ON i.id = t.item_id "
+                    "WHERE t.project_id = :p"), {"p": pid})}
+            name_of = {tid: nm[len("item "):] for tid, nm in name_of.items()}
+
+            used, refits, mismatches, exhausted = 0, 0, 0, 0
+            last_refit = 0
+            adaptive = policy == "adaptive"
+            while True:
+                with ws.db.fast_read() as conn:
+                    row = conn.execute(_NEXT_OPEN, {"p": pid}).first()
+                if row is None:
+                    break
+                pool = pools[name_of[row.id]]
+                if not pool:  # no real answer left for it: stop asking
+                    exhausted += 1
+                    with ws.db.write() as conn:
+                        conn.execute(_CLOSE, {"t": row.id})
+                        conn.execute(_TO_REVIEW, {"p": pid, "i": row.item_id})
+                    continue
+                w, lab = pool.pop()
+                user = users[w]
+                got = ws.next_task(pid, user)
+                while got is not None and got["id"] != row.id:  # not expected: hand-out order is ours
+                    mismatches += 1
+                    ws.skip(got["id"], user)
+                    got = ws.next_task(pid, user)
+                if got is None:
+                    continue
+                ws.submit(got["id"], user, lab)
+                used += 1
+                if adaptive and used - last_refit >= max(refit_min, refit_growth * used):
+                    ws.refit_quality(pid)
+                    refits += 1
+                    last_refit = used
+
+            with ws.db.read() as conn:
+                rows = conn.execute(text(
+                    "SELECT i.text AS item, u.username AS worker, a.label AS label FROM answers a "
+                    "JOIN items i ON i.id = a.item_id JOIN users u ON u.id = a.annotator_id "
+                    "WHERE a.project_id = :p ORDER BY a.id"), {"p": pid}).all()
+                review = conn.execute(text(
+                    "SELECT count(*) FROM item_consensus WHERE project_id = :p AND status = 'review'"),
+                    {"p": pid}).scalar_one()
+        finally:
+            ws.close()
+
+    import orjson
+
+    a_items = [r.item[len("item "):] for r in rows]
+    a_workers = [r.worker for r in rows]
+    a_labels = [orjson.loads(r.label) if isinstance(r.label, (str, bytes)) else r.label for r in rows]
+    res = aggregate(a_items, a_workers, a_labels, method=method, classes=classes)
+    pred = dict(zip(res.item_ids, res.labels))
+    conf = dict(zip(res.item_ids, res.confidence))
+    with_truth = [i for i in pred if truth is not None and i in truth]
+    correct = [pred[i] == truth[i] for i in with_truth]
+    resolved = [i for i in pred if conf[i] >= target]
+    res_truth = [i for i in resolved if truth is not None and i in truth]
+    out = {
+        "policy": policy,
+        "method": method,
+        "method_chosen": getattr(res.model, "method_", method),
+        "seed": seed,
+        "settings": settings,
+        "items": int(len(item_names)),
+        "answers_available": int(len(df)),
+        "answers_duplicate_rows_dropped": int(n_rows - len(df)),
+        "answers_used": int(used),
+        "answers_used_share": round(used / len(df), 4),
+        "answers_per_item": round(used / len(item_names), 4),
+        "items_with_truth": len(with_truth),
+        "accuracy": round(float(np.mean(correct)), 6) if correct else None,
+        "items_resolved": len(resolved),
+        "accuracy_resolved": (round(float(np.mean([pred[i] == truth[i] for i in res_truth])), 6)
+                              if res_truth else None),
+        "items_review": int(review),
+        "items_exhausted": exhausted,
+        "refits": refits,
+        "handout_mismatches": mismatches,
+        "seconds": round(time.perf_counter() - started, 2),
+    }
+    return out

@@ -116,7 +116,7 @@ class Database:
                 return mine[1]
             self._local.raw = None
             with contextlib.suppress(Exception):
-                mine[0].close()
+                mine[1].close()  # the driver's own close: no reset on a dead connection
         raw = self.engine.raw_connection()
         dbapi_conn = raw.driver_connection
         raw.detach()  # this thread's own from now on
@@ -128,13 +128,13 @@ class Database:
         return dbapi_conn
 
     def _close_own_connections(self) -> None:
-        """Close the per-thread SQLite connections (threads open fresh ones)."""
+        """Close the per-thread fast-transaction connections (threads open fresh ones)."""
         with self._own_lock:
             self._generation += 1
             own, self._own = list(self._own), weakref.WeakSet()
         for raw in own:
             with contextlib.suppress(Exception):
-                raw.close()
+                raw.dbapi_connection.close()
 
     @property
     def _dbapi_error(self):

@@ -166,7 +166,7 @@ def run_threads(ws, project_id: int, users: list[dict], *, skip_rate: float, see
 
 
 def process_main(home: str, url: str, project_id: int, users: list[dict], skip_rate: float,
-                 seed: int, budget_s: float, out: str, go_at: float) -> None:
+                 seed: int, budget_s: float, out: str, go_at) -> None:
     """Entry point of one annotator process (spawned): its own Workspace on the
     shared database, one thread per user; records written as JSON to ``out``."""
     from assay import Workspace
@@ -176,9 +176,12 @@ def process_main(home: str, url: str, project_id: int, users: list[dict], skip_r
         ws.get_project(project_id)  # warm the caches before the start line
         for u in users:
             ws.is_member(project_id, u["id"])
-        delay = go_at - time.time()
-        if delay > 0:
-            time.sleep(delay)
+        if isinstance(go_at, (int, float)):
+            delay = go_at - time.time()
+            if delay > 0:
+                time.sleep(delay)
+        else:  # a multiprocessing barrier: start together however slow the spawn was
+            go_at.wait(60)
         deadline = time.monotonic() + budget_s
         recs = run_threads(ws, project_id, users, skip_rate=skip_rate, seed=seed, deadline=deadline)
     finally:

@@ -71,7 +71,7 @@ def test_processes_share_one_database(wsx, home, db_url, tmp_path, overlap):
     pid = make_project(wsx, tmp_path, n_tasks=N_TASKS, overlap=overlap)
     users = [u for u, _ in make_annotators(wsx, pid, n_proc * per_proc)]
     ctx = multiprocessing.get_context("spawn")
-    go_at = time.time() + 4.0  # a common start line once every interpreter is up
+    go_at = ctx.Barrier(n_proc)  # a common start line once every interpreter is up
     procs, outs = [], []
     for i in range(n_proc):
         out = tmp_path / f"proc{i}.json"

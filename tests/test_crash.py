@@ -105,6 +105,7 @@ class Annotator:
         self.headers = {"Authorization": f"Bearer {token}"}
         self.acked: dict[tuple[int, int], tuple[int, str]] = {}  # (task, user) -> (answer id, label)
         self.maybe: dict[tuple[int, int], str] = {}  # sent, reply lost: stored or not
+        self.inflight: dict[tuple[int, int], str] = {}  # sent, reply not handled yet
         self.refused: list[tuple[int, int, int, str]] = []
         self.errors: list[str] = []
         self.transport_errors = 0
@@ -116,6 +117,13 @@ class Annotator:
     def submit(self, client: httpx.Client, task_id: int) -> None:
         label = label_for(task_id, self.user["id"])
         key = (task_id, self.user["id"])
+        self.inflight[key] = label
+        try:
+            self._submit(client, task_id, key, label)
+        finally:
+            self.inflight.pop(key, None)
+
+    def _submit(self, client: httpx.Client, task_id: int, key: tuple[int, int], label: str) -> None:
         try:
             r = self._post(client, f"/api/tasks/{task_id}/answers", json={"label": label})
         except httpx.TransportError:
@@ -180,7 +188,10 @@ def _acked(anns: list[Annotator]) -> dict:
 
 
 def _maybe(anns: list[Annotator]) -> dict:
-    return {k: v for a in anns for k, v in a.maybe.items()}
+    """Answers whose outcome the clients don't know: replies lost in a crash,
+    and requests still in flight when the server was killed (their threads
+    have not yet seen the broken connection)."""
+    return {k: v for a in anns for k, v in (*a.maybe.items(), *list(a.inflight.items()))}
 
 
 def _leases(ws: Workspace) -> set[tuple[int, int]]:

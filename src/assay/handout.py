@@ -41,9 +41,17 @@ CLAIM_SQLITE = text(_CLAIM.format(lock=""))
 CLAIM_PG = text(_CLAIM.format(lock="FOR UPDATE SKIP LOCKED"))
 # SKIP LOCKED also passes over rows that are locked only for a moment (another
 # claim, or an answer to the same task, in flight), so "no row" does not mean
-# "nothing left". Before saying so, wait for those locks: FOR UPDATE re-checks
-# each row once it is released and moves on to the next if it no longer fits.
-CLAIM_PG_WAIT = text(_CLAIM.format(lock="FOR UPDATE"))
+# "nothing left". Waiting on those locks (plain FOR UPDATE) can deadlock with
+# other claimers, so instead: look, without locking, for a candidate; while
+# one exists, back off briefly and claim again. No lock is held meanwhile.
+ANY_CANDIDATE = text(
+    "SELECT t.id FROM tasks t WHERE t.project_id = :project AND t.open_slots > 0"
+    " AND NOT EXISTS (SELECT 1 FROM answers a WHERE a.task_id = t.id AND a.annotator_id = :user)"
+    " AND NOT EXISTS (SELECT 1 FROM skips s WHERE s.task_id = t.id AND s.annotator_id = :user)"
+    " AND NOT EXISTS (SELECT 1 FROM leases l WHERE l.task_id = t.id AND l.annotator_id = :user)"
+    " LIMIT 1"
+)
+CLAIM_RETRY_SECONDS = 3.0
 
 MY_LEASES = text(
     "SELECT task_id, expires_at FROM leases "
@@ -113,8 +121,8 @@ def next_task(
         if db.is_sqlite:
             row = conn.execute(CLAIM_SQLITE, args).first()
         else:
-            # No row lock is held here yet, so waiting cannot deadlock.
-            row = conn.execute(CLAIM_PG, args).first() or conn.execute(CLAIM_PG_WAIT, args).first()
+            # SKIP LOCKED, then brief back-off while a candidate is locked (no waits on row locks: no deadlocks).
+            row = _claim_pg(conn, args)
         if row is None:
             return None
         conn.execute(
@@ -122,6 +130,18 @@ def next_task(
             {"task": row.id, "user": user_id, "project": project_id, "exp": exp, "now": now},
         )
         return row.id, row.item_id, exp
+
+
+def _claim_pg(conn, args: dict):
+    row = conn.execute(CLAIM_PG, args).first()
+    deadline, pause = time.monotonic() + CLAIM_RETRY_SECONDS, 0.001
+    while row is None and time.monotonic() < deadline:
+        if conn.execute(ANY_CANDIDATE, args).first() is None:
+            return None  # really nothing left for this user
+        time.sleep(pause)  # a candidate is locked for a moment: let it commit
+        pause = min(pause * 2, 0.02)
+        row = conn.execute(CLAIM_PG, args).first()
+    return row
 
 
 def task_row(db: Database, task_id: int):

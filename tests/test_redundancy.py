@@ -279,3 +279,34 @@ def test_http_settings_refit_and_review_queue(ws):
         r = c.get(f"/api/projects/{p['id']}/consensus", headers=h, params={"status": "review"})
         assert r.status_code == 200
         assert [i["answers"] for i in r.json()["items"]] == [2]
+
+
+def test_export_carries_consensus_label_confidence_and_method(ws):
+    p = _project(ws, n_items=2, max_answers=2)
+    a, b = _annotators(ws, p, 2)
+    t = ws.next_task(p["id"], a)
+    ws.submit(t["id"], a, "x")
+    t2 = ws.next_task(p["id"], b)
+    assert t2["id"] == t["id"]  # one answer is not enough: the item goes to b
+    ws.submit(t2["id"], b, "y")
+    recs = {r["item_id"]: r for r in ws.export_records(p["id"])}
+    rec = recs[t["item"]["id"]]
+    stored = _status(ws, p, t["item"]["id"])
+    assert rec["consensus_status"] == "review" == stored["status"]
+    assert rec["label"] == stored["label"] and rec["confidence"] == pytest.approx(stored["confidence"])
+    assert rec["label_method"] not in (None, "majority")
+    assert rec["n_answers"] == 2
+    other = next(r for i, r in recs.items() if i != t["item"]["id"])
+    assert other["label"] is None and other["confidence"] is None and other["consensus_status"] is None
+
+
+def test_export_majority_confidence_is_the_agreeing_share(ws):
+    ds = text_dataset(ws, "d", ["only"])
+    p = ws.create_project("fixed", ds["id"], ["x", "y"], overlap=3)
+    users = _annotators(ws, p, 3)
+    for u, lab in zip(users, ["x", "y", "x"]):
+        t = ws.next_task(p["id"], u)
+        ws.submit(t["id"], u, lab)
+    (rec,) = list(ws.export_records(p["id"]))
+    assert (rec["label"], rec["label_method"]) == ("x", "majority")
+    assert rec["confidence"] == pytest.approx(2 / 3)

@@ -19,10 +19,13 @@ PAGE = 2000
 
 _TASKS = text(
     "SELECT t.id AS task_id, t.item_id, i.kind, i.text, i.source_uri, i.meta, i.source, "
-    "i.license, i.consent, i.content_hash "
+    "i.license, i.consent, i.content_hash, c.label AS c_label, c.confidence AS c_confidence, "
+    "c.status AS c_status "
     "FROM tasks t JOIN items i ON i.id = t.item_id "
+    "LEFT JOIN item_consensus c ON c.project_id = t.project_id AND c.item_id = t.item_id "
     "WHERE t.project_id = :p AND t.id > :after ORDER BY t.id LIMIT :n"
-).columns(meta=JSON)
+).columns(meta=JSON, c_label=JSON)
+_METHOD = text("SELECT method FROM quality_models WHERE project_id = :p")
 _ANSWERS = text(
     "SELECT a.task_id, a.annotator_id, u.username, a.label, a.created_at FROM answers a "
     "JOIN users u ON u.id = a.annotator_id "
@@ -51,7 +54,15 @@ def final_label(kind: str, labels: list[Any], classes: list[str] | None = None) 
 
 def iter_records(db: Database, project_id: int, kind: str, *, labeled_only: bool = False,
                  page: int = PAGE, classes: list[str] | None = None) -> Iterator[dict]:
-    """One dict per item of the project, in task order."""
+    """One dict per item of the project, in task order.
+
+    The final label is the project's running consensus where adaptive
+    redundancy keeps one (``label_method`` = the quality model, e.g. ``ds``
+    or ``online``), else the majority of the answers; ``confidence`` is the
+    consensus posterior, or for a majority the share of answers that agree.
+    """
+    with db.read() as conn:
+        model = conn.execute(_METHOD, {"p": project_id}).scalar()
     after = 0
     while True:
         with db.read() as conn:
@@ -67,13 +78,23 @@ def iter_records(db: Database, project_id: int, kind: str, *, labeled_only: bool
             if labeled_only and not ans:
                 continue
             labels = [a.label for a in ans]
+            if r.c_status is not None and labels:
+                label, confidence, method = r.c_label, r.c_confidence, model or "online"
+            elif labels:
+                label, method = final_label(kind, labels, classes), "majority"
+                confidence = (sum(1 for x in labels if x == label) / len(labels)
+                              if kind != "multi" else None)
+            else:
+                label = confidence = method = None
             yield {
                 "item_id": r.item_id,
                 "kind": r.kind,
                 "text": r.text,
                 "source_uri": r.source_uri,
-                "label": final_label(kind, labels, classes),
-                "label_method": "majority" if labels else None,
+                "label": label,
+                "label_method": method,
+                "confidence": confidence,
+                "consensus_status": r.c_status,
                 "n_answers": len(ans),
                 "answers": [
                     {"annotator_id": a.annotator_id, "annotator": a.username,
@@ -100,7 +121,8 @@ def jsonl_chunks(records: Iterator[dict], per_chunk: int = 500) -> Iterator[byte
         yield b"\n".join(buf) + b"\n"
 
 
-CSV_COLUMNS = ["item_id", "kind", "text", "source_uri", "label", "label_method", "n_answers",
+CSV_COLUMNS = ["item_id", "kind", "text", "source_uri", "label", "label_method", "confidence",
+               "consensus_status", "n_answers",
                "answers", "meta", "source", "license", "consent", "content_hash"]
 
 
@@ -110,7 +132,8 @@ def _csv_row(rec: dict) -> list:
     return [
         rec["item_id"], rec["kind"], rec["text"] or "", rec["source_uri"] or "",
         "" if lab is None else (lab if isinstance(lab, str) else orjson.dumps(lab).decode()),
-        rec["label_method"] or "", rec["n_answers"], orjson.dumps(rec["answers"]).decode(),
+        rec["label_method"] or "", "" if rec["confidence"] is None else rec["confidence"],
+        rec["consensus_status"] or "", rec["n_answers"], orjson.dumps(rec["answers"]).decode(),
         orjson.dumps(rec["meta"]).decode() if rec["meta"] is not None else "",
         prov["source"] or "", prov["license"] or "", prov["consent"] or "", prov["content_hash"],
     ]
@@ -137,6 +160,7 @@ def _parquet_schema():
     return pa.schema([
         ("item_id", pa.int64()), ("kind", pa.string()), ("text", pa.string()),
         ("source_uri", pa.string()), ("label", pa.string()), ("label_method", pa.string()),
+        ("confidence", pa.float64()), ("consensus_status", pa.string()),
         ("n_answers", pa.int32()), ("answers", pa.list_(answer)), ("meta", pa.string()),
         ("source", pa.string()), ("license", pa.string()), ("consent", pa.string()),
         ("content_hash", pa.string()),
@@ -163,7 +187,8 @@ def write_parquet(records: Iterator[dict], sink, rows_per_group: int = 10000) ->
                 "item_id": rec["item_id"], "kind": rec["kind"], "text": rec["text"],
                 "source_uri": rec["source_uri"],
                 "label": None if lab is None else (lab if isinstance(lab, str) else orjson.dumps(lab).decode()),
-                "label_method": rec["label_method"], "n_answers": rec["n_answers"],
+                "label_method": rec["label_method"], "confidence": rec["confidence"],
+                "consensus_status": rec["consensus_status"], "n_answers": rec["n_answers"],
                 "answers": [
                     {**a, "label": a["label"] if isinstance(a["label"], str) else orjson.dumps(a["label"]).decode()}
                     for a in rec["answers"]

@@ -306,3 +306,33 @@ def test_progress_counts(ws):
     assert per == {a["id"]: (1, 1), b["id"]: (1, 0)}
     with pytest.raises(NotFound):
         ws.progress(p["id"] + 100)
+
+
+def test_progress_of_big_projects_is_reused_small_ones_are_exact(ws, monkeypatch):
+    """Polling progress must stay cheap on huge projects: a count that took
+    long is reused for a while; a cheap one is recomputed every time."""
+    import time as _time
+
+    ds = ws.create_dataset("pp")
+    ws.import_dataframe("pp", __import__("pandas").DataFrame({"text": ["a", "b"]}))
+    p = ws.create_project("pp", "pp", ["x", "y"])
+    u, _ = ws.add_user("pp-ann")
+    ws.add_member(p["id"], u["id"])
+    assert ws.progress(p["id"])["answers"] == 0
+    t = ws.next_task(p["id"], u)
+    ws.submit(t["id"], u, "x")
+    assert ws.progress(p["id"])["answers"] == 1  # cheap: exact at once
+
+    real = ws._count_progress
+
+    def slow(proj):
+        _time.sleep(0.06)  # pretend the project is huge
+        return real(proj)
+
+    monkeypatch.setattr(ws, "_count_progress", slow)
+    assert ws.progress(p["id"])["answers"] == 1  # computed, then kept
+    t = ws.next_task(p["id"], u)
+    ws.submit(t["id"], u, "y")
+    assert ws.progress(p["id"])["answers"] == 1  # reused (stale by design)
+    assert ws.progress(p["id"], cache=False)["answers"] == 2
+    assert ws.annotator_progress(p["id"], u["id"]) == {"answers": 2, "skips": 0}  # always exact

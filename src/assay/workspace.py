@@ -9,6 +9,7 @@ server and the CLI are thin shells over it.
 
 from __future__ import annotations
 
+import copy
 import os
 import shutil
 import tempfile
@@ -63,6 +64,7 @@ class Workspace:
             migrate.upgrade(self.db)
         self._projects: dict[int, dict] = {}
         self._auth_cache: dict[str, tuple[float, dict]] = {}
+        self._progress_cache: dict[int, tuple[float, dict]] = {}
         self._lock = threading.Lock()
 
     def close(self) -> None:
@@ -582,6 +584,121 @@ class Workspace:
         """Items that reached ``max_answers`` below the target confidence."""
         return self.item_consensus(project, status="review", after=after, limit=limit)
 
+    def quality_report(self, project: int | str, *, page_size: int = 5000) -> dict:
+        """How good the labels are: per annotator (answers, accuracy, confusion
+        matrix), Krippendorff's alpha, a 10-bin histogram of consensus
+        confidence and the items per consensus status. Single-label projects only.
+
+        Skills come from the last re-fit (``annotator_skills``) when there is
+        one (``source: "refit"``); otherwise Dawid-Skene is fitted on the fly
+        over all answers (``source: "fit"``), nothing is stored. The histogram
+        is over ``item_consensus`` when the project has rows there, else over
+        the fit's posteriors. Answers are read in keyset pages of ``page_size``.
+        """
+        import numpy as np
+
+        from assay.quality import DawidSkene
+        from assay.quality.agreement import krippendorff_alpha
+
+        p = self.get_project(project)
+        if p["schema"]["kind"] != "single":
+            raise InvalidInput(f"the quality report needs a single-label project; {p['name']!r} is multi-label")
+        names = [c["name"] for c in p["schema"]["classes"]]
+        k = len(names)
+        code_of = {n: i for i, n in enumerate(names)}
+        pid = p["id"]
+        q = text("SELECT id, item_id, annotator_id, label FROM answers WHERE project_id = :p AND id > :after "
+                 "ORDER BY id LIMIT :n").columns(label=JSON)
+        item_l, user_l, lab_l = [], [], []
+        after = 0
+        while True:
+            with self.db.read() as conn:
+                rows = conn.execute(q, {"p": pid, "after": after, "n": page_size}).all()
+            for r in rows:
+                if r.label in code_of:  # a class is never removed, but stay safe
+                    item_l.append(r.item_id)
+                    user_l.append(r.annotator_id)
+                    lab_l.append(code_of[r.label])
+            if len(rows) < page_size:
+                break
+            after = rows[-1].id
+        item_ids = np.asarray(item_l, dtype=np.int64)
+        user_ids = np.asarray(user_l, dtype=np.int64)
+        labels = np.asarray(lab_l, dtype=np.intp)
+        with self.db.read() as conn:
+            model_row = conn.execute(text(
+                "SELECT method, answers, fitted_at FROM quality_models WHERE project_id = :p"), {"p": pid}).first()
+            skill_rows = conn.execute(text(
+                "SELECT annotator_id, confusion, accuracy, answers FROM annotator_skills WHERE project_id = :p"
+            ).columns(confusion=JSON), {"p": pid}).all()
+            status_rows = conn.execute(text(
+                "SELECT status, count(*) AS n FROM item_consensus WHERE project_id = :p GROUP BY status"),
+                {"p": pid}).all()
+        status_counts = {"open": 0, "resolved": 0, "review": 0}
+        for r in status_rows:
+            status_counts[r.status] = int(r.n)
+        has_consensus = sum(status_counts.values()) > 0
+
+        users_u, ucode = np.unique(user_ids, return_inverse=True)
+        per_user = np.bincount(ucode, minlength=len(users_u))
+        skills: dict[int, tuple] = {}  # user id -> (confusion, accuracy)
+        posteriors = None
+        method = {"method": "ds", "source": None, "fitted_at": None, "fitted_answers": None}
+        if model_row is not None:
+            method.update(method=model_row.method, source="refit", fitted_at=model_row.fitted_at,
+                          fitted_answers=model_row.answers)
+            skills = {int(r.annotator_id): (r.confusion, r.accuracy) for r in skill_rows}
+        elif labels.size:
+            _, icode = np.unique(item_ids, return_inverse=True)
+            model = DawidSkene().fit(icode, ucode, labels, n_classes=k)
+            method.update(source="fit", fitted_answers=int(labels.size))
+            skills = {int(u): (model.confusion_[j].tolist(),
+                               None if np.isnan(model.accuracy_[j]) else float(model.accuracy_[j]))
+                      for j, u in enumerate(users_u)}
+            posteriors = model.proba_.max(axis=1)
+
+        if has_consensus:
+            conf_l, after_item = [], 0
+            cq = text("SELECT item_id, confidence FROM item_consensus WHERE project_id = :p "
+                      "AND item_id > :after ORDER BY item_id LIMIT :n")
+            while True:
+                with self.db.read() as conn:
+                    rows = conn.execute(cq, {"p": pid, "after": after_item, "n": page_size}).all()
+                conf_l.extend(r.confidence for r in rows)
+                if len(rows) < page_size:
+                    break
+                after_item = rows[-1].item_id
+            confidences = np.asarray(conf_l, dtype=float)
+            hist_source = "item_consensus"
+        elif posteriors is not None:
+            confidences, hist_source = posteriors, "fit"
+        else:
+            confidences, hist_source = np.zeros(0), None
+        counts, edges = np.histogram(np.clip(confidences, 0.0, 1.0), bins=10, range=(0.0, 1.0))
+
+        alpha = float("nan")
+        if labels.size:
+            alpha = krippendorff_alpha(item_ids, user_ids, labels, n_classes=k)
+        usernames = {}
+        if users_u.size:
+            with self.db.read() as conn:
+                usernames = dict(conn.execute(select(users.c.id, users.c.username)
+                                              .where(users.c.id.in_([int(u) for u in users_u]))).all())
+        annotators = []
+        for j, u in enumerate(users_u):
+            conf, acc = skills.get(int(u), (None, None))
+            annotators.append({"user_id": int(u), "username": usernames.get(int(u)), "answers": int(per_user[j]),
+                               "accuracy": acc, "confusion": conf})
+        return {
+            "project_id": pid, "classes": names, **method,
+            "answers": int(labels.size), "items": int(np.unique(item_ids).size),
+            "annotators": annotators,
+            "agreement": {"krippendorff_alpha": None if np.isnan(alpha) else alpha},
+            "confidence_histogram": {"edges": [round(float(e), 10) for e in edges],
+                                     "counts": [int(c) for c in counts], "source": hist_source},
+            "status_counts": status_counts,
+        }
+
     # ------------------------------------------------------------ reading answers
 
     def list_answers(self, project: int | str, *, after: int | None = None, limit: int = 100,
@@ -598,9 +715,35 @@ class Workspace:
             r.pop("lead_time", None)
         return rows, (rows[-1]["id"] if len(rows) == limit else None)
 
-    def progress(self, project: int | str) -> dict:
-        """Counts for a project: tasks, done (enough answers), remaining, per annotator."""
+    def progress(self, project: int | str, *, cache: bool = True) -> dict:
+        """Counts for a project: tasks, done (enough answers), remaining, per annotator.
+
+        Exact on small projects. On big ones (a count that takes over 50 ms)
+        the result is reused for ten times what it cost (at least 2 s), so
+        that annotators' screens polling it cost little whatever the size.
+        """
         p = self.get_project(project)
+        now = time.monotonic()
+        hit = self._progress_cache.get(p["id"]) if cache else None
+        if hit is not None and hit[0] > now:
+            return copy.deepcopy(hit[1])
+        result = self._count_progress(p)
+        cost = time.monotonic() - now
+        if cost > 0.05:
+            self._progress_cache[p["id"]] = (now + max(2.0, 10 * cost), copy.deepcopy(result))
+        return result
+
+    def annotator_progress(self, project: int | str, user_id: int) -> dict:
+        """One annotator's own counts (always exact; index lookups only)."""
+        p = self.get_project(project)
+        with self.db.read() as conn:
+            n = conn.execute(text("SELECT count(*) FROM answers WHERE annotator_id = :u AND project_id = :p"),
+                             {"u": user_id, "p": p["id"]}).scalar_one()
+            k = conn.execute(text("SELECT count(*) FROM skips WHERE annotator_id = :u AND project_id = :p"),
+                             {"u": user_id, "p": p["id"]}).scalar_one()
+        return {"answers": n, "skips": k}
+
+    def _count_progress(self, p: dict) -> dict:
         with self.db.read() as conn:
             tot = conn.execute(text(
                 "SELECT count(*) AS tasks, "

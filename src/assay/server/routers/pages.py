@@ -34,3 +34,8 @@ def label(project_id: int):
 @router.get("/admin")
 def admin():
     return _page("admin.html")
+
+
+@router.get("/quality/{project_id}")
+def quality(project_id: int):
+    return _page("quality.html")

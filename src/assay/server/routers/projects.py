@@ -70,8 +70,8 @@ def progress(project_id: int, ws: WS, user: User):
     """Counts for the project. Annotators see totals and their own row only."""
     ws.require_access(project_id, user)
     prog = ws.progress(project_id)
-    mine = next((a for a in prog["annotators"] if a["user_id"] == user["id"]),
-                {"user_id": user["id"], "username": user["username"], "answers": 0, "skips": 0})
+    mine = {"user_id": user["id"], "username": user["username"],
+            **ws.annotator_progress(project_id, user["id"])}
     prog["me"] = mine
     if user["role"] == "annotator":
         prog["annotators"] = [mine]
@@ -146,3 +146,11 @@ def item_consensus(project_id: int, ws: WS, user: Staff,
     ws.require_access(project_id, user, roles=("admin", "reviewer"))
     rows, nxt = ws.item_consensus(project_id, status=status, after=after, limit=limit)
     return json({"items": rows, "next_after": nxt})
+
+
+@router.get("/projects/{project_id}/quality")
+def quality_report(project_id: int, ws: WS, user: Staff):
+    """Annotator accuracy and confusion, Krippendorff's alpha, the consensus
+    confidence histogram and status counts (single-label projects)."""
+    ws.require_access(project_id, user, roles=("admin", "reviewer"))
+    return json(ws.quality_report(project_id))

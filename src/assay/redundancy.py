@@ -31,7 +31,7 @@ from sqlalchemy import JSON, bindparam, text
 DEFAULT_MAX_ANSWERS = 5
 
 _SKILL = text(
-    "SELECT confusion, answers FROM annotator_skills WHERE project_id = :p AND annotator_id = :u"
+    "SELECT confusion FROM annotator_skills WHERE project_id = :p AND annotator_id = :u"
 ).columns(confusion=JSON)
 _MODEL = text(
     "SELECT prior, default_confusion FROM quality_models WHERE project_id = :p"
@@ -89,8 +89,7 @@ def after_answer(conn, project: dict, task_id: int, item_id: int, user_id: int, 
     model = conn.execute(_MODEL, {"p": pid}).first()
     skill = conn.execute(_SKILL, {"p": pid, "u": user_id}).first()
     if skill is not None:
-        crowd = model.default_confusion if model is not None else online.default_confusion(k)
-        conf = online.shrunk_confusion(skill.confusion, skill.answers, crowd)
+        conf = skill.confusion
     elif model is not None:
         conf = model.default_confusion
     else:
@@ -145,7 +144,7 @@ def refit(db, project: dict, *, now: float | None = None) -> dict:
     if not multi.any():
         multi = np.ones_like(multi)
     users_u, ucode = np.unique(user_ids[multi], return_inverse=True)
-    _, m_icode = np.unique(icode[multi], return_inverse=True)
+    m_items, m_icode = np.unique(icode[multi], return_inverse=True)
     model = DawidSkene().fit(m_icode, ucode, labels[multi], n_classes=k)
     confusion = np.asarray(model.confusion_)
     per_worker = np.bincount(ucode, minlength=len(users_u))
@@ -153,17 +152,13 @@ def refit(db, project: dict, *, now: float | None = None) -> dict:
     prior = [float(x) for x in model.prior_]
     skills = {int(u): confusion[j].tolist() for j, u in enumerate(users_u)}
     dlist = default.tolist()
-    # The posteriors that decide when to stop use every annotator's skill
-    # shrunk toward the crowd's by how few answers it was measured on
-    # (online.shrunk_confusion): point estimates from a few answers are
-    # overconfident, and an overconfident posterior stops too early.
-    shrunk = {int(u): online.shrunk_confusion(confusion[j], per_worker[j], default)
-              for j, u in enumerate(users_u)}
-    all_u, all_ucode = np.unique(user_ids, return_inverse=True)
-    table = np.stack([np.asarray(shrunk.get(int(u), dlist), dtype=float) for u in all_u])  # (U, K, K)
+    log_proba = np.empty((len(items_u), k))
+    log_proba[m_items] = np.log(np.maximum(model.proba_, online.TINY))
     lp0 = online.initial_log_post(prior, k)
-    log_proba = np.tile(np.asarray(lp0, dtype=float), (len(items_u), 1))
-    np.add.at(log_proba, icode, np.log(np.maximum(table[all_ucode, :, labels], online.TINY)))
+    for j in np.flatnonzero(~np.isin(np.arange(len(items_u)), m_items)):
+        log_proba[j] = lp0
+    for i, u, lab in zip(icode[~multi], user_ids[~multi], labels[~multi]):
+        log_proba[i] = online.update(log_proba[i], skills.get(int(u), dlist), int(lab))
     target, max_answers = project["target_confidence"], project["max_answers"]
     with db.write() as conn:
         conn.execute(text("DELETE FROM annotator_skills WHERE project_id = :p"), {"p": pid})
@@ -198,7 +193,7 @@ def refit(db, project: dict, *, now: float | None = None) -> dict:
                 ans = late[item_id]
                 lp = online.initial_log_post(prior, k)
                 for u, lab in ans:
-                    lp = online.update(lp, shrunk.get(u, dlist), lab)
+                    lp = online.update(lp, skills.get(u, dlist), lab)
             else:
                 lp = log_proba[index[item_id]].tolist()
             best, conf = online.decision(lp)

@@ -108,22 +108,3 @@ def crowd_confusion(confusion: np.ndarray, weights: np.ndarray) -> np.ndarray:
         return np.asarray(default_confusion(k))
     m = np.tensordot(w / w.sum(), confusion, axes=1)
     return m / m.sum(axis=1, keepdims=True)
-
-
-# How many answers of their own an annotator's measured confusion matrix is
-# worth against the crowd's: the posteriors that decide when to stop use
-# ``(n·C_w + SHRINK_ANSWERS·C_crowd) / (n + SHRINK_ANSWERS)`` for an
-# annotator with ``n`` answers on items that held two or more answers. A
-# skill read off a handful of answers is mostly noise (one lucky streak of 5
-# looks like 100 %); after ~10 answers their own record dominates.
-SHRINK_ANSWERS = 10.0
-
-
-def shrunk_confusion(confusion, n_answers, crowd, strength: float = SHRINK_ANSWERS) -> list[list[float]]:
-    """An annotator's confusion matrix shrunk toward the crowd's, by how few
-    answers it was measured on (``strength`` pseudo-answers of the crowd)."""
-    c = np.asarray(confusion, dtype=float)
-    d = np.asarray(crowd, dtype=float)
-    n = max(float(n_answers or 0), 0.0)
-    m = (n * c + strength * d) / (n + strength)
-    return (m / m.sum(axis=1, keepdims=True)).tolist()

@@ -60,7 +60,11 @@
     FORMATS.forEach(function (f) { exports.append(exportLink(project, f)); });
     c.root = el("section", { class: "card project-card", "data-project-id": project.id },
       el("div", { class: "card-head" }, el("div", null, c.name, c.meta),
-        el("a", { class: "btn btn-small", href: "/label/" + encodeURIComponent(project.id) }, "Label")),
+        el("div", { class: "card-actions" },
+          project.schema && project.schema.kind === "single"
+            ? el("a", { class: "btn btn-small quality-link", href: "/quality/" + encodeURIComponent(project.id) }, "Quality")
+            : null,
+          el("a", { class: "btn btn-small", href: "/label/" + encodeURIComponent(project.id) }, "Label"))),
       statList,
       el("div", { class: "bar", role: "presentation" }, c.bar), c.barText,
       table, exports);

@@ -1,0 +1,162 @@
+/* Project quality page: annotator accuracy and confusion heatmaps,
+ * Krippendorff's alpha, the consensus-confidence histogram, status counts,
+ * and a "Re-fit now" button (admins). Data: GET /api/projects/{id}/quality. */
+(function () {
+  "use strict";
+  const api = window.AssayAPI;
+  const el = api.el;
+  if (!api.requireToken()) return;
+
+  const SVG = "http://www.w3.org/2000/svg";
+  const projectId = Number(location.pathname.split("/").filter(Boolean)[1]);
+  const base = "/api/projects/" + encodeURIComponent(projectId);
+  let me = null;
+
+  function svg(tag, attrs) {
+    const node = document.createElementNS(SVG, tag);
+    Object.keys(attrs || {}).forEach(function (k) { node.setAttribute(k, String(attrs[k])); });
+    for (let i = 2; i < arguments.length; i++) node.append(arguments[i]);
+    return node;
+  }
+  function pct(v) { return typeof v === "number" ? (100 * v).toFixed(1) + "%" : "—"; }
+  function num(v) { return typeof v === "number" ? v.toLocaleString() : "—"; }
+  function fixed(v, d) { return typeof v === "number" ? v.toFixed(d) : "—"; }
+
+  function stat(label, value, key) {
+    return el("div", { class: "stat" }, el("dt", { text: label }), el("dd", { "data-stat": key, text: value }));
+  }
+
+  /** Confusion matrix as a table; cells shaded by value (0..1), numbers shown. */
+  function heatmap(conf, classes) {
+    if (!Array.isArray(conf)) return el("span", { class: "muted small", text: "not in the last re-fit" });
+    const head = el("tr", null, el("th", { class: "hm-corner", title: "rows: true class; columns: answer", text: "true \u2193" }));
+    classes.forEach(function (c) { head.append(el("th", { class: "hm-col", title: c, text: c })); });
+    const rows = conf.map(function (row, i) {
+      const tr = el("tr", null, el("th", { class: "hm-row", title: classes[i], text: classes[i] }));
+      row.forEach(function (v, j) {
+        const a = Math.max(0, Math.min(1, Number(v) || 0));
+        const td = el("td", {
+          class: "hm-cell" + (i === j ? " hm-diag" : "") + (a > 0.55 ? " hm-dark" : ""),
+          title: classes[i] + " \u2192 " + classes[j] + ": " + a.toFixed(3),
+          text: a.toFixed(2),
+        });
+        td.style.backgroundColor = "rgba(47, 111, 235, " + (0.06 + 0.94 * a).toFixed(3) + ")";
+        tr.append(td);
+      });
+      return tr;
+    });
+    return el("table", { class: "heatmap" }, el("thead", null, head), el("tbody", null, ...rows));
+  }
+
+  /** Inline SVG bar chart of the 10-bin confidence histogram. */
+  function histogram(h) {
+    const counts = h.counts || [];
+    const edges = h.edges || [];
+    const W = 520, H = 200, padL = 36, padB = 34, padT = 14, n = counts.length || 1;
+    const max = Math.max(1, ...counts);
+    const bw = (W - padL - 6) / n;
+    const chart = svg("svg", { viewBox: "0 0 " + W + " " + H, class: "histogram", role: "img",
+      "aria-label": "histogram of consensus confidence" });
+    chart.append(svg("line", { x1: padL, y1: H - padB, x2: W - 4, y2: H - padB, class: "axis" }));
+    chart.append(svg("text", { x: padL - 6, y: padT + 4, "text-anchor": "end", class: "tick" }, String(max)));
+    chart.append(svg("text", { x: padL - 6, y: H - padB, "text-anchor": "end", class: "tick" }, "0"));
+    counts.forEach(function (c, i) {
+      const h1 = (H - padB - padT) * c / max;
+      const x = padL + i * bw + 2;
+      const bar = svg("rect", { x: x, y: H - padB - h1, width: bw - 4, height: Math.max(h1, 0), class: "bar-rect",
+        "data-count": c });
+      bar.append(svg("title", {}, (edges[i] !== undefined ? edges[i].toFixed(1) + "–" + edges[i + 1].toFixed(1) : "") + ": " + c + " items"));
+      chart.append(bar);
+      if (c > 0) chart.append(svg("text", { x: x + (bw - 4) / 2, y: H - padB - h1 - 3, "text-anchor": "middle", class: "tick" }, String(c)));
+      if (edges[i] !== undefined) {
+        chart.append(svg("text", { x: padL + i * bw, y: H - padB + 14, "text-anchor": "middle", class: "tick" }, edges[i].toFixed(1)));
+      }
+    });
+    if (edges.length) chart.append(svg("text", { x: padL + n * bw, y: H - padB + 14, "text-anchor": "end", class: "tick" }, "1.0"));
+    chart.append(svg("text", { x: padL + (W - padL) / 2, y: H - 4, "text-anchor": "middle", class: "tick" }, "confidence of the consensus label"));
+    return chart;
+  }
+
+  function render(r) {
+    const src = r.source === "refit" ? "last re-fit" + (r.fitted_at ? " (" + new Date(r.fitted_at * 1000).toLocaleString() + ")" : "")
+      : r.source === "fit" ? "fitted now (no re-fit stored yet)" : "no answers yet";
+    document.getElementById("method").textContent = "Method: " + (r.method === "ds" ? "Dawid-Skene" : r.method) + " · " + src +
+      " · classes: " + (r.classes || []).join(", ");
+    const alpha = r.agreement ? r.agreement.krippendorff_alpha : null;
+    document.getElementById("summary").replaceChildren(
+      stat("answers", num(r.answers), "answers"), stat("items answered", num(r.items), "items"),
+      stat("annotators", num((r.annotators || []).length), "annotators"),
+      stat("Krippendorff's \u03b1", fixed(alpha, 3), "alpha"));
+    const sc = r.status_counts || {};
+    document.getElementById("statuses").replaceChildren(
+      stat("open", num(sc.open), "open"), stat("resolved", num(sc.resolved), "resolved"), stat("review", num(sc.review), "review"));
+    const h = r.confidence_histogram || {};
+    document.getElementById("hist-source").textContent = h.source === "item_consensus" ? "From the items' running consensus."
+      : h.source === "fit" ? "From the posteriors of the fit." : "No items yet.";
+    document.getElementById("histogram").replaceChildren(histogram(h));
+    const rows = (r.annotators || []).map(function (a) {
+      return el("tr", { "data-user-id": a.user_id },
+        el("td", { text: a.username || ("#" + a.user_id) }), el("td", { class: "num", text: num(a.answers) }),
+        el("td", { class: "num", text: pct(a.accuracy) }), el("td", null, heatmap(a.confusion, r.classes || [])));
+    });
+    if (!rows.length) rows.push(el("tr", null, el("td", { colspan: "4", class: "muted", text: "No answers yet" })));
+    document.querySelector("#annotators tbody").replaceChildren(...rows);
+    document.getElementById("report").hidden = false;
+    document.getElementById("updated").textContent = "updated " + new Date().toLocaleTimeString();
+  }
+
+  async function load() {
+    const r = await api.get(base + "/quality");
+    render(r);
+    return r;
+  }
+
+  async function refit() {
+    const btn = document.getElementById("refit");
+    const state = document.getElementById("refit-state");
+    btn.disabled = true;
+    state.textContent = "Re-fitting…";
+    try {
+      const before = (await api.get(base + "/quality")).fitted_at;
+      await api.post(base + "/quality/refit");
+      for (let i = 0; i < 60; i++) {
+        await new Promise(function (ok) { setTimeout(ok, 500); });
+        const r = await api.get(base + "/quality");
+        if (r.source === "refit" && r.fitted_at !== before) { render(r); state.textContent = "Re-fit done."; return; }
+      }
+      state.textContent = "Re-fit still running; reload later.";
+    } catch (err) {
+      state.textContent = "";
+      api.showError(err, "Re-fit failed");
+    } finally {
+      btn.disabled = false;
+    }
+  }
+
+  document.addEventListener("DOMContentLoaded", async function () {
+    document.getElementById("logout").addEventListener("click", function (e) {
+      e.preventDefault();
+      api.clearToken();
+      location.replace("/login");
+    });
+    try {
+      me = await api.get("/api/me");
+      document.getElementById("me").textContent = me.username + " (" + me.role + ")";
+      if (me.role !== "admin" && me.role !== "reviewer") {
+        api.showError("This page is for admins and reviewers.");
+        return;
+      }
+      const btn = document.getElementById("refit");
+      if (me.role === "admin") btn.addEventListener("click", refit);
+      else { btn.disabled = true; btn.title = "Only an admin may re-fit"; }
+      const p = await api.get(base);
+      document.getElementById("project-title").textContent = "Quality · " + p.name;
+      document.title = "Quality · " + p.name + " · assay";
+      await load();
+    } catch (err) {
+      if (err.status !== 401) api.showError(err);
+    } finally {
+      document.getElementById("loading").hidden = true;
+    }
+  });
+})();

@@ -330,6 +330,9 @@ def test_progress_of_big_projects_is_reused_small_ones_are_exact(ws, monkeypatch
         return real(proj)
 
     monkeypatch.setattr(ws, "_count_progress", slow)
+    assert ws.progress(p["id"])["answers"] == 1
+    assert ws._progress_cache == {}  # slow but small: never reused, always exact
+    monkeypatch.setattr(ws, "progress_cache_min_tasks", 0)
     assert ws.progress(p["id"])["answers"] == 1  # computed, then kept
     t = ws.next_task(p["id"], u)
     ws.submit(t["id"], u, "y")

@@ -53,6 +53,8 @@ class Workspace:
     >>> ws.import_file(ds["id"], "reviews.csv", text_column="review")
     """
 
+    progress_cache_min_tasks = 10_000
+
     def __init__(self, home: str | os.PathLike | None = None, *, database_url: str | None = None,
                  migrate_db: bool = True) -> None:
         self.home = Path(home or os.environ.get("ASSAY_HOME") or DEFAULT_HOME).resolve()
@@ -718,7 +720,8 @@ class Workspace:
     def progress(self, project: int | str, *, cache: bool = True) -> dict:
         """Counts for a project: tasks, done (enough answers), remaining, per annotator.
 
-        Exact on small projects. On big ones (a count that takes over 50 ms)
+        Exact on small projects. On big ones (at least
+        ``progress_cache_min_tasks`` tasks, and a count that took over 50 ms)
         the result is reused for ten times what it cost (at least 2 s), so
         that annotators' screens polling it cost little whatever the size.
         """
@@ -729,7 +732,7 @@ class Workspace:
             return copy.deepcopy(hit[1])
         result = self._count_progress(p)
         cost = time.monotonic() - now
-        if cost > 0.05:
+        if cost > 0.05 and result["tasks"] >= self.progress_cache_min_tasks:
             self._progress_cache[p["id"]] = (now + max(2.0, 10 * cost), copy.deepcopy(result))
         return result
 

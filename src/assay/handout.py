@@ -19,7 +19,7 @@ from typing import Any
 from sqlalchemy import JSON, bindparam, text
 from sqlalchemy.exc import IntegrityError
 
-from assay.errors import Conflict, InvalidInput, NotFound
+from assay.errors import Conflict, NotFound
 from assay.store import Database
 
 MAX_LEASES_IN_HAND = 3
@@ -249,11 +249,3 @@ def reclaim_expired(db: Database, now: float | None = None, batch: int = 1000) -
             total += len(freed)
         if len(freed) < batch:
             return total
-
-
-def check_exclude(exclude: Any) -> list[int]:
-    if exclude is None:
-        return []
-    if not isinstance(exclude, list) or not all(isinstance(x, int) for x in exclude):
-        raise InvalidInput("exclude must be a list of task ids")
-    return exclude

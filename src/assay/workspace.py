@@ -11,16 +11,14 @@ from __future__ import annotations
 
 import copy
 import os
-import shutil
 import tempfile
 import threading
 import time
 import zipfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path, PurePosixPath
-from typing import Any, BinaryIO
+from typing import Any
 
-import orjson
 from sqlalchemy import JSON, func, insert, select, text
 from sqlalchemy.exc import IntegrityError
 
@@ -30,7 +28,7 @@ from assay.errors import Conflict, Forbidden, InvalidInput, NotFound, Unauthoriz
 from assay.store import BlobStore, Database
 from assay.store import migrate
 from assay.store.schema import (
-    answers, datasets, items, members, projects, skips, tasks, tokens, users,
+    answers, datasets, items, members, projects, tokens, users,
 )
 
 ROLES = ("admin", "reviewer", "annotator")
@@ -67,6 +65,7 @@ class Workspace:
         self._projects: dict[int, dict] = {}
         self._auth_cache: dict[str, tuple[float, dict]] = {}
         self._progress_cache: dict[int, tuple[float, dict]] = {}
+        self._member_cache: dict[tuple[int, int], tuple[float, bool]] = {}
         self._lock = threading.Lock()
 
     def close(self) -> None:
@@ -462,9 +461,7 @@ class Workspace:
         self._member_cache = {}
 
     def is_member(self, project_id: int, user_id: int) -> bool:
-        cache = getattr(self, "_member_cache", None)
-        if cache is None:
-            cache = self._member_cache = {}
+        cache = self._member_cache
         key = (project_id, user_id)
         hit = cache.get(key)
         now = time.monotonic()

@@ -12,7 +12,6 @@ code, the same checks and the same responses; anything it is not sure about
 from __future__ import annotations
 
 import re
-from typing import Any
 
 import orjson
 from fastapi import APIRouter, Request
@@ -31,10 +30,6 @@ class NextIn(BaseModel):
 
 class AnswerIn(BaseModel):
     label: str | list[str]
-
-
-async def _optional_body(request: Request) -> dict:
-    return _parse_optional_body(await request.body())
 
 
 def _parse_optional_body(raw: bytes) -> dict:

@@ -61,3 +61,74 @@ def test_quality_page_as_admin(ws, tabs):  # noqa: F811
     ARTIFACTS.mkdir(exist_ok=True)
     suffix = "" if ws.db.dialect == "sqlite" else f"-{ws.db.dialect}"
     tab.page.screenshot(path=str(ARTIFACTS / f"quality{suffix}.png"), full_page=True)
+
+
+def test_paused_annotator_sees_why_and_an_admin_lifts_the_pause(ws, tabs):  # noqa: F811
+    p, (bad,) = project_with_annotators(ws, 40, 1, classes=("pos", "neg"), name="g",
+                                        gold_rate=0.5, gold_min_accuracy=0.8, gold_min_answers=3)
+    from factories import item_ids
+    gold_items = item_ids(ws, p["dataset_id"])[:20]
+    ws.import_gold(p["id"], [{"item_id": i, "label": "pos"} for i in gold_items])
+    _, admin_token = ws.add_user("boss", "admin")
+    ann = tabs()
+    ann.login_link(ws.create_token(bad["id"]))
+    ann.goto(f"/label/{p['id']}")
+    # answer "neg" (key 2) to everything until the page says we are paused
+    for _ in range(200):
+        if ann.page.locator("#paused").is_visible():
+            break
+        if ann.page.locator("#item").is_visible():
+            ann.page.keyboard.press("2")
+        ann.page.wait_for_timeout(60)
+    assert ann.page.locator("#paused").is_visible()
+    reason = ann.page.locator("#paused-reason").inner_text()
+    assert "paused" in reason and "80%" in reason and "0 of your 3" in reason
+    assert not ann.page.locator("#item").is_visible()
+    stats = {s["username"]: s for s in ws.gold_stats(p["id"])}
+    assert stats[bad["username"]]["paused"] is True
+
+    admin = tabs()
+    admin.login_link(admin_token)
+    admin.goto(f"/quality/{p['id']}")
+    row = admin.page.locator(f'#gold tbody tr[data-user-id="{bad["id"]}"]')
+    row.wait_for()
+    assert "paused" in row.inner_text()
+    row.locator("[data-lift]").click()
+    admin.page.wait_for_function(
+        f"() => document.querySelector('#gold tbody tr[data-user-id=\"{bad['id']}\"]').innerText.includes('active')")
+    assert {s["username"]: s for s in ws.gold_stats(p["id"])}[bad["username"]]["paused"] is False
+
+    # back to work after "Check again"
+    ann.page.click("#paused-retry")
+    ann.page.wait_for_selector("#item:not([hidden])")
+    assert not ann.page.locator("#paused").is_visible()
+    ann.assert_clean()
+    admin.assert_clean()
+    ARTIFACTS.mkdir(exist_ok=True)
+    suffix = "" if ws.db.dialect == "sqlite" else f"-{ws.db.dialect}"
+    admin.page.screenshot(path=str(ARTIFACTS / f"quality-gold{suffix}.png"), full_page=True)
+
+
+def test_reviewer_decides_an_item_from_the_review_queue(ws, tabs):  # noqa: F811
+    p, (a, b) = project_with_annotators(ws, 3, 2, classes=("x", "y"), name="r",
+                                        target_confidence=0.95, max_answers=2)
+    t = ws.next_task(p["id"], a)
+    ws.submit(t["id"], a, "x")
+    t2 = ws.next_task(p["id"], b)
+    ws.submit(t2["id"], b, "y")
+    item = t["item"]["id"]
+    assert [q["item_id"] for q in ws.review_queue(p["id"])[0]] == [item]
+    rev, token = ws.add_user("rev", "reviewer")
+    ws.add_member(p["id"], rev["id"])
+    tab = tabs()
+    tab.login_link(token)
+    tab.goto(f"/quality/{p['id']}")
+    entry = tab.page.locator(f'#review li[data-item-id="{item}"]')
+    entry.wait_for()
+    assert "r item" in entry.inner_text()
+    entry.locator('[data-decide="y"]').click()
+    tab.page.wait_for_selector(f'#review li.decided[data-item-id="{item}"]')
+    assert ws.review_queue(p["id"])[0] == []
+    rec = next(r for r in ws.export_records(p["id"]) if r["item_id"] == item)
+    assert (rec["label"], rec["label_method"]) == ("y", "review")
+    tab.assert_clean()

@@ -106,6 +106,13 @@ def project_create(
     instructions: Annotated[str, typer.Option(help="Instructions shown to annotators.")] = "",
     show_fields: Annotated[str, typer.Option(help="Comma-separated metadata fields annotators may see.")] = "",
     lease_seconds: Annotated[int, typer.Option(help="How long a task stays reserved for an annotator.")] = 600,
+    target_confidence: Annotated[Optional[float], typer.Option(
+        help="Adaptive redundancy: ask for more answers while an item's confidence is below this (e.g. 0.95).")] = None,
+    max_answers: Annotated[Optional[int], typer.Option(help="Adaptive redundancy: most answers per item.")] = None,
+    gold_rate: Annotated[Optional[float], typer.Option(help="Share of tasks that are gold questions (default 0.05).")] = None,
+    gold_min_accuracy: Annotated[Optional[float], typer.Option(
+        help="Pause annotators whose gold accuracy falls below this (default: never pause).")] = None,
+    gold_min_answers: Annotated[Optional[int], typer.Option(help="Gold answers before the bar applies (default 5).")] = None,
     home: Home = None,
 ):
     """Create a labeling project over a dataset."""
@@ -114,6 +121,8 @@ def project_create(
         name, dataset, [c.strip() for c in classes.split(",") if c.strip()], kind=kind,
         overlap=overlap, instructions=instructions, lease_seconds=lease_seconds,
         show_fields=[f.strip() for f in show_fields.split(",") if f.strip()],
+        target_confidence=target_confidence, max_answers=max_answers, gold_rate=gold_rate,
+        gold_min_accuracy=gold_min_accuracy, gold_min_answers=gold_min_answers,
     )
     typer.echo(f"project {p['name']!r} created (id {p['id']}) with {ws.progress(p['id'])['tasks']} tasks")
 
@@ -137,6 +146,59 @@ def project_add_member(project: str, usernames: list[str], home: Home = None):
     for u in usernames:
         ws.add_member(p["id"], u)
     typer.echo(f"{len(usernames)} member(s) added to {p['name']!r}")
+
+
+def _project(ws, project: str) -> dict:
+    return ws.get_project(int(project) if project.isdigit() else project)
+
+
+@project_app.command("gold")
+@command
+def project_gold(
+    project: str,
+    path: Annotated[Path, typer.Argument(help="CSV or JSONL with item_id (or the --key column) and label.")],
+    key: Annotated[Optional[str], typer.Option(
+        help="Match items on this metadata field (a column of the imported data) instead of item_id.")] = None,
+    home: Home = None,
+):
+    """Import gold answers; their items become hidden gold questions."""
+    ws = _ws(home)
+    p = _project(ws, project)
+    r = ws.import_gold_file(p["id"], path, key=key)
+    typer.echo(f"gold for {p['name']!r}: {r['added']} added, {r['updated']} updated, {r['gold']} in all")
+
+
+@project_app.command("set")
+@command
+def project_set(
+    project: str,
+    gold_rate: Annotated[Optional[float], typer.Option(help="Share of tasks that are gold questions.")] = None,
+    gold_min_accuracy: Annotated[Optional[float], typer.Option(help="Pause annotators below this gold accuracy.")] = None,
+    no_pause: Annotated[bool, typer.Option("--no-pause", help="Never pause anybody (clears the bar).")] = False,
+    gold_min_answers: Annotated[Optional[int], typer.Option(help="Gold answers before the bar applies.")] = None,
+    home: Home = None,
+):
+    """Change a project's gold settings."""
+    ws = _ws(home)
+    p = _project(ws, project)
+    changes = {k: v for k, v in (("gold_rate", gold_rate), ("gold_min_accuracy", gold_min_accuracy),
+                                 ("gold_min_answers", gold_min_answers)) if v is not None}
+    if no_pause:
+        changes["gold_min_accuracy"] = None
+    if not changes:
+        _fail("nothing to change: give --gold-rate, --gold-min-accuracy, --no-pause or --gold-min-answers")
+    p = ws.update_project(p["id"], **changes)
+    _print({k: p[k] for k in ("gold_rate", "gold_min_accuracy", "gold_min_answers")})
+
+
+@project_app.command("unpause")
+@command
+def project_unpause(project: str, username: str, home: Home = None):
+    """Lift an annotator's pause (their gold record starts a fresh window)."""
+    ws = _ws(home)
+    p = _project(ws, project)
+    ws.lift_pause(p["id"], username)
+    typer.echo(f"{username} may work on {p['name']!r} again")
 
 
 @user_app.command("add")

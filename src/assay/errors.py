@@ -35,6 +35,12 @@ class Forbidden(AssayError):
     status = 403
 
 
+class Paused(Forbidden):
+    """The annotator is paused in a project (gold accuracy below its bar)."""
+
+    code = "paused"
+
+
 class NotFound(AssayError):
     code = "not_found"
     status = 404

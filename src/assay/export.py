@@ -20,11 +20,12 @@ PAGE = 2000
 _TASKS = text(
     "SELECT t.id AS task_id, t.item_id, i.kind, i.text, i.source_uri, i.meta, i.source, "
     "i.license, i.consent, i.content_hash, c.label AS c_label, c.confidence AS c_confidence, "
-    "c.status AS c_status "
+    "c.status AS c_status, g.label AS g_label, g.source AS g_source "
     "FROM tasks t JOIN items i ON i.id = t.item_id "
     "LEFT JOIN item_consensus c ON c.project_id = t.project_id AND c.item_id = t.item_id "
+    "LEFT JOIN gold g ON g.project_id = t.project_id AND g.item_id = t.item_id "
     "WHERE t.project_id = :p AND t.id > :after ORDER BY t.id LIMIT :n"
-).columns(meta=JSON, c_label=JSON)
+).columns(meta=JSON, c_label=JSON, g_label=JSON)
 _METHOD = text("SELECT method FROM quality_models WHERE project_id = :p")
 _ANSWERS = text(
     "SELECT a.task_id, a.annotator_id, u.username, a.label, a.created_at FROM answers a "
@@ -56,7 +57,8 @@ def iter_records(db: Database, project_id: int, kind: str, *, labeled_only: bool
                  page: int = PAGE, classes: list[str] | None = None) -> Iterator[dict]:
     """One dict per item of the project, in task order.
 
-    The final label is the project's running consensus where adaptive
+    A known label wins: gold (``label_method`` ``gold``) or a reviewer's final
+    decision (``review``), confidence 1. Otherwise the final label is the project's running consensus where adaptive
     redundancy keeps one (``label_method`` = the quality model, e.g. ``ds``
     or ``online``), else the majority of the answers; ``confidence`` is the
     consensus posterior, or for a majority the share of answers that agree.
@@ -75,10 +77,13 @@ def iter_records(db: Database, project_id: int, kind: str, *, labeled_only: bool
                 by_task.setdefault(a.task_id, []).append(a)
         for r in rows:
             ans = by_task.get(r.task_id, [])
-            if labeled_only and not ans:
+            if labeled_only and not ans and r.g_source is None:
                 continue
             labels = [a.label for a in ans]
-            if r.c_status is not None and labels:
+            if r.g_source is not None:  # a known label: gold, or a reviewer's final decision
+                label, confidence = r.g_label, 1.0
+                method = "gold" if r.g_source == "import" else "review"
+            elif r.c_status is not None and labels:
                 label, confidence, method = r.c_label, r.c_confidence, model or "online"
             elif labels:
                 label, method = final_label(kind, labels, classes), "majority"

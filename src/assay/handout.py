@@ -19,6 +19,7 @@ from typing import Any
 from sqlalchemy import JSON, bindparam, text
 from sqlalchemy.exc import IntegrityError
 
+from assay import gold
 from assay.errors import Conflict, NotFound
 from assay.store import Database
 
@@ -64,7 +65,7 @@ ADD_LEASE = text(
     "INSERT INTO leases (task_id, annotator_id, project_id, expires_at, created_at) "
     "VALUES (:task, :user, :project, :exp, :now)"
 )
-TASK = text("SELECT id, project_id, item_id FROM tasks WHERE id = :task")
+TASK = text("SELECT id, project_id, item_id, is_gold FROM tasks WHERE id = :task")
 DROP_LEASE = text(
     "DELETE FROM leases WHERE task_id = :task AND annotator_id = :user RETURNING created_at"
 )
@@ -72,12 +73,17 @@ ADD_ANSWER = text(
     "INSERT INTO answers (task_id, project_id, item_id, annotator_id, label, created_at, lead_time) "
     "VALUES (:task, :project, :item, :user, :label, :now, :lead) RETURNING id"
 ).bindparams(bindparam("label", type_=JSON))
-COUNT_ANSWER = text("UPDATE tasks SET answer_count = answer_count + 1 WHERE id = :task")
+# A gold task's ``needed`` follows its answers (every annotator answers it once).
+COUNT_ANSWER = text(
+    "UPDATE tasks SET answer_count = answer_count + 1, "
+    "needed = CASE WHEN is_gold THEN answer_count + 1 ELSE needed END WHERE id = :task"
+)
 TAKE_SLOT_AND_COUNT = text(
     "UPDATE tasks SET open_slots = open_slots - 1, answer_count = answer_count + 1 "
     "WHERE id = :task AND open_slots > 0 RETURNING id"
 )
-FREE_SLOT = text("UPDATE tasks SET open_slots = open_slots + 1 WHERE id = :task")
+# Gold tasks never enter the pool: their leases come from assay.gold.
+FREE_SLOT = text("UPDATE tasks SET open_slots = open_slots + 1 WHERE id = :task AND NOT is_gold")
 ADD_SKIP = text(
     "INSERT INTO skips (task_id, annotator_id, project_id, created_at) "
     "VALUES (:task, :user, :project, :now)"
@@ -95,11 +101,14 @@ def next_task(
     lease_seconds: float,
     exclude: Sequence[int] = (),
     now: float | None = None,
+    project: dict | None = None,
 ) -> tuple[int, int, float] | None:
     """Lease a task to ``user_id``: ``(task_id, item_id, expires_at)`` or None.
 
     A live lease the user already holds (and did not exclude) is handed back
-    first, so asking twice never hoards tasks.
+    first, so asking twice never hoards tasks. With ``project`` (the
+    project's dict) gold questions are mixed in at its rate and a paused
+    annotator is refused (:mod:`assay.gold`).
     """
     now = time.time() if now is None else now
     exp = now + lease_seconds
@@ -118,6 +127,17 @@ def next_task(
                 held=[t for t, _ in live],
             )
         args = {"project": project_id, "user": user_id}
+        if project is not None and project.get("has_gold"):
+            if project.get("gold_min_accuracy") is not None:
+                gold.check_not_paused(conn, project, user_id)
+            # A gold question now and then, but only while real work is left
+            # for this user (gold alone would never end).
+            if gold.wants_gold(project) and conn.execute(ANY_CANDIDATE, args).first() is not None:
+                row = gold.claim(conn, project_id, user_id)
+                if row is not None:
+                    conn.execute(ADD_LEASE, {"task": row.id, "user": user_id, "project": project_id,
+                                             "exp": exp, "now": now})
+                    return row.id, row.item_id, exp
         if db.is_sqlite:
             row = conn.execute(CLAIM_SQLITE, args).first()
         else:
@@ -217,7 +237,9 @@ def undo(
             raise NotFound(f"answer {answer_id} does not exist")
         conn.execute(text("DELETE FROM answers WHERE id = :a"), {"a": answer_id})
         conn.execute(
-            text("UPDATE tasks SET answer_count = answer_count - 1 WHERE id = :t"), {"t": row.task_id}
+            text("UPDATE tasks SET answer_count = answer_count - 1, "
+                 "needed = CASE WHEN is_gold THEN answer_count - 1 ELSE needed END WHERE id = :t"),
+            {"t": row.task_id}
         )
         # The answer's slot becomes this user's lease: open_slots is unchanged.
         exp = now + lease_seconds

@@ -23,6 +23,7 @@ from sqlalchemy import JSON, func, insert, select, text
 from sqlalchemy.exc import IntegrityError
 
 from assay import export as _export
+from assay import gold as _gold
 from assay import handout, ingest, redundancy, schemas, security
 from assay.errors import Conflict, Forbidden, InvalidInput, NotFound, Unauthorized
 from assay.store import BlobStore, Database
@@ -62,7 +63,7 @@ class Workspace:
         self.blobs = BlobStore(self.home / "blobs")
         if migrate_db:
             migrate.upgrade(self.db)
-        self._projects: dict[int, dict] = {}
+        self._projects: dict[int, tuple[float, dict]] = {}
         self._auth_cache: dict[str, tuple[float, dict]] = {}
         self._progress_cache: dict[int, tuple[float, dict]] = {}
         self._member_cache: dict[tuple[int, int], tuple[float, bool]] = {}
@@ -370,15 +371,24 @@ class Workspace:
     def create_project(self, name: str, dataset: int | str, classes: Sequence[str | dict], *,
                        kind: str = "single", instructions: str = "", overlap: int = 1,
                        lease_seconds: int = 600, show_fields: Sequence[str] = (),
-                       target_confidence: float | None = None, max_answers: int | None = None) -> dict:
+                       target_confidence: float | None = None, max_answers: int | None = None,
+                       gold_rate: float | None = None, gold_min_accuracy: float | None = None,
+                       gold_min_answers: int | None = None) -> dict:
         """Create a labeling project over a dataset; every item becomes a task.
 
         ``target_confidence`` (e.g. 0.95) turns on adaptive redundancy: each
         item starts with ``overlap`` answers and gets one more, from another
         annotator, while its posterior is below the target, up to
         ``max_answers`` (default max(overlap, 5)); see :mod:`assay.redundancy`.
+
+        Gold questions (:mod:`assay.gold`): ``gold_rate`` is the share of each
+        annotator's tasks that are gold once gold is imported (default 0.05);
+        ``gold_min_accuracy`` pauses an annotator whose gold accuracy falls
+        below it after ``gold_min_answers`` (default 5) gold answers.
         """
         target_confidence, max_answers = redundancy.check_settings(kind, overlap, target_confidence, max_answers)
+        gold_rate, gold_min_accuracy, gold_min_answers = _gold.check_settings(
+            gold_rate, gold_min_accuracy, gold_min_answers)
         name = (name or "").strip()
         if not name or len(name) > 200:
             raise InvalidInput("project name must be 1–200 characters")
@@ -395,6 +405,7 @@ class Workspace:
                     name=name, dataset_id=ds["id"], schema_kind=kind, schema_spec=spec,
                     overlap=overlap, lease_seconds=lease_seconds, show_fields=fields,
                     created_at=time.time(), target_confidence=target_confidence, max_answers=max_answers,
+                    gold_rate=gold_rate, gold_min_accuracy=gold_min_accuracy, gold_min_answers=gold_min_answers,
                 ).returning(projects.c.id)).scalar_one()
                 conn.execute(text(
                     "INSERT INTO tasks (project_id, item_id, priority, needed, answer_count, open_slots) "
@@ -404,12 +415,20 @@ class Workspace:
             raise Conflict(f"project {name!r} already exists") from None
         return self.get_project(pid)
 
+    #: seconds a project's settings are reused before they are read again
+    #: (settings changed by another process show up within this time)
+    project_cache_seconds = 5.0
+
     def get_project(self, project: int | str) -> dict:
-        if isinstance(project, int) and project in self._projects:
-            return self._projects[project]
+        if isinstance(project, int):
+            hit = self._projects.get(project)
+            if hit is not None and hit[0] > time.monotonic():
+                return hit[1]
         col = projects.c.id if isinstance(project, int) else projects.c.name
         with self.db.read() as conn:
             r = conn.execute(select(projects).where(col == project)).first()
+            has_gold = r is not None and conn.execute(text(
+                "SELECT 1 FROM tasks WHERE project_id = :p AND is_gold LIMIT 1"), {"p": r.id}).first() is not None
         if r is None:
             raise NotFound(f"project {project!r} does not exist")
         p = {
@@ -418,9 +437,29 @@ class Workspace:
             "overlap": r.overlap, "lease_seconds": r.lease_seconds,
             "show_fields": list(r.show_fields), "created_at": r.created_at,
             "target_confidence": r.target_confidence, "max_answers": r.max_answers,
+            "gold_rate": _gold.rate_of({"gold_rate": r.gold_rate}), "gold_min_accuracy": r.gold_min_accuracy,
+            "gold_min_answers": r.gold_min_answers or _gold.DEFAULT_MIN_ANSWERS, "has_gold": has_gold,
         }
-        self._projects[r.id] = p  # projects are immutable once made
+        self._projects[r.id] = (time.monotonic() + self.project_cache_seconds, p)
         return p
+
+    def update_project(self, project: int | str, **settings: Any) -> dict:
+        """Change a project's gold settings: ``gold_rate``, ``gold_min_accuracy``
+        (None: never pause), ``gold_min_answers``. Other keys are refused."""
+        p = self.get_project(project)
+        allowed = ("gold_rate", "gold_min_accuracy", "gold_min_answers")
+        unknown = sorted(set(settings) - set(allowed))
+        if unknown:
+            raise InvalidInput(f"cannot change {', '.join(unknown)}; changeable: {', '.join(allowed)}")
+        cur = {k: p[k] for k in allowed}
+        cur.update(settings)
+        rate, bar, need = _gold.check_settings(cur["gold_rate"], cur["gold_min_accuracy"], cur["gold_min_answers"])
+        with self.db.write() as conn:
+            conn.execute(projects.update().where(projects.c.id == p["id"]).values(
+                gold_rate=rate, gold_min_accuracy=bar, gold_min_answers=need))
+            _gold.rescore(conn, {**p, "gold_rate": rate, "gold_min_accuracy": bar, "gold_min_answers": need})
+        self._projects.pop(p["id"], None)
+        return self.get_project(p["id"])
 
     def list_projects(self, user: dict | None = None) -> list[dict]:
         q = select(projects.c.id).order_by(projects.c.id)
@@ -504,7 +543,7 @@ class Workspace:
             # db.fast: the hand-out's text() statements go straight to the
             # driver, and the lease and the item it shows are one transaction.
             with self.db.fast_write():
-                got = handout.next_task(self.db.fast, p["id"], u["id"], p["lease_seconds"], exclude)
+                got = handout.next_task(self.db.fast, p["id"], u["id"], p["lease_seconds"], exclude, project=p)
                 if got is not None:
                     return self._task_view(p, *got)
             # Expired leases may be holding the last tasks: give them back and retry once.
@@ -534,7 +573,10 @@ class Workspace:
                 raise NotFound(f"task {task_id} does not exist")
             label = schemas.validate_label(p["schema"]["kind"], p["schema"], label)
             got = handout.submit(self.db.fast, task_id, p["id"], t.item_id, u["id"], label)
-            if p["target_confidence"] is not None:  # adaptive redundancy, same transaction
+            if t.is_gold:  # scored at once, same transaction (may pause the annotator)
+                with self.db.fast_write() as conn:
+                    _gold.score_answer(conn, p, t.item_id, u["id"], label, got["created_at"])
+            elif p["target_confidence"] is not None:  # adaptive redundancy, same transaction
                 with self.db.fast_write() as conn:
                     redundancy.after_answer(conn, p, task_id, t.item_id, u["id"], label, got["created_at"])
             return got
@@ -557,6 +599,10 @@ class Workspace:
         if u["role"] != "admin" and not self.is_member(p["id"], u["id"]):
             raise NotFound(f"answer {answer_id} does not exist")
         task_id, _, item_id, exp = handout.undo(self.db, answer_id, u["id"], p["lease_seconds"])
+        with self.db.write() as conn:  # an undone answer to gold (or a reviewed item) no longer counts
+            if conn.execute(text("SELECT 1 FROM gold WHERE project_id = :p AND item_id = :i"),
+                            {"p": p["id"], "i": item_id}).first() is not None:
+                _gold.rescore(conn, p, [u["id"]])
         return self._task_view(p, task_id, item_id, exp)
 
     def reclaim_expired(self, now: float | None = None) -> int:
@@ -570,6 +616,23 @@ class Workspace:
         item's posterior and status. Slow on big projects: the server runs it
         in the background; the fit itself holds no transaction open."""
         return redundancy.refit(self.db, self.get_project(project))
+
+    def refits_due(self, *, growth: float = 0.25, min_new: int = 200) -> list[int]:
+        """Adaptive projects whose answers grew by ``growth`` (25 %) and at
+        least ``min_new`` answers since their last re-fit (or that have
+        ``min_new`` answers and were never fitted): what the server's
+        background re-fitter runs next."""
+        with self.db.read() as conn:
+            rows = conn.execute(text(
+                "SELECT p.id, q.answers AS fitted, (SELECT count(*) FROM answers a WHERE a.project_id = p.id) AS n "
+                "FROM projects p LEFT JOIN quality_models q ON q.project_id = p.id "
+                "WHERE p.target_confidence IS NOT NULL AND p.schema_kind = 'single' ORDER BY p.id")).all()
+        due = []
+        for r in rows:
+            fitted = r.fitted or 0
+            if r.n - fitted >= max(min_new, growth * fitted):
+                due.append(r.id)
+        return due
 
     def item_consensus(self, project: int | str, *, status: str | None = None, after: int | None = None,
                        limit: int = 100) -> tuple[list[dict], int | None]:
@@ -648,8 +711,14 @@ class Workspace:
                           fitted_answers=model_row.answers)
             skills = {int(r.annotator_id): (r.confusion, r.accuracy) for r in skill_rows}
         elif labels.size:
-            _, icode = np.unique(item_ids, return_inverse=True)
-            model = DawidSkene().fit(icode, ucode, labels, n_classes=k)
+            items_u, icode = np.unique(item_ids, return_inverse=True)
+            # known labels (gold, reviewers' decisions) are clamped in the fit
+            with self.db.read() as conn:
+                known = {int(r.item_id): r.label for r in conn.execute(text(
+                    "SELECT item_id, label FROM gold WHERE project_id = :p").columns(label=JSON), {"p": pid})}
+            gold_codes = np.array([code_of.get(known.get(int(i)), -1) for i in items_u], dtype=np.intp)
+            model = DawidSkene().fit(icode, ucode, labels, n_classes=k,
+                                     gold=gold_codes if (gold_codes >= 0).any() else None)
             method.update(source="fit", fitted_answers=int(labels.size))
             skills = {int(u): (model.confusion_[j].tolist(),
                                None if np.isnan(model.accuracy_[j]) else float(model.accuracy_[j]))
@@ -683,11 +752,15 @@ class Workspace:
             with self.db.read() as conn:
                 usernames = dict(conn.execute(select(users.c.id, users.c.username)
                                               .where(users.c.id.in_([int(u) for u in users_u]))).all())
+        with self.db.read() as conn:
+            on_gold = {g["user_id"]: g for g in _gold.stats(conn, pid)}
         annotators = []
         for j, u in enumerate(users_u):
             conf, acc = skills.get(int(u), (None, None))
+            g = on_gold.get(int(u), {})
             annotators.append({"user_id": int(u), "username": usernames.get(int(u)), "answers": int(per_user[j]),
-                               "accuracy": acc, "confusion": conf})
+                               "accuracy": acc, "confusion": conf, "gold_answers": g.get("answers", 0),
+                               "gold_accuracy": g.get("accuracy"), "paused": bool(g.get("paused", False))})
         return {
             "project_id": pid, "classes": names, **method,
             "answers": int(labels.size), "items": int(np.unique(item_ids).size),
@@ -696,7 +769,138 @@ class Workspace:
             "confidence_histogram": {"edges": [round(float(e), 10) for e in edges],
                                      "counts": [int(c) for c in counts], "source": hist_source},
             "status_counts": status_counts,
+            "paused": [{"user_id": g["user_id"], "username": g["username"], "paused_at": g["paused_at"]}
+                       for g in on_gold.values() if g["paused"]],
         }
+
+    # ------------------------------------------------------------ gold and reviews
+
+    def import_gold(self, project: int | str, rows: Sequence[dict], *, key: str | None = None,
+                    user: int | str | dict | None = None) -> dict:
+        """Known labels for items of the project, as dicts ``{"item_id": …,
+        "label": …}`` — or, with ``key``, ``{key: …, "label": …}`` where ``key``
+        names an item metadata field (a column of the imported file, e.g. your
+        own id). Their tasks become gold questions. All or nothing: a bad label
+        or an unknown item stores none of them."""
+        p = self.get_project(project)
+        u = None if user is None else (user if isinstance(user, dict) else self.get_user(user))
+        if not rows:
+            raise InvalidInput("no gold rows given")
+        lookup: dict[str, int] = {}
+        if key is not None:
+            lookup = self._items_by_field(p["dataset_id"], key, {str(r.get(key)) for r in rows if isinstance(r, dict)})
+        pairs = []
+        for n, r in enumerate(rows, 1):
+            if not isinstance(r, dict) or "label" not in r:
+                raise InvalidInput(f"gold row {n}: needs a label; nothing was stored")
+            if key is None:
+                iid = r.get("item_id")
+                if isinstance(iid, str) and iid.strip().isdigit():
+                    iid = int(iid)
+                if not isinstance(iid, int) or isinstance(iid, bool):
+                    raise InvalidInput(f"gold row {n}: item_id must be an integer (or pass key=… to match "
+                                       "a metadata field); nothing was stored")
+            else:
+                ref = r.get(key)
+                if ref is None or str(ref) not in lookup:
+                    raise InvalidInput(f"gold row {n}: no item has {key} = {ref!r}; nothing was stored")
+                iid = lookup[str(ref)]
+            try:
+                label = schemas.validate_label(p["schema"]["kind"], p["schema"], r["label"])
+            except InvalidInput as e:
+                raise InvalidInput(f"gold row {n}: {e.message}; nothing was stored") from None
+            pairs.append((iid, label))
+        with self.db.write() as conn:
+            out = _gold.add(conn, p, pairs, None if u is None else u["id"])
+        self._projects.pop(p["id"], None)
+        return out
+
+    def import_gold_file(self, project: int | str, path: str | os.PathLike, *, key: str | None = None,
+                         user: int | str | dict | None = None) -> dict:
+        """Gold from a CSV or JSONL file with ``item_id`` (or the ``key``
+        column) and ``label``. Multi-label CSV cells list classes joined by
+        ``|``; JSONL may give a list."""
+        import pandas as pd
+
+        path = Path(path)
+        if not path.is_file():
+            raise InvalidInput(f"{path} is not a file")
+        try:
+            if path.suffix.lower() in (".jsonl", ".ndjson"):
+                df = pd.read_json(path, lines=True, dtype=False)
+            else:
+                df = pd.read_csv(path, dtype=str, keep_default_na=False)
+        except (ValueError, pd.errors.ParserError, UnicodeDecodeError) as e:
+            raise InvalidInput(f"cannot read {path.name}: {e}") from None
+        need = [key or "item_id", "label"]
+        missing = [c for c in need if c not in df.columns]
+        if missing:
+            raise InvalidInput(f"{path.name} needs the column(s) {', '.join(missing)}")
+        kind = self.get_project(project)["schema"]["kind"]
+        rows = []
+        for rec in df[need].to_dict("records"):
+            if kind == "multi" and isinstance(rec["label"], str):
+                rec["label"] = [c for c in rec["label"].split("|") if c]
+            rows.append(rec)
+        return self.import_gold(project, rows, key=key, user=user)
+
+    def _items_by_field(self, dataset_id: int, field: str, wanted: set[str]) -> dict[str, int]:
+        found: dict[str, int] = {}
+        after = 0
+        while True:
+            with self.db.read() as conn:
+                rows = conn.execute(text(
+                    "SELECT id, meta FROM items WHERE dataset_id = :d AND id > :a ORDER BY id LIMIT 5000"
+                ).columns(meta=JSON), {"d": dataset_id, "a": after}).all()
+            for r in rows:
+                v = (r.meta or {}).get(field)
+                if v is not None and str(v) in wanted:
+                    if str(v) in found:
+                        raise InvalidInput(f"{field} = {v!r} matches more than one item; use item_id")
+                    found[str(v)] = r.id
+            if len(rows) < 5000:
+                return found
+            after = rows[-1].id
+
+    def list_gold(self, project: int | str, *, after: int | None = None, limit: int = 100):
+        """A keyset page of the project's known labels (imported gold and reviews)."""
+        p = self.get_project(project)
+        with self.db.read() as conn:
+            return _gold.list_gold(conn, p["id"], after=after, limit=max(1, min(int(limit), 1000)))
+
+    def remove_gold(self, project: int | str, item_id: int) -> None:
+        p = self.get_project(project)
+        with self.db.write() as conn:
+            _gold.remove(conn, p, item_id)
+        self._projects.pop(p["id"], None)
+
+    def review(self, project: int | str, item_id: int, label: Any, user: int | str | dict) -> dict:
+        """A reviewer's (or admin's) final label for an item: it becomes the
+        item's consensus (confidence 1, method ``review``), the item gets no
+        more answers, and it counts like gold (re-fits clamp it; it scores the
+        annotators who answered it)."""
+        p = self.get_project(project)
+        u = user if isinstance(user, dict) else self.get_user(user)
+        if u["role"] not in ("admin", "reviewer"):
+            raise Forbidden("only reviewers and admins decide items")
+        label = schemas.validate_label(p["schema"]["kind"], p["schema"], label)
+        with self.db.write() as conn:
+            return _gold.decide(conn, p, item_id, label, u["id"])
+
+    def gold_stats(self, project: int | str) -> list[dict]:
+        """Per annotator: gold answers, correct, accuracy, the window since the
+        last lifted pause, and whether they are paused."""
+        p = self.get_project(project)
+        with self.db.read() as conn:
+            return _gold.stats(conn, p["id"])
+
+    def lift_pause(self, project: int | str, user: int | str, *, by: int | str | dict | None = None) -> dict:
+        """Let a paused annotator work again; their gold record starts a fresh window."""
+        p = self.get_project(project)
+        u = self.get_user(user)
+        a = None if by is None else (by if isinstance(by, dict) else self.get_user(by))
+        with self.db.write() as conn:
+            return _gold.lift_pause(conn, p, u["id"], None if a is None else a["id"])
 
     # ------------------------------------------------------------ reading answers
 
@@ -748,7 +952,7 @@ class Workspace:
             tot = conn.execute(text(
                 "SELECT count(*) AS tasks, "
                 "COALESCE(SUM(CASE WHEN answer_count >= needed THEN 1 ELSE 0 END), 0) AS done, "
-                "COALESCE(SUM(answer_count), 0) AS answers FROM tasks WHERE project_id = :p"
+                "COALESCE(SUM(answer_count), 0) AS answers FROM tasks WHERE project_id = :p AND NOT is_gold"
             ), {"p": p["id"]}).one()
             in_progress = conn.execute(text(
                 "SELECT count(*) FROM leases WHERE project_id = :p AND expires_at > :now"

@@ -12,7 +12,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.staticfiles import StaticFiles
 
 from assay.server import errors
-from assay.server.routers import auth, datasets, pages, projects, tasks
+from assay.server.routers import auth, datasets, gold, pages, projects, tasks
 from assay.server.routers.pages import STATIC
 from assay.workspace import Workspace
 
@@ -20,28 +20,36 @@ log = logging.getLogger("assay.server")
 
 
 def create_app(workspace: Workspace, *, reclaim_interval: float = 5.0,
-               max_upload_mb: float | None = None) -> FastAPI:
+               max_upload_mb: float | None = None, refit_interval: float | None = None) -> FastAPI:
     """Build the HTTP app over ``workspace``.
 
     ``reclaim_interval``: seconds between sweeps that return expired leases
-    to the pool (0 turns the sweeper off).
+    to the pool (0 turns the sweeper off). ``refit_interval`` (default 30 s,
+    ``ASSAY_REFIT_INTERVAL``; 0 = off): how often the background re-fitter
+    looks for adaptive projects whose answers grew enough since their last
+    re-fit (:meth:`Workspace.refits_due`) and re-fits them, one at a time, in
+    a worker thread — never inside a request.
     """
+    if refit_interval is None:
+        refit_interval = float(os.environ.get("ASSAY_REFIT_INTERVAL", "30"))
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI):
         sweeper = None
         if reclaim_interval > 0:
             sweeper = asyncio.create_task(_sweep(workspace, reclaim_interval))
+        refitter = asyncio.create_task(_refit_loop(workspace, refit_interval)) if refit_interval > 0 else None
         # SQLite: WAL checkpoints in a background thread, not inside a request.
         workspace.db.start_checkpointer()
         try:
             yield
         finally:
             workspace.db.stop_checkpointer()
-            if sweeper is not None:
-                sweeper.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await sweeper
+            for task in (sweeper, refitter):
+                if task is not None:
+                    task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await task
 
     app = FastAPI(
         title="assay",
@@ -56,7 +64,7 @@ def create_app(workspace: Workspace, *, reclaim_interval: float = 5.0,
     errors.install(app)
     app.add_middleware(_UploadLimit, limit=app.state.max_upload_bytes)
     app.add_middleware(tasks.HotPaths)  # next/answer without FastAPI's per-request overhead
-    for r in (auth.router, datasets.router, projects.router, tasks.router):
+    for r in (auth.router, datasets.router, projects.router, tasks.router, gold.router):
         app.include_router(r, prefix="/api")
     app.include_router(pages.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
@@ -91,6 +99,17 @@ async def _sweep(ws: Workspace, interval: float) -> None:
         except Exception:  # keep sweeping; the next round may succeed
             log.exception("lease sweep failed")
         await asyncio.sleep(interval)
+
+
+async def _refit_loop(ws: Workspace, interval: float) -> None:
+    while True:
+        await asyncio.sleep(interval)
+        try:
+            for pid in await run_in_threadpool(ws.refits_due):
+                summary = await run_in_threadpool(ws.refit_quality, pid)
+                log.info("re-fitted project %s: %s", pid, summary)
+        except Exception:  # keep going; the next round may succeed
+            log.exception("scheduled re-fit failed")
 
 
 def app_from_env() -> FastAPI:

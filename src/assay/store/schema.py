@@ -120,6 +120,13 @@ projects = Table(
     # Adaptive redundancy (None = off: every item gets ``overlap`` answers).
     Column("target_confidence", Float),
     Column("max_answers", Integer),
+    # Gold questions (see assay.gold): the share of an annotator's tasks that
+    # are hidden checks (NULL = the default, 5 %), and the bar below which an
+    # annotator is paused (NULL = never pause) once they answered at least
+    # ``gold_min_answers`` checks.
+    Column("gold_rate", Float),
+    Column("gold_min_accuracy", Float),
+    Column("gold_min_answers", Integer),
     CheckConstraint("overlap >= 1", name="overlap"),
 )
 
@@ -144,6 +151,9 @@ tasks = Table(
     Column("needed", Integer, nullable=False),
     Column("answer_count", Integer, nullable=False, server_default=text("0")),
     Column("open_slots", Integer, nullable=False),
+    # A gold task is handed out by assay.gold to every annotator once, never by
+    # the pool: its open_slots stay 0 and ``needed`` follows its answers.
+    Column("is_gold", Boolean, nullable=False, server_default=text("false")),
     UniqueConstraint("project_id", "item_id"),
     CheckConstraint("open_slots >= 0", name="open_slots"),
     CheckConstraint("answer_count <= needed", name="answer_count"),
@@ -157,6 +167,14 @@ Index(
     tasks.c.id,
     sqlite_where=tasks.c.open_slots > 0,
     postgresql_where=tasks.c.open_slots > 0,
+)
+
+Index(
+    "ix_tasks_gold",
+    tasks.c.project_id,
+    tasks.c.id,
+    sqlite_where=tasks.c.is_gold,
+    postgresql_where=tasks.c.is_gold,
 )
 
 leases = Table(
@@ -240,4 +258,37 @@ annotator_skills = Table(
     Column("confusion", JSON, nullable=False),
     Column("accuracy", Float),
     Column("answers", Integer, nullable=False),
+)
+
+# Known true labels: imported gold questions (``source`` 'import') and
+# reviewers' final decisions ('review'). Both are clamped in re-fits and score
+# the annotators who answered the item.
+gold = Table(
+    "gold",
+    metadata,
+    Column("project_id", Id, ForeignKey("projects.id", ondelete="CASCADE"), primary_key=True),
+    Column("item_id", Id, ForeignKey("items.id", ondelete="CASCADE"), primary_key=True),
+    Column("label", JSON, nullable=False),
+    Column("source", String(10), nullable=False),
+    Column("created_by", Id, ForeignKey("users.id", ondelete="SET NULL")),
+    Column("created_at", Float, nullable=False),
+    CheckConstraint("source IN ('import', 'review')", name="source"),
+)
+
+# Each annotator's record on gold, per project, updated with every scored
+# answer. ``window_*`` count since the last time an admin lifted a pause; the
+# pause rule looks at the window only.
+gold_stats = Table(
+    "gold_stats",
+    metadata,
+    Column("project_id", Id, ForeignKey("projects.id", ondelete="CASCADE"), primary_key=True),
+    Column("annotator_id", Id, ForeignKey("users.id", ondelete="CASCADE"), primary_key=True),
+    Column("answers", Integer, nullable=False, server_default=text("0")),
+    Column("correct", Integer, nullable=False, server_default=text("0")),
+    Column("window_answers", Integer, nullable=False, server_default=text("0")),
+    Column("window_correct", Integer, nullable=False, server_default=text("0")),
+    Column("paused", Boolean, nullable=False, server_default=text("false")),
+    Column("paused_at", Float),
+    Column("lifted_at", Float),
+    Column("lifted_by", Id, ForeignKey("users.id", ondelete="SET NULL")),
 )

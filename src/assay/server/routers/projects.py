@@ -38,6 +38,9 @@ class ProjectIn(BaseModel):
     show_fields: list[str] = []
     target_confidence: float | None = Field(None, ge=0.5, lt=1.0)
     max_answers: int | None = Field(None, ge=1, le=100)
+    gold_rate: float | None = Field(None, ge=0.0, le=0.5)
+    gold_min_accuracy: float | None = Field(None, gt=0.0, le=1.0)
+    gold_min_answers: int | None = Field(None, ge=1, le=1000)
 
 
 class MemberIn(BaseModel):
@@ -56,7 +59,9 @@ def create_project(body: ProjectIn, ws: WS, _: Admin):
     p = ws.create_project(body.name, body.dataset_id, classes, kind=body.schema_.kind,
                           instructions=body.schema_.instructions, overlap=body.overlap,
                           lease_seconds=body.lease_seconds, show_fields=body.show_fields,
-                          target_confidence=body.target_confidence, max_answers=body.max_answers)
+                          target_confidence=body.target_confidence, max_answers=body.max_answers,
+                          gold_rate=body.gold_rate, gold_min_accuracy=body.gold_min_accuracy,
+                          gold_min_answers=body.gold_min_answers)
     return json(p, 201)
 
 

@@ -246,6 +246,14 @@
 
   function onFetchError(err) {
     if (err && err.status === 401) return; // redirecting to /login
+    if (err && err.status === 403 && err.code === "paused") {
+      // Paused by the project's gold-accuracy bar: finish what is on screen, then say why.
+      state.pausedMsg = api.messageOf(err);
+      state.exhausted = true;
+      ui.pausedReason.textContent = state.pausedMsg;
+      if (!state.current) renderEmpty();
+      return;
+    }
     if (err && err.status === 409 && err.details && Array.isArray(err.details.held)) {
       // The server caps the leases one user holds (current + queue = the cap); an answer
       // still in flight holds its lease until it lands. Not an error: ask again when a
@@ -314,6 +322,7 @@
     state.selected = new Set(state.multi && Array.isArray(entry.prevLabel) ? entry.prevLabel : []);
     ui.loading.hidden = true;
     ui.done.hidden = true;
+    ui.paused.hidden = true;
     ui.item.hidden = false;
     ui.item.dataset.taskId = entry.task.id;
     ui.item.dataset.itemId = item.id;
@@ -385,9 +394,12 @@
     delete ui.item.dataset.itemId;
     ui.text.textContent = "";
     ui.image.removeAttribute("src");
-    const done = state.exhausted && !state.fetching && state.queue.length === 0;
+    const finished = state.exhausted && !state.fetching && state.queue.length === 0;
+    const paused = finished && !!state.pausedMsg;
+    const done = finished && !paused;
+    ui.paused.hidden = !paused;
     ui.done.hidden = !done;
-    ui.loading.hidden = done;
+    ui.loading.hidden = finished;
     if (!done) ui.loading.textContent = "Loading…";
     document.body.classList.toggle("is-done", done);
     updateControls();
@@ -613,6 +625,7 @@
       classes: $("classes"), submit: $("submit"), skip: $("skip"), undo: $("undo"),
       keysHelp: $("keys-help"), instructions: $("instructions"), instructionsBox: $("instructions-box"),
       projectName: $("project-name"), stage: document.querySelector(".stage"),
+      paused: $("paused"), pausedReason: $("paused-reason"),
     };
     if (!projectId) {
       ui.loading.textContent = "No project given.";
@@ -630,6 +643,12 @@
       b.addEventListener("mousedown", function (e) { e.preventDefault(); });
     });
     $("check-again").addEventListener("click", function () {
+      resume();
+      showNext();
+    });
+    $("paused-retry").addEventListener("click", function () {
+      state.pausedMsg = null;
+      ui.paused.hidden = true;
       resume();
       showNext();
     });

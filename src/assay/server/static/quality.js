@@ -108,7 +108,76 @@
   async function load() {
     const r = await api.get(base + "/quality");
     render(r);
+    await Promise.all([loadGold(), loadReview()]);
     return r;
+  }
+
+  let project = null;
+
+  /** Gold record per annotator; admins can lift a pause. */
+  async function loadGold() {
+    const g = await api.get(base + "/annotators/gold");
+    const bar = project && project.gold_min_accuracy;
+    document.getElementById("gold-settings").textContent = (project && project.has_gold
+      ? "Gold questions are mixed into " + pct(project.gold_rate) + " of each annotator's tasks. "
+      : "No gold questions imported yet. ") +
+      (bar ? "Annotators below " + pct(bar) + " after " + project.gold_min_answers + " gold answers are paused."
+        : "Nobody is paused automatically (no accuracy bar set).");
+    const rows = (g.annotators || []).map(function (a) {
+      const status = el("td", { class: a.paused ? "paused" : "" });
+      if (a.paused) {
+        status.append(el("span", { class: "badge badge-warn", text: "paused" }));
+        if (me && me.role === "admin") {
+          const btn = el("button", { type: "button", class: "btn btn-small", "data-lift": a.user_id, text: "Lift pause" });
+          btn.addEventListener("click", async function () {
+            btn.disabled = true;
+            try { await api.post(base + "/annotators/" + a.user_id + "/unpause"); await loadGold(); }
+            catch (err) { btn.disabled = false; api.showError(err, "Could not lift the pause"); }
+          });
+          status.append(" ", btn);
+        }
+      } else status.textContent = "active";
+      return el("tr", { "data-user-id": a.user_id },
+        el("td", { text: a.username }), el("td", { class: "num", text: num(a.answers) }),
+        el("td", { class: "num", text: pct(a.accuracy) }),
+        el("td", { class: "num", text: a.window_correct + " / " + a.window_answers }), status);
+    });
+    if (!rows.length) rows.push(el("tr", null, el("td", { colspan: "5", class: "muted", text: "No gold answers yet" })));
+    document.querySelector("#gold tbody").replaceChildren(...rows);
+  }
+
+  /** The first items of the review queue, each with one button per class. */
+  async function loadReview() {
+    const q = await api.get(base + "/consensus?status=review&limit=20");
+    const classes = project ? project.schema.classes.map(function (c) { return c.name; }) : [];
+    const list = document.getElementById("review");
+    const entries = await Promise.all((q.items || []).map(async function (it) {
+      let text = "item " + it.item_id;
+      try { const item = await api.get("/api/items/" + it.item_id); if (item.text) text = item.text; } catch (e) { /* keep the id */ }
+      const li = el("li", { class: "review-item", "data-item-id": it.item_id },
+        el("p", { class: "review-text", text: text }),
+        el("p", { class: "muted small", text: it.answers + " answers · leaning " + it.label + " (" + pct(it.confidence) + ")" }));
+      const buttons = el("div", { class: "review-actions" });
+      classes.forEach(function (c) {
+        const btn = el("button", { type: "button", class: "btn btn-small", "data-decide": c, text: c });
+        btn.addEventListener("click", async function () {
+          buttons.querySelectorAll("button").forEach(function (b) { b.disabled = true; });
+          try {
+            await api.post(base + "/items/" + it.item_id + "/review", { label: c });
+            li.replaceChildren(el("p", { class: "muted", text: "Decided: " + c }));
+            li.classList.add("decided");
+          } catch (err) {
+            buttons.querySelectorAll("button").forEach(function (b) { b.disabled = false; });
+            api.showError(err, "Could not save the decision");
+          }
+        });
+        buttons.append(btn);
+      });
+      if (project && project.schema.kind === "single") li.append(buttons);
+      return li;
+    }));
+    if (!entries.length) entries.push(el("li", { class: "muted", text: "The review queue is empty." }));
+    list.replaceChildren(...entries);
   }
 
   async function refit() {
@@ -149,7 +218,7 @@
       const btn = document.getElementById("refit");
       if (me.role === "admin") btn.addEventListener("click", refit);
       else { btn.disabled = true; btn.title = "Only an admin may re-fit"; }
-      const p = await api.get(base);
+      const p = project = await api.get(base);
       document.getElementById("project-title").textContent = "Quality · " + p.name;
       document.title = "Quality · " + p.name + " · assay";
       await load();

@@ -1,0 +1,344 @@
+"""Gold questions and reviewers' final decisions.
+
+Gold items are items of the project whose true label is known. Their tasks
+are flagged ``is_gold``: they leave the shared pool (``open_slots`` 0) and
+are handed out by :func:`claim` instead — to every annotator once, at the
+project's ``gold_rate`` (default 5 %) of their tasks, through the same
+lease, the same task ids and the same payloads as every other task, so
+nobody can tell them apart.
+
+Each answer to a gold task is scored at once (:func:`score_answer`, in the
+answer's own transaction) into ``gold_stats``. When a project has a bar
+(``gold_min_accuracy``), an annotator whose accuracy on gold since the last
+lifted pause falls below it, after at least ``gold_min_answers`` gold
+answers, is paused: ``tasks/next`` refuses them with the reason
+(:class:`~assay.errors.Paused`) until an admin lifts the pause
+(:func:`lift_pause`), which starts a fresh window.
+
+A reviewer's decision (:func:`decide`) is final: the item's consensus becomes
+that label with confidence 1 and it gets no more answers. It is stored next
+to gold (``source`` 'review'): re-fits clamp it and it scores the
+annotators who answered the item, like gold. Reviewed items are not handed
+out as gold questions.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from sqlalchemy import JSON, bindparam, text
+
+from assay.errors import InvalidInput, NotFound, Paused
+
+DEFAULT_RATE = 0.05
+DEFAULT_MIN_ANSWERS = 5
+
+CLAIM = text(
+    "SELECT t.id, t.item_id FROM tasks t WHERE t.project_id = :project AND t.is_gold"
+    " AND NOT EXISTS (SELECT 1 FROM answers a WHERE a.task_id = t.id AND a.annotator_id = :user)"
+    " AND NOT EXISTS (SELECT 1 FROM skips s WHERE s.task_id = t.id AND s.annotator_id = :user)"
+    " AND NOT EXISTS (SELECT 1 FROM leases l WHERE l.task_id = t.id AND l.annotator_id = :user)"
+    " ORDER BY random() LIMIT 1"
+)
+_PAUSED = text(
+    "SELECT paused, window_answers, window_correct FROM gold_stats"
+    " WHERE project_id = :p AND annotator_id = :u"
+)
+_GOLD_LABEL = text("SELECT label FROM gold WHERE project_id = :p AND item_id = :i").columns(label=JSON)
+_ENSURE_STATS = text(
+    "INSERT INTO gold_stats (project_id, annotator_id, answers, correct, window_answers,"
+    " window_correct, paused) VALUES (:p, :u, 0, 0, 0, 0, false) ON CONFLICT DO NOTHING"
+)
+_COUNT = text(
+    "UPDATE gold_stats SET answers = answers + 1, correct = correct + :ok,"
+    " window_answers = window_answers + 1, window_correct = window_correct + :ok"
+    " WHERE project_id = :p AND annotator_id = :u"
+    " RETURNING paused, window_answers, window_correct"
+)
+_PAUSE = text(
+    "UPDATE gold_stats SET paused = true, paused_at = :now WHERE project_id = :p AND annotator_id = :u"
+)
+
+
+def check_settings(rate: Any, min_accuracy: Any, min_answers: Any) -> tuple[float | None, float | None, int | None]:
+    """Validate gold settings (None keeps the default / no bar)."""
+    def number(x, name):
+        if isinstance(x, bool) or not isinstance(x, int | float):
+            raise InvalidInput(f"{name} must be a number")
+        return float(x)
+
+    if rate is not None:
+        rate = number(rate, "gold_rate")
+        if not 0.0 <= rate <= 0.5:
+            raise InvalidInput("gold_rate (share of tasks that are gold questions) must be from 0 to 0.5")
+    if min_accuracy is not None:
+        min_accuracy = number(min_accuracy, "gold_min_accuracy")
+        if not 0.0 < min_accuracy <= 1.0:
+            raise InvalidInput("gold_min_accuracy must be above 0 and at most 1")
+    if min_answers is not None:
+        if isinstance(min_answers, bool) or not isinstance(min_answers, int) or not 1 <= min_answers <= 1000:
+            raise InvalidInput("gold_min_answers must be an integer from 1 to 1000")
+    return rate, min_accuracy, min_answers
+
+
+def rate_of(project: dict) -> float:
+    r = project.get("gold_rate")
+    return DEFAULT_RATE if r is None else r
+
+
+def same_label(a: Any, b: Any) -> bool:
+    """Single-label: equal strings; multi-label: the same set of classes."""
+    if isinstance(a, list) and isinstance(b, list):
+        return sorted(a) == sorted(b)
+    return a == b
+
+
+# ---------------------------------------------------------------- hand-out
+
+
+def check_not_paused(conn, project: dict, user_id: int) -> None:
+    """Raise :class:`Paused` (with the reason) if the annotator is paused."""
+    row = conn.execute(_PAUSED, {"p": project["id"], "u": user_id}).first()
+    if row is not None and row.paused:
+        raise Paused(pause_reason(project, row.window_answers, row.window_correct),
+                     gold_answers=row.window_answers, gold_correct=row.window_correct,
+                     bar=project.get("gold_min_accuracy"))
+
+
+def pause_reason(project: dict, n: int, ok: int) -> str:
+    bar = project.get("gold_min_accuracy") or 0.0
+    share = ok / n if n else 0.0
+    return (f"You are paused in project {project['name']!r}: {ok} of your {n} answers to check "
+            f"questions were right ({share:.0%}), below this project's bar of {bar:.0%}. "
+            "An admin can review your answers and lift the pause.")
+
+
+def wants_gold(project: dict, rng: random.Random | None = None) -> bool:
+    rate = rate_of(project)
+    return rate > 0 and (rng or random).random() < rate
+
+
+def claim(conn, project_id: int, user_id: int):
+    """A gold task this annotator has not seen (random), or None. The caller leases it."""
+    return conn.execute(CLAIM, {"project": project_id, "user": user_id}).first()
+
+
+# ---------------------------------------------------------------- scoring
+
+
+def score_answer(conn, project: dict, item_id: int, user_id: int, label: Any, now: float | None = None) -> dict:
+    """Score one answer to a gold task, in the answer's transaction; pause the
+    annotator if they fell below the project's bar. Returns the new counts."""
+    gold_label = conn.execute(_GOLD_LABEL, {"p": project["id"], "i": item_id}).scalar()
+    if gold_label is None:
+        return {}
+    ok = int(same_label(label, gold_label))
+    args = {"p": project["id"], "u": user_id}
+    conn.execute(_ENSURE_STATS, args)
+    row = conn.execute(_COUNT, {**args, "ok": ok}).one()
+    paused = bool(row.paused)
+    if not paused and _below_bar(project, row.window_answers, row.window_correct):
+        conn.execute(_PAUSE, {**args, "now": time.time() if now is None else now})
+        paused = True
+    return {"correct": bool(ok), "window_answers": row.window_answers,
+            "window_correct": row.window_correct, "paused": paused}
+
+
+def _below_bar(project: dict, n: int, ok: int) -> bool:
+    bar = project.get("gold_min_accuracy")
+    need = project.get("gold_min_answers") or DEFAULT_MIN_ANSWERS
+    return bar is not None and n >= need and ok / n < bar
+
+
+def rescore(conn, project: dict, annotator_ids: Iterable[int] | None = None, now: float | None = None) -> None:
+    """Recount ``gold_stats`` from the answers (after gold changed): totals
+    over all gold answers, the window over answers since the last lifted
+    pause. Applies the pause rule; never lifts a pause by itself."""
+    pid = project["id"]
+    q = ("SELECT a.annotator_id, a.label AS answer, g.label AS gold, a.created_at FROM gold g"
+         " JOIN answers a ON a.project_id = g.project_id AND a.item_id = g.item_id"
+         " WHERE g.project_id = :p")
+    args: dict[str, Any] = {"p": pid}
+    ids = None if annotator_ids is None else sorted(set(annotator_ids))
+    if ids is not None:
+        if not ids:
+            return
+        q += " AND a.annotator_id IN :ids"
+        args["ids"] = ids
+    stmt = text(q).columns(answer=JSON, gold=JSON)
+    if ids is not None:
+        stmt = stmt.bindparams(bindparam("ids", expanding=True))
+    rows = conn.execute(stmt, args).all()
+    lifted = {r.annotator_id: r.lifted_at for r in conn.execute(
+        text("SELECT annotator_id, lifted_at FROM gold_stats WHERE project_id = :p"), {"p": pid})}
+    counts: dict[int, list[int]] = {u: [0, 0, 0, 0] for u in (ids if ids is not None else lifted)}
+    for r in rows:
+        c = counts.setdefault(r.annotator_id, [0, 0, 0, 0])
+        ok = int(same_label(r.answer, r.gold))
+        c[0] += 1
+        c[1] += ok
+        since = lifted.get(r.annotator_id)
+        if since is None or r.created_at > since:
+            c[2] += 1
+            c[3] += ok
+    now = time.time() if now is None else now
+    for u, (n, ok, wn, wok) in counts.items():
+        conn.execute(_ENSURE_STATS, {"p": pid, "u": u})
+        conn.execute(text(
+            "UPDATE gold_stats SET answers = :n, correct = :ok, window_answers = :wn, window_correct = :wok"
+            " WHERE project_id = :p AND annotator_id = :u"), {"p": pid, "u": u, "n": n, "ok": ok, "wn": wn, "wok": wok})
+        if _below_bar(project, wn, wok):
+            conn.execute(text(
+                "UPDATE gold_stats SET paused = true, paused_at = :now"
+                " WHERE project_id = :p AND annotator_id = :u AND NOT paused"), {"p": pid, "u": u, "now": now})
+
+
+# ---------------------------------------------------------------- gold sets
+
+
+def add(conn, project: dict, rows: Sequence[tuple[int, Any]], user_id: int | None,
+        now: float | None = None) -> dict:
+    """Store gold labels (validated by the caller) for items of the project and
+    turn their tasks into gold tasks. One transaction (the caller's): an item
+    that is not in the project fails the whole call."""
+    pid = project["id"]
+    now = time.time() if now is None else now
+    by_item = dict(rows)  # a later row for the same item wins
+    ids = sorted(by_item)
+    known: set[int] = set()
+    for i in range(0, len(ids), 500):
+        chunk = ids[i:i + 500]
+        known.update(r.item_id for r in conn.execute(
+            text("SELECT item_id FROM tasks WHERE project_id = :p AND item_id IN :ids")
+            .bindparams(bindparam("ids", expanding=True)), {"p": pid, "ids": chunk}))
+    missing = [i for i in ids if i not in known]
+    if missing:
+        raise InvalidInput(f"{len(missing)} gold item(s) are not items of project {project['name']!r} "
+                           f"(first: {missing[:5]}); nothing was stored", missing=missing[:20])
+    existing = set()
+    for i in range(0, len(ids), 500):
+        existing.update(r.item_id for r in conn.execute(
+            text("SELECT item_id FROM gold WHERE project_id = :p AND item_id IN :ids")
+            .bindparams(bindparam("ids", expanding=True)), {"p": pid, "ids": ids[i:i + 500]}))
+    upsert = text(
+        "INSERT INTO gold (project_id, item_id, label, source, created_by, created_at)"
+        " VALUES (:p, :i, :label, 'import', :u, :now)"
+        " ON CONFLICT (project_id, item_id) DO UPDATE SET label = excluded.label,"
+        " source = excluded.source, created_by = excluded.created_by, created_at = excluded.created_at"
+    ).bindparams(bindparam("label", type_=JSON))
+    if ids:
+        conn.execute(upsert, [{"p": pid, "i": i, "label": by_item[i], "u": user_id, "now": now} for i in ids])
+        # Out of the pool: live leases on these tasks stay valid (their answers
+        # are scored), ``needed`` follows the answers from now on.
+        conn.execute(text(
+            "UPDATE tasks SET is_gold = true, open_slots = 0, needed = answer_count"
+            " WHERE project_id = :p AND item_id IN :ids").bindparams(bindparam("ids", expanding=True)),
+            {"p": pid, "ids": ids})
+        answered = [r.annotator_id for r in conn.execute(
+            text("SELECT DISTINCT annotator_id FROM answers WHERE project_id = :p AND item_id IN :ids")
+            .bindparams(bindparam("ids", expanding=True)), {"p": pid, "ids": ids})]
+        rescore(conn, project, answered, now)
+    return {"added": len(set(ids) - existing), "updated": len(existing & set(ids)), "gold": count(conn, pid)}
+
+
+def remove(conn, project: dict, item_id: int) -> None:
+    """Forget one gold label; an imported gold task goes back to the pool with
+    the project's overlap."""
+    pid = project["id"]
+    row = conn.execute(text("SELECT source FROM gold WHERE project_id = :p AND item_id = :i"),
+                       {"p": pid, "i": item_id}).first()
+    if row is None:
+        raise NotFound(f"item {item_id} has no gold label in project {project['name']!r}")
+    conn.execute(text("DELETE FROM gold WHERE project_id = :p AND item_id = :i"), {"p": pid, "i": item_id})
+    conn.execute(text(
+        "UPDATE tasks SET is_gold = false, needed = CASE WHEN answer_count > :k THEN answer_count ELSE :k END,"
+        " open_slots = CASE WHEN answer_count > :k THEN 0 ELSE :k - answer_count END"
+        " WHERE project_id = :p AND item_id = :i AND is_gold"),
+        {"p": pid, "i": item_id, "k": project["overlap"]})
+    answered = [r.annotator_id for r in conn.execute(
+        text("SELECT annotator_id FROM answers WHERE project_id = :p AND item_id = :i"), {"p": pid, "i": item_id})]
+    rescore(conn, project, answered)
+
+
+def count(conn, project_id: int) -> int:
+    return conn.execute(text("SELECT count(*) FROM gold WHERE project_id = :p AND source = 'import'"),
+                        {"p": project_id}).scalar_one()
+
+
+def list_gold(conn, project_id: int, *, after: int | None, limit: int) -> tuple[list[dict], int | None]:
+    rows = conn.execute(text(
+        "SELECT item_id, label, source, created_by, created_at FROM gold"
+        " WHERE project_id = :p AND item_id > :after ORDER BY item_id LIMIT :n").columns(label=JSON),
+        {"p": project_id, "after": after or 0, "n": limit}).all()
+    out = [dict(r._mapping) for r in rows]
+    return out, (out[-1]["item_id"] if len(out) == limit else None)
+
+
+# ---------------------------------------------------------------- reviewers
+
+
+def decide(conn, project: dict, item_id: int, label: Any, reviewer_id: int, now: float | None = None) -> dict:
+    """A reviewer's final label for an item (validated by the caller)."""
+    pid = project["id"]
+    now = time.time() if now is None else now
+    task = conn.execute(text("SELECT id, is_gold FROM tasks WHERE project_id = :p AND item_id = :i"),
+                        {"p": pid, "i": item_id}).first()
+    if task is None:
+        raise NotFound(f"item {item_id} is not in project {project['name']!r}")
+    if task.is_gold:
+        raise InvalidInput(f"item {item_id} is a gold question; its label is already known")
+    conn.execute(text(
+        "INSERT INTO gold (project_id, item_id, label, source, created_by, created_at)"
+        " VALUES (:p, :i, :label, 'review', :u, :now)"
+        " ON CONFLICT (project_id, item_id) DO UPDATE SET label = excluded.label,"
+        " created_by = excluded.created_by, created_at = excluded.created_at"
+    ).bindparams(bindparam("label", type_=JSON)), {"p": pid, "i": item_id, "label": label, "u": reviewer_id, "now": now})
+    # Final: no more answers (open slots nobody holds are withdrawn).
+    conn.execute(text("UPDATE tasks SET needed = needed - open_slots, open_slots = 0 WHERE id = :t"), {"t": task.id})
+    n = conn.execute(text("SELECT count(*) FROM answers WHERE task_id = :t"), {"t": task.id}).scalar_one()
+    classes = [c["name"] for c in project["schema"]["classes"]]
+    log_post = [0.0 if c == label else -1e9 for c in classes] if project["schema"]["kind"] == "single" else []
+    conn.execute(text(
+        "INSERT INTO item_consensus (project_id, item_id, label, confidence, log_post, answers, status, updated_at)"
+        " VALUES (:p, :i, :label, 1.0, :lp, :n, 'resolved', :now)"
+        " ON CONFLICT (project_id, item_id) DO UPDATE SET label = excluded.label, confidence = 1.0,"
+        " log_post = excluded.log_post, answers = excluded.answers, status = 'resolved', updated_at = excluded.updated_at"
+    ).bindparams(bindparam("label", type_=JSON), bindparam("lp", type_=JSON)),
+        {"p": pid, "i": item_id, "label": label, "lp": log_post, "n": n, "now": now})
+    answered = [r.annotator_id for r in conn.execute(
+        text("SELECT annotator_id FROM answers WHERE task_id = :t"), {"t": task.id})]
+    rescore(conn, project, answered, now)
+    return {"item_id": item_id, "label": label, "source": "review", "reviewer_id": reviewer_id, "answers": n}
+
+
+# ---------------------------------------------------------------- pauses
+
+
+def lift_pause(conn, project: dict, user_id: int, admin_id: int, now: float | None = None) -> dict:
+    now = time.time() if now is None else now
+    row = conn.execute(text(
+        "UPDATE gold_stats SET paused = false, lifted_at = :now, lifted_by = :a,"
+        " window_answers = 0, window_correct = 0"
+        " WHERE project_id = :p AND annotator_id = :u AND paused RETURNING answers, correct"),
+        {"p": project["id"], "u": user_id, "a": admin_id, "now": now}).first()
+    if row is None:
+        raise NotFound(f"user {user_id} is not paused in project {project['name']!r}")
+    return {"user_id": user_id, "paused": False, "lifted_at": now}
+
+
+def stats(conn, project_id: int) -> list[dict]:
+    rows = conn.execute(text(
+        "SELECT g.annotator_id AS user_id, u.username, g.answers, g.correct, g.window_answers,"
+        " g.window_correct, g.paused, g.paused_at, g.lifted_at FROM gold_stats g"
+        " JOIN users u ON u.id = g.annotator_id WHERE g.project_id = :p ORDER BY g.annotator_id"),
+        {"p": project_id}).all()
+    out = []
+    for r in rows:
+        d = dict(r._mapping)
+        d["paused"] = bool(d["paused"])
+        d["accuracy"] = d["correct"] / d["answers"] if d["answers"] else None
+        out.append(d)
+    return out

@@ -1,0 +1,77 @@
+"""Gold questions, reviewers' decisions and paused annotators."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Query
+from pydantic import BaseModel, Field
+from starlette.responses import Response
+
+from assay.server.deps import WS, Admin, Staff, json
+
+router = APIRouter(tags=["quality"])
+
+
+class GoldIn(BaseModel):
+    items: list[dict[str, Any]] = Field(min_length=1, max_length=100_000)
+    key: str | None = None
+
+
+class SettingsIn(BaseModel):
+    gold_rate: float | None = None
+    gold_min_accuracy: float | None = None
+    gold_min_answers: int | None = None
+
+
+class DecisionIn(BaseModel):
+    label: str | list[str]
+
+
+@router.post("/projects/{project_id}/gold", status_code=201)
+def import_gold(project_id: int, body: GoldIn, ws: WS, admin: Admin):
+    """Known labels: ``{"items": [{"item_id": 7, "label": "cat"}, …]}``, or with
+    ``"key": "my_id"`` rows ``{"my_id": …, "label": …}`` matched on an item
+    metadata field. Their tasks become gold questions. All or nothing."""
+    return json(ws.import_gold(project_id, body.items, key=body.key, user=admin), 201)
+
+
+@router.get("/projects/{project_id}/gold")
+def list_gold(project_id: int, ws: WS, user: Staff,
+              after: int | None = Query(None, ge=0), limit: int = Query(100, ge=1, le=1000)):
+    ws.require_access(project_id, user, roles=("admin", "reviewer"))
+    rows, nxt = ws.list_gold(project_id, after=after, limit=limit)
+    return json({"gold": rows, "next_after": nxt})
+
+
+@router.delete("/projects/{project_id}/gold/{item_id}", status_code=204)
+def remove_gold(project_id: int, item_id: int, ws: WS, _: Admin):
+    ws.remove_gold(project_id, item_id)
+    return Response(status_code=204)
+
+
+@router.patch("/projects/{project_id}/settings")
+def update_settings(project_id: int, body: SettingsIn, ws: WS, _: Admin):
+    """Change gold settings; only the keys sent change (``null`` for
+    ``gold_min_accuracy`` turns pausing off)."""
+    return json(ws.update_project(project_id, **body.model_dump(exclude_unset=True)))
+
+
+@router.post("/projects/{project_id}/items/{item_id}/review")
+def review(project_id: int, item_id: int, body: DecisionIn, ws: WS, user: Staff):
+    """A reviewer's final label for an item (e.g. from the review queue)."""
+    ws.require_access(project_id, user, roles=("admin", "reviewer"))
+    return json(ws.review(project_id, item_id, body.label, user))
+
+
+@router.get("/projects/{project_id}/annotators/gold")
+def gold_stats(project_id: int, ws: WS, user: Staff):
+    """Each annotator's record on gold and whether they are paused."""
+    ws.require_access(project_id, user, roles=("admin", "reviewer"))
+    return json({"annotators": ws.gold_stats(project_id)})
+
+
+@router.post("/projects/{project_id}/annotators/{user_id}/unpause")
+def lift_pause(project_id: int, user_id: int, ws: WS, admin: Admin):
+    """Let a paused annotator work again (a fresh gold window starts)."""
+    return json(ws.lift_pause(project_id, user_id, by=admin))

@@ -1,0 +1,51 @@
+"""Scheduled background re-fits: which projects are due, and the server's
+re-fitter running them without a request (SQLite and PostgreSQL)."""
+
+from __future__ import annotations
+
+import time
+
+from fastapi.testclient import TestClient
+
+from assay.server import create_app
+from factories import count, project_with_annotators
+
+
+def _answer_all(ws, p, people, n=None):
+    done = 0
+    for u in people:
+        while (t := ws.next_task(p["id"], u)) is not None:
+            ws.submit(t["id"], u, "pos" if t["item"]["id"] % 3 else "neg")
+            done += 1
+            if n is not None and done >= n:
+                return done
+    return done
+
+
+def test_refits_due_follows_answer_growth(ws):
+    p, people = project_with_annotators(ws, 120, 3, overlap=2, target_confidence=0.99, max_answers=3)
+    fixed, fixed_people = project_with_annotators(ws, 50, 2, overlap=2, name="fixed")
+    _answer_all(ws, fixed, fixed_people)
+    assert ws.refits_due(min_new=50) == []
+    _answer_all(ws, p, people, n=49)
+    assert ws.refits_due(min_new=50) == []  # not enough new answers yet
+    _answer_all(ws, p, people, n=1)
+    assert ws.refits_due(min_new=50) == [p["id"]]
+    ws.refit_quality(p["id"])
+    assert ws.refits_due(min_new=50) == []  # just fitted
+    # growth is relative: 25 % of the 50 fitted answers, but at least min_new
+    _answer_all(ws, p, people, n=20)
+    assert ws.refits_due(min_new=10) == [p["id"]]
+    assert ws.refits_due(min_new=30) == []
+
+
+def test_server_refits_in_the_background(ws):
+    p, people = project_with_annotators(ws, 100, 3, overlap=2, target_confidence=0.99, max_answers=3)
+    _answer_all(ws, p, people, n=250)
+    assert count(ws, "quality_models") == 0
+    with TestClient(create_app(ws, reclaim_interval=0, refit_interval=0.2)):
+        deadline = time.monotonic() + 30
+        while count(ws, "quality_models") == 0 and time.monotonic() < deadline:
+            time.sleep(0.1)
+    assert count(ws, "quality_models", "project_id = :p AND answers = 250", p=p["id"]) == 1
+    assert count(ws, "annotator_skills", "project_id = :p", p=p["id"]) == 3

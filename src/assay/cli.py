@@ -152,6 +152,29 @@ def _project(ws, project: str) -> dict:
     return ws.get_project(int(project) if project.isdigit() else project)
 
 
+def _aggregate_multilabel(answers: Path, method: str, gold: Path | None, out: Path | None, sep: str) -> None:
+    import sys
+
+    from assay.quality.io import read_answers_csv, read_gold_csv
+    from assay.quality.multilabel import aggregate_multilabel
+
+    if not sep:
+        _fail("--sep must not be empty")
+    df = read_answers_csv(answers)
+    split = [[c for c in cell.split(sep) if c] for cell in df["label"]]
+    gold_map = None
+    if gold is not None:
+        gold_map = {k: [c for c in v.split(sep) if c] for k, v in read_gold_csv(gold).items()}
+    r = aggregate_multilabel(df["item"].to_numpy(), df["worker"].to_numpy(), split, method=method, gold=gold_map)
+    frame = r.to_frame(sep)
+    frame["confidence"] = frame["confidence"].map(lambda c: f"{c:.6f}")
+    if out is None:
+        frame.to_csv(sys.stdout, index=False, lineterminator="\n")
+    else:
+        frame.to_csv(out, index=False, lineterminator="\n")
+        typer.echo(f"wrote {len(frame)} items to {out} (multi-label, {len(r.classes)} classes, method {method})")
+
+
 @project_app.command("gold")
 @command
 def project_gold(
@@ -248,8 +271,13 @@ def aggregate(
     method: Annotated[str, typer.Option(help="auto, mv, wawa, ds, one-coin, glad, mace or bwa.")] = "auto",
     gold: Annotated[Optional[Path], typer.Option(help="CSV item,label of known true labels (kept as given).")] = None,
     out: Annotated[Optional[Path], typer.Option(help="Write item,label,confidence here (default: stdout).")] = None,
+    multi_label: Annotated[bool, typer.Option(
+        "--multi-label", help="Each label cell is a set of classes joined by --sep (binary relevance).")] = False,
+    sep: Annotated[str, typer.Option(help="Separator of classes in a multi-label cell.")] = "|",
 ):
     """Infer one label per item from several people's answers (truth inference)."""
+    if multi_label:
+        return _aggregate_multilabel(answers, method, gold, out, sep)
     from assay.quality.io import aggregate_csv
 
     r = aggregate_csv(answers, method=method, gold=gold, out=out)

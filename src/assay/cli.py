@@ -148,6 +148,22 @@ def project_add_member(project: str, usernames: list[str], home: Home = None):
     typer.echo(f"{len(usernames)} member(s) added to {p['name']!r}")
 
 
+@app.command()
+@command
+def embed(
+    dataset: str,
+    model: Annotated[Optional[str], typer.Option(
+        help="Model name or path (default: all-MiniLM-L6-v2 for text, efficientnet-lite0 for images).")] = None,
+    home: Home = None,
+):
+    """Embed a dataset's items that have no vector yet (needs pip install 'assay[ml]')."""
+    ws = _ws(home)
+    ds = ws.get_dataset(int(dataset) if dataset.isdigit() else dataset)
+    r = ws.embed(ds["id"], model=model)
+    typer.echo(f"{r['embedded']} items embedded, {r['already']} already had a vector "
+               f"({r['model']}, {r['dim']}-d, {r['seconds']} s) -> vectors/{r['space']}")
+
+
 def _project(ws, project: str) -> dict:
     return ws.get_project(int(project) if project.isdigit() else project)
 
@@ -268,7 +284,7 @@ def export(
 @command
 def aggregate(
     answers: Annotated[Path, typer.Argument(help="CSV with a header item,worker,label (any ids and labels).")],
-    method: Annotated[str, typer.Option(help="auto, mv, wawa, ds, one-coin, glad, mace or bwa.")] = "auto",
+    method: Annotated[str, typer.Option(help="auto, mv, wawa, ds, one-coin, glad, mace, bwa, bcc, ebcc or minimax.")] = "auto",
     gold: Annotated[Optional[Path], typer.Option(help="CSV item,label of known true labels (kept as given).")] = None,
     out: Annotated[Optional[Path], typer.Option(help="Write item,label,confidence here (default: stdout).")] = None,
     multi_label: Annotated[bool, typer.Option(

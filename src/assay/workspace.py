@@ -28,6 +28,7 @@ from assay import handout, ingest, redundancy, schemas, security
 from assay.errors import Conflict, Forbidden, InvalidInput, NotFound, Unauthorized
 from assay.store import BlobStore, Database
 from assay.store import migrate
+from assay.store.vectors import VectorStore
 from assay.store.schema import (
     answers, datasets, items, members, projects, tokens, users,
 )
@@ -61,6 +62,7 @@ class Workspace:
         url = database_url or os.environ.get("ASSAY_DATABASE_URL") or f"sqlite:///{self.home / 'assay.db'}"
         self.db = Database(url)
         self.blobs = BlobStore(self.home / "blobs")
+        self.vectors = VectorStore(self.home / "vectors")
         if migrate_db:
             migrate.upgrade(self.db)
         self._projects: dict[int, tuple[float, dict]] = {}
@@ -365,6 +367,35 @@ class Workspace:
                 "SELECT 1 FROM tasks t JOIN members m ON m.project_id = t.project_id "
                 "WHERE t.item_id = :i AND m.user_id = :u LIMIT 1"
             ), {"i": item_id, "u": user["id"]}).first() is not None
+
+    # ------------------------------------------------------------ embeddings
+
+    def embed(self, dataset: int | str, *, model: str | None = None, embedder=None,
+              progress: bool = True, **model_kw) -> dict:
+        """Embed the dataset's items that have no vector yet in the model's
+        space (``model``: a name for :func:`assay.learn.get_embedder`; default
+        the text or image model matching the dataset's items) and store them
+        under ``vectors/``. Returns counts, the space and the seconds taken."""
+        from assay.embedding import embed_dataset, pending
+        from assay.learn.embedders import get_embedder, model_name
+
+        ds = self.dataset(dataset)
+        if embedder is None:
+            with self.db.read() as conn:
+                kinds = [r[0] for r in conn.execute(text(
+                    "SELECT DISTINCT kind FROM items WHERE dataset_id = :d"), {"d": ds["id"]})]
+            if not kinds:
+                raise InvalidInput(f"dataset {ds['name']!r} has no items to embed")
+            kind = "image" if kinds == ["image"] else "text"
+            done = pending(self, ds["id"], model_name(model, kind), kind)
+            if done is not None:
+                return done  # nothing new: don't load the model
+            embedder = get_embedder(model, kind=kind, **model_kw)
+        return embed_dataset(self, ds["id"], embedder, progress=progress)
+
+    def vectors_for(self, space: str, item_ids=None):
+        """``(item_ids, vectors)`` stored in an embedding space."""
+        return self.vectors.load(space, item_ids)
 
     # ------------------------------------------------------------ projects
 

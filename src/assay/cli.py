@@ -156,7 +156,7 @@ def embed(
         help="Model name or path (default: all-MiniLM-L6-v2 for text, efficientnet-lite0 for images).")] = None,
     home: Home = None,
 ):
-    """Embed a dataset's items that have no vector yet (needs pip install 'assay[ml]')."""
+    """Embed a dataset's items that have no vector yet (needs the ml extra of assay)."""
     ws = _ws(home)
     ds = ws.get_dataset(int(dataset) if dataset.isdigit() else dataset)
     r = ws.embed(ds["id"], model=model)

@@ -313,8 +313,26 @@ def simulate(
     max_answers: Annotated[Optional[int], typer.Option("--max-answers", help="adaptive: most answers per item (default: the data's median per item).")] = None,
     method: Annotated[str, typer.Option(help="Final aggregation: auto, mv, wawa, ds, one-coin, glad, mace or bwa.")] = "auto",
     seed: Annotated[int, typer.Option(help="Random seed (item order, answer draws).")] = 0,
+    ml: Annotated[bool, typer.Option("--ml", help="Run the whole loop with the in-loop model (needs the ml extra).")] = False,
+    items: Annotated[Optional[Path], typer.Option("--items", help="--ml: CSV item,text (embedded with the default text model).")] = None,
+    images: Annotated[Optional[Path], typer.Option("--images", help="--ml: folder of images, file name stem = item id.")] = None,
+    features: Annotated[Optional[Path], typer.Option("--features", help="--ml: precomputed features, an .npy (n, d) array.")] = None,
+    feature_ids: Annotated[Optional[Path], typer.Option("--feature-ids", help="--ml: one item id per line, aligned with --features.")] = None,
+    auto_target: Annotated[float, typer.Option("--auto-target", help="--ml: accuracy auto-labels must reach (Clopper-Pearson, 95 %).")] = 0.95,
+    audit_rate: Annotated[float, typer.Option("--audit-rate", help="--ml: share of auto-labels still sent to people.")] = 0.05,
+    model: Annotated[Optional[str], typer.Option("--model", help="--ml: embedding model (default per input kind).")] = None,
 ):
     """Replay real crowd answers through the real hand-out and aggregation; print one JSON object."""
+    if ml:
+        from assay.simulate_ml import simulate_ml
+
+        if truth is None:
+            _fail("--ml needs --truth")
+        r = simulate_ml(answers, truth, items_path=items, images_dir=images, features_path=features,
+                        feature_ids_path=feature_ids, target=target, max_answers=max_answers,
+                        auto_target=auto_target, audit_rate=audit_rate, seed=seed, model=model)
+        typer.echo(json.dumps(r))
+        return
     from assay.simulate import simulate as run
 
     r = run(answers, truth, policy=policy, overlap=overlap, target=target, max_answers=max_answers,

@@ -470,24 +470,35 @@ class Workspace:
             "target_confidence": r.target_confidence, "max_answers": r.max_answers,
             "gold_rate": _gold.rate_of({"gold_rate": r.gold_rate}), "gold_min_accuracy": r.gold_min_accuracy,
             "gold_min_answers": r.gold_min_answers or _gold.DEFAULT_MIN_ANSWERS, "has_gold": has_gold,
+            "ml_space": r.ml_space, "auto_label_target": r.auto_label_target, "audit_rate": r.audit_rate,
         }
         self._projects[r.id] = (time.monotonic() + self.project_cache_seconds, p)
         return p
 
     def update_project(self, project: int | str, **settings: Any) -> dict:
-        """Change a project's gold settings: ``gold_rate``, ``gold_min_accuracy``
-        (None: never pause), ``gold_min_answers``. Other keys are refused."""
+        """Change a project's settings: gold (``gold_rate``,
+        ``gold_min_accuracy`` — None: never pause — ``gold_min_answers``) and
+        machine learning in the loop (``ml_space``: the embedding space of
+        the model, None = off; ``auto_label_target``: accuracy auto-labels
+        must reach, None = no auto-labels; ``audit_rate``). Other keys are
+        refused."""
+        from assay import loop
+
         p = self.get_project(project)
-        allowed = ("gold_rate", "gold_min_accuracy", "gold_min_answers")
-        unknown = sorted(set(settings) - set(allowed))
+        gold_keys = ("gold_rate", "gold_min_accuracy", "gold_min_answers")
+        ml_keys = ("ml_space", "auto_label_target", "audit_rate")
+        unknown = sorted(set(settings) - set(gold_keys) - set(ml_keys))
         if unknown:
-            raise InvalidInput(f"cannot change {', '.join(unknown)}; changeable: {', '.join(allowed)}")
-        cur = {k: p[k] for k in allowed}
+            raise InvalidInput(f"cannot change {', '.join(unknown)}; changeable: {', '.join(gold_keys + ml_keys)}")
+        cur = {k: p[k] for k in gold_keys + ml_keys}
         cur.update(settings)
         rate, bar, need = _gold.check_settings(cur["gold_rate"], cur["gold_min_accuracy"], cur["gold_min_answers"])
+        space, target, audit = loop.check_settings(p, cur["ml_space"], cur["auto_label_target"], cur["audit_rate"],
+                                                   self.vectors)
         with self.db.write() as conn:
             conn.execute(projects.update().where(projects.c.id == p["id"]).values(
-                gold_rate=rate, gold_min_accuracy=bar, gold_min_answers=need))
+                gold_rate=rate, gold_min_accuracy=bar, gold_min_answers=need,
+                ml_space=space, auto_label_target=target, audit_rate=audit))
             _gold.rescore(conn, {**p, "gold_rate": rate, "gold_min_accuracy": bar, "gold_min_answers": need})
         self._projects.pop(p["id"], None)
         return self.get_project(p["id"])

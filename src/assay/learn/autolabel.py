@@ -41,13 +41,18 @@ def choose_threshold(confidence, correct, *, target: float = 0.95, alpha: float 
     Clopper-Pearson lower bound of accuracy >= ``target``; None if none has.
 
     ``confidence``: the model's confidence on held-out verified items;
-    ``correct``: whether its label matched the verified one. Candidate
+    ``correct``: whether its label matched the verified one — or, where the
+    verified label is itself uncertain (a crowd's consensus), the posterior
+    probability that the model's label is the true one (counts then add up
+    as expected numbers of right answers). Candidate
     thresholds are the confidences at every ``step``-th item (default: about
     50 candidates), tested from the top down, starting with the top
     ``2·⌈ln alpha / ln target⌉`` items (at least ``min_support``), where a
     clean record first has a chance to pass."""
     conf = np.asarray(confidence, float)
-    ok = np.asarray(correct, bool)
+    ok = np.asarray(correct, float)
+    if ((ok < 0) | (ok > 1)).any():
+        raise InvalidInput("correct must be booleans or probabilities of being right, in [0, 1]")
     if conf.shape != ok.shape or conf.ndim != 1:
         raise InvalidInput("confidence and correct must be 1-d of the same length")
     if not 0.5 <= target < 1 or not 0 < alpha < 0.5:
@@ -64,7 +69,7 @@ def choose_threshold(confidence, correct, *, target: float = 0.95, alpha: float 
     for n in range(start, conf.size + 1, step):
         t = c[n - 1]
         m = int(np.searchsorted(-c, -t, side="right"))  # every item tied at t is in the set
-        if clopper_pearson(int(k[m - 1]), m, alpha, "lower") >= target:
+        if clopper_pearson(float(k[m - 1]), m, alpha, "lower") >= target:
             best = float(t)
         else:
             break

@@ -127,6 +127,12 @@ projects = Table(
     Column("gold_rate", Float),
     Column("gold_min_accuracy", Float),
     Column("gold_min_answers", Integer),
+    # Machine learning in the loop (see assay.loop): the embedding space the
+    # in-loop model reads (NULL = off), the accuracy auto-labels must meet
+    # (NULL = no auto-labels) and the share of auto-labels audited by people.
+    Column("ml_space", String(128)),
+    Column("auto_label_target", Float),
+    Column("audit_rate", Float),
     CheckConstraint("overlap >= 1", name="overlap"),
 )
 
@@ -291,4 +297,47 @@ gold_stats = Table(
     Column("paused_at", Float),
     Column("lifted_at", Float),
     Column("lifted_by", Id, ForeignKey("users.id", ondelete="SET NULL")),
+)
+
+# The in-loop model's versions: when each was trained, on how many verified
+# labels, its calibration and the auto-label threshold chosen for it.
+ml_models = Table(
+    "ml_models",
+    metadata,
+    Column("project_id", Id, ForeignKey("projects.id", ondelete="CASCADE"), primary_key=True),
+    Column("version", Integer, primary_key=True),
+    Column("trained_at", Float, nullable=False),
+    Column("n_train", Integer, nullable=False),
+    Column("temperature", Float, nullable=False),
+    Column("oof_accuracy", Float),
+    Column("threshold", Float),
+    Column("auto_state", String(10), nullable=False),
+    Column("metrics", JSON),
+    CheckConstraint("auto_state IN ('off', 'on', 'stopped')", name="auto_state"),
+)
+
+# The latest prediction per item (model version, label, calibrated probabilities).
+predictions = Table(
+    "predictions",
+    metadata,
+    Column("project_id", Id, ForeignKey("projects.id", ondelete="CASCADE"), primary_key=True),
+    Column("item_id", Id, ForeignKey("items.id", ondelete="CASCADE"), primary_key=True),
+    Column("model_version", Integer, nullable=False),
+    Column("label", JSON, nullable=False),
+    Column("confidence", Float, nullable=False),
+    Column("proba", JSON, nullable=False),
+)
+
+# Items labeled by the model (no person needed): the label, the model
+# version, and whether the item was picked for an audit by people.
+auto_labels = Table(
+    "auto_labels",
+    metadata,
+    Column("project_id", Id, ForeignKey("projects.id", ondelete="CASCADE"), primary_key=True),
+    Column("item_id", Id, ForeignKey("items.id", ondelete="CASCADE"), primary_key=True),
+    Column("label", JSON, nullable=False),
+    Column("confidence", Float, nullable=False),
+    Column("model_version", Integer, nullable=False),
+    Column("audit", Boolean, nullable=False, server_default=text("false")),
+    Column("created_at", Float, nullable=False),
 )

@@ -1,0 +1,332 @@
+"""Machine learning in the loop: one step of the model's side of a project.
+
+:func:`ml_step` is what the background worker runs after answers arrive
+(debounced), and what ``assay simulate --ml`` runs through the same code:
+
+1. **Verified labels**: gold, reviewers' decisions, and items whose human
+   answers alone (annotator confusion matrices of the last re-fit) reach
+   the verification confidence.
+2. **Train** the calibrated classifier (:class:`assay.learn.model.
+   EmbeddingClassifier`) on their embeddings; store a new model version and
+   every item's prediction.
+3. **Auto-label** with a precision guarantee: the threshold comes from the
+   out-of-fold predictions on verified items plus the audits so far
+   (Clopper-Pearson, :func:`assay.learn.autolabel.choose_threshold`). Items
+   nobody answered yet above it are labeled by the model; a random
+   ``audit_rate`` share of them still goes to people. If the audits show the
+   auto-labels fall short, the threshold is raised (auto-labels below the new
+   one go back to people) or auto-labeling stops.
+4. **Model-informed consensus**: for items people are still answering, the
+   model's calibrated probabilities are the prior their answers update, so
+   one answer that agrees with a confident model can settle an item.
+5. **Active learning**: the hand-out's priorities put started items first,
+   then an uncertain-and-diverse batch (cold start: a diverse cover).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import numpy as np
+from sqlalchemy import JSON, bindparam, text
+
+from assay.errors import InvalidInput, NotFound
+
+DEFAULT_AUTO_TARGET = 0.95
+DEFAULT_AUDIT_RATE = 0.05
+ALPHA = 0.05
+MIN_TRAIN = 20
+VERIFY_CONFIDENCE = 0.95
+PRIORITY_STARTED = 3.0
+PRIORITY_VALIDATION = 2.5
+PRIORITY_BATCH = 2.0
+#: the validation share: at least this many items (or 5 %), labeled by people
+#: alone, held out of training; the auto-label threshold is chosen on them
+VALIDATION_MIN = 200
+VALIDATION_SHARE = 0.05
+
+
+def validation_mask(item_ids: np.ndarray, n_items: int) -> np.ndarray:
+    """A fixed pseudo-random share of the items (by id): people label them
+    without the model's help and the model never trains on them."""
+    rate = min(0.5, max(VALIDATION_SHARE, VALIDATION_MIN / max(n_items, 1)))
+    h = (np.asarray(item_ids, np.uint64) * np.uint64(2654435761)) % np.uint64(2**32)
+    return (h.astype(np.float64) / 2**32) < rate
+
+
+def check_settings(project: dict, space, target, audit, vectors) -> tuple[str | None, float | None, float | None]:
+    if space is None:
+        return None, None, None
+    if project["schema"]["kind"] != "single":
+        raise InvalidInput("machine learning in the loop needs a single-label project")
+    try:
+        vectors.meta(space)
+    except NotFound:
+        raise InvalidInput(f"no vectors in space {space!r}: embed the project's dataset first") from None
+    if target is not None:
+        if isinstance(target, bool) or not isinstance(target, int | float) or not 0.5 <= target < 1:
+            raise InvalidInput("auto_label_target must be a number in [0.5, 1)")
+        target = float(target)
+    if audit is not None:
+        if isinstance(audit, bool) or not isinstance(audit, int | float) or not 0 <= audit <= 0.5:
+            raise InvalidInput("audit_rate must be a number from 0 to 0.5")
+        audit = float(audit)
+    elif target is not None:
+        audit = DEFAULT_AUDIT_RATE
+    return space, target, audit
+
+
+def _log(p: np.ndarray) -> np.ndarray:
+    return np.log(np.maximum(p, 1e-12))
+
+
+def ml_step(ws, project: int | str, *, batch: int = 100, seed: int = 0, now: float | None = None) -> dict[str, Any]:
+    """Run one step (see the module docstring); returns what it did."""
+    from assay import redundancy
+    from assay.learn.active import select_batch
+    from assay.learn.autolabel import audit_verdict, choose_threshold
+    from assay.learn.model import EmbeddingClassifier
+    from assay.quality import online
+
+    p = ws.get_project(project)
+    if p["ml_space"] is None:
+        raise InvalidInput(f"project {p['name']!r} has no model: set ml_space first")
+    now = time.time() if now is None else now
+    rng = np.random.default_rng(seed)
+    names = [c["name"] for c in p["schema"]["classes"]]
+    k = len(names)
+    code = {n: i for i, n in enumerate(names)}
+    pid = p["id"]
+
+    with ws.db.read() as conn:
+        tasks = conn.execute(text(
+            "SELECT id, item_id, answer_count, needed, open_slots, is_gold FROM tasks WHERE project_id = :p "
+            "ORDER BY item_id"), {"p": pid}).all()
+        answers = conn.execute(text(
+            "SELECT item_id, annotator_id, label FROM answers WHERE project_id = :p").columns(label=JSON),
+            {"p": pid}).all()
+        skills = {r.annotator_id: r.confusion for r in conn.execute(text(
+            "SELECT annotator_id, confusion FROM annotator_skills WHERE project_id = :p").columns(confusion=JSON),
+            {"p": pid})}
+        qm = conn.execute(text("SELECT prior, default_confusion FROM quality_models WHERE project_id = :p")
+                          .columns(prior=JSON, default_confusion=JSON), {"p": pid}).first()
+        known = {r.item_id: r.label for r in conn.execute(text(
+            "SELECT item_id, label FROM gold WHERE project_id = :p").columns(label=JSON), {"p": pid})}
+        autos = {r.item_id: r for r in conn.execute(text(
+            "SELECT item_id, label, confidence, audit FROM auto_labels WHERE project_id = :p").columns(label=JSON),
+            {"p": pid})}
+        status = {r.item_id: r.status for r in conn.execute(text(
+            "SELECT item_id, status FROM item_consensus WHERE project_id = :p"), {"p": pid})}
+        last = conn.execute(text(
+            "SELECT version, threshold, auto_state FROM ml_models WHERE project_id = :p ORDER BY version DESC LIMIT 1"),
+            {"p": pid}).first()
+
+    item_ids = np.array([t.item_id for t in tasks], np.int64)
+    have = ws.vectors.ids(p["ml_space"])
+    with_vec = np.isin(item_ids, have)
+    pos = {int(i): j for j, i in enumerate(item_ids)}
+    X_ids, X = ws.vectors.load(p["ml_space"], item_ids[with_vec])
+    row_of = {int(i): j for j, i in enumerate(X_ids)}
+
+    # answers-only posteriors (the last re-fit's confusions; crowd default otherwise)
+    default = None
+    if qm is not None:
+        default = qm.default_confusion["confusion"] if isinstance(qm.default_confusion, dict) else qm.default_confusion
+    default = default or online.default_confusion(k)
+    prior = np.asarray(qm.prior if qm is not None else np.full(k, 1.0 / k))
+    ans_ll = np.zeros((len(tasks), k))
+    n_ans = np.zeros(len(tasks), np.intp)
+    for a in answers:
+        j = pos.get(a.item_id)
+        if j is None or a.label not in code:
+            continue
+        conf = np.asarray(skills.get(a.annotator_id, default))
+        ans_ll[j] += _log(conf[:, code[a.label]])
+        n_ans[j] += 1
+    lp_answers = ans_ll + _log(prior)
+    post_answers = np.exp(lp_answers - lp_answers.max(axis=1, keepdims=True))
+    post_answers /= post_answers.sum(axis=1, keepdims=True)
+
+    verify_at = max(VERIFY_CONFIDENCE, p["target_confidence"] or 0.0)
+    val = validation_mask(item_ids, len(tasks))
+    with ws.db.read() as conn:
+        open_now = {r.id for r in conn.execute(text(
+            "SELECT id FROM tasks WHERE project_id = :p AND open_slots > 0"), {"p": pid})}
+    done = np.array([t.id not in open_now for t in tasks], bool) & (n_ans > 0)
+    y = np.full(len(tasks), -1, np.intp)
+    answered = n_ans > 0
+    confident = answered & (post_answers.max(axis=1) >= verify_at)
+    y[confident] = post_answers[confident].argmax(axis=1)
+    resolved_by_people = np.array([status.get(int(i)) == "resolved" for i in item_ids], bool) & answered
+    cons_label = {}
+    if resolved_by_people.any():
+        with ws.db.read() as conn:
+            cons_label = {r.item_id: r.label for r in conn.execute(text(
+                "SELECT item_id, label FROM item_consensus WHERE project_id = :p AND status = 'resolved' "
+                "AND answers > 0").columns(label=JSON), {"p": pid})}
+    for j in np.flatnonzero(resolved_by_people & (y < 0)):
+        lab = cons_label.get(int(item_ids[j]))
+        if lab in code:
+            y[j] = code[lab]
+    for item, lab in known.items():
+        if item in pos and lab in code:
+            y[pos[item]] = code[lab]
+    # validation items: people's answers alone, once they are done
+    y_val = np.where(done & val, post_answers.argmax(axis=1), -1)
+    known_mask = np.array([int(i) in known for i in item_ids], bool)
+    val_known = val & known_mask
+    y_val[val_known] = y[val_known]  # gold on a validation item: its label is certain
+    train = (y >= 0) & with_vec & ~val
+    result: dict[str, Any] = {"version": None, "verified": int(train.sum()), "auto_labeled": 0, "auto_reverted": 0,
+                              "threshold": None, "auto_state": "off", "items_without_vectors": int((~with_vec).sum())}
+
+    proba = None
+    if train.sum() >= MIN_TRAIN and np.unique(y[train]).size >= 2:
+        rows = np.array([row_of[int(i)] for i in item_ids[train]])
+        clf = EmbeddingClassifier(random_state=seed).fit(X[rows], y[train], n_classes=k)
+        proba_vec = clf.predict_proba(X)
+        proba = np.full((len(tasks), k), 1.0 / k)
+        proba[with_vec] = proba_vec[[row_of[int(i)] for i in item_ids[with_vec]]]
+        oof = clf.oof_proba_
+        oof_right = oof.argmax(axis=1) == y[train]
+        version = (last.version if last is not None else 0) + 1
+        held = (y_val >= 0) & with_vec
+        # P(the model's label is the true one | people's answers): the crowd's
+        # own labels are not certain, so count expected right answers
+        val_right = post_answers[held, proba[held].argmax(axis=1)]
+        val_right = np.where(val_known[held], proba[held].argmax(axis=1) == y_val[held], val_right)
+        result.update(version=version, oof_accuracy=float(oof_right.mean()), temperature=clf.temperature_,
+                      validation=int(held.sum()),
+                      validation_accuracy=float(val_right.mean()) if held.any() else None)
+
+        # ---- auto-label threshold: held-out verified items + audits so far
+        threshold, state = None, "off"
+        target = p["auto_label_target"]
+        if target is not None:
+            audited = [(a.confidence, code.get(a.label) == y[pos[i]]) for i, a in autos.items()
+                       if a.audit and i in pos and y[pos[i]] >= 0 and (n_ans[pos[i]] > 0 or i in known)]
+            # held out: validation items (the model never trained on them),
+            # gold items by their out-of-fold predictions, and the audits
+            is_known = np.array([int(i) in known for i in item_ids[train]], bool)
+            conf_h = np.r_[proba[held].max(axis=1), oof[is_known].max(axis=1), [c for c, _ in audited]]
+            right_h = np.r_[val_right, oof_right[is_known], [r for _, r in audited]]
+            ok_audits = sum(r for _, r in audited)
+            verdict = audit_verdict(ok_audits, len(audited), target=target, alpha=ALPHA)
+            if last is not None and last.auto_state == "stopped":
+                state = "stopped"
+            else:
+                threshold = choose_threshold(conf_h, right_h, target=target, alpha=ALPHA)
+                if verdict == "fail" and last is not None and last.threshold is not None:
+                    if threshold is not None and threshold <= last.threshold:
+                        threshold = None  # the audits say the old one was too low: no lower again
+                    if threshold is None:
+                        state = "stopped"
+                state = state if state == "stopped" else ("on" if threshold is not None else "off")
+            result.update(audits=len(audited), audits_correct=int(ok_audits), audit_verdict=verdict)
+        result.update(threshold=threshold, auto_state=state)
+
+        with ws.db.write() as conn:
+            conn.execute(text(
+                "INSERT INTO ml_models (project_id, version, trained_at, n_train, temperature, oof_accuracy, "
+                "threshold, auto_state, metrics) VALUES (:p, :v, :now, :n, :t, :acc, :th, :st, :m)"
+            ).bindparams(bindparam("m", type_=JSON)),
+                {"p": pid, "v": version, "now": now, "n": int(train.sum()), "t": clf.temperature_,
+                 "acc": result["oof_accuracy"], "th": threshold, "st": state, "m": {"classes": names}})
+            conn.execute(text("DELETE FROM predictions WHERE project_id = :p"), {"p": pid})
+            conn.execute(text(
+                "INSERT INTO predictions (project_id, item_id, model_version, label, confidence, proba) "
+                "VALUES (:p, :i, :v, :label, :c, :pr)").bindparams(
+                    bindparam("label", type_=JSON), bindparam("pr", type_=JSON)),
+                [{"p": pid, "i": int(item_ids[j]), "v": version, "label": names[int(proba[j].argmax())],
+                  "c": float(proba[j].max()), "pr": [round(float(x), 6) for x in proba[j]]}
+                 for j in np.flatnonzero(with_vec)])
+
+            # ---- revert auto-labels the (raised) threshold no longer covers, unless audited by people
+            revert = [i for i, a in autos.items() if (state != "on" or a.confidence < threshold)
+                      and i in pos and n_ans[pos[i]] == 0]
+            for i in revert:
+                conn.execute(text("DELETE FROM auto_labels WHERE project_id = :p AND item_id = :i"),
+                             {"p": pid, "i": i})
+                t = tasks[pos[i]]
+                conn.execute(text("UPDATE tasks SET needed = :k, open_slots = :k - answer_count "
+                                  "WHERE id = :t AND NOT is_gold AND answer_count < :k"),
+                             {"t": t.id, "k": max(p["overlap"], 1)})
+                autos.pop(i)
+            result["auto_reverted"] = len(revert)
+
+            # ---- new auto-labels: items nobody answered, above the threshold
+            if state == "on":
+                conf_now = proba.max(axis=1)
+                new = [j for j in np.flatnonzero(with_vec & (n_ans == 0) & (conf_now >= threshold) & ~val)
+                       if int(item_ids[j]) not in autos and int(item_ids[j]) not in known and not tasks[j].is_gold]
+                audit_rate = p["audit_rate"] or 0.0
+                rows_in = []
+                for j in new:
+                    audit = bool(rng.random() < audit_rate)
+                    rows_in.append({"p": pid, "i": int(item_ids[j]), "label": names[int(proba[j].argmax())],
+                                    "c": float(conf_now[j]), "v": version, "a": audit, "now": now})
+                    if not audit:  # out of the pool; audits keep their slots for people
+                        conn.execute(text("UPDATE tasks SET needed = needed - open_slots, open_slots = 0 "
+                                          "WHERE id = :t"), {"t": tasks[j].id})
+                if rows_in:
+                    conn.execute(text(
+                        "INSERT INTO auto_labels (project_id, item_id, label, confidence, model_version, audit, "
+                        "created_at) VALUES (:p, :i, :label, :c, :v, :a, :now)").bindparams(
+                            bindparam("label", type_=JSON)), rows_in)
+                result["auto_labeled"] = len(rows_in)
+
+            # ---- model-informed consensus for items still open
+            target_c, max_answers = p["target_confidence"], p["max_answers"]
+            upserts = []
+            counts = {"resolved": 0, "review": 0, "open": 0}
+            for j, t in enumerate(tasks):
+                item = int(item_ids[j])
+                if (t.is_gold or item in known or not with_vec[j] or val[j]
+                        or status.get(item) in ("resolved", "review")):
+                    continue
+                lp = (_log(proba[j]) + ans_ll[j]).tolist()
+                best, confv = online.decision(lp)
+                st = "open"
+                if n_ans[j] > 0 and target_c is not None:
+                    cur = conn.execute(text("SELECT answer_count, needed FROM tasks WHERE id = :t"),
+                                       {"t": t.id}).one()
+                    step = redundancy._step(lp, confv, cur.answer_count, cur.needed, target_c, max_answers, None)
+                    st = redundancy._apply(conn, t.id, step)
+                counts[st] += 1
+                upserts.append({"p": pid, "i": item, "label": names[best], "conf": confv, "lp": lp,
+                                "n": int(n_ans[j]), "status": st, "now": now})
+            if upserts:
+                conn.execute(redundancy._UPSERT, upserts)
+            result["consensus"] = counts
+
+    # ---- active learning: started items first, then an uncertain, diverse batch
+    is_gold = np.array([bool(t.is_gold) for t in tasks], bool)
+    labeled = (n_ans > 0) | (y >= 0) | np.isin(item_ids, np.array(list(autos), np.int64)) | is_gold | val
+    with ws.db.read() as conn:
+        open_now = {r.id for r in conn.execute(text(
+            "SELECT id FROM tasks WHERE project_id = :p AND open_slots > 0"), {"p": pid})}
+    fresh = np.array([t.id in open_now for t in tasks], bool) & ~labeled & with_vec
+    chosen: list[int] = []
+    if fresh.any():
+        sub = np.flatnonzero(with_vec)
+        Xs = X[[row_of[int(i)] for i in item_ids[sub]]]
+        lab_sub = ~fresh[sub]
+        pick = select_batch(Xs, None if proba is None else proba[sub], lab_sub, batch, rng=rng)
+        chosen = [int(tasks[sub[i]].id) for i in pick]
+    started = [t.id for j, t in enumerate(tasks) if n_ans[j] > 0 and t.id in open_now]
+    validating = [t.id for j, t in enumerate(tasks) if val[j] and n_ans[j] == 0 and t.id in open_now]
+    with ws.db.write() as conn:
+        conn.execute(text("UPDATE tasks SET priority = 0 WHERE project_id = :p AND priority <> 0"), {"p": pid})
+        if started:
+            conn.execute(text("UPDATE tasks SET priority = :pr WHERE id = :t"),
+                         [{"t": t, "pr": PRIORITY_STARTED} for t in started])
+        if validating:
+            conn.execute(text("UPDATE tasks SET priority = :pr WHERE id = :t"),
+                         [{"t": t, "pr": PRIORITY_VALIDATION} for t in validating])
+        if chosen:
+            conn.execute(text("UPDATE tasks SET priority = :pr WHERE id = :t"),
+                         [{"t": t, "pr": PRIORITY_BATCH + 0.4 * (len(chosen) - r) / (len(chosen) + 1)}
+                          for r, t in enumerate(chosen)])
+    result["batch"] = len(chosen)
+    return result

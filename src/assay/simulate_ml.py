@@ -1,0 +1,258 @@
+"""``assay simulate --ml``: the whole loop, replayed on real answers.
+
+Like :mod:`assay.simulate` (real crowd answers drawn per item without
+replacement, through the real hand-out and ``Workspace.submit`` with
+adaptive redundancy), plus the model's side (:func:`assay.loop.ml_step`):
+items are embedded (``--items`` texts with the default text model,
+``--images`` with the default image model, or ``--features`` given), the
+in-loop model is retrained as answers arrive, auto-labels items above its
+guaranteed threshold (a share audited by people), feeds its calibrated
+prediction into the consensus, and orders the hand-out (active learning).
+
+The baseline is measured in the same run: every item answered by 3 people
+(3 of its real answers, drawn with the same seed), majority vote.
+
+``answers_used`` counts human answers only. Final labels: a person-verified
+consensus where people answered (the online posterior with the model's
+prior), the auto-label where the model labeled alone.
+"""
+
+from __future__ import annotations
+
+import math
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from sqlalchemy import JSON, text
+
+from assay.errors import InvalidInput
+from assay.simulate import _read, _sort_classes
+
+_NEXT_OPEN = text(
+    "SELECT id, item_id FROM tasks WHERE project_id = :p AND open_slots > 0 ORDER BY priority DESC, id LIMIT 1"
+)
+_CLOSE = text("UPDATE tasks SET needed = needed - open_slots, open_slots = 0 WHERE id = :t")
+
+
+def _features(items, features_path, ids_path) -> tuple[np.ndarray, dict]:
+    f = Path(features_path)
+    if not f.is_file():
+        raise InvalidInput(f"{f} does not exist")
+    X = np.load(f)
+    if X.ndim != 2:
+        raise InvalidInput(f"{f.name} must hold a 2-d array (one row per item)")
+    if ids_path is None:
+        raise InvalidInput("--features needs --feature-ids (one item id per line, aligned with the rows)")
+    ids = [ln.strip() for ln in Path(ids_path).read_text().splitlines() if ln.strip()]
+    if len(ids) != X.shape[0]:
+        raise InvalidInput(f"{len(ids)} ids for {X.shape[0]} feature rows")
+    row = {i: j for j, i in enumerate(ids)}
+    missing = [i for i in items if i not in row]
+    if missing:
+        raise InvalidInput(f"{len(missing)} answered items have no feature row (first: {missing[0]!r})")
+    return X.astype(np.float32), row
+
+
+def baseline_mv(df: pd.DataFrame, truth: dict, k: int, seed: int) -> dict:
+    """Every item answered by ``k`` people (drawn from its real answers), majority vote."""
+    rng = np.random.default_rng(seed)
+    used, right, n = 0, 0, 0
+    for item, grp in df.groupby("item", sort=False):
+        labs = grp["label"].to_numpy()
+        pick = labs[rng.permutation(len(labs))[:k]]
+        used += len(pick)
+        counts = Counter(pick)
+        top = max(counts.values())
+        winners = sorted(c for c, v in counts.items() if v == top)
+        label = winners[int(rng.integers(len(winners)))]  # ties broken at random
+        if item in truth:
+            n += 1
+            right += label == truth[item]
+    return {"answers": used, "accuracy": right / n if n else None, "overlap": k}
+
+
+def simulate_ml(answers_path, truth_path, *, items_path=None, images_dir=None, features_path=None,
+                feature_ids_path=None, target: float = 0.95, max_answers: int | None = None,
+                auto_target: float = 0.95, audit_rate: float = 0.05, batch: int = 100, seed: int = 0,
+                model: str | None = None, ml_every: float = 0.1, ml_min: int = 100, baseline_k: int = 3,
+                progress: bool = False) -> dict:
+    from assay.loop import ml_step
+    from assay.workspace import Workspace
+
+    sources = [x is not None for x in (items_path, images_dir, features_path)]
+    if sum(sources) != 1:
+        raise InvalidInput("--ml needs exactly one of --items, --images or --features")
+    started = time.perf_counter()
+    df = _read(answers_path, ("item", "worker", "label"))
+    df = df.drop_duplicates(["item", "worker"], keep="last")
+    t = _read(truth_path, ("item", "label"))
+    truth = dict(zip(t["item"], t["label"]))
+    classes = _sort_classes(set(df["label"]) | set(truth.values()))
+    per_item = df.groupby("item", sort=False).size()
+    typical = int(math.ceil(per_item.median()))
+    m = max_answers if max_answers is not None else typical
+    rng = np.random.default_rng(seed)
+    item_names = per_item.index.to_numpy()
+    order = item_names[rng.permutation(len(item_names))]
+    pools: dict[str, list] = {}
+    for it, w, lab in zip(df["item"], df["worker"], df["label"]):
+        pools.setdefault(it, []).append((w, lab))
+    for it in pools:
+        pools[it] = [pools[it][j] for j in rng.permutation(len(pools[it]))]
+
+    with tempfile.TemporaryDirectory(prefix="assay-simml-") as tmp:
+        ws = Workspace(Path(tmp) / "ws")
+        try:
+            ds = ws.create_dataset("sim")
+            placeholder = pd.DataFrame({"text": [f"item {x}" for x in order], "item": order})
+            texts = None
+            if items_path is not None:
+                it = _read(items_path, ("item", "text"))
+                by = dict(zip(it["item"], it["text"]))
+                missing = [x for x in order if x not in by]
+                if missing:
+                    raise InvalidInput(f"{len(missing)} answered items have no text in {Path(items_path).name}")
+                texts = [by[x] for x in order]
+            ws.import_dataframe(ds["id"], placeholder)
+            with ws.db.read() as conn:
+                item_of = {r.text[len("item "):]: r.id for r in conn.execute(text(
+                    "SELECT id, text FROM items WHERE dataset_id = :d"), {"d": ds["id"]})}
+            ids = np.array([item_of[x] for x in order], np.int64)
+            embed_t = time.perf_counter()
+            if features_path is not None:
+                X, row = _features(order, features_path, feature_ids_path)
+                space = "features"
+                ws.vectors.add(space, ids, X[[row[x] for x in order]], {"model": "features", "kind": "given"})
+            elif texts is not None:
+                from assay.embedding import embed_dataset  # noqa: F401 - the same embedder path
+                from assay.learn.embedders import get_embedder
+
+                emb = get_embedder(model, kind="text")
+                vecs = np.concatenate([emb.embed(texts[i:i + 256]) for i in range(0, len(texts), 256)])
+                space = "sim-text"
+                ws.vectors.add(space, ids, vecs, {"model": emb.name, "kind": "text"})
+            else:
+                from assay.learn.embedders import get_embedder
+
+                folder = Path(images_dir)
+                files = {f.stem: f for f in folder.rglob("*") if f.suffix.lower() in (".png", ".jpg", ".jpeg", ".webp")}
+                missing = [x for x in order if str(x) not in files]
+                if missing:
+                    raise InvalidInput(f"{len(missing)} answered items have no image in {folder} (first: {missing[0]!r})")
+                emb = get_embedder(model, kind="image")
+                blobs = [files[str(x)].read_bytes() for x in order]
+                vecs = np.concatenate([emb.embed(blobs[i:i + 64]) for i in range(0, len(blobs), 64)])
+                space = "sim-images"
+                ws.vectors.add(space, ids, vecs, {"model": emb.name, "kind": "image"})
+            embed_seconds = time.perf_counter() - embed_t
+
+            proj = ws.create_project("sim", ds["id"], classes, lease_seconds=3600, overlap=1,
+                                     target_confidence=target, max_answers=min(max(m, 1), 100))
+            pid = proj["id"]
+            ws.update_project(pid, ml_space=space, auto_label_target=auto_target, audit_rate=audit_rate)
+            users = {}
+            for w in df["worker"].unique():
+                u, _ = ws.add_user(f"w:{w}")
+                users[w] = u
+            with ws.db.write() as conn:
+                conn.execute(text("INSERT INTO members (project_id, user_id, created_at) VALUES (:p, :u, 0)"),
+                             [{"p": pid, "u": u["id"]} for u in users.values()])
+            name_of = {int(i): x for i, x in zip(ids, order)}
+            with ws.db.read() as conn:
+                task_item = {r.id: r.item_id for r in conn.execute(text(
+                    "SELECT id, item_id FROM tasks WHERE project_id = :p"), {"p": pid})}
+
+            steps = [ml_step(ws, pid, batch=batch, seed=seed)]
+            used, last_ml, last_refit, exhausted, mismatches = 0, 0, 0, 0, 0
+            while True:
+                with ws.db.fast_read() as conn:
+                    row = conn.execute(_NEXT_OPEN, {"p": pid}).first()
+                if row is None:
+                    break
+                pool = pools[name_of[task_item[row.id]]]
+                if not pool:
+                    exhausted += 1
+                    with ws.db.write() as conn:
+                        conn.execute(_CLOSE, {"t": row.id})
+                    continue
+                w, lab = pool.pop()
+                user = users[w]
+                got = ws.next_task(pid, user)
+                while got is not None and got["id"] != row.id:
+                    mismatches += 1
+                    ws.skip(got["id"], user)
+                    got = ws.next_task(pid, user)
+                if got is None:
+                    continue
+                ws.submit(got["id"], user, lab)
+                used += 1
+                if used - last_refit >= max(200, 0.25 * used):
+                    ws.refit_quality(pid)
+                    last_refit = used
+                    last_ml = -10**9  # the model's prior goes back in right after a re-fit
+                if used - last_ml >= max(ml_min, ml_every * used):
+                    steps.append(ml_step(ws, pid, batch=batch, seed=seed + len(steps)))
+                    last_ml = used
+            ws.refit_quality(pid)
+            steps.append(ml_step(ws, pid, batch=batch, seed=seed + len(steps)))
+
+            with ws.db.read() as conn:
+                cons = {r.item_id: (r.label, r.confidence, r.answers) for r in conn.execute(text(
+                    "SELECT item_id, label, confidence, answers FROM item_consensus WHERE project_id = :p"
+                ).columns(label=JSON), {"p": pid})}
+                autos = {r.item_id: (r.label, bool(r.audit)) for r in conn.execute(text(
+                    "SELECT item_id, label, audit FROM auto_labels WHERE project_id = :p").columns(label=JSON),
+                    {"p": pid})}
+        finally:
+            ws.close()
+
+    final, how = {}, {}
+    for i, name in name_of.items():
+        c = cons.get(i)
+        if c is not None and c[2] > 0:
+            final[name], how[name] = c[0], "people"
+        elif i in autos:
+            final[name], how[name] = autos[i][0], "auto"
+        elif c is not None:
+            final[name], how[name] = c[0], "model"
+    scored = [x for x in final if x in truth]
+    auto_items = [x for x in scored if how[x] == "auto"]
+    people_items = [x for x in scored if how[x] == "people"]
+    acc = lambda xs: round(float(np.mean([final[x] == truth[x] for x in xs])), 6) if xs else None  # noqa: E731
+    base = baseline_mv(df, truth, baseline_k, seed)
+    last = steps[-1]
+    return {
+        "ml": True,
+        "seed": seed,
+        "settings": {"target_confidence": target, "max_answers": m, "auto_label_target": auto_target,
+                     "audit_rate": audit_rate, "batch": batch, "space": space},
+        "items": int(len(item_names)),
+        "items_with_truth": len(scored),
+        "answers_available": int(len(df)),
+        "answers_used": int(used),
+        "answers_used_share": round(used / len(df), 4),
+        "answers_per_item": round(used / len(item_names), 4),
+        "accuracy": acc(scored),
+        "items_resolved": len(people_items),
+        "accuracy_resolved": acc(people_items),
+        "items_auto_labeled": len([x for x in final if how[x] == "auto"]),
+        "accuracy_auto_labeled": acc(auto_items),
+        "items_model_only": len([x for x in final if how[x] == "model"]),
+        "auto_audits": sum(1 for a in autos.values() if a[1]),
+        "model_versions": sum(1 for s in steps if s.get("version")),
+        "threshold": last.get("threshold"),
+        "auto_state": last.get("auto_state"),
+        "model_oof_accuracy": last.get("oof_accuracy"),
+        "baseline": base,
+        "answers_vs_baseline": round(used / base["answers"], 4) if base["answers"] else None,
+        "accuracy_vs_baseline": (round(acc(scored) - base["accuracy"], 6)
+                                 if scored and base["accuracy"] is not None else None),
+        "items_exhausted": exhausted,
+        "handout_mismatches": mismatches,
+        "embed_seconds": round(embed_seconds, 2),
+        "seconds": round(time.perf_counter() - started, 2),
+    }

@@ -20,9 +20,11 @@ from assay.quality.auto import Auto
 from assay.quality.bwa import BWA
 from assay.quality.coding import AggregateResult, EncodedAnswers, aggregate, encode_answers
 from assay.quality.dawid_skene import DawidSkene, OneCoinDawidSkene
+from assay.quality.ebcc import BCC, EBCC
 from assay.quality.glad import GLAD
 from assay.quality.mace import MACE
 from assay.quality.majority import MajorityVote, Wawa
+from assay.quality.minimax import MinimaxEntropy
 
 #: method name -> estimator class (the names the CLI accepts)
 METHODS: dict[str, type[Aggregator]] = {
@@ -34,6 +36,9 @@ METHODS: dict[str, type[Aggregator]] = {
     "glad": GLAD,
     "mace": MACE,
     "bwa": BWA,
+    "bcc": BCC,
+    "ebcc": EBCC,
+    "minimax": MinimaxEntropy,
 }
 
 
@@ -50,6 +55,7 @@ def make_aggregator(method: str = "auto", **params) -> Aggregator:
 
 
 __all__ = [
-    "METHODS", "AggregateResult", "Aggregator", "Auto", "BWA", "DawidSkene", "EncodedAnswers", "GLAD",
-    "MACE", "MajorityVote", "OneCoinDawidSkene", "Wawa", "aggregate", "encode_answers", "make_aggregator",
+    "BCC", "EBCC", "METHODS", "AggregateResult", "Aggregator", "Auto", "BWA", "DawidSkene", "EncodedAnswers",
+    "GLAD", "MACE", "MajorityVote", "MinimaxEntropy", "OneCoinDawidSkene", "Wawa", "aggregate",
+    "encode_answers", "make_aggregator",
 ]

@@ -1,5 +1,5 @@
-"""The default aggregator: Dawid-Skene, if it earns its place against
-majority vote on answers it has not seen."""
+"""The default aggregator: Dawid-Skene or minimax entropy, if it earns its
+place against majority vote on answers it has not seen."""
 
 from __future__ import annotations
 
@@ -8,18 +8,28 @@ import numpy as np
 from assay.quality._answers import Answers
 from assay.quality._base import Aggregator
 from assay.quality.dawid_skene import DawidSkene, OneCoinDawidSkene
+from assay.quality.mace import MACE
 from assay.quality.majority import MajorityVote
+from assay.quality.minimax import MinimaxEntropy
 
 #: fewer answers than this and nothing is held out (too little to judge by)
 MIN_ANSWERS_TO_SELECT = 20
 #: a model of truth must predict held-out answers better than worker habits
 #: alone by at least this much (nats per answer) to count as seeing anything
 MIN_GAIN = 0.01
+#: minimax entropy keeps a K x K table per answer: it is a candidate only
+#: while n_answers * K^2 stays below this (memory ~ 10 such tables, time
+#: grows with it too); larger crowds choose between mv and ds
+MINIMAX_MAX_CELLS = 2_000_000
 
 
 def heldout_logprob(model: Aggregator, items, workers, labels) -> np.ndarray:
     """Log-probability a fitted model gives to each answer it did not see:
-    ``log sum_k proba_[item, k] * confusion_[worker, k, label]``."""
+    ``log sum_k proba_[item, k] * confusion_[worker, k, label]``, or the
+    model's own ``heldout_logprob`` where its answers depend on more than the
+    worker (minimax entropy: the item's own confusion too)."""
+    if hasattr(model, "heldout_logprob"):
+        return model.heldout_logprob(items, workers, labels)
     p = np.einsum("ak,ak->a", model.proba_[items], model.confusion_[workers, :, labels])
     return np.log(np.maximum(p, 1e-300))
 
@@ -53,15 +63,18 @@ def one_se_choice(logprobs: dict[str, np.ndarray], habits: np.ndarray) -> str:
 
 
 class Auto(Aggregator):
-    """Dawid-Skene when the data supports it, majority vote otherwise,
-    decided on answers the models have not seen.
+    """Dawid-Skene or minimax entropy when the data supports it, majority
+    vote otherwise, decided on answers the models have not seen.
 
     Candidates, simplest first:
 
     - ``"mv"``: every worker shares one accuracy and errs uniformly — the
       generative model whose decisions *are* majority vote;
     - ``"ds"``: Dawid-Skene with a confusion matrix per worker
-      (``DawidSkene()``, default pseudo-counts).
+      (``DawidSkene()``, default pseudo-counts);
+    - ``"minimax"``: minimax conditional entropy, a confusion matrix per
+      worker and one per item (``MinimaxEntropy()``, the authors' default
+      regularisation); only while ``n_answers * K^2 <= MINIMAX_MAX_CELLS``.
 
     A random ``holdout`` share of the answers (seeded by ``random_state``)
     is set aside and each candidate, fitted on the rest, is scored by the
@@ -72,8 +85,8 @@ class Auto(Aggregator):
     standard error and ``MIN_GAIN`` nats per answer, in which case nothing
     in the items was learned and majority vote is kept. The choice is then
     refitted from scratch on all answers, so ``auto`` returns exactly what
-    ``mv`` or ``ds`` returns. With fewer than 20 answers nothing is held out
-    and ``ds`` is used.
+    ``mv``, ``ds`` or ``minimax`` returns. With fewer than 20 answers nothing
+    is held out and ``ds`` is used.
 
     Fitted: ``method_`` (the chosen candidate), ``scores_`` (candidate, and
     ``"habits"`` -> mean held-out log-probability per answer), ``model_``
@@ -90,15 +103,19 @@ class Auto(Aggregator):
         self.max_iter = max_iter
         self.tol = tol
 
-    def _candidates(self) -> dict:
+    def _candidates(self, data: Answers) -> dict:
         em = dict(max_iter=self.max_iter, tol=self.tol)
-        return {
+        make = {
             "mv": lambda: OneCoinDawidSkene(learn_prior=False, **em),
+            "mace": lambda: MACE(**em),
             "ds": lambda: DawidSkene(**em),
         }
+        if data.n_answers * data.n_classes ** 2 <= MINIMAX_MAX_CELLS:
+            make["minimax"] = lambda: MinimaxEntropy()
+        return make
 
     def _fit(self, data: Answers, gold_idx, gold_lab) -> None:
-        make = self._candidates()
+        make = self._candidates(data)
         self.scores_ = {}
         chosen = "ds"
         n_out = int(round(self.holdout * data.n_answers))
@@ -116,7 +133,8 @@ class Auto(Aggregator):
                     train = data.subset(~out)
                     w_out = data.workers[out]
                 model = factory()
-                model.tol = max(self.tol, 1e-5)  # only scored; the winner is refitted to self.tol
+                if name != "minimax":
+                    model.tol = max(self.tol, 1e-5)  # only scored; the winner is refitted to self.tol
                 model._fit_data(train, gold_idx, gold_lab)
                 logprobs[name] = heldout_logprob(model, data.items[out], w_out, data.labels[out])
                 self.scores_[name] = float(logprobs[name].mean())

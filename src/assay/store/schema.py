@@ -133,6 +133,8 @@ projects = Table(
     Column("ml_space", String(128)),
     Column("auto_label_target", Float),
     Column("audit_rate", Float),
+    # Bring your own model: a Label Studio compatible ML backend (see assay.backends)
+    Column("ml_backend_url", Text),
     CheckConstraint("overlap >= 1", name="overlap"),
 )
 
@@ -206,6 +208,10 @@ answers = Table(
     Column("label", JSON, nullable=False),
     Column("created_at", Float, nullable=False),
     Column("lead_time", Float),  # seconds between lease and answer
+    # Pre-labels: the model's suggestion shown with the task (NULL = none shown)
+    # and whether the answer took it as it was, so anchoring can be measured.
+    Column("suggestion", JSON),
+    Column("suggestion_accepted", Boolean),
     UniqueConstraint("task_id", "annotator_id"),
     sqlite_autoincrement=True,  # undo deletes answers; their ids must never come back
 )

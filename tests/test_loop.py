@@ -91,3 +91,31 @@ def test_ml_step_trains_predicts_and_a_failed_audit_stops_auto_labels(ws):
     step2 = ml_step(ws, p["id"])
     assert step2["audit_verdict"] == "fail"
     assert step2["auto_state"] == "stopped" or step2["threshold"] > step["threshold"]
+
+
+def test_the_server_trains_the_model_in_the_background(ws):
+    import time
+
+    from fastapi.testclient import TestClient
+
+    from assay.loop import ml_due
+    from assay.server import create_app
+
+    n = 60
+    rng = np.random.default_rng(5)
+    y = rng.integers(2, size=n)
+    ds = text_dataset(ws, "d", [f"t{i}" for i in range(n)])
+    ids = item_ids(ws, ds["id"])
+    X = (np.where(y[:, None] == 1, 1.0, -1.0) * 2 + rng.normal(0, 1, (n, 4))).astype(np.float32)
+    ws.vectors.add("f", np.array(ids), X, {"model": "f", "kind": "given"})
+    p = ws.create_project("p", ds["id"], ["a", "b"], overlap=1)
+    ws.update_project(p["id"], ml_space="f")
+    ws.import_gold(p["id"], [{"item_id": ids[i], "label": "ab"[y[i]]} for i in range(40)])
+    assert ml_due(ws) == [p["id"]]
+    with TestClient(create_app(ws, reclaim_interval=0, refit_interval=0.2)):
+        deadline = time.monotonic() + 30
+        while count(ws, "ml_models") == 0 and time.monotonic() < deadline:
+            time.sleep(0.1)
+    assert count(ws, "ml_models", "project_id = :p", p=p["id"]) >= 1
+    assert count(ws, "predictions", "project_id = :p", p=p["id"]) == n
+    assert ml_due(ws) == []  # nothing new since

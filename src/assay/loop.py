@@ -77,6 +77,23 @@ def check_settings(project: dict, space, target, audit, vectors) -> tuple[str | 
     return space, target, audit
 
 
+def ml_due(ws, *, growth: float = 0.1, min_new: int = 50) -> list[int]:
+    """Projects with a model whose answers grew by ``growth`` (and at least
+    ``min_new``) since its last version, or that have none yet: what the
+    server's background worker trains next (debounced by its interval)."""
+    with ws.db.read() as conn:
+        rows = conn.execute(text(
+            "SELECT p.id, (SELECT count(*) FROM answers a WHERE a.project_id = p.id) AS n, "
+            "(SELECT m.metrics FROM ml_models m WHERE m.project_id = p.id ORDER BY m.version DESC LIMIT 1) AS metrics "
+            "FROM projects p WHERE p.ml_space IS NOT NULL ORDER BY p.id").columns(metrics=JSON)).all()
+    due = []
+    for r in rows:
+        before = (r.metrics or {}).get("answers") if r.metrics else None
+        if before is None or r.n - before >= max(min_new, growth * before):
+            due.append(r.id)
+    return due
+
+
 def _log(p: np.ndarray) -> np.ndarray:
     return np.log(np.maximum(p, 1e-12))
 
@@ -232,7 +249,9 @@ def ml_step(ws, project: int | str, *, batch: int = 100, seed: int = 0, now: flo
                 "threshold, auto_state, metrics) VALUES (:p, :v, :now, :n, :t, :acc, :th, :st, :m)"
             ).bindparams(bindparam("m", type_=JSON)),
                 {"p": pid, "v": version, "now": now, "n": int(train.sum()), "t": clf.temperature_,
-                 "acc": result["oof_accuracy"], "th": threshold, "st": state, "m": {"classes": names}})
+                 "acc": result["oof_accuracy"], "th": threshold, "st": state,
+                 "m": {"classes": names, "answers": len(answers), "validation": result.get("validation"),
+                       "validation_accuracy": result.get("validation_accuracy")}})
             conn.execute(text("DELETE FROM predictions WHERE project_id = :p"), {"p": pid})
             conn.execute(text(
                 "INSERT INTO predictions (project_id, item_id, model_version, label, confidence, proba) "

@@ -102,14 +102,27 @@ async def _sweep(ws: Workspace, interval: float) -> None:
 
 
 async def _refit_loop(ws: Workspace, interval: float) -> None:
+    """Background worker: re-fits skills of adaptive projects, then retrains
+    the in-loop model of projects that have one (assay.loop) once their
+    answers grew enough — one project at a time, in a worker thread."""
+    from assay import loop
+
     while True:
         await asyncio.sleep(interval)
         try:
+            refitted = set()
             for pid in await run_in_threadpool(ws.refits_due):
                 summary = await run_in_threadpool(ws.refit_quality, pid)
+                refitted.add(pid)
                 log.info("re-fitted project %s: %s", pid, summary)
+            due = set(await run_in_threadpool(loop.ml_due, ws))
+            # a re-fit drops the model's prior from the consensus: put it back at once
+            for pid in sorted(due | {p for p in refitted if ws.get_project(p)["ml_space"]}):
+                summary = await run_in_threadpool(loop.ml_step, ws, pid)
+                log.info("model step for project %s: version %s, %s auto-labeled",
+                         pid, summary.get("version"), summary.get("auto_labeled"))
         except Exception:  # keep going; the next round may succeed
-            log.exception("scheduled re-fit failed")
+            log.exception("scheduled re-fit or model step failed")
 
 
 def app_from_env() -> FastAPI:

@@ -255,3 +255,32 @@ def test_settings_are_checked(gold_env):
     assert ws.get_project(p["id"])["gold_rate"] == 0.1
     with pytest.raises(Exception, match="cannot change overlap"):
         ws.update_project(p["id"], overlap=3)
+
+
+def test_refits_keep_gold_out_of_the_pool_and_reviews_final(ws):
+    """A re-fit rewrites posteriors from the answers: it must neither reopen
+    a gold task nor overturn a reviewer's decision, and it clamps both."""
+    ds = text_dataset(ws, "d", [f"t{i}" for i in range(12)])
+    p = ws.create_project("p", ds["id"], ["x", "y"], overlap=1, target_confidence=0.99, max_answers=2,
+                          gold_rate=0.5)
+    ids = item_ids(ws, ds["id"])
+    ws.import_gold(p["id"], [{"item_id": i, "label": "x"} for i in ids[:4]])
+    people = []
+    for n in range(3):
+        u, _ = ws.add_user(f"u{n}")
+        ws.add_member(p["id"], u["id"])
+        people.append(u)
+    for u in people:
+        while (t := ws.next_task(p["id"], u)) is not None:
+            ws.submit(t["id"], u, "y" if u is people[0] else "x")
+    queue, _ = ws.review_queue(p["id"])
+    assert queue, "some item should wait for a reviewer"
+    rev = _user(ws, "rev", "reviewer", p["id"])
+    decided = queue[0]["item_id"]
+    ws.review(p["id"], decided, "y", rev)
+    ws.refit_quality(p["id"])
+    assert count(ws, "tasks", "project_id = :p AND is_gold AND open_slots > 0", p=p["id"]) == 0
+    cons = {c["item_id"]: c for c in ws.item_consensus(p["id"], limit=100)[0]}
+    assert (cons[decided]["label"], cons[decided]["status"], cons[decided]["confidence"]) == ("y", "resolved", 1.0)
+    rec = next(r for r in ws.export_records(p["id"]) if r["item_id"] == decided)
+    assert rec["label"] == "y" and rec["label_method"] == "review"

@@ -79,6 +79,57 @@ def test_next_step_rules():
     assert online.next_step(0.8, 1, 2, target=0.95, max_answers=3) == "wait"
 
 
+def _brute_flip(conf, weights, margin, m, c, j):
+    """P(m more answers turn label c into j), by enumerating every sequence of
+    (annotator, label); the truth is c or j with the odds the margin says."""
+    import itertools
+
+    w = np.asarray(weights, float) / np.sum(weights)
+    p_c = 1 / (1 + np.exp(-margin))
+    total = 0.0
+    for truth, pt in ((c, p_c), (j, 1 - p_c)):
+        for seq in itertools.product(range(len(w)), range(conf.shape[-1]), repeat=m):
+            pr, s = 1.0, 0.0
+            for a in range(m):
+                u, lab = seq[2 * a], seq[2 * a + 1]
+                pr *= w[u] * conf[u, truth, lab]
+                s += np.log(conf[u, c, lab]) - np.log(conf[u, j, lab])
+            if margin + s < 0:
+                total += pt * pr
+    return total
+
+
+def test_settle_margins_bound_the_chance_of_a_flip():
+    conf = np.array([[[0.9, 0.1], [0.2, 0.8]], [[0.7, 0.3], [0.3, 0.7]], [[0.95, 0.05], [0.4, 0.6]]])
+    weights = [5, 3, 2]
+    table = online.settle_margins(conf, weights, 0.01, 3)
+    assert len(table) == 3
+    for m in (1, 2, 3):
+        for c, j in ((0, 1), (1, 0)):
+            need = table[m - 1][c][j]
+            assert need is not None and need > 0
+            assert _brute_flip(conf, weights, need, m, c, j) <= 0.01  # safe side
+            # and not far too strict: a little below the margin the budget is exceeded
+            assert _brute_flip(conf, weights, need - 0.1 - m * online.SETTLE_STEP, m, c, j) > 0.01
+    # one more answer can never move a margin beyond the strongest answer
+    strongest = np.max(np.log(conf[:, 1, :]) - np.log(conf[:, 0, :]))  # log(0.6 / 0.05)
+    assert table[0][0][1] <= strongest + online.SETTLE_STEP
+
+
+def test_settled_reads_the_table():
+    conf = np.array([[[0.9, 0.1], [0.1, 0.9]]])
+    table = online.settle_margins(conf, [1], 0.01, 2)
+    two = online.update(online.update([0.0, 0.0], conf[0].tolist(), 1), conf[0].tolist(), 1)  # 2 x "y"
+    assert online.decision(two)[1] < 0.99
+    assert online.settled(two, 1, table)  # one more answer cannot turn two agreeing ones
+    assert not online.settled(two, 2, table)  # two more can
+    assert not online.settled(two, 3, table)  # beyond the table: the posterior rule decides
+    assert not online.settled(two, 1, None) and not online.settled(two, 0, table)
+    assert online.next_step(0.98, 2, 2, target=0.99, max_answers=3, settled=True) == "settled"
+    assert online.next_step(0.98, 3, 3, target=0.99, max_answers=3, settled=True) == "review"
+    assert online.next_step(0.98, 2, 2, target=0.99, max_answers=3) == "more"
+
+
 # ------------------------------------------------------------------ settings
 
 
@@ -162,6 +213,50 @@ def test_max_answers_sends_the_item_to_review(ws):
     assert [q["item_id"] for q in queue] == [t["item"]["id"]]
     assert queue[0]["answers"] == 2 and queue[0]["confidence"] == pytest.approx(0.5)
     assert ws.progress(p["id"])["remaining"] == 0
+
+
+def _store_model(ws, p, default_confusion):
+    from assay.store import schema
+
+    with ws.db.write() as conn:
+        conn.execute(schema.quality_models.insert().values(
+            project_id=p["id"], method="ds", prior=[0.5, 0.5], default_confusion=default_confusion,
+            answers=0, fitted_at=0.0))
+
+
+def test_settled_item_stops_before_the_cap(ws):
+    """Annotators right 90 % of the time: two agreeing answers give 0.988 <
+    0.99, but the one answer still allowed cannot turn them, so the item is
+    settled at two answers instead of asking a third."""
+    p = _project(ws, n_items=1, target_confidence=0.99, max_answers=3)
+    a, b, c = _annotators(ws, p, 3)
+    crowd = [[0.9, 0.1], [0.1, 0.9]]
+    table = online.settle_margins(np.array([crowd]), [1], 0.01, 2)
+    _store_model(ws, p, {"confusion": crowd, "settle": table})
+    t = ws.next_task(p["id"], a)
+    ws.submit(t["id"], a, "x")
+    assert _status(ws, p, t["item"]["id"])["status"] == "open"  # two more answers could turn one
+    t2 = ws.next_task(p["id"], b)
+    ws.submit(t2["id"], b, "x")
+    row = _task(ws, t["id"])
+    assert (row.needed, row.answer_count, row.open_slots) == (2, 2, 0)
+    st = _status(ws, p, t["item"]["id"])
+    assert st["status"] == "resolved" and st["label"] == "x" and st["confidence"] < 0.99
+    assert ws.next_task(p["id"], c) is None
+
+
+def test_model_rows_without_a_settle_table_still_work(ws):
+    """A quality model stored before the settle rule (default_confusion a bare
+    K x K list): the posterior rule alone decides, so the third answer is asked."""
+    p = _project(ws, n_items=1, target_confidence=0.99, max_answers=3)
+    a, b, c = _annotators(ws, p, 3)
+    _store_model(ws, p, [[0.9, 0.1], [0.1, 0.9]])
+    for u in (a, b):
+        t = ws.next_task(p["id"], u)
+        ws.submit(t["id"], u, "x")
+    row = _task(ws, t["id"])
+    assert (row.needed, row.answer_count, row.open_slots) == (3, 2, 1)
+    assert ws.next_task(p["id"], c)["id"] == t["id"]
 
 
 def test_fixed_overlap_projects_are_unchanged(ws):

@@ -52,8 +52,18 @@ def test_adaptive_policy_uses_fewer_answers(synthetic):
     assert 0 <= r["items_resolved"] <= r["items"]
     assert 0.0 <= r["accuracy"] <= 1.0
     assert r["refits"] >= 1 and r["handout_mismatches"] == 0
+    assert 0 <= r["items_settled"] <= r["items"]
     assert simulate(a, t, policy="adaptive", target=0.9, max_answers=4, seed=3, refit_min=20)["answers_used"] \
         == r["answers_used"]  # seeded: the same run twice
+
+
+def test_adaptive_defaults(synthetic):
+    from assay.simulate import DEFAULT_TARGET
+
+    a, t, _ = synthetic
+    r = simulate(a, t, policy="adaptive", seed=3, refit_min=20)
+    assert r["settings"]["target_confidence"] == DEFAULT_TARGET == 0.995
+    assert r["settings"]["overlap"] == 1 and r["settings"]["max_answers"] == 5  # the median answers per item
 
 
 def test_cli_prints_one_json_object(synthetic):

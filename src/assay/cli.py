@@ -240,6 +240,42 @@ def project_unpause(project: str, username: str, home: Home = None):
     typer.echo(f"{username} may work on {p['name']!r} again")
 
 
+@project_app.command("backend")
+@command
+def project_backend(
+    project: str,
+    url: Annotated[str, typer.Argument(
+        help="A Label Studio compatible ML backend (http://host:9090), or 'none' to disconnect. "
+             "(python:<name> models are registered in your own process: use ws.connect_backend there.)")],
+    public_url: Annotated[Optional[str], typer.Option(
+        help="This server's address as the backend reaches it (sent to /setup as hostname).")] = None,
+    home: Home = None,
+):
+    """Connect a project to a model (checks /health and /setup first)."""
+    ws = _ws(home)
+    p = _project(ws, project)
+    r = ws.connect_backend(p["id"], None if url.strip().lower() in ("", "none", "off") else url, base_url=public_url)
+    if r["url"] is None:
+        typer.echo(f"{p['name']!r} has no ML backend now")
+    else:
+        typer.echo(f"{p['name']!r} uses the ML backend at {r['url']} (model version {r['model_version']})")
+
+
+@project_app.command("predict")
+@command
+def project_predict(
+    project: str,
+    batch: Annotated[int, typer.Option(help="Items per /predict call.")] = 64,
+    public_url: Annotated[Optional[str], typer.Option(
+        help="This server's address, for image URLs the backend fetches.")] = None,
+    home: Home = None,
+):
+    """Store the ML backend's prediction for every item of a project."""
+    ws = _ws(home)
+    p = _project(ws, project)
+    _print(ws.backend_predict(p["id"], batch=batch, base_url=public_url))
+
+
 @user_app.command("add")
 @command
 def user_add(
@@ -309,7 +345,8 @@ def simulate(
     truth: Annotated[Optional[Path], typer.Option("--truth", help="True labels: CSV item,label.")] = None,
     policy: Annotated[str, typer.Option(help="fixed (every item gets --overlap answers) or adaptive.")] = "adaptive",
     overlap: Annotated[Optional[int], typer.Option(help="fixed: answers per item (default: all); adaptive: answers to start with (default 1).")] = None,
-    target: Annotated[float, typer.Option(help="Target confidence (adaptive; also what 'resolved' means).")] = 0.95,
+    target: Annotated[Optional[float], typer.Option(
+        help="Target confidence (adaptive; also what 'resolved' means). Default 0.995; with --ml 0.95.")] = None,
     max_answers: Annotated[Optional[int], typer.Option("--max-answers", help="adaptive: most answers per item (default: the data's median per item).")] = None,
     method: Annotated[str, typer.Option(help="Final aggregation: auto, mv, wawa, ds, one-coin, glad, mace or bwa.")] = "auto",
     seed: Annotated[int, typer.Option(help="Random seed (item order, answer draws).")] = 0,
@@ -329,14 +366,15 @@ def simulate(
         if truth is None:
             _fail("--ml needs --truth")
         r = simulate_ml(answers, truth, items_path=items, images_dir=images, features_path=features,
-                        feature_ids_path=feature_ids, target=target, max_answers=max_answers,
+                        feature_ids_path=feature_ids, target=0.95 if target is None else target, max_answers=max_answers,
                         auto_target=auto_target, audit_rate=audit_rate, seed=seed, model=model)
         typer.echo(json.dumps(r))
         return
+    from assay.simulate import DEFAULT_TARGET
     from assay.simulate import simulate as run
 
-    r = run(answers, truth, policy=policy, overlap=overlap, target=target, max_answers=max_answers,
-            method=method, seed=seed)
+    r = run(answers, truth, policy=policy, overlap=overlap, target=DEFAULT_TARGET if target is None else target,
+            max_answers=max_answers, method=method, seed=seed)
     typer.echo(json.dumps(r))
 
 

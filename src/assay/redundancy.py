@@ -10,6 +10,11 @@ and stored in ``item_consensus``. Then:
   (``needed`` drops to answers + live leases);
 * below target with ``max_answers`` answers: status ``review`` (the reviewer
   queue);
+* below target, but settled: the answers still allowed (``max_answers`` minus
+  those in) could not plausibly change the label — with probability at most
+  ``1 - target``, for answers from annotators drawn like the crowd's answers,
+  by the last re-fit's table (:func:`assay.quality.online.settle_margins`):
+  resolved, as above;
 * below target, every planned answer in, room left: ``needed`` and
   ``open_slots`` go up by one, so the hand-out gives the item to one more
   annotator (its ``NOT EXISTS`` on answers keeps everyone who answered away).
@@ -47,7 +52,7 @@ _UPSERT = text(
     "confidence = excluded.confidence, log_post = excluded.log_post, answers = excluded.answers, "
     "status = excluded.status, updated_at = excluded.updated_at"
 ).bindparams(bindparam("label", type_=JSON), bindparam("lp", type_=JSON))
-_MORE = text("UPDATE tasks SET needed = needed + 1, open_slots = open_slots + 1 WHERE id = :t")
+_MORE = text("UPDATE tasks SET needed = needed + 1, open_slots = open_slots + 1 WHERE id = :t AND NOT is_gold")
 _WITHDRAW = text(
     "UPDATE tasks SET needed = needed - open_slots, open_slots = 0 WHERE id = :t AND open_slots > 0"
 )
@@ -57,9 +62,31 @@ def class_names(project: dict) -> list[str]:
     return [c["name"] for c in project["schema"]["classes"]]
 
 
+def _model_parts(default_confusion) -> tuple[list | None, list | None]:
+    """``quality_models.default_confusion`` -> (confusion, settle table).
+
+    A re-fit stores ``{"confusion": K x K, "settle": table}``; rows written
+    before the settle rule hold the bare K x K list (no table: the posterior
+    rule alone decides until the next re-fit).
+    """
+    if default_confusion is None:
+        return None, None
+    if isinstance(default_confusion, dict):
+        return default_confusion.get("confusion"), default_confusion.get("settle")
+    return default_confusion, None
+
+
+def _step(lp, confidence: float, answers: int, needed: int, target: float, max_answers: int, table) -> str:
+    from assay.quality import online
+
+    settled = (confidence < target and answers < max_answers
+               and online.settled(lp, max_answers - answers, table))
+    return online.next_step(confidence, answers, needed, target=target, max_answers=max_answers, settled=settled)
+
+
 def _apply(conn, task_id: int, step: str) -> str:
     """Carry out ``online.next_step``'s decision on the task row; the stored status."""
-    if step == "resolved":
+    if step in ("resolved", "settled"):
         conn.execute(_WITHDRAW, {"t": task_id})
         return "resolved"
     if step == "review":
@@ -87,11 +114,12 @@ def after_answer(conn, project: dict, task_id: int, item_id: int, user_id: int, 
     code = names.index(label)
     pid = project["id"]
     model = conn.execute(_MODEL, {"p": pid}).first()
+    default, table = _model_parts(model.default_confusion if model is not None else None)
     skill = conn.execute(_SKILL, {"p": pid, "u": user_id}).first()
     if skill is not None:
         conf = skill.confusion
-    elif model is not None:
-        conf = model.default_confusion
+    elif default is not None:
+        conf = default
     else:
         conf = online.default_confusion(k)
     row = conn.execute(_CONSENSUS, {"p": pid, "i": item_id}).first()
@@ -99,8 +127,8 @@ def after_answer(conn, project: dict, task_id: int, item_id: int, user_id: int, 
     lp = online.update(lp, conf, code)
     best, confidence = online.decision(lp)
     t = conn.execute(_COUNTS, {"t": task_id}).one()
-    step = online.next_step(confidence, t.answer_count, t.needed, target=project["target_confidence"],
-                            max_answers=project["max_answers"])
+    step = _step(lp, confidence, t.answer_count, t.needed, project["target_confidence"], project["max_answers"],
+                 table)
     status = _apply(conn, task_id, step)
     conn.execute(_UPSERT, {"p": pid, "i": item_id, "label": names[best], "conf": confidence, "lp": lp,
                            "n": t.answer_count, "status": status, "now": now})
@@ -110,6 +138,12 @@ def after_answer(conn, project: dict, task_id: int, item_id: int, user_id: int, 
 def refit(db, project: dict, *, now: float | None = None) -> dict:
     """Re-estimate annotator skills with Dawid-Skene over all the project's
     answers and rewrite every item's posterior and status with them.
+
+    Also builds the settle table for the project's target and ``max_answers``
+    (:func:`assay.quality.online.settle_margins`, stored with the model as
+    ``default_confusion = {"confusion": ..., "settle": ...}``), which
+    :func:`after_answer` consults to stop an item whose remaining allowed
+    answers could not plausibly change its label.
 
     The fit runs outside any transaction; the write is one transaction. Items
     that got answers while the model was fitting are recomputed from their
@@ -128,6 +162,9 @@ def refit(db, project: dict, *, now: float | None = None) -> dict:
              ).columns(label=JSON)
     with db.read() as conn:
         rows = conn.execute(q, {"p": pid}).all()
+        # known labels (gold questions, reviewers' decisions) are clamped in the fit
+        known = {r.item_id: (r.label, r.source) for r in conn.execute(text(
+            "SELECT item_id, label, source FROM gold WHERE project_id = :p").columns(label=JSON), {"p": pid})}
     if not rows:
         return {"answers": 0, "annotators": 0, "items": 0}
     item_ids = np.fromiter((r.item_id for r in rows), dtype=np.int64, count=len(rows))
@@ -145,7 +182,10 @@ def refit(db, project: dict, *, now: float | None = None) -> dict:
         multi = np.ones_like(multi)
     users_u, ucode = np.unique(user_ids[multi], return_inverse=True)
     m_items, m_icode = np.unique(icode[multi], return_inverse=True)
-    model = DawidSkene().fit(m_icode, ucode, labels[multi], n_classes=k)
+    gold_codes = np.array([code_of.get((known.get(int(items_u[j])) or (None,))[0], -1) for j in m_items],
+                          dtype=np.intp)
+    model = DawidSkene().fit(m_icode, ucode, labels[multi], n_classes=k,
+                             gold=gold_codes if (gold_codes >= 0).any() else None)
     confusion = np.asarray(model.confusion_)
     per_worker = np.bincount(ucode, minlength=len(users_u))
     default = online.crowd_confusion(confusion, per_worker)
@@ -160,6 +200,13 @@ def refit(db, project: dict, *, now: float | None = None) -> dict:
     for i, u, lab in zip(icode[~multi], user_ids[~multi], labels[~multi]):
         log_proba[i] = online.update(log_proba[i], skills.get(int(u), dlist), int(lab))
     target, max_answers = project["target_confidence"], project["max_answers"]
+    table = None
+    if target is not None and 2 <= k <= online.SETTLE_MAX_CLASSES and max_answers > 1:
+        # for every (label, rival, answers left): the margin from which the
+        # answers still allowed turn the label with probability <= 1 - target
+        table = online.settle_margins(confusion, per_worker, (1.0 - target) / (k - 1),
+                                      min(online.SETTLE_MAX_LEFT, max_answers - 1))
+    stored_default = {"confusion": dlist, "settle": table} if table else dlist
     with db.write() as conn:
         conn.execute(text("DELETE FROM annotator_skills WHERE project_id = :p"), {"p": pid})
         conn.execute(text(
@@ -173,10 +220,11 @@ def refit(db, project: dict, *, now: float | None = None) -> dict:
             "INSERT INTO quality_models (project_id, method, prior, default_confusion, answers, fitted_at) "
             "VALUES (:p, 'ds', :prior, :dc, :n, :now)").bindparams(
                 bindparam("prior", type_=JSON), bindparam("dc", type_=JSON)),
-            {"p": pid, "prior": prior, "dc": default.tolist(), "n": len(rows), "now": now})
+            {"p": pid, "prior": prior, "dc": stored_default, "n": len(rows), "now": now})
+        # gold tasks are hidden questions, not items to settle
         tasks_now = {r.item_id: r for r in conn.execute(text(
             "SELECT id, item_id, needed, answer_count, open_slots FROM tasks "
-            "WHERE project_id = :p AND answer_count > 0"), {"p": pid})}
+            "WHERE project_id = :p AND answer_count > 0 AND NOT is_gold"), {"p": pid})}
         index = {int(i): j for j, i in enumerate(items_u)}
         changed = [i for i, t in tasks_now.items() if i not in index or fitted_n[index[i]] != t.answer_count]
         late: dict[int, list] = {}
@@ -189,6 +237,13 @@ def refit(db, project: dict, *, now: float | None = None) -> dict:
                 late.setdefault(r.item_id, []).append((r.annotator_id, code_of[r.label]))
         upserts, counts = [], {"resolved": 0, "review": 0, "open": 0, "more": 0}
         for item_id, t in tasks_now.items():
+            if item_id in known and known[item_id][0] in code_of:  # a reviewer's decision is final
+                lab = code_of[known[item_id][0]]
+                lp = [0.0 if c == lab else -1e9 for c in range(k)]
+                counts["resolved"] += 1
+                upserts.append({"p": pid, "i": item_id, "label": names[lab], "conf": 1.0, "lp": lp,
+                                "n": t.answer_count, "status": "resolved", "now": now})
+                continue
             if item_id in late:
                 ans = late[item_id]
                 lp = online.initial_log_post(prior, k)
@@ -199,7 +254,7 @@ def refit(db, project: dict, *, now: float | None = None) -> dict:
             best, conf = online.decision(lp)
             status = "open"
             if target is not None:
-                step = online.next_step(conf, t.answer_count, t.needed, target=target, max_answers=max_answers)
+                step = _step(lp, conf, t.answer_count, t.needed, target, max_answers, table)
                 status = _apply(conn, t.id, step)
                 counts["more"] += step == "more"
             counts[status] += 1

@@ -219,7 +219,8 @@ def test_task_shows_only_show_fields_and_member_content(env):
     idx = TEXTS.index(task["item"]["text"])
     assert task["item"]["fields"] == {"lang": META[idx]["lang"]}
     assert "s3cr3t" not in r.text and "gold" not in r.text
-    assert set(task) == {"id", "project_id", "lease_expires_at", "item"}
+    assert set(task) == {"id", "project_id", "lease_expires_at", "item", "suggestion"}
+    assert task["suggestion"] is None  # no model prediction for this item
     r = c.get(f"/api/items/{task['item']['id']}/content", headers=h)
     assert r.status_code == 200 and r.text == TEXTS[idx] and r.headers["content-type"].startswith("text/plain")
     assert_error(c.get(f"/api/items/{task['item']['id']}/content", headers=env.outsider["h"]), 404)

@@ -12,6 +12,7 @@ The rules, enforced by the database and not by luck:
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -69,9 +70,11 @@ TASK = text("SELECT id, project_id, item_id, is_gold FROM tasks WHERE id = :task
 DROP_LEASE = text(
     "DELETE FROM leases WHERE task_id = :task AND annotator_id = :user RETURNING created_at"
 )
+# ``suggestion`` is bound as JSON text encoded here (None stays SQL NULL: no suggestion shown).
 ADD_ANSWER = text(
-    "INSERT INTO answers (task_id, project_id, item_id, annotator_id, label, created_at, lead_time) "
-    "VALUES (:task, :project, :item, :user, :label, :now, :lead) RETURNING id"
+    "INSERT INTO answers (task_id, project_id, item_id, annotator_id, label, created_at, lead_time, "
+    "suggestion, suggestion_accepted) "
+    "VALUES (:task, :project, :item, :user, :label, :now, :lead, :suggestion, :accepted) RETURNING id"
 ).bindparams(bindparam("label", type_=JSON))
 # A gold task's ``needed`` follows its answers (every annotator answers it once).
 COUNT_ANSWER = text(
@@ -172,12 +175,25 @@ def task_row(db: Database, task_id: int):
     return row
 
 
+def suggestion_accepted(label: Any, suggestion: Any) -> bool | None:
+    """Whether an answer took the model's suggestion as it was (multi-label:
+    the same set of classes); None when no suggestion was shown."""
+    if suggestion is None:
+        return None
+    if isinstance(label, list) or isinstance(suggestion, list):
+        as_set = lambda v: set(v) if isinstance(v, list) else {v}  # noqa: E731
+        return as_set(label) == as_set(suggestion)
+    return label == suggestion
+
+
 def submit(
     db: Database, task_id: int, project_id: int, item_id: int, user_id: int, label: Any,
-    now: float | None = None,
+    now: float | None = None, *, suggestion: Any = None,
 ) -> dict:
-    """Store one answer. The label must already be validated."""
+    """Store one answer. The label (and ``suggestion``, the model's
+    suggestion shown with the task, if any) must already be validated."""
     now = time.time() if now is None else now
+    accepted = suggestion_accepted(label, suggestion)
     try:
         with db.write() as conn:
             leased = conn.execute(DROP_LEASE, {"task": task_id, "user": user_id}).first()
@@ -199,13 +215,15 @@ def submit(
             answer_id = conn.execute(
                 ADD_ANSWER,
                 {"task": task_id, "project": project_id, "item": item_id, "user": user_id,
-                 "label": label, "now": now, "lead": lead},
+                 "label": label, "now": now, "lead": lead,
+                 "suggestion": None if suggestion is None else json.dumps(suggestion), "accepted": accepted},
             ).scalar_one()
     except IntegrityError:
         raise Conflict(f"you already answered task {task_id}") from None
     return {
         "id": answer_id, "task_id": task_id, "item_id": item_id, "project_id": project_id,
         "annotator_id": user_id, "label": label, "created_at": now,
+        "suggestion": suggestion, "suggestion_accepted": accepted,
     }
 
 

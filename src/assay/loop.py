@@ -259,7 +259,7 @@ def ml_step(ws, project: int | str, *, batch: int = 100, seed: int = 0, now: flo
                     bindparam("label", type_=JSON), bindparam("pr", type_=JSON)),
                 [{"p": pid, "i": int(item_ids[j]), "v": version, "label": names[int(proba[j].argmax())],
                   "c": float(proba[j].max()), "pr": [round(float(x), 6) for x in proba[j]]}
-                 for j in np.flatnonzero(with_vec)])
+                 for j in np.flatnonzero(with_vec & ~val)])  # validation items: people decide unaided
 
             # ---- revert auto-labels the (raised) threshold no longer covers, unless audited by people
             revert = [i for i, a in autos.items() if (state != "on" or a.confidence < threshold)

@@ -22,6 +22,7 @@ from typing import Any
 from sqlalchemy import JSON, func, insert, select, text
 from sqlalchemy.exc import IntegrityError
 
+from assay import backends as _backends
 from assay import export as _export
 from assay import gold as _gold
 from assay import handout, ingest, redundancy, schemas, security
@@ -38,6 +39,12 @@ DEFAULT_HOME = "assay-data"
 
 
 _TASK_ITEM = text("SELECT id, kind, text, meta FROM items WHERE id = :i").columns(meta=JSON)
+# The item and the model's prediction for it (pre-label), one indexed lookup each side.
+_TASK_ITEM_PREDICTION = text(
+    "SELECT i.id, i.kind, i.text, i.meta, pr.label AS s_label, pr.confidence AS s_confidence, "
+    "pr.model_version AS s_version FROM items i "
+    "LEFT JOIN predictions pr ON pr.project_id = :p AND pr.item_id = i.id WHERE i.id = :i"
+).columns(meta=JSON, s_label=JSON)
 
 
 def _row(r) -> dict:
@@ -471,6 +478,7 @@ class Workspace:
             "gold_rate": _gold.rate_of({"gold_rate": r.gold_rate}), "gold_min_accuracy": r.gold_min_accuracy,
             "gold_min_answers": r.gold_min_answers or _gold.DEFAULT_MIN_ANSWERS, "has_gold": has_gold,
             "ml_space": r.ml_space, "auto_label_target": r.auto_label_target, "audit_rate": r.audit_rate,
+            "ml_backend_url": _backends.redact(r.ml_backend_url) if r.ml_backend_url else None,
         }
         self._projects[r.id] = (time.monotonic() + self.project_cache_seconds, p)
         return p
@@ -480,16 +488,22 @@ class Workspace:
         ``gold_min_accuracy`` — None: never pause — ``gold_min_answers``) and
         machine learning in the loop (``ml_space``: the embedding space of
         the model, None = off; ``auto_label_target``: accuracy auto-labels
-        must reach, None = no auto-labels; ``audit_rate``). Other keys are
+        must reach, None = no auto-labels; ``audit_rate``) and the model
+        that pre-labels items (``ml_backend_url``: a Label Studio compatible
+        ML backend or ``python:<name>``, None = none; see
+        :meth:`connect_backend`, which checks it answers). Other keys are
         refused."""
         from assay import loop
 
         p = self.get_project(project)
         gold_keys = ("gold_rate", "gold_min_accuracy", "gold_min_answers")
         ml_keys = ("ml_space", "auto_label_target", "audit_rate")
-        unknown = sorted(set(settings) - set(gold_keys) - set(ml_keys))
+        unknown = sorted(set(settings) - set(gold_keys) - set(ml_keys) - {"ml_backend_url"})
         if unknown:
-            raise InvalidInput(f"cannot change {', '.join(unknown)}; changeable: {', '.join(gold_keys + ml_keys)}")
+            raise InvalidInput(f"cannot change {', '.join(unknown)}; changeable: "
+                               f"{', '.join(gold_keys + ml_keys + ('ml_backend_url',))}")
+        # only when given: get_project shows the URL without its password
+        backend = {"ml_backend_url": _backends.check_url(settings["ml_backend_url"])} if "ml_backend_url" in settings else {}
         cur = {k: p[k] for k in gold_keys + ml_keys}
         cur.update(settings)
         rate, bar, need = _gold.check_settings(cur["gold_rate"], cur["gold_min_accuracy"], cur["gold_min_answers"])
@@ -498,7 +512,7 @@ class Workspace:
         with self.db.write() as conn:
             conn.execute(projects.update().where(projects.c.id == p["id"]).values(
                 gold_rate=rate, gold_min_accuracy=bar, gold_min_answers=need,
-                ml_space=space, auto_label_target=target, audit_rate=audit))
+                ml_space=space, auto_label_target=target, audit_rate=audit, **backend))
             _gold.rescore(conn, {**p, "gold_rate": rate, "gold_min_accuracy": bar, "gold_min_answers": need})
         self._projects.pop(p["id"], None)
         return self.get_project(p["id"])
@@ -594,7 +608,7 @@ class Workspace:
 
     def _task_view(self, p: dict, task_id: int, item_id: int, exp: float) -> dict:
         with self.db.fast_read() as conn:
-            r = conn.execute(_TASK_ITEM, {"i": item_id}).one()
+            r = conn.execute(_TASK_ITEM_PREDICTION, {"p": p["id"], "i": item_id}).one()
         meta = r.meta or {}
         return {
             "id": task_id, "project_id": p["id"], "lease_expires_at": exp,
@@ -603,10 +617,17 @@ class Workspace:
                 "content_url": f"/api/items/{r.id}/content" if r.kind == "image" else None,
                 "fields": {k: meta.get(k) for k in p["show_fields"] if k in meta},
             },
+            # the model's pre-label (same for every task, gold included), or None
+            "suggestion": None if r.s_version is None else {
+                "label": r.s_label, "confidence": float(r.s_confidence), "model_version": int(r.s_version)},
         }
 
-    def submit(self, task_id: int, user: int | str | dict, label: Any) -> dict:
-        """Store ``user``'s answer to a task they hold (or one that still has room)."""
+    def submit(self, task_id: int, user: int | str | dict, label: Any, *, suggestion: Any = None) -> dict:
+        """Store ``user``'s answer to a task they hold (or one that still has room).
+
+        ``suggestion``: the model's pre-label shown with the task (a class
+        name; multi-label: a list), validated like a label; the answer
+        records it and whether the label accepted it (same class / set)."""
         u = user if isinstance(user, dict) else self.get_user(user)
         with self.db.fast_write():  # the task lookup and the answer: one transaction
             t = handout.task_row(self.db.fast, task_id)
@@ -614,7 +635,13 @@ class Workspace:
             if u["role"] != "admin" and not self.is_member(p["id"], u["id"]):
                 raise NotFound(f"task {task_id} does not exist")
             label = schemas.validate_label(p["schema"]["kind"], p["schema"], label)
-            got = handout.submit(self.db.fast, task_id, p["id"], t.item_id, u["id"], label)
+            if suggestion is not None:
+                try:
+                    suggestion = schemas.validate_label(p["schema"]["kind"], p["schema"], suggestion)
+                except InvalidInput as e:
+                    raise InvalidInput(f"suggestion: {e.message}") from None
+            got = handout.submit(self.db.fast, task_id, p["id"], t.item_id, u["id"], label,
+                                 suggestion=suggestion)
             if t.is_gold:  # scored at once, same transaction (may pause the annotator)
                 with self.db.fast_write() as conn:
                     _gold.score_answer(conn, p, t.item_id, u["id"], label, got["created_at"])
@@ -936,6 +963,60 @@ class Workspace:
         with self.db.read() as conn:
             return _gold.stats(conn, p["id"])
 
+    def suggestion_stats(self, project: int | str, *, page_size: int = 5000) -> dict:
+        """How answers treated the model's pre-labels (anchoring): answers
+        shown a suggestion, how many accepted it, and — where the item's true
+        label is known (gold, a review, or a resolved consensus) — the
+        accuracy of accepted against overridden answers and of the
+        suggestions themselves."""
+        p = self.get_project(project)
+        q = text(
+            "SELECT a.id, a.label, a.suggestion, a.suggestion_accepted, g.label AS gold_label, "
+            "c.label AS cons_label FROM answers a "
+            "LEFT JOIN gold g ON g.project_id = a.project_id AND g.item_id = a.item_id "
+            "LEFT JOIN item_consensus c ON c.project_id = a.project_id AND c.item_id = a.item_id "
+            "AND c.status = 'resolved' "
+            "WHERE a.project_id = :p AND a.suggestion IS NOT NULL AND a.id > :after ORDER BY a.id LIMIT :n"
+        ).columns(label=JSON, suggestion=JSON, gold_label=JSON, cons_label=JSON)
+
+        def same(x, y) -> bool:
+            return set(x) == set(y) if isinstance(x, list) and isinstance(y, list) else x == y
+
+        n = acc = 0
+        known = {True: [0, 0], False: [0, 0]}  # accepted? -> [answers with truth, correct]
+        sugg_known = sugg_right = 0
+        after = 0
+        while True:
+            with self.db.read() as conn:
+                rows = conn.execute(q, {"p": p["id"], "after": after, "n": page_size}).all()
+            for r in rows:
+                accepted = bool(r.suggestion_accepted)
+                n += 1
+                acc += accepted
+                truth = r.gold_label if r.gold_label is not None else r.cons_label
+                if truth is None:
+                    continue
+                known[accepted][0] += 1
+                known[accepted][1] += same(r.label, truth)
+                sugg_known += 1
+                sugg_right += same(r.suggestion, truth)
+            if len(rows) < page_size:
+                break
+            after = rows[-1].id
+
+        def share(k: int, m: int) -> float | None:
+            return k / m if m else None
+
+        return {
+            "project_id": p["id"], "answers_with_suggestion": n, "accepted": acc, "overridden": n - acc,
+            "acceptance_rate": share(acc, n), "with_truth": sugg_known,
+            "accepted_with_truth": known[True][0], "accepted_correct": known[True][1],
+            "accepted_accuracy": share(known[True][1], known[True][0]),
+            "overridden_with_truth": known[False][0], "overridden_correct": known[False][1],
+            "overridden_accuracy": share(known[False][1], known[False][0]),
+            "suggestion_accuracy": share(sugg_right, sugg_known),
+        }
+
     def lift_pause(self, project: int | str, user: int | str, *, by: int | str | dict | None = None) -> dict:
         """Let a paused annotator work again; their gold record starts a fresh window."""
         p = self.get_project(project)
@@ -1057,6 +1138,284 @@ class Workspace:
             Path(tmp).unlink(missing_ok=True)
             raise
         return {"path": str(path), "format": fmt, "items": n}
+
+    # ------------------------------------------------------------ bring your own model
+    # A Label Studio compatible ML backend or a registered Python model
+    # pre-labels a project's items; see assay.backends for the protocol.
+
+    def _backend_url(self, project_id: int) -> str | None:
+        """The stored URL, password included (get_project shows it redacted)."""
+        with self.db.read() as conn:
+            return conn.execute(text("SELECT ml_backend_url FROM projects WHERE id = :p"),
+                                {"p": project_id}).scalar()
+
+    def _backend(self, p: dict):
+        url = self._backend_url(p["id"])
+        if not url:
+            raise InvalidInput(f"project {p['name']!r} has no ML backend: set one first "
+                               "(assay project backend, or PUT /api/projects/{id}/ml-backend)")
+        return _backends.connect(url)
+
+    def _backend_item_kind(self, p: dict) -> str:
+        with self.db.read() as conn:
+            kind = conn.execute(text("SELECT kind FROM items WHERE dataset_id = :d ORDER BY id LIMIT 1"),
+                                {"d": p["dataset_id"]}).scalar()
+        return kind or "text"
+
+    def connect_backend(self, project: int | str, url: str | None, *, base_url: str | None = None,
+                        access_token: str | None = None) -> dict:
+        """Point a project at a model: ``http(s)://…`` (a Label Studio
+        compatible ML backend) or ``python:<name>`` (see
+        :func:`assay.backends.register_model`); None disconnects. The
+        backend must answer ``/health`` with ``UP`` and accept ``/setup``
+        before it is stored. Returns ``{"project_id", "url", "health",
+        "model_version"}``."""
+        p = self.get_project(project)
+        url = _backends.check_url(url)
+        if url is None:
+            self.update_project(p["id"], ml_backend_url=None)
+            return {"project_id": p["id"], "url": None, "health": None, "model_version": None}
+        client = _backends.connect(url)
+        health = client.health()
+        setup = self._backend_setup(p, client, base_url=base_url, access_token=access_token)
+        self.update_project(p["id"], ml_backend_url=url)
+        return {"project_id": p["id"], "url": _backends.redact(url), "health": health,
+                "model_version": setup["model_version"]}
+
+    def backend_health(self, project: int | str) -> dict:
+        """The backend's ``/health`` answer (``{"status": "UP", …}``);
+        :class:`~assay.backends.BackendUnreachable` or
+        :class:`~assay.backends.BackendProtocolError` otherwise."""
+        p = self.get_project(project)
+        client = self._backend(p)
+        return {"project_id": p["id"], "url": p["ml_backend_url"], "health": client.health()}
+
+    def backend_setup(self, project: int | str, *, base_url: str | None = None,
+                      access_token: str | None = None, extra_params: dict | None = None) -> dict:
+        """Send the project's label config to the backend (``/setup``);
+        returns ``{"project_id", "model_version", "response"}``. ``base_url``
+        (this server's address) goes as ``hostname``; ``access_token`` lets
+        the backend fetch image content (sent back as a Bearer token)."""
+        p = self.get_project(project)
+        return self._backend_setup(p, self._backend(p), base_url=base_url, access_token=access_token,
+                                   extra_params=extra_params)
+
+    def _backend_setup(self, p: dict, client, *, base_url=None, access_token=None, extra_params=None) -> dict:
+        payload = {"project": _backends.project_uid(p),
+                   "schema": _backends.label_config(p, self._backend_item_kind(p)),
+                   "hostname": (base_url or "").rstrip("/"), "access_token": access_token or "",
+                   "model_version": None, "extra_params": extra_params or {}}
+        body = client.setup(payload)
+        mv = body.get("model_version")
+        return {"project_id": p["id"], "model_version": None if mv is None else str(mv), "response": body}
+
+    def _backend_items(self, p: dict, item_ids: Sequence[int] | None, batch: int) -> Iterator[list]:
+        """The project's items in pages of ``batch`` (``id, kind, text, blob``)."""
+        q = ("SELECT i.id, i.kind, i.text, i.blob FROM tasks t JOIN items i ON i.id = t.item_id "
+             "WHERE t.project_id = :p ")
+        if item_ids is not None:
+            from sqlalchemy import bindparam
+
+            wanted = sorted(set(item_ids))
+            rows: list = []
+            stmt = text(q + "AND t.item_id IN :ids ORDER BY t.item_id").bindparams(bindparam("ids", expanding=True))
+            with self.db.read() as conn:
+                for k in range(0, len(wanted), 1000):
+                    rows.extend(conn.execute(stmt, {"p": p["id"], "ids": wanted[k:k + 1000]}).all())
+            missing = sorted(set(wanted) - {r.id for r in rows})
+            if missing:
+                raise InvalidInput(f"{len(missing)} item(s) are not in project {p['name']!r}: {missing[:10]}")
+            for k in range(0, len(rows), batch):
+                yield rows[k:k + batch]
+            return
+        stmt = text(q + "AND t.item_id > :after ORDER BY t.item_id LIMIT :n")
+        after = 0
+        while True:
+            with self.db.read() as conn:
+                rows = conn.execute(stmt, {"p": p["id"], "after": after, "n": batch}).all()
+            if rows:
+                yield rows
+            if len(rows) < batch:
+                return
+            after = rows[-1].id
+
+    def backend_predict(self, project: int | str, item_ids: Sequence[int] | None = None, batch: int = 64,
+                        base_url: str | None = None) -> dict:
+        """Ask the project's model for a label for each item (all, or
+        ``item_ids``), ``batch`` items per call, and store them in
+        ``predictions`` (one row per item: label, confidence = the backend's
+        score — 1.0 when it gives none — and ``model_version``).
+
+        All or nothing: an unreachable backend or a malformed answer raises
+        and stores nothing. Choices the project does not have are skipped
+        and counted. ``model_version`` is an integer: each distinct (backend
+        URL, backend version string) gets an ``ml_models`` row (``metrics``
+        ``{"source": "backend", "backend_version", "url"}``, numbered after
+        the project's existing versions, carrying over the in-loop model's
+        threshold and auto-label state) and keeps that number.
+
+        Returns counts: ``tasks`` (sent), ``stored``, ``no_prediction``,
+        ``skipped_unknown`` (tasks with no known class), ``unknown_choices``,
+        ``without_score``, ``model_versions`` ({backend version: int}) and
+        ``seconds``.
+        """
+        from sqlalchemy import bindparam
+
+        p = self.get_project(project)
+        if not isinstance(batch, int) or isinstance(batch, bool) or not 1 <= batch <= 1000:
+            raise InvalidInput("batch must be an integer from 1 to 1000")
+        if item_ids is not None:
+            if not all(isinstance(i, int) and not isinstance(i, bool) for i in item_ids):
+                raise InvalidInput("item_ids must be integers")
+        client = self._backend(p)
+        started = time.monotonic()
+        names = [c["name"] for c in p["schema"]["classes"]]
+        kind = p["schema"]["kind"]
+        config = _backends.label_config(p, self._backend_item_kind(p))
+        uid = _backends.project_uid(p)
+        where = f"the ML backend at {client.name}"
+        found: list[tuple[int, Any, float, str]] = []
+        stats = {"tasks": 0, "no_prediction": 0, "skipped_unknown": 0, "unknown_choices": 0, "without_score": 0}
+        unknown_seen: dict[str, int] = {}
+        for rows in self._backend_items(p, item_ids, batch):
+            outcomes: list[tuple[Any, float | None, str | None]] = []
+            if isinstance(client, _backends.PythonBackend):
+                batch_items = [{"id": r.id, "image_bytes": self.blobs.get(r.blob)} if r.kind == "image"
+                               else {"id": r.id, "text": r.text or ""} for r in rows]
+                out, version = client.predict_items(batch_items)
+                for o in out:
+                    if o is None or o.get("label") is None:
+                        outcomes.append((None, None, version))
+                        continue
+                    lab = o["label"]
+                    mv = o.get("model_version")
+                    outcomes.append((lab if isinstance(lab, list) else [lab], _backends._score(o.get("score")),
+                                     version if mv is None else str(mv)))
+            else:
+                tasks = [_backends.ls_task({"id": r.id, "kind": r.kind, "text": r.text}, base_url) for r in rows]
+                body = client.predict({"tasks": tasks, "model_version": None, "project": uid, "label_config": config,
+                                       "params": {"login": None, "password": None, "context": None}})
+                per_task, top = _backends.parse_predict_response(body, len(tasks), where)
+                for preds in per_task:
+                    pr = _backends.pick_prediction(preds)
+                    if pr is None:
+                        outcomes.append((None, None, top))
+                        continue
+                    choices, score = _backends.prediction_choices(pr)
+                    mv = pr.get("model_version")
+                    outcomes.append((choices, score, top if mv in (None, "") else str(mv)))
+            for r, (choices, score, version) in zip(rows, outcomes):
+                stats["tasks"] += 1
+                if not choices:
+                    stats["no_prediction"] += 1
+                    continue
+                label, unknown = _backends.map_choices(choices, names, kind)
+                for u in unknown:
+                    unknown_seen[u] = unknown_seen.get(u, 0) + 1
+                stats["unknown_choices"] += len(unknown)
+                if label is None:
+                    stats["skipped_unknown"] += 1
+                    continue
+                if score is None:
+                    stats["without_score"] += 1
+                found.append((r.id, label, 1.0 if score is None else score, version or "unversioned"))
+        if unknown_seen:
+            _backends.log.warning("project %s: %d choice(s) the project does not have were skipped: %s",
+                                  p["id"], stats["unknown_choices"],
+                                  ", ".join(f"{k!r}×{v}" for k, v in sorted(unknown_seen.items())[:10]))
+        stored_url = _backends.redact(self._backend_url(p["id"]) or client.name)
+        versions: dict[str, int] = {}
+        if found:
+            for attempt in range(3):
+                try:
+                    with self.db.write() as conn:
+                        versions = self._backend_versions(conn, p, stored_url, {f[3] for f in found})
+                        ids = [f[0] for f in found]
+                        drop = text("DELETE FROM predictions WHERE project_id = :p AND item_id IN :ids").bindparams(
+                            bindparam("ids", expanding=True))
+                        for k in range(0, len(ids), 1000):
+                            conn.execute(drop, {"p": p["id"], "ids": ids[k:k + 1000]})
+                        conn.execute(text(
+                            "INSERT INTO predictions (project_id, item_id, model_version, label, confidence, proba) "
+                            "VALUES (:p, :i, :v, :label, :c, :pr)").bindparams(
+                                bindparam("label", type_=JSON), bindparam("pr", type_=JSON)),
+                            [{"p": p["id"], "i": i, "v": versions[v], "label": lab, "c": float(sc),
+                              "pr": _backends.proba_for(lab, sc, names)} for i, lab, sc, v in found])
+                    break
+                except IntegrityError:  # another run numbered the same version: read again
+                    if attempt == 2:
+                        raise
+        return {"project_id": p["id"], "url": stored_url, **stats, "stored": len(found),
+                "model_versions": versions, "seconds": round(time.monotonic() - started, 3)}
+
+    def _backend_versions(self, conn, p: dict, url: str, wanted: set[str]) -> dict[str, int]:
+        """Integer ``model_version`` for each backend version string (see
+        :meth:`backend_predict`); new ones get new ``ml_models`` rows."""
+        from sqlalchemy import bindparam
+
+        rows = conn.execute(text(
+            "SELECT version, threshold, auto_state, metrics FROM ml_models WHERE project_id = :p ORDER BY version"
+        ).columns(metrics=JSON), {"p": p["id"]}).all()
+        have: dict[str, int] = {}
+        for r in rows:
+            m = r.metrics if isinstance(r.metrics, dict) else {}
+            if m.get("source") == "backend" and m.get("url") == url and m.get("backend_version") in wanted:
+                have[m["backend_version"]] = r.version
+        last = rows[-1] if rows else None
+        nxt = (last.version if last is not None else 0) + 1
+        add = text("INSERT INTO ml_models (project_id, version, trained_at, n_train, temperature, oof_accuracy, "
+                   "threshold, auto_state, metrics) VALUES (:p, :v, :now, 0, 1.0, NULL, :th, :st, :m)"
+                   ).bindparams(bindparam("m", type_=JSON))
+        for s in sorted(wanted - set(have)):
+            conn.execute(add, {"p": p["id"], "v": nxt, "now": time.time(),
+                               "th": last.threshold if last is not None else None,
+                               "st": last.auto_state if last is not None else "off",
+                               "m": {"source": "backend", "backend_version": s, "url": url,
+                                     "classes": [c["name"] for c in p["schema"]["classes"]]}})
+            have[s] = nxt
+            nxt += 1
+        return have
+
+    def notify_backend(self, answer: dict, *, base_url: str | None = None) -> bool:
+        """Queue a new answer for the project's backend (``/webhook``, as Label
+        Studio's ``ANNOTATION_CREATED``). Returns at once; a background thread
+        sends it, and a failing backend only logs a warning. False when the
+        project has no backend (or the queue is full)."""
+        p = self.get_project(answer["project_id"])
+        if not p.get("ml_backend_url"):
+            return False
+        return self._backend_notifier().put((answer, base_url))
+
+    def _backend_notifier(self) -> _backends.Notifier:
+        n = self.__dict__.get("_backend_notifier_obj")
+        if n is None:
+            with self._lock:
+                n = self.__dict__.get("_backend_notifier_obj")
+                if n is None:
+                    n = self._backend_notifier_obj = _backends.Notifier(self._send_backend_webhook)
+        return n
+
+    def backend_notifications(self) -> dict:
+        """Counts of webhook notifications: queued, sent, failed, dropped."""
+        return dict(self._backend_notifier().stats)
+
+    def wait_backend_notifications(self, timeout: float = 10.0) -> bool:
+        """Block until queued webhook notifications were sent (tests, scripts)."""
+        return self._backend_notifier().wait(timeout)
+
+    def _send_backend_webhook(self, job: tuple[dict, str | None]) -> None:
+        answer, base_url = job
+        p = self.get_project(answer["project_id"])
+        url = self._backend_url(p["id"])
+        if not url:
+            return
+        with self.db.read() as conn:
+            item = conn.execute(text("SELECT id, kind, text FROM items WHERE id = :i"),
+                                {"i": answer["item_id"]}).first()
+        if item is None:
+            return
+        client = _backends.connect(url)
+        client.webhook(_backends.annotation_payload(answer, p, _row(item), base_url))
 
     # ------------------------------------------------------------ status
 

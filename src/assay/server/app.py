@@ -12,7 +12,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.staticfiles import StaticFiles
 
 from assay.server import errors
-from assay.server.routers import auth, datasets, gold, pages, projects, tasks
+from assay.server.routers import auth, backends, datasets, gold, pages, projects, tasks
 from assay.server.routers.pages import STATIC
 from assay.workspace import Workspace
 
@@ -64,6 +64,7 @@ def create_app(workspace: Workspace, *, reclaim_interval: float = 5.0,
     errors.install(app)
     app.add_middleware(_UploadLimit, limit=app.state.max_upload_bytes)
     app.add_middleware(tasks.HotPaths)  # next/answer without FastAPI's per-request overhead
+    backends.install(app)  # bring your own model: /ml-backend routes, answers -> backend /webhook
     for r in (auth.router, datasets.router, projects.router, tasks.router, gold.router):
         app.include_router(r, prefix="/api")
     app.include_router(pages.router)

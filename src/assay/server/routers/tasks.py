@@ -18,7 +18,7 @@ from fastapi import APIRouter, Request
 from pydantic import BaseModel
 
 from assay.errors import AssayError, InvalidInput
-from assay.server.deps import WS, User, json
+from assay.server.deps import WS, Staff, User, json
 from assay.server.errors import error_response
 
 router = APIRouter(tags=["tasks"])
@@ -30,6 +30,8 @@ class NextIn(BaseModel):
 
 class AnswerIn(BaseModel):
     label: str | list[str]
+    #: the model's pre-label shown with the task (the task's ``suggestion.label``), if any
+    suggestion: str | list[str] | None = None
 
 
 def _parse_optional_body(raw: bytes) -> dict:
@@ -67,8 +69,10 @@ def _next(ws, user: dict, project_id: int, raw: bytes):
 
 @router.post("/tasks/{task_id}/answers", status_code=201)
 async def submit(task_id: int, body: AnswerIn, ws: WS, user: User):
-    """Answer a task you hold: ``{"label": "cat"}`` or ``{"label": ["a", "b"]}``."""
-    return json({"answer": ws.submit(task_id, user, body.label)}, 201)
+    """Answer a task you hold: ``{"label": "cat"}`` or ``{"label": ["a", "b"]}``;
+    add ``"suggestion"`` (the model's pre-label that was shown) so the answer
+    records whether it was accepted."""
+    return json({"answer": ws.submit(task_id, user, body.label, suggestion=body.suggestion)}, 201)
 
 
 @router.post("/tasks/{task_id}/skip")
@@ -81,6 +85,14 @@ async def skip(task_id: int, ws: WS, user: User):
 async def undo(answer_id: int, ws: WS, user: User):
     """Take back your own answer; its task is leased back to you."""
     return json({"task": ws.undo(answer_id, user)})
+
+
+@router.get("/projects/{project_id}/suggestions")
+def suggestion_stats(project_id: int, ws: WS, user: Staff):
+    """Pre-labels and anchoring: how often answers accepted the model's
+    suggestion, and accepted vs overridden accuracy where the truth is known."""
+    ws.require_access(project_id, user, roles=("admin", "reviewer"))
+    return json(ws.suggestion_stats(project_id))
 
 
 # ---------------------------------------------------------------- fast lane
@@ -98,7 +110,8 @@ class HotPaths:
     It runs the same code as the routes (:func:`_next`, ``ws.submit``) and
     answers errors with the same shape. It takes a request only when the
     outcome cannot differ from the route's: an answer body must be a JSON
-    object whose ``label`` is a string or a list of strings, sent as JSON;
+    object whose ``label`` is a string or a list of strings (and whose
+    ``suggestion``, if any, is null, a string or a list of strings), sent as JSON;
     everything else (and every other path) is passed on untouched, with the
     body it has already read.
     """
@@ -134,7 +147,7 @@ class HotPaths:
             if size > _MAX_HOT_BODY:
                 break
         raw = b"".join(chunks)
-        if size > _MAX_HOT_BODY or (kind == "answer" and (label := _plain_label(scope, raw)) is None):
+        if size > _MAX_HOT_BODY or (kind == "answer" and (answer := _plain_answer(scope, raw)) is None):
             return await self.app(scope, _replay(raw, more, receive), send)
 
         token = None
@@ -149,14 +162,19 @@ class HotPaths:
             if kind == "next":
                 response = _next(ws, user, int(m.group(1)), raw)
             else:
-                response = json({"answer": ws.submit(int(m.group(1)), user, label)}, 201)
+                label, suggestion = answer
+                response = json({"answer": ws.submit(int(m.group(1)), user, label, suggestion=suggestion)}, 201)
         except AssayError as exc:
             response = error_response(exc.status, exc.code, exc.message, exc.details)
         await response(scope, receive, send)
 
 
-def _plain_label(scope, raw: bytes):
-    """The label of an answer body the route would accept as is, else None."""
+def _is_label(v) -> bool:
+    return isinstance(v, str) or (isinstance(v, list) and all(isinstance(x, str) for x in v))
+
+
+def _plain_answer(scope, raw: bytes):
+    """``(label, suggestion)`` of an answer body the route would accept as is, else None."""
     ctype = None
     for k, v in scope["headers"]:
         if k == b"content-type":
@@ -172,9 +190,9 @@ def _plain_label(scope, raw: bytes):
         return None
     if not isinstance(body, dict):
         return None
-    label = body.get("label")
-    if isinstance(label, str) or (isinstance(label, list) and all(isinstance(x, str) for x in label)):
-        return label
+    label, suggestion = body.get("label"), body.get("suggestion")
+    if _is_label(label) and (suggestion is None or _is_label(suggestion)):
+        return label, suggestion
     return None
 
 

@@ -5,6 +5,11 @@
  * Answers, skips and undos are sent in the background (optimistic); failures
  * show in #error. Tasks with a request in flight, on screen or queued are
  * always sent in `exclude`, so the server never hands one out twice.
+ *
+ * Pre-labels: a task may carry the model's `suggestion` ({label, confidence,
+ * model_version}); it shows in #suggestion, `a` accepts it, and every answer
+ * sends the suggestion that was on screen so the server records whether the
+ * annotator took it.
  */
 (function () {
   "use strict";
@@ -283,6 +288,7 @@
         class: "class-btn",
         "data-class": c.name,
         "data-key": i < 9 ? String(i + 1) : null,
+        "data-description": c.description || null,
         title: c.description || null,
         "aria-pressed": state.multi ? "false" : null,
       }, i < 9 ? el("kbd", { text: String(i + 1) }) : el("kbd", { class: "nokey", text: "·" }),
@@ -293,16 +299,58 @@
       ui.classes.append(btn);
     });
     ui.keysHelp.textContent = state.multi
-      ? "Keys: 1–9 toggle a class · Enter submit · s skip · z undo"
-      : "Keys: 1–9 choose a class · s skip · z undo";
+      ? "Keys: 1–9 toggle a class · a take the suggestion · Enter submit · s skip · z undo"
+      : "Keys: 1–9 choose a class · a accept the suggestion · s skip · z undo";
+  }
+
+  /** The model's pre-label of `entry`, if it names only known classes:
+   * {label (what is sent back: a name; multi: a list), names, confidence}, else null. */
+  function suggestionOf(entry) {
+    const s = entry && entry.task && entry.task.suggestion;
+    if (!s || s.label === null || s.label === undefined) return null;
+    let names;
+    if (state.multi) names = Array.isArray(s.label) ? s.label.slice() : [s.label];
+    else if (typeof s.label === "string") names = [s.label];
+    else return null;
+    const known = new Set(state.classes.map(function (c) { return c.name; }));
+    if (!names.every(function (n) { return typeof n === "string" && known.has(n); })) return null;
+    return { label: state.multi ? names : names[0], names: names, confidence: Number(s.confidence) };
+  }
+
+  function percent(p) {
+    if (!isFinite(p)) return "";
+    const n = Math.round(p * 100);
+    return (p < 1 ? Math.min(n, 99) : n) + "%"; // never "100%" for a model that is not sure
+  }
+
+  function renderSuggestion(entry) {
+    const s = suggestionOf(entry);
+    ui.suggestion.hidden = !s;
+    if (!s) {
+      delete ui.suggestion.dataset.label;
+      delete ui.suggestion.dataset.confidence;
+      return;
+    }
+    ui.suggestionLabel.textContent = s.names.length ? s.names.join(", ") : "none of the classes";
+    ui.suggestionConfidence.textContent = percent(s.confidence);
+    ui.suggestion.dataset.label = s.names.join("|");
+    ui.suggestion.dataset.confidence = String(s.confidence);
+    ui.suggestionHint.textContent = state.multi
+      ? "Press a to select the suggested classes (then Enter), or choose your own."
+      : "Press a to accept it, or choose another class.";
   }
 
   function updateControls() {
     const on = !!state.current;
     const prev = on && state.current.prevLabel;
+    const sugg = on ? suggestionOf(state.current) : null;
     ui.classes.querySelectorAll(".class-btn").forEach(function (btn) {
       const name = btn.dataset.class;
       btn.disabled = !on;
+      const suggested = !!sugg && sugg.names.indexOf(name) >= 0;
+      btn.classList.toggle("is-suggested", suggested);
+      if (suggested) btn.title = (btn.dataset.description ? btn.dataset.description + " — " : "") + "the model's suggestion";
+      else btn.title = btn.dataset.description || "";
       if (state.multi) {
         const sel = on && state.selected.has(name);
         btn.classList.toggle("is-selected", sel);
@@ -312,6 +360,7 @@
       }
     });
     ui.submit.disabled = !on;
+    ui.accept.disabled = !sugg;
     ui.skip.disabled = !on;
     ui.undo.disabled = state.history.length === 0;
   }
@@ -384,6 +433,7 @@
     });
     ui.fields.hidden = Object.keys(fields).length === 0;
     ui.stage.scrollTop = 0;
+    renderSuggestion(entry);
     updateControls();
   }
 
@@ -394,6 +444,7 @@
     delete ui.item.dataset.itemId;
     ui.text.textContent = "";
     ui.image.removeAttribute("src");
+    renderSuggestion(null);
     const finished = state.exhausted && !state.fetching && state.queue.length === 0;
     const paused = finished && !!state.pausedMsg;
     const done = finished && !paused;
@@ -488,9 +539,11 @@
       if (!label.length) { setStatus("pick at least one class (s skips)"); return; }
     }
     const id = entry.task.id;
+    const shown = suggestionOf(entry); // sent with every answer: the server records if it was taken
+    const body = shown ? { label: label, suggestion: shown.label } : { label: label };
     const rec = { entry: entry, label: label, answer: null, promise: null };
     rec.promise = send(entry, function () {
-      return api.post("/api/tasks/" + encodeURIComponent(id) + "/answers", { label: label }, KEEP);
+      return api.post("/api/tasks/" + encodeURIComponent(id) + "/answers", body, KEEP);
     }).then(function (data) {
       rec.answer = data.answer;
       state.submitted++;
@@ -514,6 +567,18 @@
     state.history.push(rec);
     if (state.history.length > HISTORY_MAX) state.history.shift();
     finish(entry);
+  }
+
+  /** Take the model's suggestion: submit it (single-label) or select it (multi: then Enter). */
+  function accept() {
+    const entry = state.current;
+    if (!entry) return;
+    const s = suggestionOf(entry);
+    if (!s) { setStatus("no suggestion for this item"); return; }
+    if (!state.multi) { submit(s.label); return; }
+    state.selected = new Set(s.names);
+    updateControls();
+    setStatus("suggestion selected · Enter submits");
   }
 
   function skip() {
@@ -590,6 +655,10 @@
         e.preventDefault();
         if (!e.repeat) skip();
         return;
+      case "a": case "A":
+        e.preventDefault();
+        if (!e.repeat) accept();
+        return;
       case "z": case "Z": case "Backspace":
         e.preventDefault();
         if (!e.repeat) undo();
@@ -626,6 +695,8 @@
       keysHelp: $("keys-help"), instructions: $("instructions"), instructionsBox: $("instructions-box"),
       projectName: $("project-name"), stage: document.querySelector(".stage"),
       paused: $("paused"), pausedReason: $("paused-reason"),
+      suggestion: $("suggestion"), suggestionLabel: $("suggestion-label"),
+      suggestionConfidence: $("suggestion-confidence"), suggestionHint: $("suggestion-hint"), accept: $("accept"),
     };
     if (!projectId) {
       ui.loading.textContent = "No project given.";
@@ -639,7 +710,8 @@
     ui.submit.addEventListener("click", function () { submit(); });
     ui.skip.addEventListener("click", skip);
     ui.undo.addEventListener("click", undo);
-    [ui.submit, ui.skip, ui.undo].forEach(function (b) {
+    ui.accept.addEventListener("click", accept);
+    [ui.submit, ui.skip, ui.undo, ui.accept].forEach(function (b) {
       b.addEventListener("mousedown", function (e) { e.preventDefault(); });
     });
     $("check-again").addEventListener("click", function () {

@@ -1,0 +1,163 @@
+"""Bring your own model over HTTP: connect a project to a Label Studio
+compatible ML backend, check it, run predictions, and send new answers to
+its ``/webhook`` (see :mod:`assay.backends`).
+
+:class:`AnswerHook` watches successful answers (``201`` from ``POST
+/api/tasks/{id}/answers``, whether the fast lane or the route served them)
+and queues them for the project's backend. It costs a path check per
+request and, for answers, one cached project lookup; the webhook itself is
+sent from a background thread and never delays or fails the answer.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import threading
+import time
+
+import orjson
+from fastapi import APIRouter, FastAPI, Request
+from pydantic import BaseModel, Field
+from starlette.background import BackgroundTask
+
+from assay.errors import AssayError, Conflict
+from assay.server.deps import WS, Admin, Staff, json
+
+log = logging.getLogger("assay.server")
+router = APIRouter(tags=["ml-backend"])
+
+
+class BackendIn(BaseModel):
+    url: str | None = Field(None, max_length=2000)
+    access_token: str | None = Field(None, max_length=500)
+
+
+class PredictIn(BaseModel):
+    item_ids: list[int] | None = Field(None, max_length=1_000_000)
+    batch: int = Field(64, ge=1, le=1000)
+
+
+def base_url(request: Request) -> str:
+    """This server's address as a backend can reach it (``ASSAY_PUBLIC_URL`` wins)."""
+    return (os.environ.get("ASSAY_PUBLIC_URL") or str(request.base_url)).rstrip("/")
+
+
+def _runs(request: Request) -> tuple[dict, threading.Lock]:
+    state = request.app.state
+    if not hasattr(state, "backend_runs"):
+        state.backend_runs, state.backend_runs_lock = {}, threading.Lock()
+    return state.backend_runs, state.backend_runs_lock
+
+
+@router.put("/projects/{project_id}/ml-backend")
+def set_backend(project_id: int, body: BackendIn, request: Request, ws: WS, _: Admin):
+    """Connect the project to a model: ``{"url": "http://host:9090"}`` (a
+    Label Studio compatible ML backend) or ``{"url": "python:<name>"}``;
+    ``{"url": null}`` disconnects. The backend must answer ``/health`` and
+    ``/setup`` first. ``access_token`` (optional) is passed to ``/setup`` so
+    the backend can fetch image content."""
+    return json(ws.connect_backend(project_id, body.url, base_url=base_url(request),
+                                   access_token=body.access_token))
+
+
+@router.get("/projects/{project_id}/ml-backend")
+def get_backend(project_id: int, request: Request, ws: WS, user: Staff):
+    """The backend's URL and health (``ok`` false with ``error`` when it does
+    not answer), the last prediction run and webhook counts."""
+    p = ws.require_access(project_id, user, roles=("admin", "reviewer"))
+    out = {"project_id": p["id"], "url": p["ml_backend_url"], "ok": None, "health": None, "error": None}
+    if p["ml_backend_url"]:
+        try:
+            out["health"] = ws.backend_health(p["id"])["health"]
+            out["ok"] = True
+        except AssayError as e:
+            out["ok"], out["error"] = False, e.message
+    runs, _lock = _runs(request)
+    out["predict"] = runs.get(p["id"])
+    out["webhooks"] = ws.backend_notifications()
+    return json(out)
+
+
+@router.post("/projects/{project_id}/ml-backend/predict", status_code=202)
+def predict(project_id: int, request: Request, ws: WS, _: Admin, body: PredictIn | None = None):
+    """Ask the backend for predictions of the project's items (all, or
+    ``item_ids``) in the background; 202 at once. ``GET …/ml-backend``
+    shows the run (``predict``: state, result or error)."""
+    p = ws.get_project(project_id)
+    ws._backend(p)  # 400 now if the project has no backend
+    body = body or PredictIn()
+    runs, lock = _runs(request)
+    with lock:
+        cur = runs.get(p["id"])
+        if cur is not None and cur["state"] == "running":
+            raise Conflict(f"a prediction run for project {p['id']} is already running")
+        run = runs[p["id"]] = {"state": "running", "started_at": time.time(), "finished_at": None,
+                               "result": None, "error": None}
+    url = base_url(request)
+
+    def work():
+        try:
+            run["result"] = ws.backend_predict(p["id"], item_ids=body.item_ids, batch=body.batch, base_url=url)
+            run["state"] = "done"
+        except AssayError as e:
+            run["state"], run["error"] = "failed", e.message
+        except Exception as e:  # noqa: BLE001 - reported in GET …/ml-backend and the log
+            log.exception("prediction run for project %s failed", p["id"])
+            run["state"], run["error"] = "failed", f"{e.__class__.__name__}: {e}"
+        finally:
+            run["finished_at"] = time.time()
+
+    resp = json({"project_id": p["id"], "predict": "started"}, 202)
+    resp.background = BackgroundTask(work)
+    return resp
+
+
+# ---------------------------------------------------------------- answers -> /webhook
+
+_ANSWER_PATH = re.compile(r"/api/tasks/[0-9]{1,18}/answers")
+
+
+class AnswerHook:
+    """ASGI middleware: after a ``201`` answer, queue it for the project's
+    backend (:meth:`Workspace.notify_backend`) when the project has one."""
+
+    def __init__(self, app) -> None:
+        self.app = app
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http" or scope["method"] != "POST" or not scope["path"].endswith("/answers"):
+            return await self.app(scope, receive, send)
+        path = scope["path"]
+        root = scope.get("root_path", "")
+        if root and path.startswith(root):
+            path = path[len(root):]
+        if _ANSWER_PATH.fullmatch(path) is None:
+            return await self.app(scope, receive, send)
+        status = 0
+        chunks: list[bytes] = []
+
+        async def capture(message):
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            elif message["type"] == "http.response.body" and status == 201:
+                chunks.append(message.get("body", b""))
+            await send(message)
+
+        await self.app(scope, receive, capture)
+        if status == 201:
+            try:
+                answer = orjson.loads(b"".join(chunks))["answer"]
+                ws = scope["app"].state.workspace
+                if ws.get_project(answer["project_id"]).get("ml_backend_url"):
+                    ws.notify_backend(answer, base_url=base_url(Request(scope)))
+            except Exception:  # noqa: BLE001 - the answer is stored; a webhook is best effort
+                log.exception("could not queue an answer for the ML backend")
+
+
+def install(app: FastAPI) -> None:
+    """The routes under ``/api`` and the answer hook."""
+    app.include_router(router, prefix="/api")
+    app.add_middleware(AnswerHook)

@@ -108,7 +108,7 @@ def main() -> None:
 
         bare, e2e = [], []
         for _ in range(args.repeat):
-            bare.append(_bare(emb, texts))
+            bare.append(_bare(emb, texts, chunk=emb.batch_size))
             e2e.append(_end_to_end(emb, text_ds))
         results["runs"]["text"] = {"model": emb.name, "n": len(texts), "bare_per_s": bare, "end_to_end_per_s": e2e,
                                    "ratio": statistics.median(e2e) / statistics.median(bare)}
@@ -129,8 +129,8 @@ def main() -> None:
 
         bare, fwd, e2e = [], [], []
         for _ in range(args.repeat):
-            bare.append(_bare(emb, pngs, chunk=64))
-            fwd.append(_forward_only(emb, pngs, chunk=64))
+            bare.append(_bare(emb, pngs, chunk=emb.batch_size))
+            fwd.append(_forward_only(emb, pngs, chunk=emb.batch_size))
             e2e.append(_end_to_end(emb, image_ds))
         results["runs"]["image"] = {"model": emb.name, "n": len(pngs), "bare_per_s": bare,
                                     "forward_only_per_s": fwd, "end_to_end_per_s": e2e,

@@ -58,14 +58,19 @@ def embed_dataset(ws, dataset_id: int, embedder, *, progress: bool = True, chunk
 
     q: queue.Queue = queue.Queue(maxsize=2)
     stop = threading.Event()
+    # The model's own batch size; a model that splits decoding from its
+    # forward pass (images) decodes on the reader thread, beside the model.
+    step = max(1, min(chunk, getattr(embedder, "batch_size", chunk) or chunk))
+    split = callable(getattr(embedder, "preprocess", None)) and callable(getattr(embedder, "forward", None))
 
     def reader() -> None:
         try:
-            for lo in range(0, todo.size, chunk):
+            for lo in range(0, todo.size, step):
                 if stop.is_set():
                     return
-                part = todo[lo:lo + chunk]
-                q.put((part, _contents(ws, embedder.kind, part)))
+                part = todo[lo:lo + step]
+                contents = _contents(ws, embedder.kind, part)
+                q.put((part, embedder.preprocess(contents) if split else contents))
             q.put(None)
         except BaseException as e:  # noqa: BLE001 - handed to the main thread
             q.put(e)
@@ -88,7 +93,7 @@ def embed_dataset(ws, dataset_id: int, embedder, *, progress: bool = True, chunk
             if isinstance(got, BaseException):
                 raise got
             part, contents = got
-            vecs = embedder.embed(contents)
+            vecs = embedder.forward(contents) if split else embedder.embed(contents)
             if vecs.shape != (len(part), embedder.dim):
                 raise InvalidInput(f"{embedder.name} returned shape {vecs.shape} for {len(part)} items")
             buf_ids.append(part)

@@ -88,3 +88,25 @@ def test_real_set_rte(shared_data):
     assert r["answers_available"] == 8000 and r["items"] == 800
     assert r["answers_used"] < 0.8 * r["answers_available"]
     assert r["accuracy"] > 0.88  # DS over all 8000 answers: 0.9275
+
+
+def test_many_classes_do_not_stop_items_on_one_weak_answer(tmp_path):
+    """Regression: on a 10-class crowd the settle table once stopped nearly
+    every item after one answer (accuracy = a single answer's)."""
+    import numpy as np
+
+    from assay.simulate import simulate
+
+    rng = np.random.default_rng(0)
+    rows, truth = [], []
+    for i in range(300):
+        y = int(rng.integers(10))
+        truth.append(f"i{i},{y}")
+        for w in rng.choice(30, 5, replace=False):
+            lab = y if rng.random() < 0.7 else int(rng.choice([c for c in range(10) if c != y]))
+            rows.append(f"i{i},w{w},{lab}")
+    (tmp_path / "a.csv").write_text("item,worker,label\n" + "\n".join(rows) + "\n")
+    (tmp_path / "t.csv").write_text("item,label\n" + "\n".join(truth) + "\n")
+    r = simulate(tmp_path / "a.csv", tmp_path / "t.csv", policy="adaptive", max_answers=3, target=0.95)
+    assert r["answers_per_item"] > 1.8
+    assert r["accuracy"] > 0.8  # one answer alone is right about 70 % of the time

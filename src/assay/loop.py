@@ -175,17 +175,6 @@ def ml_step(ws, project: int | str, *, batch: int = 100, seed: int = 0, now: flo
     answered = n_ans > 0
     confident = answered & (post_answers.max(axis=1) >= verify_at)
     y[confident] = post_answers[confident].argmax(axis=1)
-    resolved_by_people = np.array([status.get(int(i)) == "resolved" for i in item_ids], bool) & answered
-    cons_label = {}
-    if resolved_by_people.any():
-        with ws.db.read() as conn:
-            cons_label = {r.item_id: r.label for r in conn.execute(text(
-                "SELECT item_id, label FROM item_consensus WHERE project_id = :p AND status = 'resolved' "
-                "AND answers > 0").columns(label=JSON), {"p": pid})}
-    for j in np.flatnonzero(resolved_by_people & (y < 0)):
-        lab = cons_label.get(int(item_ids[j]))
-        if lab in code:
-            y[j] = code[lab]
     for item, lab in known.items():
         if item in pos and lab in code:
             y[pos[item]] = code[lab]
@@ -261,8 +250,13 @@ def ml_step(ws, project: int | str, *, batch: int = 100, seed: int = 0, now: flo
                   "c": float(proba[j].max()), "pr": [round(float(x), 6) for x in proba[j]]}
                  for j in np.flatnonzero(with_vec & ~val)])  # validation items: people decide unaided
 
-            # ---- revert auto-labels the (raised) threshold no longer covers, unless audited by people
-            revert = [i for i, a in autos.items() if (state != "on" or a.confidence < threshold)
+            # ---- revert auto-labels only when the audits failed: those below the
+            # raised threshold, or all of them once auto-labeling stopped. (A new
+            # model version that cannot certify a threshold yet labels nothing
+            # new, but what an earlier, certified version labeled stands.)
+            failed = result.get("audit_verdict") == "fail"
+            revert = [i for i, a in autos.items()
+                      if failed and (state != "on" or a.confidence < threshold)
                       and i in pos and n_ans[pos[i]] == 0]
             for i in revert:
                 conn.execute(text("DELETE FROM auto_labels WHERE project_id = :p AND item_id = :i"),

@@ -251,6 +251,8 @@ def simulate_ml(answers_path, truth_path, *, items_path=None, images_dir=None, f
         "answers_vs_baseline": round(used / base["answers"], 4) if base["answers"] else None,
         "accuracy_vs_baseline": (round(acc(scored) - base["accuracy"], 6)
                                  if scored and base["accuracy"] is not None else None),
+        "answers_histogram": {str(k): v for k, v in sorted(Counter(
+            (cons.get(i) or (None, None, 0))[2] for i in name_of).items())},
         "items_exhausted": exhausted,
         "handout_mismatches": mismatches,
         "embed_seconds": round(embed_seconds, 2),

@@ -38,6 +38,10 @@ DEFAULT_AUDIT_RATE = 0.05
 ALPHA = 0.05
 MIN_TRAIN = 20
 VERIFY_CONFIDENCE = 0.95
+#: training labels: people's answers alone must put at least this on a class
+#: (a classifier tolerates some label noise; the threshold is chosen on the
+#: validation share, never on these)
+TRAIN_CONFIDENCE = 0.7
 PRIORITY_STARTED = 3.0
 PRIORITY_VALIDATION = 2.5
 PRIORITY_BATCH = 2.0
@@ -165,7 +169,7 @@ def ml_step(ws, project: int | str, *, batch: int = 100, seed: int = 0, now: flo
     post_answers = np.exp(lp_answers - lp_answers.max(axis=1, keepdims=True))
     post_answers /= post_answers.sum(axis=1, keepdims=True)
 
-    verify_at = max(VERIFY_CONFIDENCE, p["target_confidence"] or 0.0)
+    verify_at = TRAIN_CONFIDENCE
     val = validation_mask(item_ids, len(tasks))
     with ws.db.read() as conn:
         open_now = {r.id for r in conn.execute(text(

@@ -132,3 +132,32 @@ def test_reviewer_decides_an_item_from_the_review_queue(ws, tabs):  # noqa: F811
     rec = next(r for r in ws.export_records(p["id"]) if r["item_id"] == item)
     assert (rec["label"], rec["label_method"]) == ("y", "review")
     tab.assert_clean()
+
+
+def test_learning_curve_on_the_quality_page(ws, tabs):  # noqa: F811
+    import numpy as np
+
+    from assay.loop import ml_step
+    from factories import item_ids
+
+    p, people = project_with_annotators(ws, 240, 2, classes=("a", "b"), name="m", overlap=1)
+    ids = item_ids(ws, p["dataset_id"])
+    rng = np.random.default_rng(1)
+    y = rng.integers(2, size=len(ids))
+    X = (np.where(y[:, None] == 1, 1.0, -1.0) * 2 + rng.normal(0, 1, (len(ids), 4))).astype(np.float32)
+    ws.vectors.add("f", np.array(ids), X, {"model": "f", "kind": "given"})
+    ws.update_project(p["id"], ml_space="f")
+    ws.import_gold(p["id"], [{"item_id": ids[i], "label": "ab"[y[i]]} for i in range(80)])
+    ml_step(ws, p["id"])
+    ws.import_gold(p["id"], [{"item_id": ids[i], "label": "ab"[y[i]]} for i in range(80, 200)])
+    ml_step(ws, p["id"])
+    report = ws.model_report(p["id"])
+    assert [v["version"] for v in report["versions"]] == [1, 2]
+    _, token = ws.add_user("boss", "admin")
+    tab = tabs()
+    tab.login_link(token)
+    tab.goto(f"/quality/{p['id']}")
+    tab.page.wait_for_selector("#model-card:not([hidden]) svg.learning-curve")
+    assert tab.page.locator("circle.curve-oof.curve-point").count() == 2
+    assert "Version 2" in tab.page.locator("#model-summary").inner_text()
+    tab.assert_clean()

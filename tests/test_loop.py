@@ -123,3 +123,33 @@ def test_the_server_trains_the_model_in_the_background(ws):
     from assay.loop import validation_mask
     assert count(ws, "predictions", "project_id = :p", p=p["id"]) == n - int(validation_mask(np.array(ids), n).sum())
     assert ml_due(ws) == []  # nothing new since
+
+
+def test_model_report_over_http(ws):
+    from fastapi.testclient import TestClient
+
+    from assay.server import create_app
+
+    n = 240
+    rng = np.random.default_rng(2)
+    y = rng.integers(2, size=n)
+    ds = text_dataset(ws, "d", [f"t{i}" for i in range(n)])
+    ids = item_ids(ws, ds["id"])
+    X = (np.where(y[:, None] == 1, 1.0, -1.0) * 2 + rng.normal(0, 1, (n, 4))).astype(np.float32)
+    ws.vectors.add("f", np.array(ids), X, {"model": "f", "kind": "given"})
+    p = ws.create_project("p", ds["id"], ["a", "b"], overlap=1)
+    ws.update_project(p["id"], ml_space="f", auto_label_target=0.9)
+    ws.import_gold(p["id"], [{"item_id": ids[i], "label": "ab"[y[i]]} for i in range(150)])
+    step = ml_step(ws, p["id"])
+    admin, atok = ws.add_user("root", "admin")
+    ann, ntok = ws.add_user("ann", "annotator")
+    ws.add_member(p["id"], ann["id"])
+    with TestClient(create_app(ws, reclaim_interval=0, refit_interval=0)) as c:
+        r = c.get(f"/api/projects/{p['id']}/model", headers={"Authorization": f"Bearer {atok}"})
+        assert r.status_code == 200
+        body = r.json()
+        assert [v["version"] for v in body["versions"]] == [1]
+        v = body["versions"][0]
+        assert v["oof_accuracy"] == pytest.approx(step["oof_accuracy"]) and v["n_train"] == step["verified"]
+        assert body["auto_labeled"] == step["auto_labeled"]
+        assert c.get(f"/api/projects/{p['id']}/model", headers={"Authorization": f"Bearer {ntok}"}).status_code == 403

@@ -956,6 +956,31 @@ class Workspace:
         with self.db.write() as conn:
             return _gold.decide(conn, p, item_id, label, u["id"])
 
+    def model_report(self, project: int | str) -> dict:
+        """The in-loop model's learning curve: one row per version (answers
+        spent when it was trained, verified labels, out-of-fold and
+        validation accuracy, auto-label threshold and state) plus counts of
+        predictions and auto-labels."""
+        p = self.get_project(project)
+        with self.db.read() as conn:
+            rows = conn.execute(text(
+                "SELECT version, trained_at, n_train, temperature, oof_accuracy, threshold, auto_state, metrics "
+                "FROM ml_models WHERE project_id = :p ORDER BY version").columns(metrics=JSON), {"p": p["id"]}).all()
+            n_pred = conn.execute(text("SELECT count(*) FROM predictions WHERE project_id = :p"),
+                                  {"p": p["id"]}).scalar_one()
+            n_auto = conn.execute(text("SELECT count(*) FROM auto_labels WHERE project_id = :p"),
+                                  {"p": p["id"]}).scalar_one()
+        versions = []
+        for r in rows:
+            m = r.metrics or {}
+            versions.append({"version": r.version, "trained_at": r.trained_at, "n_train": r.n_train,
+                             "answers": m.get("answers"), "oof_accuracy": r.oof_accuracy,
+                             "validation": m.get("validation"), "validation_accuracy": m.get("validation_accuracy"),
+                             "threshold": r.threshold, "auto_state": r.auto_state,
+                             "source": m.get("source", "loop")})
+        return {"project_id": p["id"], "ml_space": p["ml_space"], "auto_label_target": p["auto_label_target"],
+                "versions": versions, "predictions": n_pred, "auto_labeled": n_auto}
+
     def gold_stats(self, project: int | str) -> list[dict]:
         """Per annotator: gold answers, correct, accuracy, the window since the
         last lifted pause, and whether they are paused."""

@@ -159,3 +159,10 @@ def quality_report(project_id: int, ws: WS, user: Staff):
     confidence histogram and status counts (single-label projects)."""
     ws.require_access(project_id, user, roles=("admin", "reviewer"))
     return json(ws.quality_report(project_id))
+
+
+@router.get("/projects/{project_id}/model")
+def model_report(project_id: int, ws: WS, user: Staff):
+    """The in-loop model's versions (its learning curve), predictions and auto-labels."""
+    ws.require_access(project_id, user, roles=("admin", "reviewer"))
+    return json(ws.model_report(project_id))

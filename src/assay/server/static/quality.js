@@ -108,11 +108,55 @@
   async function load() {
     const r = await api.get(base + "/quality");
     render(r);
-    await Promise.all([loadGold(), loadReview()]);
+    await Promise.all([loadGold(), loadReview(), loadModel()]);
     return r;
   }
 
   let project = null;
+
+  /** Learning curve: the model's accuracy on verified labels against the answers spent. */
+  function learningCurve(versions) {
+    const pts = versions.filter(function (v) { return typeof v.answers === "number"; });
+    const W = 520, H = 220, padL = 40, padB = 36, padT = 12, padR = 10;
+    const chart = svg("svg", { viewBox: "0 0 " + W + " " + H, class: "learning-curve", role: "img",
+      "aria-label": "model accuracy against answers spent" });
+    const maxX = Math.max(1, ...pts.map(function (v) { return v.answers; }));
+    const x = function (a) { return padL + (W - padL - padR) * a / maxX; };
+    const y = function (acc) { return H - padB - (H - padB - padT) * acc; };
+    chart.append(svg("line", { x1: padL, y1: H - padB, x2: W - padR, y2: H - padB, class: "axis" }));
+    chart.append(svg("line", { x1: padL, y1: padT, x2: padL, y2: H - padB, class: "axis" }));
+    [0, 0.5, 1].forEach(function (t) {
+      chart.append(svg("text", { x: padL - 6, y: y(t) + 4, "text-anchor": "end", class: "tick" }, (100 * t) + "%"));
+    });
+    chart.append(svg("text", { x: W - padR, y: H - padB + 14, "text-anchor": "end", class: "tick" }, String(maxX)));
+    chart.append(svg("text", { x: padL + (W - padL) / 2, y: H - 4, "text-anchor": "middle", class: "tick" }, "answers spent"));
+    [["validation_accuracy", "curve-validation"], ["oof_accuracy", "curve-oof"]].forEach(function (s) {
+      const ok = pts.filter(function (v) { return typeof v[s[0]] === "number"; });
+      if (!ok.length) return;
+      chart.append(svg("polyline", { class: s[1], fill: "none",
+        points: ok.map(function (v) { return x(v.answers) + "," + y(v[s[0]]); }).join(" ") }));
+      ok.forEach(function (v) {
+        const dot = svg("circle", { cx: x(v.answers), cy: y(v[s[0]]), r: 3, class: s[1] + " curve-point",
+          "data-version": v.version });
+        dot.append(svg("title", {}, "version " + v.version + ": " + pct(v[s[0]]) + " after " + v.answers + " answers"));
+        chart.append(dot);
+      });
+    });
+    return chart;
+  }
+
+  async function loadModel() {
+    const m = await api.get(base + "/model");
+    const card = document.getElementById("model-card");
+    if (!m.versions.length) { card.hidden = true; return; }
+    const last = m.versions[m.versions.length - 1];
+    document.getElementById("model-summary").textContent = "Version " + last.version + " on " + num(last.n_train) +
+      " verified labels · validation accuracy " + pct(last.validation_accuracy) + " (out of fold " + pct(last.oof_accuracy) +
+      ") · auto-labels " + (last.auto_state === "on" ? "on above " + pct(last.threshold) : last.auto_state) +
+      " · " + num(m.auto_labeled) + " items auto-labeled. Blue: validation accuracy; grey: out of fold.";
+    document.getElementById("learning-curve").replaceChildren(learningCurve(m.versions));
+    card.hidden = false;
+  }
 
   /** Gold record per annotator; admins can lift a pause. */
   async function loadGold() {

@@ -102,6 +102,43 @@ def project_with_annotators(ws, n_items: int, n_annotators: int, *, overlap: int
     return p, people
 
 
+def embedded_dataset(ws, n: int, *, seed: int = 0, space: str = "f", name: str = "d"):
+    """``n`` text items whose 4-d vectors (stored in ``space``) separate two
+    classes; returns ``(dataset, item_ids, y)`` with ``y`` the 0/1 classes."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    y = rng.integers(2, size=n)
+    ds = text_dataset(ws, name, [f"t{i}" for i in range(n)])
+    ids = item_ids(ws, ds["id"])
+    X = (np.where(y[:, None] == 1, 1.0, -1.0) * 2 + rng.normal(0, 1, (n, 4))).astype(np.float32)
+    ws.vectors.add(space, np.array(ids), X, {"model": space, "kind": "given"})
+    return ds, ids, y
+
+
+def idiosyncratic_crowd(seed: int = 0, *, n_items: int, n_workers: int, k: int, per_item: int):
+    """Integer-coded answers ``(items, workers, labels, truth)``: workers with
+    their own confusion matrices, accuracy ~ Beta(2, 2), 20 % spammers
+    answering from a fixed distribution."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    truth = rng.integers(0, k, n_items)
+    acc = rng.beta(2.0, 2.0, n_workers)
+    conf = np.zeros((n_workers, k, k))
+    for c in range(k):  # right with probability acc, else a worker-specific wrong label
+        others = [x for x in range(k) if x != c]
+        conf[:, c, c] = acc
+        conf[:, c, others] = (1 - acc)[:, None] * rng.dirichlet(np.ones(k - 1), n_workers)
+    spam = rng.random(n_workers) < 0.2
+    conf[spam] = rng.dirichlet(np.ones(k), size=int(spam.sum()))[:, None, :]
+    items = np.repeat(np.arange(n_items), per_item)
+    workers = np.concatenate([rng.choice(n_workers, per_item, replace=False) for _ in range(n_items)])
+    cdf = np.cumsum(conf[workers, truth[items]], axis=1)
+    labels = np.minimum((rng.random(items.size)[:, None] > cdf).sum(axis=1), k - 1)
+    return items, workers, labels, truth
+
+
 # ---------------------------------------------------------------- images
 
 

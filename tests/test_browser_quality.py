@@ -135,17 +135,11 @@ def test_reviewer_decides_an_item_from_the_review_queue(ws, tabs):  # noqa: F811
 
 
 def test_learning_curve_on_the_quality_page(ws, tabs):  # noqa: F811
-    import numpy as np
-
     from assay.loop import ml_step
-    from factories import item_ids
+    from factories import embedded_dataset
 
-    p, people = project_with_annotators(ws, 240, 2, classes=("a", "b"), name="m", overlap=1)
-    ids = item_ids(ws, p["dataset_id"])
-    rng = np.random.default_rng(1)
-    y = rng.integers(2, size=len(ids))
-    X = (np.where(y[:, None] == 1, 1.0, -1.0) * 2 + rng.normal(0, 1, (len(ids), 4))).astype(np.float32)
-    ws.vectors.add("f", np.array(ids), X, {"model": "f", "kind": "given"})
+    ds, ids, y = embedded_dataset(ws, 240, seed=1, name="m-data")
+    p = ws.create_project("m", ds["id"], ["a", "b"], overlap=1)
     ws.update_project(p["id"], ml_space="f")
     ws.import_gold(p["id"], [{"item_id": ids[i], "label": "ab"[y[i]]} for i in range(80)])
     ml_step(ws, p["id"])

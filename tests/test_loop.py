@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 from assay.cli import app
 from assay.loop import ml_step
-from factories import count, item_ids, text_dataset
+from factories import count, embedded_dataset, item_ids, text_dataset
 
 
 def _crowd(tmp_path, n=400, seed=0, right=0.95):
@@ -55,12 +55,7 @@ def test_simulate_ml_auto_labels_and_saves_answers(tmp_path):
 
 def test_ml_step_trains_predicts_and_a_failed_audit_stops_auto_labels(ws):
     n = 120
-    rng = np.random.default_rng(3)
-    y = rng.integers(2, size=n)
-    ds = text_dataset(ws, "d", [f"t{i}" for i in range(n)])
-    ids = item_ids(ws, ds["id"])
-    X = (np.where(y[:, None] == 1, 1.0, -1.0) * 2 + rng.normal(0, 1, (n, 4))).astype(np.float32)
-    ws.vectors.add("f", np.array(ids), X, {"model": "f", "kind": "given"})
+    ds, ids, y = embedded_dataset(ws, n, seed=3)
     p = ws.create_project("p", ds["id"], ["a", "b"], overlap=1, target_confidence=0.95, max_answers=3)
     ws.update_project(p["id"], ml_space="f", auto_label_target=0.9, audit_rate=0.0)
     # cold start: a diverse batch gets the top priorities, no model yet
@@ -105,12 +100,7 @@ def test_the_server_trains_the_model_in_the_background(ws):
     from assay.server import create_app
 
     n = 60
-    rng = np.random.default_rng(5)
-    y = rng.integers(2, size=n)
-    ds = text_dataset(ws, "d", [f"t{i}" for i in range(n)])
-    ids = item_ids(ws, ds["id"])
-    X = (np.where(y[:, None] == 1, 1.0, -1.0) * 2 + rng.normal(0, 1, (n, 4))).astype(np.float32)
-    ws.vectors.add("f", np.array(ids), X, {"model": "f", "kind": "given"})
+    ds, ids, y = embedded_dataset(ws, n, seed=5)
     p = ws.create_project("p", ds["id"], ["a", "b"], overlap=1)
     ws.update_project(p["id"], ml_space="f")
     ws.import_gold(p["id"], [{"item_id": ids[i], "label": "ab"[y[i]]} for i in range(40)])
@@ -131,12 +121,7 @@ def test_model_report_over_http(ws):
     from assay.server import create_app
 
     n = 240
-    rng = np.random.default_rng(2)
-    y = rng.integers(2, size=n)
-    ds = text_dataset(ws, "d", [f"t{i}" for i in range(n)])
-    ids = item_ids(ws, ds["id"])
-    X = (np.where(y[:, None] == 1, 1.0, -1.0) * 2 + rng.normal(0, 1, (n, 4))).astype(np.float32)
-    ws.vectors.add("f", np.array(ids), X, {"model": "f", "kind": "given"})
+    ds, ids, y = embedded_dataset(ws, n, seed=2)
     p = ws.create_project("p", ds["id"], ["a", "b"], overlap=1)
     ws.update_project(p["id"], ml_space="f", auto_label_target=0.9)
     ws.import_gold(p["id"], [{"item_id": ids[i], "label": "ab"[y[i]]} for i in range(150)])

@@ -15,7 +15,7 @@ from sqlalchemy import JSON, bindparam, text
 
 from assay.loop import ml_step
 from assay.server import create_app
-from factories import count, item_ids, project_with_annotators, text_dataset
+from factories import count, embedded_dataset, item_ids, project_with_annotators, text_dataset
 
 ROUTE_ONLY = {"Content-Type": "application/json; charset=UTF-8"}  # the fast lane passes these on
 
@@ -122,12 +122,7 @@ def test_gold_tasks_get_the_prediction_like_any_other(ws):
 
 def test_predictions_of_the_in_loop_model_become_suggestions(ws):
     n = 60
-    rng = np.random.default_rng(5)
-    y = rng.integers(2, size=n)
-    ds = text_dataset(ws, "d", [f"t{i}" for i in range(n)])
-    ids = item_ids(ws, ds["id"])
-    X = (np.where(y[:, None] == 1, 1.0, -1.0) * 2 + rng.normal(0, 1, (n, 4))).astype(np.float32)
-    ws.vectors.add("f", np.array(ids), X, {"model": "f", "kind": "given"})
+    ds, ids, y = embedded_dataset(ws, n, seed=5)
     p = ws.create_project("p", ds["id"], ["a", "b"], overlap=1)
     ann, _ = ws.add_user("ann")
     ws.add_member(p["id"], ann["id"])

@@ -14,6 +14,7 @@ from assay.quality import (
     GLAD, MACE, METHODS, Auto, DawidSkene, MajorityVote, OneCoinDawidSkene, Wawa, aggregate,
     make_aggregator,
 )
+from factories import idiosyncratic_crowd
 
 ALL = sorted(METHODS)
 
@@ -145,21 +146,7 @@ def test_auto_keeps_majority_vote_when_workers_are_alike(seed):
 def _noisy_sparse_crowd(seed=0, n_items=500, n_workers=2000, k=3, per_item=7):
     """Workers with their own confusion matrices, accuracy ~ Beta(2, 2), 20 %
     spammers answering from a fixed distribution; ~1.75 answers per worker."""
-    rng = np.random.default_rng(seed)
-    truth = rng.integers(0, k, n_items)
-    acc = rng.beta(2.0, 2.0, n_workers)
-    conf = np.zeros((n_workers, k, k))
-    for c in range(k):  # right with probability acc, else a worker-specific wrong label
-        others = [x for x in range(k) if x != c]
-        conf[:, c, c] = acc
-        conf[:, c, others] = (1 - acc)[:, None] * rng.dirichlet(np.ones(k - 1), n_workers)
-    spam = rng.random(n_workers) < 0.2
-    conf[spam] = rng.dirichlet(np.ones(k), size=int(spam.sum()))[:, None, :]
-    items = np.repeat(np.arange(n_items), per_item)
-    workers = np.concatenate([rng.choice(n_workers, per_item, replace=False) for _ in range(n_items)])
-    cdf = np.cumsum(conf[workers, truth[items]], axis=1)
-    labels = np.minimum((rng.random(items.size)[:, None] > cdf).sum(axis=1), k - 1)
-    return items, workers, labels, truth
+    return idiosyncratic_crowd(seed, n_items=n_items, n_workers=n_workers, k=k, per_item=per_item)
 
 
 def test_auto_refuses_a_collapsed_dawid_skene():

@@ -7,27 +7,14 @@ import numpy as np
 import pytest
 
 from assay.quality import Auto, DawidSkene, MajorityVote, MinimaxEntropy
+from factories import idiosyncratic_crowd
 
 
 def _sparse_idiosyncratic(seed, n_items=3000, n_workers=400, k=5, per_item=3):
     """Few answers per item, middling workers (accuracy ~ Beta(2, 2)) with
     their own error patterns, 20 % spammers: full Dawid-Skene overfits
     (~22 answers per worker for 20 confusion cells)."""
-    rng = np.random.default_rng(seed)
-    truth = rng.integers(0, k, n_items)
-    acc = rng.beta(2.0, 2.0, n_workers)
-    conf = np.zeros((n_workers, k, k))
-    for c in range(k):
-        others = [x for x in range(k) if x != c]
-        conf[:, c, c] = acc
-        conf[:, c, others] = (1 - acc)[:, None] * rng.dirichlet(np.ones(k - 1), n_workers)
-    spam = rng.random(n_workers) < 0.2
-    conf[spam] = rng.dirichlet(np.ones(k), size=int(spam.sum()))[:, None, :]
-    items = np.repeat(np.arange(n_items), per_item)
-    workers = np.concatenate([rng.choice(n_workers, per_item, replace=False) for _ in range(n_items)])
-    cdf = np.cumsum(conf[workers, truth[items]], axis=1)
-    labels = np.minimum((rng.random(items.size)[:, None] > cdf).sum(axis=1), k - 1)
-    return items, workers, labels, truth
+    return idiosyncratic_crowd(seed, n_items=n_items, n_workers=n_workers, k=k, per_item=per_item)
 
 
 def _dense_with_hard_items(seed, n_items=120, n_workers=30):

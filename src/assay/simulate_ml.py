@@ -128,7 +128,6 @@ def simulate_ml(answers_path, truth_path, *, items_path=None, images_dir=None, f
                 space = "features"
                 ws.vectors.add(space, ids, X[[row[x] for x in order]], {"model": "features", "kind": "given"})
             elif texts is not None:
-                from assay.embedding import embed_dataset  # noqa: F401 - the same embedder path
                 from assay.learn.embedders import get_embedder
 
                 emb = get_embedder(model, kind="text")

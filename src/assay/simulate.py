@@ -79,6 +79,78 @@ def _sort_classes(values) -> list[str]:
         return vals
 
 
+def shuffled_pools(df: pd.DataFrame, rng: np.random.Generator) -> dict[str, list]:
+    """Each item's real ``(worker, label)`` answers in a seeded random order
+    (popped from the end: drawn without replacement)."""
+    pools: dict[str, list] = {}
+    for it, w, lab in zip(df["item"], df["worker"], df["label"]):
+        pools.setdefault(it, []).append((w, lab))
+    for it in pools:
+        pool = pools[it]
+        pools[it] = [pool[j] for j in rng.permutation(len(pool))]
+    return pools
+
+
+def add_workers(ws, project_id: int, workers) -> dict:
+    """One annotator per real worker, all members of the project."""
+    users = {}
+    for w in workers:
+        u, _ = ws.add_user(f"w:{w}")
+        users[w] = u
+    with ws.db.write() as conn:
+        conn.execute(text("INSERT INTO members (project_id, user_id, created_at) VALUES (:p, :u, 0)"),
+                     [{"p": project_id, "u": u["id"]} for u in users.values()])
+    return users
+
+
+class Replay:
+    """Real answers through the real hand-out: the task the hand-out gives out
+    next gets one of the answers its item really got, from the worker who gave
+    it (leased with ``Workspace.next_task``, stored with ``Workspace.submit``).
+
+    ``task_name`` maps task id -> the item's name in the answers file.
+    ``used``, ``exhausted`` (items whose answers ran out while they wanted
+    more; closed, and sent to review with ``review_exhausted``) and
+    ``mismatches`` (``next_task`` offered another task: not expected) count
+    what happened.
+    """
+
+    def __init__(self, ws, project_id: int, pools: dict, users: dict, task_name: dict, *,
+                 review_exhausted: bool = False) -> None:
+        self.ws, self.pid, self.pools, self.users, self.task_name = ws, project_id, pools, users, task_name
+        self.review_exhausted = review_exhausted
+        self.used = self.exhausted = self.mismatches = 0
+
+    def step(self) -> bool | None:
+        """One hand-out: None when no task has room, True when an answer was
+        stored, False otherwise (the item's answers ran out)."""
+        ws, pid = self.ws, self.pid
+        with ws.db.fast_read() as conn:
+            row = conn.execute(_NEXT_OPEN, {"p": pid}).first()
+        if row is None:
+            return None
+        pool = self.pools[self.task_name[row.id]]
+        if not pool:  # no real answer left for it: stop asking
+            self.exhausted += 1
+            with ws.db.write() as conn:
+                conn.execute(_CLOSE, {"t": row.id})
+                if self.review_exhausted:
+                    conn.execute(_TO_REVIEW, {"p": pid, "i": row.item_id})
+            return False
+        w, lab = pool.pop()
+        user = self.users[w]
+        got = ws.next_task(pid, user)
+        while got is not None and got["id"] != row.id:  # not expected: hand-out order is ours
+            self.mismatches += 1
+            ws.skip(got["id"], user)
+            got = ws.next_task(pid, user)
+        if got is None:
+            return False
+        ws.submit(got["id"], user, lab)
+        self.used += 1
+        return True
+
+
 def simulate(answers_path, truth_path=None, *, policy: str = "adaptive", overlap: int | None = None,
              target: float = DEFAULT_TARGET, max_answers: int | None = None, method: str = "auto", seed: int = 0,
              refit_min: int = REFIT_MIN, refit_growth: float = REFIT_GROWTH) -> dict:
@@ -116,13 +188,7 @@ def simulate(answers_path, truth_path=None, *, policy: str = "adaptive", overlap
     rng = np.random.default_rng(seed)
     item_names = per_item.index.to_numpy()
     order = item_names[rng.permutation(len(item_names))]  # processing (= task id) order
-    pools: dict[str, list] = {}
-    for it, w, lab in zip(df["item"], df["worker"], df["label"]):
-        pools.setdefault(it, []).append((w, lab))
-    for it in pools:
-        pool = pools[it]
-        perm = rng.permutation(len(pool))
-        pools[it] = [pool[j] for j in perm]  # popped from the end
+    pools = shuffled_pools(df, rng)
 
     with tempfile.TemporaryDirectory(prefix="assay-sim-") as tmp:
         ws = Workspace(Path(tmp) / "ws")
@@ -131,50 +197,25 @@ def simulate(answers_path, truth_path=None, *, policy: str = "adaptive", overlap
             ws.import_dataframe(ds["id"], pd.DataFrame({"text": [f"item {x}" for x in order], "item": order}))
             proj = ws.create_project("sim", ds["id"], classes, lease_seconds=3600, **settings)
             pid = proj["id"]
-            workers = df["worker"].unique()
-            users = {}
-            for w in workers:
-                u, _ = ws.add_user(f"w:{w}")
-                users[w] = u
-            with ws.db.write() as conn:
-                conn.execute(text("INSERT INTO members (project_id, user_id, created_at) VALUES (:p, :u, 0)"),
-                             [{"p": pid, "u": u["id"]} for u in users.values()])
+            users = add_workers(ws, pid, df["worker"].unique())
             with ws.db.read() as conn:
                 name_of = {r.id: r.name for r in conn.execute(text(
                     "SELECT t.id, i.text AS name FROM tasks t JOIN items i ON i.id = t.item_id "
                     "WHERE t.project_id = :p"), {"p": pid})}
             name_of = {tid: nm[len("item "):] for tid, nm in name_of.items()}
 
-            used, refits, mismatches, exhausted = 0, 0, 0, 0
-            last_refit = 0
+            replay = Replay(ws, pid, pools, users, name_of, review_exhausted=True)
+            refits = last_refit = 0
             adaptive = policy == "adaptive"
-            while True:
-                with ws.db.fast_read() as conn:
-                    row = conn.execute(_NEXT_OPEN, {"p": pid}).first()
-                if row is None:
-                    break
-                pool = pools[name_of[row.id]]
-                if not pool:  # no real answer left for it: stop asking
-                    exhausted += 1
-                    with ws.db.write() as conn:
-                        conn.execute(_CLOSE, {"t": row.id})
-                        conn.execute(_TO_REVIEW, {"p": pid, "i": row.item_id})
+            while (answered := replay.step()) is not None:
+                if not answered:
                     continue
-                w, lab = pool.pop()
-                user = users[w]
-                got = ws.next_task(pid, user)
-                while got is not None and got["id"] != row.id:  # not expected: hand-out order is ours
-                    mismatches += 1
-                    ws.skip(got["id"], user)
-                    got = ws.next_task(pid, user)
-                if got is None:
-                    continue
-                ws.submit(got["id"], user, lab)
-                used += 1
+                used = replay.used
                 if adaptive and used - last_refit >= max(refit_min, refit_growth * used):
                     ws.refit_quality(pid)
                     refits += 1
                     last_refit = used
+            used, exhausted, mismatches = replay.used, replay.exhausted, replay.mismatches
 
             with ws.db.read() as conn:
                 rows = conn.execute(text(

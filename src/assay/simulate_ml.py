@@ -30,12 +30,7 @@ import pandas as pd
 from sqlalchemy import JSON, text
 
 from assay.errors import InvalidInput
-from assay.simulate import _read, _sort_classes
-
-_NEXT_OPEN = text(
-    "SELECT id, item_id FROM tasks WHERE project_id = :p AND open_slots > 0 ORDER BY priority DESC, id LIMIT 1"
-)
-_CLOSE = text("UPDATE tasks SET needed = needed - open_slots, open_slots = 0 WHERE id = :t")
+from assay.simulate import Replay, _read, _sort_classes, add_workers, shuffled_pools
 
 
 def _features(items, features_path, ids_path) -> tuple[np.ndarray, dict]:
@@ -98,11 +93,7 @@ def simulate_ml(answers_path, truth_path, *, items_path=None, images_dir=None, f
     rng = np.random.default_rng(seed)
     item_names = per_item.index.to_numpy()
     order = item_names[rng.permutation(len(item_names))]
-    pools: dict[str, list] = {}
-    for it, w, lab in zip(df["item"], df["worker"], df["label"]):
-        pools.setdefault(it, []).append((w, lab))
-    for it in pools:
-        pools[it] = [pools[it][j] for j in rng.permutation(len(pools[it]))]
+    pools = shuffled_pools(df, rng)
 
     with tempfile.TemporaryDirectory(prefix="assay-simml-") as tmp:
         ws = Workspace(Path(tmp) / "ws")
@@ -153,42 +144,19 @@ def simulate_ml(answers_path, truth_path, *, items_path=None, images_dir=None, f
                                      target_confidence=target, max_answers=min(max(m, 1), 100))
             pid = proj["id"]
             ws.update_project(pid, ml_space=space, auto_label_target=auto_target, audit_rate=audit_rate)
-            users = {}
-            for w in df["worker"].unique():
-                u, _ = ws.add_user(f"w:{w}")
-                users[w] = u
-            with ws.db.write() as conn:
-                conn.execute(text("INSERT INTO members (project_id, user_id, created_at) VALUES (:p, :u, 0)"),
-                             [{"p": pid, "u": u["id"]} for u in users.values()])
+            users = add_workers(ws, pid, df["worker"].unique())
             name_of = {int(i): x for i, x in zip(ids, order)}
             with ws.db.read() as conn:
-                task_item = {r.id: r.item_id for r in conn.execute(text(
+                task_name = {r.id: name_of[r.item_id] for r in conn.execute(text(
                     "SELECT id, item_id FROM tasks WHERE project_id = :p"), {"p": pid})}
 
             steps = [ml_step(ws, pid, batch=batch, seed=seed)]
-            used, last_ml, last_refit, exhausted, mismatches = 0, 0, 0, 0, 0
-            while True:
-                with ws.db.fast_read() as conn:
-                    row = conn.execute(_NEXT_OPEN, {"p": pid}).first()
-                if row is None:
-                    break
-                pool = pools[name_of[task_item[row.id]]]
-                if not pool:
-                    exhausted += 1
-                    with ws.db.write() as conn:
-                        conn.execute(_CLOSE, {"t": row.id})
+            replay = Replay(ws, pid, pools, users, task_name)
+            last_ml = last_refit = 0
+            while (answered := replay.step()) is not None:
+                if not answered:
                     continue
-                w, lab = pool.pop()
-                user = users[w]
-                got = ws.next_task(pid, user)
-                while got is not None and got["id"] != row.id:
-                    mismatches += 1
-                    ws.skip(got["id"], user)
-                    got = ws.next_task(pid, user)
-                if got is None:
-                    continue
-                ws.submit(got["id"], user, lab)
-                used += 1
+                used = replay.used
                 if used - last_refit >= max(200, 0.25 * used):
                     ws.refit_quality(pid)
                     last_refit = used
@@ -198,6 +166,7 @@ def simulate_ml(answers_path, truth_path, *, items_path=None, images_dir=None, f
                     last_ml = used
             ws.refit_quality(pid)
             steps.append(ml_step(ws, pid, batch=batch, seed=seed + len(steps)))
+            used, exhausted, mismatches = replay.used, replay.exhausted, replay.mismatches
 
             with ws.db.read() as conn:
                 cons = {r.item_id: (r.label, r.confidence, r.answers) for r in conn.execute(text(

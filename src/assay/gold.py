@@ -32,6 +32,7 @@ from typing import Any
 from sqlalchemy import JSON, bindparam, text
 
 from assay.errors import InvalidInput, NotFound, Paused
+from assay.redundancy import UPSERT_CONSENSUS, WITHDRAW
 
 DEFAULT_RATE = 0.05
 DEFAULT_MIN_ANSWERS = 5
@@ -297,17 +298,12 @@ def decide(conn, project: dict, item_id: int, label: Any, reviewer_id: int, now:
         " created_by = excluded.created_by, created_at = excluded.created_at"
     ).bindparams(bindparam("label", type_=JSON)), {"p": pid, "i": item_id, "label": label, "u": reviewer_id, "now": now})
     # Final: no more answers (open slots nobody holds are withdrawn).
-    conn.execute(text("UPDATE tasks SET needed = needed - open_slots, open_slots = 0 WHERE id = :t"), {"t": task.id})
+    conn.execute(WITHDRAW, {"t": task.id})
     n = conn.execute(text("SELECT count(*) FROM answers WHERE task_id = :t"), {"t": task.id}).scalar_one()
     classes = [c["name"] for c in project["schema"]["classes"]]
     log_post = [0.0 if c == label else -1e9 for c in classes] if project["schema"]["kind"] == "single" else []
-    conn.execute(text(
-        "INSERT INTO item_consensus (project_id, item_id, label, confidence, log_post, answers, status, updated_at)"
-        " VALUES (:p, :i, :label, 1.0, :lp, :n, 'resolved', :now)"
-        " ON CONFLICT (project_id, item_id) DO UPDATE SET label = excluded.label, confidence = 1.0,"
-        " log_post = excluded.log_post, answers = excluded.answers, status = 'resolved', updated_at = excluded.updated_at"
-    ).bindparams(bindparam("label", type_=JSON), bindparam("lp", type_=JSON)),
-        {"p": pid, "i": item_id, "label": label, "lp": log_post, "n": n, "now": now})
+    conn.execute(UPSERT_CONSENSUS, {"p": pid, "i": item_id, "label": label, "conf": 1.0, "lp": log_post, "n": n,
+                                    "status": "resolved", "now": now})
     answered = [r.annotator_id for r in conn.execute(
         text("SELECT annotator_id FROM answers WHERE task_id = :t"), {"t": task.id})]
     rescore(conn, project, answered, now)

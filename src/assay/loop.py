@@ -284,8 +284,7 @@ def ml_step(ws, project: int | str, *, batch: int = 100, seed: int = 0, now: flo
                     rows_in.append({"p": pid, "i": int(item_ids[j]), "label": names[int(proba[j].argmax())],
                                     "c": float(conf_now[j]), "v": version, "a": audit, "now": now})
                     if not audit:  # out of the pool; audits keep their slots for people
-                        conn.execute(text("UPDATE tasks SET needed = needed - open_slots, open_slots = 0 "
-                                          "WHERE id = :t"), {"t": tasks[j].id})
+                        conn.execute(redundancy.WITHDRAW, {"t": tasks[j].id})
                 if rows_in:
                     conn.execute(text(
                         "INSERT INTO auto_labels (project_id, item_id, label, confidence, model_version, audit, "
@@ -308,13 +307,13 @@ def ml_step(ws, project: int | str, *, batch: int = 100, seed: int = 0, now: flo
                 if n_ans[j] > 0 and target_c is not None:
                     cur = conn.execute(text("SELECT answer_count, needed FROM tasks WHERE id = :t"),
                                        {"t": t.id}).one()
-                    step = redundancy._step(lp, confv, cur.answer_count, cur.needed, target_c, max_answers, None)
-                    st = redundancy._apply(conn, t.id, step)
+                    step = redundancy.decide(lp, confv, cur.answer_count, cur.needed, target_c, max_answers, None)
+                    st = redundancy.apply_step(conn, t.id, step)
                 counts[st] += 1
                 upserts.append({"p": pid, "i": item, "label": names[best], "conf": confv, "lp": lp,
                                 "n": int(n_ans[j]), "status": st, "now": now})
             if upserts:
-                conn.execute(redundancy._UPSERT, upserts)
+                conn.execute(redundancy.UPSERT_CONSENSUS, upserts)
             result["consensus"] = counts
 
     # ---- active learning: started items first, then an uncertain, diverse batch

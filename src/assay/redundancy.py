@@ -45,7 +45,8 @@ _CONSENSUS = text(
     "SELECT log_post, answers FROM item_consensus WHERE project_id = :p AND item_id = :i"
 ).columns(log_post=JSON)
 _COUNTS = text("SELECT needed, answer_count, open_slots FROM tasks WHERE id = :t")
-_UPSERT = text(
+#: write one item's consensus row (shared with assay.loop and assay.gold)
+UPSERT_CONSENSUS = text(
     "INSERT INTO item_consensus (project_id, item_id, label, confidence, log_post, answers, status, updated_at) "
     "VALUES (:p, :i, :label, :conf, :lp, :n, :status, :now) "
     "ON CONFLICT (project_id, item_id) DO UPDATE SET label = excluded.label, "
@@ -53,7 +54,8 @@ _UPSERT = text(
     "status = excluded.status, updated_at = excluded.updated_at"
 ).bindparams(bindparam("label", type_=JSON), bindparam("lp", type_=JSON))
 _MORE = text("UPDATE tasks SET needed = needed + 1, open_slots = open_slots + 1 WHERE id = :t AND NOT is_gold")
-_WITHDRAW = text(
+#: close a task: open slots nobody holds are withdrawn (leases stay valid)
+WITHDRAW = text(
     "UPDATE tasks SET needed = needed - open_slots, open_slots = 0 WHERE id = :t AND open_slots > 0"
 )
 
@@ -76,7 +78,7 @@ def _model_parts(default_confusion) -> tuple[list | None, list | None]:
     return default_confusion, None
 
 
-def _step(lp, confidence: float, answers: int, needed: int, target: float, max_answers: int, table) -> str:
+def decide(lp, confidence: float, answers: int, needed: int, target: float, max_answers: int, table) -> str:
     from assay.quality import online
 
     settled = (confidence < target and answers < max_answers
@@ -84,13 +86,13 @@ def _step(lp, confidence: float, answers: int, needed: int, target: float, max_a
     return online.next_step(confidence, answers, needed, target=target, max_answers=max_answers, settled=settled)
 
 
-def _apply(conn, task_id: int, step: str) -> str:
-    """Carry out ``online.next_step``'s decision on the task row; the stored status."""
+def apply_step(conn, task_id: int, step: str) -> str:
+    """Carry out ``online.next_step``'s (or :func:`decide`'s) decision on the task row; the stored status."""
     if step in ("resolved", "settled"):
-        conn.execute(_WITHDRAW, {"t": task_id})
+        conn.execute(WITHDRAW, {"t": task_id})
         return "resolved"
     if step == "review":
-        conn.execute(_WITHDRAW, {"t": task_id})
+        conn.execute(WITHDRAW, {"t": task_id})
         return "review"
     if step == "more":
         conn.execute(_MORE, {"t": task_id})
@@ -127,10 +129,10 @@ def after_answer(conn, project: dict, task_id: int, item_id: int, user_id: int, 
     lp = online.update(lp, conf, code)
     best, confidence = online.decision(lp)
     t = conn.execute(_COUNTS, {"t": task_id}).one()
-    step = _step(lp, confidence, t.answer_count, t.needed, project["target_confidence"], project["max_answers"],
+    step = decide(lp, confidence, t.answer_count, t.needed, project["target_confidence"], project["max_answers"],
                  table)
-    status = _apply(conn, task_id, step)
-    conn.execute(_UPSERT, {"p": pid, "i": item_id, "label": names[best], "conf": confidence, "lp": lp,
+    status = apply_step(conn, task_id, step)
+    conn.execute(UPSERT_CONSENSUS, {"p": pid, "i": item_id, "label": names[best], "conf": confidence, "lp": lp,
                            "n": t.answer_count, "status": status, "now": now})
     return {"label": names[best], "confidence": confidence, "status": status, "step": step}
 
@@ -259,14 +261,14 @@ def refit(db, project: dict, *, now: float | None = None) -> dict:
             best, conf = online.decision(lp)
             status = "open"
             if target is not None:
-                step = _step(lp, conf, t.answer_count, t.needed, target, max_answers, table)
-                status = _apply(conn, t.id, step)
+                step = decide(lp, conf, t.answer_count, t.needed, target, max_answers, table)
+                status = apply_step(conn, t.id, step)
                 counts["more"] += step == "more"
             counts[status] += 1
             upserts.append({"p": pid, "i": item_id, "label": names[best], "conf": conf, "lp": lp,
                             "n": t.answer_count, "status": status, "now": now})
         if upserts:
-            conn.execute(_UPSERT, upserts)
+            conn.execute(UPSERT_CONSENSUS, upserts)
     return {"answers": len(rows), "annotators": len(users_u), "items": len(upserts),
             "resolved": counts["resolved"], "review": counts["review"], "open": counts["open"],
             "reopened": counts["more"]}

@@ -37,6 +37,7 @@ import pandas as pd
 from sqlalchemy import text
 
 from assay.errors import InvalidInput
+from assay.redundancy import WITHDRAW
 
 POLICIES = ("fixed", "adaptive")
 #: adaptive: stop once the label is right, or settled (the answers still
@@ -50,7 +51,6 @@ REFIT_GROWTH = 0.25
 _NEXT_OPEN = text(
     "SELECT id, item_id FROM tasks WHERE project_id = :p AND open_slots > 0 ORDER BY priority DESC, id LIMIT 1"
 )
-_CLOSE = text("UPDATE tasks SET needed = needed - open_slots, open_slots = 0 WHERE id = :t")
 _TO_REVIEW = text("UPDATE item_consensus SET status = 'review' WHERE project_id = :p AND item_id = :i "
                   "AND status = 'open'")
 
@@ -133,7 +133,7 @@ class Replay:
         if not pool:  # no real answer left for it: stop asking
             self.exhausted += 1
             with ws.db.write() as conn:
-                conn.execute(_CLOSE, {"t": row.id})
+                conn.execute(WITHDRAW, {"t": row.id})
                 if self.review_exhausted:
                     conn.execute(_TO_REVIEW, {"p": pid, "i": row.item_id})
             return False

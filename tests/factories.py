@@ -116,6 +116,22 @@ def embedded_dataset(ws, n: int, *, seed: int = 0, space: str = "f", name: str =
     return ds, ids, y
 
 
+def liar_crowd(n_items=300, seed=0, flip_worker=True):
+    """Two good workers on every item, a third who always gives the wrong
+    binary label; items 0..49 answered only by the liar."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    truth = rng.integers(0, 2, n_items)
+    items, workers, labels = [], [], []
+    for i, t in enumerate(truth):
+        if i >= 50:
+            for w in (0, 1):
+                items.append(i), workers.append(w), labels.append(t if rng.random() < 0.9 else 1 - t)
+        items.append(i), workers.append(2), labels.append(1 - t if flip_worker else t)
+    return np.array(items), np.array(workers), np.array(labels), truth
+
+
 def idiosyncratic_crowd(seed: int = 0, *, n_items: int, n_workers: int, k: int, per_item: int):
     """Integer-coded answers ``(items, workers, labels, truth)``: workers with
     their own confusion matrices, accuracy ~ Beta(2, 2), 20 % spammers

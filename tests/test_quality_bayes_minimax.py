@@ -11,23 +11,13 @@ import pytest
 
 from assay.quality import BCC, EBCC, Auto, DawidSkene, MajorityVote, MinimaxEntropy
 from assay.quality._special import digamma
+from factories import liar_crowd
 
 # item 0: w0=0 w1=0 w2=1    item 1: w0=1 w1=1    item 2: w0=0 w2=1
 SMALL = (np.array([0, 0, 0, 1, 1, 2, 2]), np.array([0, 1, 2, 0, 1, 0, 2]), np.array([0, 0, 1, 1, 1, 0, 1]))
 
 
-def _crowd(n_items=300, seed=0):
-    """Two good workers on every item, a third who always gives the wrong
-    binary label; items 0..49 answered only by the liar."""
-    rng = np.random.default_rng(seed)
-    truth = rng.integers(0, 2, n_items)
-    items, workers, labels = [], [], []
-    for i, t in enumerate(truth):
-        if i >= 50:
-            for w in (0, 1):
-                items.append(i), workers.append(w), labels.append(t if rng.random() < 0.9 else 1 - t)
-        items.append(i), workers.append(2), labels.append(1 - t)
-    return np.array(items), np.array(workers), np.array(labels), truth
+_crowd = liar_crowd
 
 
 # ------------------------------------------------------------ golden, by loops

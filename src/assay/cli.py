@@ -338,6 +338,13 @@ def aggregate(
         typer.echo(f"wrote {len(r.item_ids)} items to {out} (method {method}{f' -> {chosen}' if chosen else ''})")
 
 
+def _confidence(text_value: str) -> float:
+    try:
+        return float(text_value)
+    except ValueError:
+        _fail(f"--target must be a number (or 'match' with --ml), got {text_value!r}")
+
+
 @app.command()
 @command
 def simulate(
@@ -345,8 +352,9 @@ def simulate(
     truth: Annotated[Optional[Path], typer.Option("--truth", help="True labels: CSV item,label.")] = None,
     policy: Annotated[str, typer.Option(help="fixed (every item gets --overlap answers) or adaptive.")] = "adaptive",
     overlap: Annotated[Optional[int], typer.Option(help="fixed: answers per item (default: all); adaptive: answers to start with (default 1).")] = None,
-    target: Annotated[Optional[float], typer.Option(
-        help="Target confidence (adaptive; also what 'resolved' means). Default 0.995; with --ml 0.95.")] = None,
+    target: Annotated[Optional[str], typer.Option(
+        help="Target confidence (adaptive; also what 'resolved' means). Default 0.995. With --ml: a confidence, "
+             "or 'match' (the default): whatever makes the labels as accurate as a 3-vote majority.")] = None,
     max_answers: Annotated[Optional[int], typer.Option("--max-answers", help="adaptive: most answers per item (default: the data's median per item).")] = None,
     method: Annotated[str, typer.Option(help="Final aggregation: auto, mv, wawa, ds, one-coin, glad, mace or bwa.")] = "auto",
     seed: Annotated[int, typer.Option(help="Random seed (item order, answer draws).")] = 0,
@@ -366,14 +374,15 @@ def simulate(
         if truth is None:
             _fail("--ml needs --truth")
         r = simulate_ml(answers, truth, items_path=items, images_dir=images, features_path=features,
-                        feature_ids_path=feature_ids, target=0.95 if target is None else target, max_answers=max_answers,
+                        feature_ids_path=feature_ids, target="match" if target in (None, "match") else _confidence(target),
+                        max_answers=max_answers,
                         auto_target=auto_target, audit_rate=audit_rate, seed=seed, model=model)
         typer.echo(json.dumps(r))
         return
     from assay.simulate import DEFAULT_TARGET
     from assay.simulate import simulate as run
 
-    r = run(answers, truth, policy=policy, overlap=overlap, target=DEFAULT_TARGET if target is None else target,
+    r = run(answers, truth, policy=policy, overlap=overlap, target=DEFAULT_TARGET if target is None else _confidence(target),
             max_answers=max_answers, method=method, seed=seed)
     typer.echo(json.dumps(r))
 

@@ -81,6 +81,17 @@ def check_settings(project: dict, space, target, audit, vectors) -> tuple[str | 
     return space, target, audit
 
 
+def check_match(project: dict, space, match) -> int | None:
+    """``target_match``: None, or k >= 1 (needs adaptive redundancy and a model)."""
+    if match is None:
+        return None
+    if isinstance(match, bool) or not isinstance(match, int) or not 1 <= match <= 15:
+        raise InvalidInput("target_match must be a whole number of votes from 1 to 15 (or None)")
+    if space is None or project["target_confidence"] is None:
+        raise InvalidInput("target_match needs adaptive redundancy (target_confidence) and a model (ml_space)")
+    return match
+
+
 def ml_due(ws, *, growth: float = 0.1, min_new: int = 50) -> list[int]:
     """Projects with a model whose answers grew by ``growth`` (and at least
     ``min_new``) since its last version, or that have none yet: what the
@@ -100,6 +111,79 @@ def ml_due(ws, *, growth: float = 0.1, min_new: int = 50) -> list[int]:
 
 def _log(p: np.ndarray) -> np.ndarray:
     return np.log(np.maximum(p, 1e-12))
+
+
+def _accuracy(confusion, prior) -> float:
+    c = np.asarray(confusion)
+    return float(np.sum(np.asarray(prior) * np.diag(c)))
+
+
+def _skills_with_model(answers, pos, code, k, held_proba, y, known_mask):
+    """Re-estimate every annotator's confusion matrix by Dawid-Skene over all
+    answered items, with the model's held-out prediction as each item's prior
+    (out-of-fold for the items it trained on; the class prior for validation
+    items, which people label unaided). Without it skills are learned from
+    items with two or more answers only, and with a model in the loop those
+    are mostly items whose first answer disagreed with the model: a sample
+    of the annotators' mistakes, so their skills come out too low and every
+    item asks for more answers than it needs. Items with one answer and no
+    model prior are left out. The confusion rows are shrunk towards each
+    annotator's own overall accuracy (``DawidSkene(prior="one-coin")``): with
+    many classes an annotator has few answers per true class. Returns
+    ({annotator: K x K list}, the crowd's default confusion) or None when
+    there is too little."""
+    from assay.quality import DawidSkene, online
+
+    rows = [(pos[a.item_id], a.annotator_id, code[a.label]) for a in answers
+            if a.item_id in pos and a.label in code]
+    # an item with one answer and no prior only "agrees" with its annotator:
+    # it would inflate their skill, so such items are left out
+    per_item = np.bincount([r[0] for r in rows], minlength=len(held_proba)) if rows else np.zeros(0, int)
+    has_prior = np.isfinite(held_proba).all(axis=1)
+    rows = [r for r in rows if has_prior[r[0]] or per_item[r[0]] >= 2]
+    if len(rows) < MIN_TRAIN:
+        return None
+    it = np.array([r[0] for r in rows], np.intp)
+    users_u, ucode = np.unique(np.array([r[1] for r in rows], np.int64), return_inverse=True)
+    lab = np.array([r[2] for r in rows], np.intp)
+    items_u, icode = np.unique(it, return_inverse=True)
+    gold = np.where(known_mask[items_u], y[items_u], -1)
+    ds = DawidSkene(prior="one-coin").fit(icode, ucode, lab, n_classes=k, n_items=len(items_u),
+                          item_prior=held_proba[items_u], gold=gold if (gold >= 0).any() else None)
+    conf = np.asarray(ds.confusion_)
+    default = online.crowd_confusion(conf, np.bincount(ucode, minlength=len(users_u))).tolist()
+    return {int(u): conf[j].tolist() for j, u in enumerate(users_u)}, default
+
+
+def _match_target(p, tasks, item_ids, skills, answers, prior, proba, ans_ll, n_ans, val, status, autos, known,
+                  seed):
+    """(target, its predicted accuracy, the k-vote majority's) under the crowd
+    model of this step (:func:`assay.quality.matching.matching_target`)."""
+    from assay.quality.matching import matching_target
+
+    users = sorted(skills)
+    conf = np.array([skills[u] for u in users])
+    n_of = {u: 0 for u in users}
+    for a in answers:
+        if a.annotator_id in n_of:
+            n_of[a.annotator_id] += 1
+    weights = np.array([n_of[u] for u in users], float)
+    # the model's held-out predictions (out-of-fold where it trained): its
+    # in-sample ones on its own training labels would flatter the prediction
+    model_prior = np.where(np.isfinite(proba).all(axis=1)[:, None], _log(np.nan_to_num(proba)), _log(prior)[None, :])
+    lp = model_prior + ans_ll
+    auto_only = np.array([int(i) in autos and not autos[int(i)].audit for i in item_ids], bool)
+    lp[auto_only] = model_prior[auto_only]
+    is_gold = np.array([bool(t.is_gold) or int(i) in known for t, i in zip(tasks, item_ids)], bool)
+    finished = np.array([status.get(int(i)) in ("resolved", "review") for i in item_ids], bool)
+    open_ = ~(finished | auto_only | is_gold)
+    # held to the baseline: the items still to finish (a surplus of accuracy
+    # on finished items is not spent on the rest)
+    keep = open_
+    if not keep.any():
+        return float(p["target_confidence"]), float("nan"), float("nan")
+    return matching_target(lp[keep], n_ans[keep], open_[keep], prior, conf, weights,
+                           max_answers=p["max_answers"], k=int(p["target_match"]), seed=seed)
 
 
 def ml_step(ws, project: int | str, *, batch: int = 100, seed: int = 0, now: float | None = None) -> dict[str, Any]:
@@ -210,6 +294,42 @@ def ml_step(ws, project: int | str, *, batch: int = 100, seed: int = 0, now: flo
                       validation=int(held.sum()),
                       validation_accuracy=float(val_right.mean()) if held.any() else None)
 
+    # ---- annotator skills, with the model's held-out prediction as each item's
+    # prior where there is a model (the class prior elsewhere)
+    held_proba = np.full((len(tasks), k), np.nan)
+    if proba is not None:
+        held_proba[with_vec & ~val] = proba[with_vec & ~val]
+        held_proba[np.flatnonzero(train)] = oof  # items it trained on: out-of-fold only
+    new_skills = _skills_with_model(answers, pos, code, k, held_proba, y, known_mask)
+    if new_skills is not None:
+        skills, default = new_skills
+        ans_ll[:] = 0.0
+        for a in answers:
+            j = pos.get(a.item_id)
+            if j is not None and a.label in code:
+                ans_ll[j] += _log(np.asarray(skills.get(a.annotator_id, default))[:, code[a.label]])
+        result["skills_refit"] = len(skills)
+        # ---- the target that matches a k-vote majority (target_match)
+        if p["target_match"] and p["target_confidence"] is not None:
+            tau = _match_target(p, tasks, item_ids, skills, answers, prior, held_proba, ans_ll, n_ans, val,
+                                status, autos, known, seed)
+            result.update(target=tau[0], target_predicted_accuracy=tau[1], baseline_predicted_accuracy=tau[2])
+            p = {**p, "target_confidence": tau[0]}
+        n_of: dict[int, int] = {}
+        for a in answers:
+            n_of[a.annotator_id] = n_of.get(a.annotator_id, 0) + 1
+        with ws.db.write() as conn:
+            conn.execute(text("DELETE FROM annotator_skills WHERE project_id = :p"), {"p": pid})
+            conn.execute(text(
+                "INSERT INTO annotator_skills (project_id, annotator_id, confusion, accuracy, answers) "
+                "VALUES (:p, :u, :c, :a, :n)").bindparams(bindparam("c", type_=JSON)),
+                [{"p": pid, "u": int(u), "c": c, "a": _accuracy(c, prior), "n": n_of.get(u, 0)}
+                 for u, c in skills.items()])
+            if result.get("target") is not None:
+                conn.execute(text("UPDATE projects SET target_confidence = :t WHERE id = :p"),
+                             {"t": result["target"], "p": pid})
+
+    if proba is not None:
         # ---- auto-label threshold: held-out verified items + audits so far
         threshold, state = None, "off"
         target = p["auto_label_target"]
@@ -345,4 +465,6 @@ def ml_step(ws, project: int | str, *, batch: int = 100, seed: int = 0, now: flo
                          [{"t": t, "pr": PRIORITY_BATCH + 0.4 * (len(chosen) - r) / (len(chosen) + 1)}
                           for r, t in enumerate(chosen)])
     result["batch"] = len(chosen)
+    if result.get("target") is not None:
+        ws._projects.pop(pid, None)  # the new target applies to the next answer
     return result

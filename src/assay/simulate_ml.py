@@ -33,6 +33,10 @@ from assay.errors import InvalidInput
 from assay.simulate import Replay, _read, _sort_classes, add_workers, shuffled_pools
 
 
+#: ``target="match"``: the target before the first model step sets one
+MATCH_START = 0.95
+
+
 def _features(items, features_path, ids_path) -> tuple[np.ndarray, dict]:
     f = Path(features_path)
     if not f.is_file():
@@ -71,13 +75,16 @@ def baseline_mv(df: pd.DataFrame, truth: dict, k: int, seed: int) -> dict:
 
 
 def simulate_ml(answers_path, truth_path, *, items_path=None, images_dir=None, features_path=None,
-                feature_ids_path=None, target: float = 0.95, max_answers: int | None = None,
+                feature_ids_path=None, target: float | str = "match", max_answers: int | None = None,
                 auto_target: float = 0.95, audit_rate: float = 0.05, batch: int = 100, seed: int = 0,
                 model: str | None = None, ml_every: float = 0.1, ml_min: int = 100, baseline_k: int = 3,
                 progress: bool = False) -> dict:
     from assay.loop import ml_step
     from assay.workspace import Workspace
 
+    match = target == "match"
+    if not match and (isinstance(target, str) or not 0.5 <= target < 1):
+        raise InvalidInput(f"--target must be 'match' or a confidence in [0.5, 1), got {target!r}")
     sources = [x is not None for x in (items_path, images_dir, features_path)]
     if sum(sources) != 1:
         raise InvalidInput("--ml needs exactly one of --items, --images or --features")
@@ -141,9 +148,11 @@ def simulate_ml(answers_path, truth_path, *, items_path=None, images_dir=None, f
             embed_seconds = time.perf_counter() - embed_t
 
             proj = ws.create_project("sim", ds["id"], classes, lease_seconds=3600, overlap=1,
-                                     target_confidence=target, max_answers=min(max(m, 1), 100))
+                                     target_confidence=MATCH_START if match else target,
+                                     max_answers=min(max(m, 1), 100))
             pid = proj["id"]
-            ws.update_project(pid, ml_space=space, auto_label_target=auto_target, audit_rate=audit_rate)
+            ws.update_project(pid, ml_space=space, auto_label_target=auto_target, audit_rate=audit_rate,
+                              target_match=baseline_k if match else None)
             users = add_workers(ws, pid, df["worker"].unique())
             name_of = {int(i): x for i, x in zip(ids, order)}
             with ws.db.read() as conn:
@@ -169,6 +178,8 @@ def simulate_ml(answers_path, truth_path, *, items_path=None, images_dir=None, f
             used, exhausted, mismatches = replay.used, replay.exhausted, replay.mismatches
 
             with ws.db.read() as conn:
+                per_item_answers = {r.item_id: r.n for r in conn.execute(text(
+                    "SELECT item_id, count(*) AS n FROM answers WHERE project_id = :p GROUP BY item_id"), {"p": pid})}
                 cons = {r.item_id: (r.label, r.confidence, r.answers) for r in conn.execute(text(
                     "SELECT item_id, label, confidence, answers FROM item_consensus WHERE project_id = :p"
                 ).columns(label=JSON), {"p": pid})}
@@ -178,6 +189,14 @@ def simulate_ml(answers_path, truth_path, *, items_path=None, images_dir=None, f
         finally:
             ws.close()
 
+    from assay.loop import validation_mask
+
+    is_val = dict(zip(ids.tolist(), validation_mask(ids, len(ids)).tolist()))
+    by_role = Counter()
+    for i, n in per_item_answers.items():
+        role = "validation" if is_val.get(i) else ("audit" if i in autos else "other")
+        by_role[role] += n
+    targets = [st["target"] for st in steps if st.get("target") is not None]
     final, how = {}, {}
     for i, name in name_of.items():
         c = cons.get(i)
@@ -196,7 +215,8 @@ def simulate_ml(answers_path, truth_path, *, items_path=None, images_dir=None, f
     return {
         "ml": True,
         "seed": seed,
-        "settings": {"target_confidence": target, "max_answers": m, "auto_label_target": auto_target,
+        "settings": {"target_confidence": target, "target_final": targets[-1] if targets else target,
+                     "target_range": [min(targets), max(targets)] if targets else None, "max_answers": m, "auto_label_target": auto_target,
                      "audit_rate": audit_rate, "batch": batch, "space": space},
         "items": int(len(item_names)),
         "items_with_truth": len(scored),
@@ -221,6 +241,7 @@ def simulate_ml(answers_path, truth_path, *, items_path=None, images_dir=None, f
                                  if scored and base["accuracy"] is not None else None),
         "answers_histogram": {str(k): v for k, v in sorted(Counter(
             (cons.get(i) or (None, None, 0))[2] for i in name_of).items())},
+        "answers_by_role": dict(by_role),
         "items_exhausted": exhausted,
         "handout_mismatches": mismatches,
         "embed_seconds": round(embed_seconds, 2),

@@ -478,6 +478,7 @@ class Workspace:
             "gold_rate": _gold.rate_of({"gold_rate": r.gold_rate}), "gold_min_accuracy": r.gold_min_accuracy,
             "gold_min_answers": r.gold_min_answers or _gold.DEFAULT_MIN_ANSWERS, "has_gold": has_gold,
             "ml_space": r.ml_space, "auto_label_target": r.auto_label_target, "audit_rate": r.audit_rate,
+            "target_match": r.target_match,
             "ml_backend_url": _backends.redact(r.ml_backend_url) if r.ml_backend_url else None,
         }
         self._projects[r.id] = (time.monotonic() + self.project_cache_seconds, p)
@@ -488,7 +489,9 @@ class Workspace:
         ``gold_min_accuracy`` — None: never pause — ``gold_min_answers``) and
         machine learning in the loop (``ml_space``: the embedding space of
         the model, None = off; ``auto_label_target``: accuracy auto-labels
-        must reach, None = no auto-labels; ``audit_rate``) and the model
+        must reach, None = no auto-labels; ``audit_rate``; ``target_match``:
+        k, and each model step sets ``target_confidence`` to what makes the
+        labels as accurate as a k-vote majority, None = keep it as set) and the model
         that pre-labels items (``ml_backend_url``: a Label Studio compatible
         ML backend or ``python:<name>``, None = none; see
         :meth:`connect_backend`, which checks it answers). Other keys are
@@ -497,7 +500,7 @@ class Workspace:
 
         p = self.get_project(project)
         gold_keys = ("gold_rate", "gold_min_accuracy", "gold_min_answers")
-        ml_keys = ("ml_space", "auto_label_target", "audit_rate")
+        ml_keys = ("ml_space", "auto_label_target", "audit_rate", "target_match")
         unknown = sorted(set(settings) - set(gold_keys) - set(ml_keys) - {"ml_backend_url"})
         if unknown:
             raise InvalidInput(f"cannot change {', '.join(unknown)}; changeable: "
@@ -509,10 +512,11 @@ class Workspace:
         rate, bar, need = _gold.check_settings(cur["gold_rate"], cur["gold_min_accuracy"], cur["gold_min_answers"])
         space, target, audit = loop.check_settings(p, cur["ml_space"], cur["auto_label_target"], cur["audit_rate"],
                                                    self.vectors)
+        match = loop.check_match(p, space, cur["target_match"])
         with self.db.write() as conn:
             conn.execute(projects.update().where(projects.c.id == p["id"]).values(
                 gold_rate=rate, gold_min_accuracy=bar, gold_min_answers=need,
-                ml_space=space, auto_label_target=target, audit_rate=audit, **backend))
+                ml_space=space, auto_label_target=target, audit_rate=audit, target_match=match, **backend))
             _gold.rescore(conn, {**p, "gold_rate": rate, "gold_min_accuracy": bar, "gold_min_answers": need})
         self._projects.pop(p["id"], None)
         return self.get_project(p["id"])

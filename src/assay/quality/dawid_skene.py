@@ -35,13 +35,47 @@ class _EM(Aggregator):
         """(n_items, K): sum of log P(answer | true class) over each item's answers."""
         return data.log_likelihood_terms(np.log(np.maximum(conf, TINY)))
 
+    def fit(self, items, workers, labels, *, item_prior=None, **kwargs):
+        """Like :meth:`Aggregator.fit`, plus ``item_prior``: optional
+        (n_items, K) probabilities, another source's belief about each item's
+        true class (a model's held-out prediction, as in cleanlab's CROWDLAB),
+        used instead of the class prior in every E-step; rows of NaN fall back
+        to the class prior. The workers' confusion matrices are then learned
+        on items with a single answer too: the prior, not the answer alone,
+        says what its true class is likely to be."""
+        if item_prior is None:
+            self._item_log_prior = None
+            return super().fit(items, workers, labels, **kwargs)
+        ip = np.asarray(item_prior, dtype=float)
+        if ip.ndim != 2:
+            raise InvalidInput("item_prior must be (n_items, n_classes) probabilities")
+        kwargs.setdefault("n_items", ip.shape[0])
+        kwargs.setdefault("n_classes", ip.shape[1])
+        if ip.shape != (kwargs["n_items"], kwargs["n_classes"]):
+            raise InvalidInput(f"item_prior must be {kwargs['n_items']} x {kwargs['n_classes']}, got {ip.shape}")
+        given = np.isfinite(ip).all(axis=1)
+        if (ip[given] < 0).any() or not np.allclose(ip[given].sum(axis=1), 1.0, atol=1e-4):
+            raise InvalidInput("item_prior rows must be probabilities that sum to 1 (or all NaN)")
+        self._item_log_prior = np.where(given[:, None], np.log(np.maximum(np.nan_to_num(ip), TINY)), np.nan)
+        try:
+            return super().fit(items, workers, labels, **kwargs)
+        finally:
+            self._item_log_prior = None
+
+    def _log_prior_rows(self, prior: np.ndarray) -> np.ndarray:
+        lp = np.log(prior)
+        ilp = getattr(self, "_item_log_prior", None)
+        if ilp is None:
+            return lp
+        return np.where(np.isnan(ilp), lp[None, :], ilp)
+
     def _fit(self, data: Answers, gold_idx, gold_lab) -> None:
         post = clamp_gold(mv_posterior(data), gold_idx, gold_lab)
         history: list[float] = []
         converged = False
         for _ in range(self.max_iter):
             conf, prior, log_prior = self._m_step(data, post)
-            logp = self._log_terms(data, conf) + np.log(prior)
+            logp = self._log_terms(data, conf) + self._log_prior_rows(prior)
             post, loglik = softmax_rows(gold_loglik(logp, gold_idx, gold_lab))
             history.append(loglik + log_prior)
             if len(history) > 1 and abs(history[-1] - history[-2]) <= self.tol * data.n_answers:
@@ -63,7 +97,13 @@ class DawidSkene(_EM):
         Extra pseudo-count on the diagonal: a prior belief that workers do
         better than chance. With the defaults a worker with no evidence
         about class k answers it correctly with probability 2/(K+1).
-    prior : {"fixed", "learned"}, default "fixed"
+    prior : {"fixed", "learned", "one-coin"}, default "fixed"
+        ``"one-coin"`` keeps the pseudo-counts' total per row but spreads
+        them as each worker's own one-coin skill (their overall share of
+        right answers, smoothed): with many classes a worker has few answers
+        per true class, and the uniform spread would pull every row towards
+        chance (2/(K+1) right) while a worker's overall accuracy is known
+        well from all their answers together.
         ``"learned"`` replaces the fixed pseudo-counts by a Dirichlet prior
         per true class fitted to all workers' confusion rows (empirical
         Bayes, Minka's fixed point) at each M-step: workers with little
@@ -86,8 +126,8 @@ class DawidSkene(_EM):
         super().__init__(max_iter=max_iter, tol=tol, learn_prior=learn_prior, duplicates=duplicates)
         if alpha <= 0 or alpha_diag < 0:
             raise InvalidInput("alpha must be > 0 and alpha_diag >= 0")
-        if prior not in ("fixed", "learned"):
-            raise InvalidInput(f"prior must be 'fixed' or 'learned', got {prior!r}")
+        if prior not in ("fixed", "learned", "one-coin"):
+            raise InvalidInput(f"prior must be 'fixed', 'learned' or 'one-coin', got {prior!r}")
         self.alpha = alpha
         self.alpha_diag = alpha_diag
         self.prior = prior
@@ -96,6 +136,19 @@ class DawidSkene(_EM):
     def _pseudo(self, data: Answers, counts: np.ndarray) -> np.ndarray:
         k = data.n_classes
         base = np.full((k, k), float(self.alpha)) + np.eye(k) * self.alpha_diag
+        if self.prior == "one-coin":
+            # the same pseudo-counts per row, spread as the worker's own
+            # one-coin skill (right with p_w, else uniform) instead of uniformly
+            total = float(base[0].sum())
+            n = counts.sum(axis=(1, 2))
+            p = (np.trace(counts, axis1=1, axis2=2) + self.alpha + self.alpha_diag) / (n + 2 * self.alpha
+                                                                                        + self.alpha_diag)
+            off = total * (1.0 - p) / max(k - 1, 1)
+            pseudo = np.broadcast_to(off[:, None, None], counts.shape).copy()
+            idx = np.arange(k)
+            pseudo[:, idx, idx] = (total * p)[:, None] if k > 1 else total
+            self._alpha_matrix = base
+            return pseudo
         if self.prior == "learned":
             prev = getattr(self, "_alpha_matrix", base)
             base = np.stack([fit_dirichlet(counts[:, c, :], prev[c], mode=base[c], weight=self.hyper_weight)

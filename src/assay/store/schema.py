@@ -119,6 +119,8 @@ projects = Table(
     Column("created_at", Float, nullable=False),
     # Adaptive redundancy (None = off: every item gets ``overlap`` answers).
     Column("target_confidence", Float),
+    # ML loop: keep target_confidence at what matches a k-vote majority (k), or None
+    Column("target_match", Integer),
     Column("max_answers", Integer),
     # Gold questions (see assay.gold): the share of an annotator's tasks that
     # are hidden checks (NULL = the default, 5 %), and the bar below which an

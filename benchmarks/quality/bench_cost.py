@@ -3,7 +3,7 @@ crowd set in ../shared/data/crowd, with ``assay simulate`` (real answers
 replayed through the real hand-out and aggregation).
 
     python benchmarks/quality/bench_cost.py [--data ../shared/data/crowd] [--jobs 1] [--seeds 0,1,2]
-                                            [--target 0.995]
+                                            [--target 0.995] [--criterion flip|gain]
 
 Per set:
 
@@ -58,13 +58,14 @@ def ds_all(folder: Path) -> dict:
 def run(job: tuple) -> dict:
     from assay.simulate import simulate
 
-    name, folder, kind, seed, overlap, target = job
+    name, folder, kind, seed, overlap, target, *rest = job
+    criterion = rest[0] if rest else None
     folder = Path(folder)
     if kind == "ds-all":
         out = ds_all(folder)
     elif kind == "adaptive":
         out = simulate(folder / "answers.csv", folder / "truth.csv", policy="adaptive", seed=seed,
-                       target=target)
+                       target=target, criterion=criterion)
     else:
         out = simulate(folder / "answers.csv", folder / "truth.csv", policy="fixed", overlap=overlap, seed=seed,
                        target=target)
@@ -89,6 +90,8 @@ def main() -> None:
     ap.add_argument("--seeds", default="0,1,2", help="adaptive seeds on the bar's sets (others: the first)")
     ap.add_argument("--sets", default=",".join(SETS))
     ap.add_argument("--target", type=float, default=DEFAULT_TARGET)
+    ap.add_argument("--criterion", default=None, choices=["flip", "gain"],
+                    help="what the settle table bounds (default: assay.redundancy.STOP_CRITERION)")
     ap.add_argument("--render", metavar="FILE", help="only print the tables from an earlier run's JSON lines")
     args = ap.parse_args()
     data = Path(args.data)
@@ -103,7 +106,7 @@ def main() -> None:
     first = []
     for s in sets:
         first += [(s, str(data / s), "ds-all", s0, None, args.target), (s, str(data / s), "fixed", s0, None, args.target)]
-        first += [(s, str(data / s), "adaptive", seed, None, args.target)
+        first += [(s, str(data / s), "adaptive", seed, None, args.target, args.criterion)
                   for seed in (seeds if s in BAR_SETS else [s0])]
     with ProcessPoolExecutor(args.jobs) as pool:
         results = list(pool.map(run, first))

@@ -34,6 +34,11 @@ from sqlalchemy import JSON, bindparam, text
 # assay.quality (pandas) is imported on first use: ``import assay`` stays light.
 
 DEFAULT_MAX_ANSWERS = 5
+#: what the re-fit's settle table bounds (``online.settle_margins``): "flip",
+#: the chance that the answers still allowed turn the label (the default), or
+#: "gain", the accuracy they could add to it (stops sooner; an option, see
+#: docs/quality.md "Cost of labels")
+STOP_CRITERION = "flip"
 
 _SKILL = text(
     "SELECT confusion FROM annotator_skills WHERE project_id = :p AND annotator_id = :u"
@@ -137,7 +142,7 @@ def after_answer(conn, project: dict, task_id: int, item_id: int, user_id: int, 
     return {"label": names[best], "confidence": confidence, "status": status, "step": step}
 
 
-def refit(db, project: dict, *, now: float | None = None) -> dict:
+def refit(db, project: dict, *, now: float | None = None, criterion: str | None = None) -> dict:
     """Re-estimate annotator skills with Dawid-Skene over all the project's
     answers and rewrite every item's posterior and status with them.
 
@@ -146,6 +151,9 @@ def refit(db, project: dict, *, now: float | None = None) -> dict:
     ``default_confusion = {"confusion": ..., "settle": ...}``), which
     :func:`after_answer` consults to stop an item whose remaining allowed
     answers could not plausibly change its label.
+
+    ``criterion`` (default :data:`STOP_CRITERION`) says what the settle table
+    bounds: ``"flip"`` or ``"gain"`` (:func:`assay.quality.online.settle_margins`).
 
     The fit runs outside any transaction; the write is one transaction. Items
     that got answers while the model was fitting are recomputed from their
@@ -212,8 +220,10 @@ def refit(db, project: dict, *, now: float | None = None) -> dict:
         # for every (label, rival, answers left): the margin from which the
         # answers still allowed turn the label with probability <= 1 - target
         table = online.settle_margins(confusion, per_worker, (1.0 - target) / (k - 1),
-                                      min(online.SETTLE_MAX_LEFT, max_answers - 1))
-    stored_default = {"confusion": dlist, "settle": table} if table else dlist
+                                      min(online.SETTLE_MAX_LEFT, max_answers - 1),
+                                      criterion=criterion or STOP_CRITERION)
+    stored_default = ({"confusion": dlist, "settle": table, "criterion": criterion or STOP_CRITERION}
+                      if table else dlist)
     with db.write() as conn:
         conn.execute(text("DELETE FROM annotator_skills WHERE project_id = :p"), {"p": pid})
         conn.execute(text(

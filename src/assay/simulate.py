@@ -153,8 +153,13 @@ class Replay:
 
 def simulate(answers_path, truth_path=None, *, policy: str = "adaptive", overlap: int | None = None,
              target: float = DEFAULT_TARGET, max_answers: int | None = None, method: str = "auto", seed: int = 0,
-             refit_min: int = REFIT_MIN, refit_growth: float = REFIT_GROWTH) -> dict:
-    """Run one replay; returns the result dict (see the module docstring and docs/quality.md)."""
+             refit_min: int = REFIT_MIN, refit_growth: float = REFIT_GROWTH, criterion: str | None = None) -> dict:
+    """Run one replay; returns the result dict (see the module docstring and docs/quality.md).
+
+    ``criterion`` (adaptive only): what the re-fits' settle table bounds,
+    ``"flip"`` or ``"gain"`` (:func:`assay.quality.online.settle_margins`);
+    None: :data:`assay.redundancy.STOP_CRITERION`.
+    """
     from assay.quality import METHODS, aggregate
     from assay.workspace import Workspace
 
@@ -162,6 +167,11 @@ def simulate(answers_path, truth_path=None, *, policy: str = "adaptive", overlap
         raise InvalidInput(f"unknown policy {policy!r}: use fixed or adaptive")
     if method not in METHODS:
         raise InvalidInput(f"unknown method {method!r}; choose one of: {', '.join(METHODS)}")
+    from assay.quality.online import STOP_CRITERIA
+    from assay.redundancy import STOP_CRITERION, refit
+
+    if criterion is not None and criterion not in STOP_CRITERIA:
+        raise InvalidInput(f"unknown criterion {criterion!r}; choose one of: {', '.join(STOP_CRITERIA)}")
     started = time.perf_counter()
     df = _read(answers_path, ("item", "worker", "label"))
     n_rows = len(df)
@@ -212,7 +222,10 @@ def simulate(answers_path, truth_path=None, *, policy: str = "adaptive", overlap
                     continue
                 used = replay.used
                 if adaptive and used - last_refit >= max(refit_min, refit_growth * used):
-                    ws.refit_quality(pid)
+                    if criterion is None:
+                        ws.refit_quality(pid)
+                    else:  # what ws.refit_quality does, with the table's criterion
+                        refit(ws.db, ws.get_project(pid), criterion=criterion)
                     refits += 1
                     last_refit = used
             used, exhausted, mismatches = replay.used, replay.exhausted, replay.mismatches
@@ -248,7 +261,8 @@ def simulate(answers_path, truth_path=None, *, policy: str = "adaptive", overlap
         "method": method,
         "method_chosen": getattr(res.model, "method_", method),
         "seed": seed,
-        "settings": settings,
+        "settings": (settings if policy != "adaptive" or criterion in (None, STOP_CRITERION)
+                     else {**settings, "criterion": criterion}),
         "items": int(len(item_names)),
         "answers_available": int(len(df)),
         "answers_duplicate_rows_dropped": int(n_rows - len(df)),

@@ -157,3 +157,53 @@ def test_ml_step_sets_the_matching_target_and_model_informed_skills(ws):
     users = {u["username"]: u["id"] for u in ws.list_users()}
     # the best annotator is estimated better than the worst
     assert acc[users["u0"]] > acc[users["u5"]]
+
+
+def test_a_tasks_own_target_replaces_the_projects(ws):
+    ds, ids, y = embedded_dataset(ws, 4, seed=2)
+    p = ws.create_project("p", ds["id"], ["a", "b"], overlap=1, target_confidence=0.6, max_answers=5)
+    ws.add_user("ann", role="annotator")
+    ws.add_member(p["id"], "ann")
+    from sqlalchemy import text
+
+    with ws.db.write() as conn:
+        conn.execute(text("UPDATE tasks SET target = 0.99 WHERE project_id = :p AND item_id = :i"),
+                     {"p": p["id"], "i": ids[1]})
+    got = {}
+    for _ in range(2):
+        t = ws.next_task(p["id"], "ann")
+        got[t["item"]["id"]] = ws.submit(t["id"], "ann", "a")
+    # one answer from an annotator nobody knows yet: 2/3 sure, enough for 0.6 only
+    with ws.db.read() as conn:
+        rows = dict(conn.execute(text("SELECT item_id, needed FROM tasks WHERE project_id = :p"),
+                                 {"p": p["id"]}).all())
+        status = dict(conn.execute(text("SELECT item_id, status FROM item_consensus WHERE project_id = :p"),
+                                   {"p": p["id"]}).all())
+    assert status[ids[0]] == "resolved" and rows[ids[0]] == 1
+    assert status[ids[1]] == "open" and rows[ids[1]] == 2  # its own 0.99: one more answer
+
+
+def test_labels_that_check_auto_labels_are_held_to_a_stricter_target(ws):
+    n = 160
+    ds, ids, y = embedded_dataset(ws, n, seed=3)
+    p = ws.create_project("p", ds["id"], ["a", "b"], overlap=1, target_confidence=0.9, max_answers=5)
+    ws.update_project(p["id"], ml_space="f", auto_label_target=0.9, audit_rate=0.2)
+    ws.import_gold(p["id"], [{"item_id": ids[i], "label": "ab"[y[i]]} for i in range(100)])
+    step = ml_step(ws, p["id"])
+    assert step["auto_state"] == "on" and step["auto_labeled"] > 5
+    # a tenth of the auto-label error budget: 1 - 0.1 / 10
+    assert step["verify_target"] == pytest.approx(0.99)
+    from sqlalchemy import text
+
+    from assay.loop import validation_mask
+
+    with ws.db.read() as conn:
+        strict = {r.item_id for r in conn.execute(text(
+            "SELECT item_id FROM tasks WHERE project_id = :p AND target = 0.99"), {"p": p["id"]})}
+        audits = {r.item_id for r in conn.execute(text(
+            "SELECT item_id FROM auto_labels WHERE project_id = :p AND audit"), {"p": p["id"]})}
+        suggested = {r.item_id for r in conn.execute(text(
+            "SELECT item_id FROM predictions WHERE project_id = :p"), {"p": p["id"]})}
+    val = {i for i, v in zip(ids, validation_mask(np.array(ids), n)) if v}
+    assert audits and strict == val | audits
+    assert not (val & suggested)  # people label them unaided: no suggestion shown

@@ -214,6 +214,8 @@ def ml_step(ws, project: int | str, *, batch: int = 100, seed: int = 0, now: flo
         skills = {r.annotator_id: r.confusion for r in conn.execute(text(
             "SELECT annotator_id, confusion FROM annotator_skills WHERE project_id = :p").columns(confusion=JSON),
             {"p": pid})}
+        previous = {r.item_id: r.proba for r in conn.execute(text(
+            "SELECT item_id, proba FROM predictions WHERE project_id = :p").columns(proba=JSON), {"p": pid})}
         qm = conn.execute(text("SELECT prior, default_confusion FROM quality_models WHERE project_id = :p")
                           .columns(prior=JSON, default_confusion=JSON), {"p": pid}).first()
         known = {r.item_id: r.label for r in conn.execute(text(
@@ -224,8 +226,8 @@ def ml_step(ws, project: int | str, *, batch: int = 100, seed: int = 0, now: flo
         status = {r.item_id: r.status for r in conn.execute(text(
             "SELECT item_id, status FROM item_consensus WHERE project_id = :p"), {"p": pid})}
         last = conn.execute(text(
-            "SELECT version, threshold, auto_state FROM ml_models WHERE project_id = :p ORDER BY version DESC LIMIT 1"),
-            {"p": pid}).first()
+            "SELECT version, threshold, auto_state, metrics FROM ml_models WHERE project_id = :p "
+            "ORDER BY version DESC LIMIT 1").columns(metrics=JSON), {"p": pid}).first()
 
     item_ids = np.array([t.item_id for t in tasks], np.int64)
     have = ws.vectors.ids(p["ml_space"])
@@ -240,6 +242,24 @@ def ml_step(ws, project: int | str, *, batch: int = 100, seed: int = 0, now: flo
         default = qm.default_confusion["confusion"] if isinstance(qm.default_confusion, dict) else qm.default_confusion
     default = default or online.default_confusion(k)
     prior = np.asarray(qm.prior if qm is not None else np.full(k, 1.0 / k))
+    # The skills that pick the training labels: learned with the last model's
+    # predictions as priors, as at the end of the last step — not the
+    # background re-fit's (items with two or more answers only, which with a
+    # model in the loop are mostly the annotators' mistakes; with many classes
+    # its confusion rows also sit near chance, and one such re-fit left almost
+    # no training labels).
+    if previous:
+        prev = np.full((len(tasks), k), np.nan)
+        for i, pr in previous.items():
+            if i in pos and pr is not None and len(pr) == k:
+                prev[pos[i]] = pr
+        prev[~np.isfinite(prev).all(axis=1)] = np.nan
+        ok = np.isfinite(prev).all(axis=1)
+        prev[ok] /= prev[ok].sum(axis=1, keepdims=True)
+        gold_y = np.array([code.get(known.get(int(i)), -1) if int(i) in known else -1 for i in item_ids], np.intp)
+        first = _skills_with_model(answers, pos, code, k, prev, gold_y, gold_y >= 0)
+        if first is not None:
+            skills, default = first
     ans_ll = np.zeros((len(tasks), k))
     n_ans = np.zeros(len(tasks), np.intp)
     for a in answers:
@@ -271,11 +291,15 @@ def ml_step(ws, project: int | str, *, batch: int = 100, seed: int = 0, now: flo
     known_mask = np.array([int(i) in known for i in item_ids], bool)
     val_known = val & known_mask
     y_val[val_known] = y[val_known]  # gold on a validation item: its label is certain
+    # audited auto-labels are judged by people unaided too (no suggestion, no prior)
+    audit_mask = np.array([bool(autos[int(i)].audit) if int(i) in autos else False for i in item_ids], bool)
+    unaided = val | audit_mask
     train = (y >= 0) & with_vec & ~val
-    result: dict[str, Any] = {"version": None, "verified": int(train.sum()), "auto_labeled": 0, "auto_reverted": 0,
+    result: dict[str, Any] = {"answers": len(answers), "version": None, "verified": int(train.sum()), "auto_labeled": 0, "auto_reverted": 0,
                               "threshold": None, "auto_state": "off", "items_without_vectors": int((~with_vec).sum())}
 
     proba = None
+    strict = (last.metrics or {}).get("verify_target") if last is not None else None
     if train.sum() >= MIN_TRAIN and np.unique(y[train]).size >= 2:
         rows = np.array([row_of[int(i)] for i in item_ids[train]])
         clf = EmbeddingClassifier(random_state=seed).fit(X[rows], y[train], n_classes=k)
@@ -355,6 +379,20 @@ def ml_step(ws, project: int | str, *, batch: int = 100, seed: int = 0, now: flo
                 state = state if state == "stopped" else ("on" if threshold is not None else "off")
             result.update(audits=len(audited), audits_correct=int(ok_audits), audit_verdict=verdict)
         result.update(threshold=threshold, auto_state=state)
+        # Labels that check auto-labels (the validation share, audits) must be
+        # surer than the auto-labels they check: their error may use a tenth of
+        # the auto-label error budget. Only while that can pay for itself: a
+        # threshold is on, or the answers auto-labels could save (items nobody
+        # answered that the calibrated model already puts above the target,
+        # times the answers an answered item has taken so far) exceed what the
+        # stricter target costs (about two more answers per validation item).
+        strict = None
+        if target is not None and state != "stopped":
+            reachable = int(((n_ans == 0) & ~val & with_vec & (proba.max(axis=1) >= target)).sum())
+            per_item = float(n_ans[n_ans > 0].mean()) if (n_ans > 0).any() else 1.0
+            if threshold is not None or reachable * per_item > 2.0 * int(val.sum()):
+                strict = max(float(p["target_confidence"] or 0.0), 1.0 - (1.0 - target) / 10.0)
+        result["auto_reachable"] = int(((n_ans == 0) & ~val & with_vec & (proba.max(axis=1) >= (target or 1))).sum())
 
         with ws.db.write() as conn:
             conn.execute(text(
@@ -364,7 +402,7 @@ def ml_step(ws, project: int | str, *, batch: int = 100, seed: int = 0, now: flo
                 {"p": pid, "v": version, "now": now, "n": int(train.sum()), "t": clf.temperature_,
                  "acc": result["oof_accuracy"], "th": threshold, "st": state,
                  "m": {"classes": names, "answers": len(answers), "validation": result.get("validation"),
-                       "validation_accuracy": result.get("validation_accuracy")}})
+                       "validation_accuracy": result.get("validation_accuracy"), "verify_target": strict}})
             conn.execute(text("DELETE FROM predictions WHERE project_id = :p"), {"p": pid})
             conn.execute(text(
                 "INSERT INTO predictions (project_id, item_id, model_version, label, confidence, proba) "
@@ -372,7 +410,7 @@ def ml_step(ws, project: int | str, *, batch: int = 100, seed: int = 0, now: flo
                     bindparam("label", type_=JSON), bindparam("pr", type_=JSON)),
                 [{"p": pid, "i": int(item_ids[j]), "v": version, "label": names[int(proba[j].argmax())],
                   "c": float(proba[j].max()), "pr": [round(float(x), 6) for x in proba[j]]}
-                 for j in np.flatnonzero(with_vec & ~val)])  # validation items: people decide unaided
+                 for j in np.flatnonzero(with_vec & ~unaided)])  # validation, audits: people decide unaided
 
             # ---- revert auto-labels only when the audits failed: those below the
             # raised threshold, or all of them once auto-labeling stopped. (A new
@@ -401,6 +439,7 @@ def ml_step(ws, project: int | str, *, batch: int = 100, seed: int = 0, now: flo
                 rows_in = []
                 for j in new:
                     audit = bool(rng.random() < audit_rate)
+                    unaided[j] |= audit
                     rows_in.append({"p": pid, "i": int(item_ids[j]), "label": names[int(proba[j].argmax())],
                                     "c": float(conf_now[j]), "v": version, "a": audit, "now": now})
                     if not audit:  # out of the pool; audits keep their slots for people
@@ -418,8 +457,25 @@ def ml_step(ws, project: int | str, *, batch: int = 100, seed: int = 0, now: flo
             counts = {"resolved": 0, "review": 0, "open": 0}
             for j, t in enumerate(tasks):
                 item = int(item_ids[j])
-                if (t.is_gold or item in known or not with_vec[j] or val[j]
-                        or status.get(item) in ("resolved", "review")):
+                if t.is_gold or item in known or status.get(item) == "review":
+                    continue
+                if unaided[j]:  # answers alone, to the verification target
+                    if n_ans[j] == 0:  # no model prior waiting in its posterior
+                        lp = _log(prior).tolist()
+                        best, confv = online.decision(lp)
+                        upserts.append({"p": pid, "i": item, "label": names[best], "conf": confv, "lp": lp,
+                                        "n": 0, "status": "open", "now": now})
+                    elif target_c is not None and strict is not None:
+                        lp = (ans_ll[j] + _log(prior)).tolist()
+                        best, confv = online.decision(lp)
+                        cur = conn.execute(text("SELECT answer_count, needed FROM tasks WHERE id = :t"),
+                                           {"t": t.id}).one()
+                        st = redundancy.apply_step(conn, t.id, redundancy.decide(
+                            lp, confv, cur.answer_count, cur.needed, strict, max_answers, None))
+                        upserts.append({"p": pid, "i": item, "label": names[best], "conf": confv, "lp": lp,
+                                        "n": int(n_ans[j]), "status": st, "now": now})
+                    continue
+                if not with_vec[j] or status.get(item) == "resolved":
                     continue
                 lp = (_log(proba[j]) + ans_ll[j]).tolist()
                 best, confv = online.decision(lp)
@@ -452,7 +508,12 @@ def ml_step(ws, project: int | str, *, batch: int = 100, seed: int = 0, now: flo
         chosen = [int(tasks[sub[i]].id) for i in pick]
     started = [t.id for j, t in enumerate(tasks) if n_ans[j] > 0 and t.id in open_now]
     validating = [t.id for j, t in enumerate(tasks) if val[j] and n_ans[j] == 0 and t.id in open_now]
+    result["verify_target"] = strict
     with ws.db.write() as conn:
+        conn.execute(text("UPDATE tasks SET target = NULL WHERE project_id = :p AND target IS NOT NULL"), {"p": pid})
+        if strict is not None:
+            conn.execute(text("UPDATE tasks SET target = :s WHERE id = :t"),
+                         [{"t": t.id, "s": strict} for j, t in enumerate(tasks) if unaided[j]])
         conn.execute(text("UPDATE tasks SET priority = 0 WHERE project_id = :p AND priority <> 0"), {"p": pid})
         if started:
             conn.execute(text("UPDATE tasks SET priority = :pr WHERE id = :t"),

@@ -49,7 +49,7 @@ _MODEL = text(
 _CONSENSUS = text(
     "SELECT log_post, answers FROM item_consensus WHERE project_id = :p AND item_id = :i"
 ).columns(log_post=JSON)
-_COUNTS = text("SELECT needed, answer_count, open_slots FROM tasks WHERE id = :t")
+_COUNTS = text("SELECT needed, answer_count, open_slots, target FROM tasks WHERE id = :t")
 #: write one item's consensus row (shared with assay.loop and assay.gold)
 UPSERT_CONSENSUS = text(
     "INSERT INTO item_consensus (project_id, item_id, label, confidence, log_post, answers, status, updated_at) "
@@ -134,8 +134,11 @@ def after_answer(conn, project: dict, task_id: int, item_id: int, user_id: int, 
     lp = online.update(lp, conf, code)
     best, confidence = online.decision(lp)
     t = conn.execute(_COUNTS, {"t": task_id}).one()
-    step = decide(lp, confidence, t.answer_count, t.needed, project["target_confidence"], project["max_answers"],
-                 table)
+    # a task's own target (the ML loop's validation share and audits) replaces
+    # the project's; the settle table was built for the project's, so not then
+    target = project["target_confidence"] if t.target is None or project["target_confidence"] is None else t.target
+    step = decide(lp, confidence, t.answer_count, t.needed, target, project["max_answers"],
+                  table if t.target is None else None)
     status = apply_step(conn, task_id, step)
     conn.execute(UPSERT_CONSENSUS, {"p": pid, "i": item_id, "label": names[best], "conf": confidence, "lp": lp,
                            "n": t.answer_count, "status": status, "now": now})
@@ -240,7 +243,7 @@ def refit(db, project: dict, *, now: float | None = None, criterion: str | None 
             {"p": pid, "prior": prior, "dc": stored_default, "n": len(rows), "now": now})
         # gold tasks are hidden questions, not items to settle
         tasks_now = {r.item_id: r for r in conn.execute(text(
-            "SELECT id, item_id, needed, answer_count, open_slots FROM tasks "
+            "SELECT id, item_id, needed, answer_count, open_slots, target FROM tasks "
             "WHERE project_id = :p AND answer_count > 0 AND NOT is_gold"), {"p": pid})}
         index = {int(i): j for j, i in enumerate(items_u)}
         changed = [i for i, t in tasks_now.items() if i not in index or fitted_n[index[i]] != t.answer_count]
@@ -271,7 +274,9 @@ def refit(db, project: dict, *, now: float | None = None, criterion: str | None 
             best, conf = online.decision(lp)
             status = "open"
             if target is not None:
-                step = decide(lp, conf, t.answer_count, t.needed, target, max_answers, table)
+                own = t.target is not None  # a task's own target: no settle table (built for the project's)
+                step = decide(lp, conf, t.answer_count, t.needed, t.target if own else target, max_answers,
+                              None if own else table)
                 status = apply_step(conn, t.id, step)
                 counts["more"] += step == "more"
             counts[status] += 1

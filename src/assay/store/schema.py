@@ -164,6 +164,9 @@ tasks = Table(
     # A gold task is handed out by assay.gold to every annotator once, never by
     # the pool: its open_slots stay 0 and ``needed`` follows its answers.
     Column("is_gold", Boolean, nullable=False, server_default=text("false")),
+    # Adaptive redundancy stops this item at this confidence instead of the
+    # project's target_confidence (None: the project's).
+    Column("target", Float, nullable=True),
     UniqueConstraint("project_id", "item_id"),
     CheckConstraint("open_slots >= 0", name="open_slots"),
     CheckConstraint("answer_count <= needed", name="answer_count"),

@@ -207,3 +207,19 @@ def test_labels_that_check_auto_labels_are_held_to_a_stricter_target(ws):
     val = {i for i, v in zip(ids, validation_mask(np.array(ids), n)) if v}
     assert audits and strict == val | audits
     assert not (val & suggested)  # people label them unaided: no suggestion shown
+
+
+def test_simulate_target_must_be_a_number_or_match(tmp_path):
+    from typer.testing import CliRunner
+
+    from assay.cli import app
+
+    (tmp_path / "a.csv").write_text("item,worker,label\ni1,w1,a\ni1,w2,b\n")
+    (tmp_path / "t.csv").write_text("item,label\ni1,a\n")
+    base = ["simulate", "--answers", str(tmp_path / "a.csv"), "--truth", str(tmp_path / "t.csv")]
+    for extra in (["--target", "most"], ["--target", "match"]):  # 'match' only with --ml
+        res = CliRunner().invoke(app, base + extra)
+        assert res.exit_code != 0 and "--target must be a number" in res.output
+    res = CliRunner().invoke(app, base + ["--ml", "--target", "1.5", "--features", str(tmp_path / "f.npy"),
+                                          "--feature-ids", str(tmp_path / "ids.txt")])
+    assert res.exit_code != 0 and "--target" in res.output

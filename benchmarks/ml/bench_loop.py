@@ -11,6 +11,8 @@ majority-vote baseline measured in the same run.
 
     python benchmarks/ml/bench_loop.py [--sets sentiment_polarity,mnist_5k] [--cache /tmp/assay-ml-cache] [--seed 0] [-- extra simulate flags]
 
+Every setting is simulate --ml's default (``--target match``: people are
+asked for what makes the labels as accurate as the 3-vote baseline).
 Embeddings are cached under --cache (an .npy and ids per set) after the
 first run, so repeated runs time the loop, not the model.
 """

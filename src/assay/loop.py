@@ -386,6 +386,8 @@ def ml_step(ws, project: int | str, *, batch: int = 100, seed: int = 0, now: flo
         # answered that the calibrated model already puts above the target,
         # times the answers an answered item has taken so far) exceed what the
         # stricter target costs (about two more answers per validation item).
+        # (The validation labels themselves cannot tell earlier: at a low
+        # target they are too unsure to certify anything, which is the point.)
         strict = None
         if target is not None and state != "stopped":
             reachable = int(((n_ans == 0) & ~val & with_vec & (proba.max(axis=1) >= target)).sum())

@@ -200,3 +200,42 @@ def zip_bytes(members: dict[str, bytes]) -> bytes:
         for name, data in members.items():
             zf.writestr(name, data)
     return buf.getvalue()
+
+
+def turn_probabilities(conf, weights, margin, m, c, j):
+    """(P(c) P_c(turn), P(j) P_j(turn)): the chance that ``m`` more answers turn
+    label ``c`` into ``j`` with truth c / with truth j, by enumerating every
+    (annotator, label) sequence; the truth is c or j with the margin's odds.
+    The brute-force reference for the settle tables."""
+    import itertools
+
+    import numpy as np
+
+    w = np.asarray(weights, float) / np.sum(weights)
+    p_c = 1 / (1 + np.exp(-margin))
+    out = {}
+    for truth, pt in ((c, p_c), (j, 1 - p_c)):
+        total = 0.0
+        for seq in itertools.product(range(len(w)), range(conf.shape[-1]), repeat=m):
+            pr, s = 1.0, 0.0
+            for a in range(m):
+                u, lab = seq[2 * a], seq[2 * a + 1]
+                pr *= w[u] * conf[u, truth, lab]
+                s += np.log(conf[u, c, lab]) - np.log(conf[u, j, lab])
+            if margin + s < 0:
+                total += pt * pr
+        out[truth] = total
+    return out[c], out[j]
+
+
+def predict(ws, project_id: int, preds: dict, version: int = 1) -> None:
+    """Write ``predictions`` rows as the in-loop model does: item -> (label, confidence)."""
+    from sqlalchemy import JSON, bindparam, text
+
+    with ws.db.write() as conn:
+        conn.execute(text(
+            "INSERT INTO predictions (project_id, item_id, model_version, label, confidence, proba) "
+            "VALUES (:p, :i, :v, :label, :c, :pr)").bindparams(
+                bindparam("label", type_=JSON), bindparam("pr", type_=JSON)),
+            [{"p": project_id, "i": i, "v": version, "label": lab, "c": c, "pr": [c, 1 - c]}
+             for i, (lab, c) in preds.items()])

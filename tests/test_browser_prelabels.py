@@ -6,23 +6,13 @@ server, on SQLite and PostgreSQL. Screenshot: ``test-artifacts/prelabels.png``."
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import JSON, bindparam, text
+from sqlalchemy import JSON, text
 
 from test_browser import ARTIFACTS, Tab, browser, server, tabs  # noqa: F401 - fixtures
 from test_browser import wait_item, wait_ready, wait_settled
-from factories import item_ids, project_with_annotators
+from factories import item_ids, predict, project_with_annotators
 
 pytestmark = pytest.mark.browser
-
-
-def predict(ws, project_id: int, preds: dict[int, tuple], version: int = 1) -> None:
-    with ws.db.write() as conn:
-        conn.execute(text(
-            "INSERT INTO predictions (project_id, item_id, model_version, label, confidence, proba) "
-            "VALUES (:p, :i, :v, :label, :c, :pr)").bindparams(
-                bindparam("label", type_=JSON), bindparam("pr", type_=JSON)),
-            [{"p": project_id, "i": i, "v": version, "label": lab, "c": c, "pr": []}
-             for i, (lab, c) in preds.items()])
 
 
 def stored(ws, project_id: int) -> dict[int, tuple]:

@@ -15,24 +15,13 @@ from sqlalchemy import JSON, bindparam, text
 
 from assay.loop import ml_step
 from assay.server import create_app
-from factories import count, embedded_dataset, item_ids, project_with_annotators, text_dataset
+from factories import count, embedded_dataset, item_ids, predict, project_with_annotators
 
 ROUTE_ONLY = {"Content-Type": "application/json; charset=UTF-8"}  # the fast lane passes these on
 
 
 def bearer(token: str) -> dict:
     return {"Authorization": f"Bearer {token}"}
-
-
-def predict(ws, project_id: int, preds: dict[int, tuple], version: int = 1) -> None:
-    """Write ``predictions`` rows as the in-loop model does: item -> (label, confidence)."""
-    with ws.db.write() as conn:
-        conn.execute(text(
-            "INSERT INTO predictions (project_id, item_id, model_version, label, confidence, proba) "
-            "VALUES (:p, :i, :v, :label, :c, :pr)").bindparams(
-                bindparam("label", type_=JSON), bindparam("pr", type_=JSON)),
-            [{"p": project_id, "i": i, "v": version, "label": lab, "c": c, "pr": [c, 1 - c]}
-             for i, (lab, c) in preds.items()])
 
 
 def stored(ws, answer_id: int):

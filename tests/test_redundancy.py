@@ -14,7 +14,7 @@ from sqlalchemy import text
 
 from assay.errors import InvalidInput
 from assay.quality import online
-from factories import text_dataset
+from factories import text_dataset, turn_probabilities
 
 
 def _project(ws, n_items=3, **kw):
@@ -80,23 +80,8 @@ def test_next_step_rules():
 
 
 def _brute_flip(conf, weights, margin, m, c, j):
-    """P(m more answers turn label c into j), by enumerating every sequence of
-    (annotator, label); the truth is c or j with the odds the margin says."""
-    import itertools
-
-    w = np.asarray(weights, float) / np.sum(weights)
-    p_c = 1 / (1 + np.exp(-margin))
-    total = 0.0
-    for truth, pt in ((c, p_c), (j, 1 - p_c)):
-        for seq in itertools.product(range(len(w)), range(conf.shape[-1]), repeat=m):
-            pr, s = 1.0, 0.0
-            for a in range(m):
-                u, lab = seq[2 * a], seq[2 * a + 1]
-                pr *= w[u] * conf[u, truth, lab]
-                s += np.log(conf[u, c, lab]) - np.log(conf[u, j, lab])
-            if margin + s < 0:
-                total += pt * pr
-    return total
+    """P(m more answers turn label c into j), by enumeration."""
+    return sum(turn_probabilities(conf, weights, margin, m, c, j))
 
 
 def test_settle_margins_bound_the_chance_of_a_flip():

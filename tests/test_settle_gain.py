@@ -5,35 +5,14 @@ adopted")."""
 
 from __future__ import annotations
 
-import itertools
-
 import numpy as np
 import pytest
 
 from assay.quality import online
+from factories import turn_probabilities
 
 CONF = np.array([[[0.9, 0.1], [0.2, 0.8]], [[0.7, 0.3], [0.3, 0.7]], [[0.95, 0.05], [0.4, 0.6]]])
 WEIGHTS = [5, 3, 2]
-
-
-def _brute(conf, weights, margin, m, c, j):
-    """(P(c) P_c(turn), P(j) P_j(turn)) for m more answers, by enumerating every
-    (annotator, label) sequence; the truth is c or j with the margin's odds."""
-    w = np.asarray(weights, float) / np.sum(weights)
-    p_c = 1 / (1 + np.exp(-margin))
-    out = {}
-    for truth, pt in ((c, p_c), (j, 1 - p_c)):
-        total = 0.0
-        for seq in itertools.product(range(len(w)), range(conf.shape[-1]), repeat=m):
-            pr, s = 1.0, 0.0
-            for a in range(m):
-                u, lab = seq[2 * a], seq[2 * a + 1]
-                pr *= w[u] * conf[u, truth, lab]
-                s += np.log(conf[u, c, lab]) - np.log(conf[u, j, lab])
-            if margin + s < 0:
-                total += pt * pr
-        out[truth] = total
-    return out[c], out[j]
 
 
 # ------------------------------------------------------------------ the "gain" criterion
@@ -48,13 +27,13 @@ def test_gain_margins_bound_the_accuracy_more_answers_could_add():
         for c, j in ((0, 1), (1, 0)):
             need = table[m - 1][c][j]
             assert need is not None
-            wrong, right = _brute(CONF, WEIGHTS, need, m, c, j)
+            wrong, right = turn_probabilities(CONF, WEIGHTS, need, m, c, j)
             assert right - wrong <= budget + 1e-12  # safe side
             # not far too strict: somewhere a little below, the gain exceeds the budget (it need not
             # fall steadily with the margin: the table keeps the margin from which it stays within)
             if need > 0:
                 below = np.arange(max(0.0, need - 0.3 - 2 * m * online.SETTLE_STEP), need, 0.01)
-                gains = [np.subtract(*_brute(CONF, WEIGHTS, x, m, c, j)[::-1]) for x in below]
+                gains = [np.subtract(*turn_probabilities(CONF, WEIGHTS, x, m, c, j)[::-1]) for x in below]
                 assert max(gains) > budget
             # the gain never exceeds the chance of a flip: it stops no later
             assert need <= flip[m - 1][c][j] + 1e-9

@@ -113,6 +113,20 @@ def _log(p: np.ndarray) -> np.ndarray:
     return np.log(np.maximum(p, 1e-12))
 
 
+def _answer_loglik(answers, pos, code, k, skills, default) -> tuple[np.ndarray, np.ndarray]:
+    """(n_tasks, K) sum of log P(answer | class) per item under ``skills``
+    (``default`` for annotators without), and the answers per item."""
+    ll = np.zeros((len(pos), k))
+    n = np.zeros(len(pos), np.intp)
+    for a in answers:
+        j = pos.get(a.item_id)
+        if j is None or a.label not in code:
+            continue
+        ll[j] += _log(np.asarray(skills.get(a.annotator_id, default))[:, code[a.label]])
+        n[j] += 1
+    return ll, n
+
+
 def _accuracy(confusion, prior) -> float:
     c = np.asarray(confusion)
     return float(np.sum(np.asarray(prior) * np.diag(c)))
@@ -155,19 +169,14 @@ def _skills_with_model(answers, pos, code, k, held_proba, y, known_mask):
     return {int(u): conf[j].tolist() for j, u in enumerate(users_u)}, default
 
 
-def _match_target(p, tasks, item_ids, skills, answers, prior, proba, ans_ll, n_ans, val, status, autos, known,
-                  seed):
+def _match_target(p, tasks, item_ids, skills, n_of, prior, proba, ans_ll, n_ans, status, autos, known, seed):
     """(target, its predicted accuracy, the k-vote majority's) under the crowd
     model of this step (:func:`assay.quality.matching.matching_target`)."""
     from assay.quality.matching import matching_target
 
     users = sorted(skills)
     conf = np.array([skills[u] for u in users])
-    n_of = {u: 0 for u in users}
-    for a in answers:
-        if a.annotator_id in n_of:
-            n_of[a.annotator_id] += 1
-    weights = np.array([n_of[u] for u in users], float)
+    weights = np.array([n_of.get(u, 0) for u in users], float)  # annotators drawn as often as they answer
     # the model's held-out predictions (out-of-fold where it trained): its
     # in-sample ones on its own training labels would flatter the prediction
     model_prior = np.where(np.isfinite(proba).all(axis=1)[:, None], _log(np.nan_to_num(proba)), _log(prior)[None, :])
@@ -260,15 +269,7 @@ def ml_step(ws, project: int | str, *, batch: int = 100, seed: int = 0, now: flo
         first = _skills_with_model(answers, pos, code, k, prev, gold_y, gold_y >= 0)
         if first is not None:
             skills, default = first
-    ans_ll = np.zeros((len(tasks), k))
-    n_ans = np.zeros(len(tasks), np.intp)
-    for a in answers:
-        j = pos.get(a.item_id)
-        if j is None or a.label not in code:
-            continue
-        conf = np.asarray(skills.get(a.annotator_id, default))
-        ans_ll[j] += _log(conf[:, code[a.label]])
-        n_ans[j] += 1
+    ans_ll, n_ans = _answer_loglik(answers, pos, code, k, skills, default)
     lp_answers = ans_ll + _log(prior)
     post_answers = np.exp(lp_answers - lp_answers.max(axis=1, keepdims=True))
     post_answers /= post_answers.sum(axis=1, keepdims=True)
@@ -295,7 +296,8 @@ def ml_step(ws, project: int | str, *, batch: int = 100, seed: int = 0, now: flo
     audit_mask = np.array([bool(autos[int(i)].audit) if int(i) in autos else False for i in item_ids], bool)
     unaided = val | audit_mask
     train = (y >= 0) & with_vec & ~val
-    result: dict[str, Any] = {"answers": len(answers), "version": None, "verified": int(train.sum()), "auto_labeled": 0, "auto_reverted": 0,
+    result: dict[str, Any] = {"answers": len(answers), "version": None, "verified": int(train.sum()),
+                              "auto_labeled": 0, "auto_reverted": 0,
                               "threshold": None, "auto_state": "off", "items_without_vectors": int((~with_vec).sum())}
 
     proba = None
@@ -327,28 +329,20 @@ def ml_step(ws, project: int | str, *, batch: int = 100, seed: int = 0, now: flo
     new_skills = _skills_with_model(answers, pos, code, k, held_proba, y, known_mask)
     if new_skills is not None:
         skills, default = new_skills
-        ans_ll[:] = 0.0
-        for a in answers:
-            j = pos.get(a.item_id)
-            if j is not None and a.label in code:
-                ans_ll[j] += _log(np.asarray(skills.get(a.annotator_id, default))[:, code[a.label]])
+        ans_ll, _ = _answer_loglik(answers, pos, code, k, skills, default)
         result["skills_refit"] = len(skills)
-        # ---- the target that matches a k-vote majority (target_match)
-        if p["target_match"] and p["target_confidence"] is not None:
-            tau = _match_target(p, tasks, item_ids, skills, answers, prior, held_proba, ans_ll, n_ans, val,
-                                status, autos, known, seed)
-            result.update(target=tau[0], target_predicted_accuracy=tau[1], baseline_predicted_accuracy=tau[2])
-            p = {**p, "target_confidence": tau[0]}
         n_of: dict[int, int] = {}
         for a in answers:
             n_of[a.annotator_id] = n_of.get(a.annotator_id, 0) + 1
+        # ---- the target that matches a k-vote majority (target_match)
+        if p["target_match"] and p["target_confidence"] is not None:
+            tau = _match_target(p, tasks, item_ids, skills, n_of, prior, held_proba, ans_ll, n_ans, status, autos,
+                                known, seed)
+            result.update(target=tau[0], target_predicted_accuracy=tau[1], baseline_predicted_accuracy=tau[2])
+            p = {**p, "target_confidence": tau[0]}
         with ws.db.write() as conn:
-            conn.execute(text("DELETE FROM annotator_skills WHERE project_id = :p"), {"p": pid})
-            conn.execute(text(
-                "INSERT INTO annotator_skills (project_id, annotator_id, confusion, accuracy, answers) "
-                "VALUES (:p, :u, :c, :a, :n)").bindparams(bindparam("c", type_=JSON)),
-                [{"p": pid, "u": int(u), "c": c, "a": _accuracy(c, prior), "n": n_of.get(u, 0)}
-                 for u, c in skills.items()])
+            redundancy.store_skills(conn, pid, [{"u": int(u), "c": c, "a": _accuracy(c, prior), "n": n_of.get(u, 0)}
+                                                for u, c in skills.items()])
             if result.get("target") is not None:
                 conn.execute(text("UPDATE projects SET target_confidence = :t WHERE id = :p"),
                              {"t": result["target"], "p": pid})
@@ -389,12 +383,12 @@ def ml_step(ws, project: int | str, *, batch: int = 100, seed: int = 0, now: flo
         # (The validation labels themselves cannot tell earlier: at a low
         # target they are too unsure to certify anything, which is the point.)
         strict = None
+        reachable = int(((n_ans == 0) & ~val & with_vec & (proba.max(axis=1) >= (target or 1))).sum())
+        result["auto_reachable"] = reachable
         if target is not None and state != "stopped":
-            reachable = int(((n_ans == 0) & ~val & with_vec & (proba.max(axis=1) >= target)).sum())
             per_item = float(n_ans[n_ans > 0].mean()) if (n_ans > 0).any() else 1.0
             if threshold is not None or reachable * per_item > 2.0 * int(val.sum()):
                 strict = max(float(p["target_confidence"] or 0.0), 1.0 - (1.0 - target) / 10.0)
-        result["auto_reachable"] = int(((n_ans == 0) & ~val & with_vec & (proba.max(axis=1) >= (target or 1))).sum())
 
         with ws.db.write() as conn:
             conn.execute(text(
@@ -529,5 +523,5 @@ def ml_step(ws, project: int | str, *, batch: int = 100, seed: int = 0, now: flo
                           for r, t in enumerate(chosen)])
     result["batch"] = len(chosen)
     if result.get("target") is not None:
-        ws._projects.pop(pid, None)  # the new target applies to the next answer
+        ws.forget_project(pid)  # the new target applies to the next answer
     return result

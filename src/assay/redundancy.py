@@ -145,6 +145,18 @@ def after_answer(conn, project: dict, task_id: int, item_id: int, user_id: int, 
     return {"label": names[best], "confidence": confidence, "status": status, "step": step}
 
 
+def store_skills(conn, project_id: int, rows: list[dict]) -> None:
+    """Replace the project's annotator skills: rows of ``{"u": annotator id,
+    "c": K x K confusion, "a": accuracy or None, "n": answers}`` (shared by
+    the re-fit and the ML loop)."""
+    conn.execute(text("DELETE FROM annotator_skills WHERE project_id = :p"), {"p": project_id})
+    if rows:
+        conn.execute(text(
+            "INSERT INTO annotator_skills (project_id, annotator_id, confusion, accuracy, answers) "
+            "VALUES (:p, :u, :c, :a, :n)").bindparams(bindparam("c", type_=JSON)),
+            [{"p": project_id, **r} for r in rows])
+
+
 def refit(db, project: dict, *, now: float | None = None, criterion: str | None = None) -> dict:
     """Re-estimate annotator skills with Dawid-Skene over all the project's
     answers and rewrite every item's posterior and status with them.
@@ -228,13 +240,9 @@ def refit(db, project: dict, *, now: float | None = None, criterion: str | None 
     stored_default = ({"confusion": dlist, "settle": table, "criterion": criterion or STOP_CRITERION}
                       if table else dlist)
     with db.write() as conn:
-        conn.execute(text("DELETE FROM annotator_skills WHERE project_id = :p"), {"p": pid})
-        conn.execute(text(
-            "INSERT INTO annotator_skills (project_id, annotator_id, confusion, accuracy, answers) "
-            "VALUES (:p, :u, :c, :a, :n)").bindparams(bindparam("c", type_=JSON)),
-            [{"p": pid, "u": int(u), "c": skills[int(u)],
-              "a": None if np.isnan(model.accuracy_[j]) else float(model.accuracy_[j]),
-              "n": int(per_worker[j])} for j, u in enumerate(users_u)])
+        store_skills(conn, pid, [{"u": int(u), "c": skills[int(u)],
+                                  "a": None if np.isnan(model.accuracy_[j]) else float(model.accuracy_[j]),
+                                  "n": int(per_worker[j])} for j, u in enumerate(users_u)])
         conn.execute(text("DELETE FROM quality_models WHERE project_id = :p"), {"p": pid})
         conn.execute(text(
             "INSERT INTO quality_models (project_id, method, prior, default_confusion, answers, fitted_at) "

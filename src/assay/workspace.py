@@ -484,6 +484,11 @@ class Workspace:
         self._projects[r.id] = (time.monotonic() + self.project_cache_seconds, p)
         return p
 
+    def forget_project(self, project_id: int) -> None:
+        """Drop the cached settings of a project changed behind this
+        workspace's back (the ML loop moving its target): read them again."""
+        self._projects.pop(project_id, None)
+
     def update_project(self, project: int | str, **settings: Any) -> dict:
         """Change a project's settings: gold (``gold_rate``,
         ``gold_min_accuracy`` — None: never pause — ``gold_min_answers``) and

@@ -8,7 +8,7 @@ import pytest
 
 from assay.errors import InvalidInput
 from assay.learn.active import kcenter_greedy, margin_uncertainty, select_batch
-from assay.learn.autolabel import audit_verdict, choose_threshold, clopper_pearson
+from assay.learn.autolabel import audit_verdict, choose_threshold, clopper_pearson, precision_from_answers
 from assay.learn.calibration import expected_calibration_error, fit_temperature, softmax
 from assay.learn.model import EmbeddingClassifier
 
@@ -96,3 +96,35 @@ def test_active_selection_is_uncertain_diverse_and_random_in_part():
     assert margin_uncertainty(proba[batch[:15]]).min() > margin_uncertainty(proba[400:]).max()
     idx = kcenter_greedy(X, 3, anchors=X[:1])
     assert 0 not in idx.tolist()
+
+
+def _noisy_answers(rng, truth, k, acc, per_item):
+    """Each class's log-likelihood of ``per_item[i]`` answers from annotators
+    right with ``acc``, wrong uniformly otherwise."""
+    ll = np.zeros((truth.size, k))
+    for i, t in enumerate(truth):
+        for _ in range(per_item[i]):
+            a = t if rng.random() < acc else (t + rng.integers(1, k)) % k
+            row = np.full(k, np.log((1 - acc) / (k - 1)))
+            row[a] = np.log(acc)
+            ll[i] += row
+    return ll
+
+
+@pytest.mark.parametrize("pi", [0.8, 0.95])
+def test_precision_from_few_answers_is_not_pulled_to_the_prior(pi):
+    rng = np.random.default_rng(int(pi * 100))
+    k, n = 10, 3000
+    truth = rng.integers(k, size=n)
+    model = np.where(rng.random(n) < pi, truth, (truth + rng.integers(1, k, size=n)) % k)
+    ll = _noisy_answers(rng, truth, k, 0.7, rng.integers(1, 3, size=n))  # one or two answers each
+    est = precision_from_answers(ll, model, np.full(k, 1 / k))
+    assert abs(est - (model == truth).mean()) < 0.03
+    # the mean posterior that the model's label is right sits far below it
+    post = np.exp(ll - ll.max(axis=1, keepdims=True))
+    post /= post.sum(axis=1, keepdims=True)
+    assert post[np.arange(n), model].mean() < pi - 0.2
+    with pytest.raises(InvalidInput):
+        precision_from_answers(ll[:0], model[:0], np.full(k, 1 / k))
+    with pytest.raises(InvalidInput):
+        precision_from_answers(ll, model[:5], np.full(k, 1 / k))

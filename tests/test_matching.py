@@ -3,6 +3,8 @@ model as a per-item prior in Dawid-Skene, and both inside the ML loop."""
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
@@ -223,3 +225,56 @@ def test_simulate_target_must_be_a_number_or_match(tmp_path):
     res = CliRunner().invoke(app, base + ["--ml", "--target", "1.5", "--features", str(tmp_path / "f.npy"),
                                           "--feature-ids", str(tmp_path / "ids.txt")])
     assert res.exit_code != 0 and "--target" in res.output
+
+
+def test_only_the_top_of_the_validation_share_needs_surer_labels():
+    from assay.learn.autolabel import first_test_size
+    from assay.loop import verification_region
+
+    conf = np.random.default_rng(0).uniform(0.5, 1.0, 1000)
+    first = first_test_size(0.95, 0.05)
+    margin = int(np.ceil(first / 4))
+    assert first == 118  # 2 * ceil(ln 0.05 / ln 0.95)
+    r = verification_region(conf, None, 0.95)
+    assert len(r) == first + margin
+    assert conf[r].min() >= np.delete(conf, r).max()  # the most confident ones
+    t = float(np.quantile(conf, 0.6))  # a certified threshold with 400 items above it
+    r = verification_region(conf, t, 0.95)
+    assert len(r) == int((conf >= t).sum()) + margin and conf[r].min() < t
+    assert len(verification_region(conf[:50], None, 0.95)) == 50  # a small share: all of it
+
+
+def test_the_refit_of_an_ml_project_learns_skills_with_the_model_prior(ws):
+    from sqlalchemy import text
+
+    from assay.loop import validation_mask
+    from factories import task_for_item
+
+    n = 160
+    ds, ids, y = embedded_dataset(ws, n, seed=4)
+    p = ws.create_project("p", ds["id"], ["a", "b"], overlap=2, target_confidence=0.95, max_answers=3)
+    ws.update_project(p["id"], ml_space="f")
+    ws.import_gold(p["id"], [{"item_id": ids[i], "label": "ab"[y[i]]} for i in range(60)])
+    val = validation_mask(np.array(ids), n)
+    free = [j for j in range(60, n) if not val[j]]
+    for name in ("u1", "u2", "solo"):
+        ws.add_user(name, role="annotator")
+        ws.add_member(p["id"], name)
+    for j in free[:10]:  # two annotators on the same items
+        for name in ("u1", "u2"):
+            ws.submit(task_for_item(ws, p["id"], ids[j]), name, "ab"[y[j]])
+    ml_step(ws, p["id"])  # the model's predictions
+    for j in free[10:40]:  # one answer each, all right
+        ws.submit(task_for_item(ws, p["id"], ids[j]), "solo", "ab"[y[j]])
+    ws.refit_quality(p["id"])
+    users = {u["username"]: u["id"] for u in ws.list_users()}
+    with ws.db.read() as conn:
+        acc = dict(conn.execute(text("SELECT annotator_id, accuracy FROM annotator_skills WHERE project_id = :p"),
+                                {"p": p["id"]}).all())
+        prior = conn.execute(text("SELECT prior FROM quality_models WHERE project_id = :p"),
+                             {"p": p["id"]}).scalar_one()
+    # answers alone say nothing about an annotator who never shares an item;
+    # with the model's prior their 30 agreeing answers do
+    assert users["solo"] in acc and acc[users["solo"]] > 0.8
+    prior = json.loads(prior) if isinstance(prior, str) else prior
+    assert min(prior) > 0.2  # two balanced classes: no collapse onto one

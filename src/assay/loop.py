@@ -59,6 +59,24 @@ def validation_mask(item_ids: np.ndarray, n_items: int) -> np.ndarray:
     return (h.astype(np.float64) / 2**32) < rate
 
 
+def verification_region(confidence: np.ndarray, threshold: float | None, target: float,
+                        alpha: float = ALPHA) -> np.ndarray:
+    """Which validation items (indices into ``confidence``, the model's
+    held-out confidence on each) can decide the auto-label threshold, and so
+    need labels surer than the auto-labels they check: the most confident
+    ones that the first test of :func:`assay.learn.autolabel.choose_threshold`
+    reads, or those down to the certified ``threshold``, whichever is more,
+    and a quarter of the first test's size below (where the next tests
+    read)."""
+    from assay.learn.autolabel import first_test_size
+
+    conf = np.asarray(confidence, float)
+    first = first_test_size(target, alpha)
+    above = int((conf >= threshold).sum()) if threshold is not None else 0
+    m = min(conf.size, max(first, above) + int(np.ceil(first / 4)))
+    return np.argsort(-conf, kind="stable")[:m]
+
+
 def check_settings(project: dict, space, target, audit, vectors) -> tuple[str | None, float | None, float | None]:
     if space is None:
         return None, None, None
@@ -144,8 +162,8 @@ def _skills_with_model(answers, pos, code, k, held_proba, y, known_mask):
     model prior are left out. The confusion rows are shrunk towards each
     annotator's own overall accuracy (``DawidSkene(prior="one-coin")``): with
     many classes an annotator has few answers per true class. Returns
-    ({annotator: K x K list}, the crowd's default confusion) or None when
-    there is too little."""
+    ({annotator: K x K list}, the crowd's default confusion, the class prior)
+    or None when there is too little."""
     from assay.quality import DawidSkene, online
 
     rows = [(pos[a.item_id], a.annotator_id, code[a.label]) for a in answers
@@ -166,7 +184,7 @@ def _skills_with_model(answers, pos, code, k, held_proba, y, known_mask):
                           item_prior=held_proba[items_u], gold=gold if (gold >= 0).any() else None)
     conf = np.asarray(ds.confusion_)
     default = online.crowd_confusion(conf, np.bincount(ucode, minlength=len(users_u))).tolist()
-    return {int(u): conf[j].tolist() for j, u in enumerate(users_u)}, default
+    return {int(u): conf[j].tolist() for j, u in enumerate(users_u)}, default, np.asarray(ds.prior_, float)
 
 
 def _match_target(p, tasks, item_ids, skills, n_of, prior, proba, ans_ll, n_ans, status, autos, known, seed):
@@ -199,7 +217,7 @@ def ml_step(ws, project: int | str, *, batch: int = 100, seed: int = 0, now: flo
     """Run one step (see the module docstring); returns what it did."""
     from assay import redundancy
     from assay.learn.active import select_batch
-    from assay.learn.autolabel import audit_verdict, choose_threshold
+    from assay.learn.autolabel import audit_verdict, choose_threshold, precision_from_answers
     from assay.learn.model import EmbeddingClassifier
     from assay.quality import online
 
@@ -268,7 +286,9 @@ def ml_step(ws, project: int | str, *, batch: int = 100, seed: int = 0, now: flo
         gold_y = np.array([code.get(known.get(int(i)), -1) if int(i) in known else -1 for i in item_ids], np.intp)
         first = _skills_with_model(answers, pos, code, k, prev, gold_y, gold_y >= 0)
         if first is not None:
-            skills, default = first
+            # its class prior too: with many classes and few items answered
+            # twice, the re-fit's (answers alone) can collapse onto one class
+            skills, default, prior = first
     ans_ll, n_ans = _answer_loglik(answers, pos, code, k, skills, default)
     lp_answers = ans_ll + _log(prior)
     post_answers = np.exp(lp_answers - lp_answers.max(axis=1, keepdims=True))
@@ -295,6 +315,7 @@ def ml_step(ws, project: int | str, *, batch: int = 100, seed: int = 0, now: flo
     # audited auto-labels are judged by people unaided too (no suggestion, no prior)
     audit_mask = np.array([bool(autos[int(i)].audit) if int(i) in autos else False for i in item_ids], bool)
     unaided = val | audit_mask
+    checked = unaided.copy()  # which of them the stricter verification target applies to (below)
     train = (y >= 0) & with_vec & ~val
     result: dict[str, Any] = {"answers": len(answers), "version": None, "verified": int(train.sum()),
                               "auto_labeled": 0, "auto_reverted": 0,
@@ -328,7 +349,7 @@ def ml_step(ws, project: int | str, *, batch: int = 100, seed: int = 0, now: flo
         held_proba[np.flatnonzero(train)] = oof  # items it trained on: out-of-fold only
     new_skills = _skills_with_model(answers, pos, code, k, held_proba, y, known_mask)
     if new_skills is not None:
-        skills, default = new_skills
+        skills, default, prior = new_skills
         ans_ll, _ = _answer_loglik(answers, pos, code, k, skills, default)
         result["skills_refit"] = len(skills)
         n_of: dict[int, int] = {}
@@ -343,6 +364,7 @@ def ml_step(ws, project: int | str, *, batch: int = 100, seed: int = 0, now: flo
         with ws.db.write() as conn:
             redundancy.store_skills(conn, pid, [{"u": int(u), "c": c, "a": _accuracy(c, prior), "n": n_of.get(u, 0)}
                                                 for u, c in skills.items()])
+            redundancy.store_crowd(conn, pid, prior, default)
             if result.get("target") is not None:
                 conn.execute(text("UPDATE projects SET target_confidence = :t WHERE id = :p"),
                              {"t": result["target"], "p": pid})
@@ -382,13 +404,35 @@ def ml_step(ws, project: int | str, *, batch: int = 100, seed: int = 0, now: flo
         # stricter target costs (about two more answers per validation item).
         # (The validation labels themselves cannot tell earlier: at a low
         # target they are too unsure to certify anything, which is the point.)
+        # Only the top of the validation share needs the surer labels: the
+        # fixed-sequence test reads held-out items from the most confident
+        # down and stops at the first failure, so what decides a threshold is
+        # the items its first test reads, then those down to the certified
+        # threshold and a margin below it (the next few tests). Validation
+        # items further down are labeled unaided to the ordinary target and
+        # join the region as the threshold comes down.
         strict = None
+        region = np.zeros(len(tasks), bool)
         reachable = int(((n_ans == 0) & ~val & with_vec & (proba.max(axis=1) >= (target or 1))).sum())
         result["auto_reachable"] = reachable
         if target is not None and state != "stopped":
+            vi = np.flatnonzero(val & with_vec)
+            region[vi[verification_region(proba[vi].max(axis=1), threshold, target)]] = True
+            m = int(region.sum())
             per_item = float(n_ans[n_ans > 0].mean()) if (n_ans > 0).any() else 1.0
-            if threshold is not None or reachable * per_item > 2.0 * int(val.sum()):
+            # Could surer labels certify anything? The model's accuracy on the
+            # region, estimated from the answers it has so far (however few:
+            # :func:`precision_from_answers`); where it is below the target,
+            # surer labels would only confirm that.
+            seen = region & (n_ans > 0) & ~val_known
+            estimate = (precision_from_answers(ans_ll[seen], proba[seen].argmax(axis=1), prior)
+                        if seen.sum() >= MIN_TRAIN else None)
+            result["verify_estimate"] = estimate
+            if threshold is not None or (reachable * per_item > 2.0 * m and estimate is not None
+                                         and estimate >= target):
                 strict = max(float(p["target_confidence"] or 0.0), 1.0 - (1.0 - target) / 10.0)
+                result["verify_region"] = m
+        checked = audit_mask | region  # held to `strict` while it is on
 
         with ws.db.write() as conn:
             conn.execute(text(
@@ -436,6 +480,7 @@ def ml_step(ws, project: int | str, *, batch: int = 100, seed: int = 0, now: flo
                 for j in new:
                     audit = bool(rng.random() < audit_rate)
                     unaided[j] |= audit
+                    checked[j] |= audit
                     rows_in.append({"p": pid, "i": int(item_ids[j]), "label": names[int(proba[j].argmax())],
                                     "c": float(conf_now[j]), "v": version, "a": audit, "now": now})
                     if not audit:  # out of the pool; audits keep their slots for people
@@ -461,13 +506,15 @@ def ml_step(ws, project: int | str, *, batch: int = 100, seed: int = 0, now: flo
                         best, confv = online.decision(lp)
                         upserts.append({"p": pid, "i": item, "label": names[best], "conf": confv, "lp": lp,
                                         "n": 0, "status": "open", "now": now})
-                    elif target_c is not None and strict is not None:
+                    elif target_c is not None and strict is not None and (
+                            checked[j] or status.get(item) != "resolved"):
                         lp = (ans_ll[j] + _log(prior)).tolist()
                         best, confv = online.decision(lp)
                         cur = conn.execute(text("SELECT answer_count, needed FROM tasks WHERE id = :t"),
                                            {"t": t.id}).one()
                         st = redundancy.apply_step(conn, t.id, redundancy.decide(
-                            lp, confv, cur.answer_count, cur.needed, strict, max_answers, None))
+                            lp, confv, cur.answer_count, cur.needed,
+                            strict if checked[j] else target_c, max_answers, None))
                         upserts.append({"p": pid, "i": item, "label": names[best], "conf": confv, "lp": lp,
                                         "n": int(n_ans[j]), "status": st, "now": now})
                     continue
@@ -509,7 +556,7 @@ def ml_step(ws, project: int | str, *, batch: int = 100, seed: int = 0, now: flo
         conn.execute(text("UPDATE tasks SET target = NULL WHERE project_id = :p AND target IS NOT NULL"), {"p": pid})
         if strict is not None:
             conn.execute(text("UPDATE tasks SET target = :s WHERE id = :t"),
-                         [{"t": t.id, "s": strict} for j, t in enumerate(tasks) if unaided[j]])
+                         [{"t": t.id, "s": strict} for j, t in enumerate(tasks) if checked[j]])
         conn.execute(text("UPDATE tasks SET priority = 0 WHERE project_id = :p AND priority <> 0"), {"p": pid})
         if started:
             conn.execute(text("UPDATE tasks SET priority = :pr WHERE id = :t"),

@@ -157,6 +157,40 @@ def store_skills(conn, project_id: int, rows: list[dict]) -> None:
             [{"p": project_id, **r} for r in rows])
 
 
+def _model_priors(predicted: dict, item_ids, k: int):
+    """(len(item_ids), k) model probabilities per item (NaN rows where there
+    is none), or None when the project has no predictions."""
+    import numpy as np
+
+    if not predicted:
+        return None
+    out = np.full((len(item_ids), k), np.nan)
+    for j, i in enumerate(item_ids):
+        pr = predicted.get(int(i))
+        if pr is not None and len(pr) == k:
+            out[j] = pr
+    ok = np.isfinite(out).all(axis=1) & (out >= 0).all(axis=1) & (out.sum(axis=1) > 0)
+    out[~ok] = np.nan
+    out[ok] /= out[ok].sum(axis=1, keepdims=True)
+    return out
+
+
+def store_crowd(conn, project_id: int, prior, default) -> None:
+    """Replace the stored crowd model's class prior and default confusion
+    (what an annotator without skills of their own is taken to be), keeping
+    the re-fit's settle table and bookkeeping; the ML loop writes its
+    model-informed estimates here. Nothing to replace before a first re-fit."""
+    row = conn.execute(text("SELECT default_confusion FROM quality_models WHERE project_id = :p")
+                       .columns(default_confusion=JSON), {"p": project_id}).first()
+    if row is None:
+        return
+    dc = row.default_confusion
+    dc = {**dc, "confusion": default} if isinstance(dc, dict) else default
+    conn.execute(text("UPDATE quality_models SET prior = :prior, default_confusion = :dc WHERE project_id = :p"
+                      ).bindparams(bindparam("prior", type_=JSON), bindparam("dc", type_=JSON)),
+                 {"p": project_id, "prior": [float(x) for x in prior], "dc": dc})
+
+
 def refit(db, project: dict, *, now: float | None = None, criterion: str | None = None) -> dict:
     """Re-estimate annotator skills with Dawid-Skene over all the project's
     answers and rewrite every item's posterior and status with them.
@@ -190,6 +224,9 @@ def refit(db, project: dict, *, now: float | None = None, criterion: str | None 
         # known labels (gold questions, reviewers' decisions) are clamped in the fit
         known = {r.item_id: (r.label, r.source) for r in conn.execute(text(
             "SELECT item_id, label, source FROM gold WHERE project_id = :p").columns(label=JSON), {"p": pid})}
+        # the in-loop model's predictions (ML projects): each item's prior
+        predicted = {r.item_id: r.proba for r in conn.execute(text(
+            "SELECT item_id, proba FROM predictions WHERE project_id = :p").columns(proba=JSON), {"p": pid})}
     if not rows:
         return {"answers": 0, "annotators": 0, "items": 0}
     item_ids = np.fromiter((r.item_id for r in rows), dtype=np.int64, count=len(rows))
@@ -202,15 +239,28 @@ def refit(db, project: dict, *, now: float | None = None, criterion: str | None 
     # only "agrees" with the one annotator who answered it, which would
     # inflate that annotator's estimated accuracy (and so stop more items
     # after one answer). Their posteriors still use the fitted skills.
-    multi = fitted_n[icode] >= 2
+    #
+    # In an ML project the model's prediction is each item's prior (as in the
+    # ML loop's own fit, :func:`assay.loop._skills_with_model`): the prior, not
+    # the lone answer, says what such an item's class likely is, so those
+    # items count too, and the confusion rows are shrunk towards each
+    # annotator's own accuracy. Answers alone on the few items answered twice
+    # can collapse onto one class when there are many classes.
+    item_prior = _model_priors(predicted, items_u, k)
+    has_prior = np.isfinite(item_prior).all(axis=1) if item_prior is not None else np.zeros(len(items_u), bool)
+    multi = (fitted_n[icode] >= 2) | has_prior[icode]
     if not multi.any():
         multi = np.ones_like(multi)
     users_u, ucode = np.unique(user_ids[multi], return_inverse=True)
     m_items, m_icode = np.unique(icode[multi], return_inverse=True)
     gold_codes = np.array([code_of.get((known.get(int(items_u[j])) or (None,))[0], -1) for j in m_items],
                           dtype=np.intp)
-    model = DawidSkene().fit(m_icode, ucode, labels[multi], n_classes=k,
-                             gold=gold_codes if (gold_codes >= 0).any() else None)
+    gold_arg = gold_codes if (gold_codes >= 0).any() else None
+    if has_prior.any():
+        model = DawidSkene(prior="one-coin").fit(m_icode, ucode, labels[multi], n_classes=k,
+                                                 item_prior=item_prior[m_items], gold=gold_arg)
+    else:
+        model = DawidSkene().fit(m_icode, ucode, labels[multi], n_classes=k, gold=gold_arg)
     confusion = np.asarray(model.confusion_)
     per_worker = np.bincount(ucode, minlength=len(users_u))
     default = online.crowd_confusion(confusion, per_worker)
@@ -274,7 +324,9 @@ def refit(db, project: dict, *, now: float | None = None, criterion: str | None 
                 continue
             if item_id in late:
                 ans = late[item_id]
-                lp = online.initial_log_post(prior, k)
+                pr = _model_priors(predicted, np.array([item_id]), k)
+                lp = (np.log(np.maximum(pr[0], online.TINY)).tolist() if pr is not None and np.isfinite(pr).all()
+                      else online.initial_log_post(prior, k))
                 for u, lab in ans:
                     lp = online.update(lp, skills.get(u, dlist), lab)
             else:

@@ -244,7 +244,8 @@ def simulate_ml(answers_path, truth_path, *, items_path=None, images_dir=None, f
             (cons.get(i) or (None, None, 0))[2] for i in name_of).items())},
         "answers_by_role": dict(by_role),
         "steps": [{k: st.get(k) for k in ("answers", "version", "verified", "oof_accuracy", "validation_accuracy",
-                                          "target", "threshold", "auto_labeled", "verify_target", "auto_reachable")}
+                                          "target", "threshold", "auto_labeled", "verify_target", "auto_reachable",
+                                          "verify_region", "verify_estimate")}
                   for st in steps if st.get("version")],
         "items_exhausted": exhausted,
         "handout_mismatches": mismatches,

@@ -35,6 +35,14 @@ def clopper_pearson(k: int | np.ndarray, n: int | np.ndarray, alpha: float = 0.0
     return np.where(k < n, beta.ppf(1 - alpha, k + 1, n - k), 1.0)
 
 
+def first_test_size(target: float = 0.95, alpha: float = 0.05, min_support: int = 20) -> int:
+    """How many held-out items the first (most confident) test of
+    :func:`choose_threshold` reads: twice the smallest n with
+    ``target**n <= alpha`` (where n of n right just passes), at least
+    ``min_support``."""
+    return max(min_support, 2 * int(np.ceil(np.log(alpha) / np.log(target))))
+
+
 def choose_threshold(confidence, correct, *, target: float = 0.95, alpha: float = 0.05,
                      min_support: int = 20, step: int | None = None) -> float | None:
     """The lowest confidence threshold whose items (confidence >= it) have a
@@ -59,7 +67,7 @@ def choose_threshold(confidence, correct, *, target: float = 0.95, alpha: float 
         raise InvalidInput("target must be in [0.5, 1) and alpha in (0, 0.5)")
     # The sequence starts where a clean record could pass at all: twice the
     # smallest n with target**n <= alpha (n of n right just passes there).
-    start = max(min_support, 2 * int(np.ceil(np.log(alpha) / np.log(target))))
+    start = first_test_size(target, alpha, min_support)
     if conf.size < start:
         return None
     order = np.argsort(-conf, kind="stable")
@@ -74,6 +82,42 @@ def choose_threshold(confidence, correct, *, target: float = 0.95, alpha: float 
         else:
             break
     return best
+
+
+def precision_from_answers(loglik, label, prior, *, tol: float = 1e-8, max_iter: int = 500) -> float:
+    """Maximum-likelihood share of items whose ``label`` (a model's, one per
+    item) is the true class, from people's answers on them: ``loglik`` is
+    (n, K), each class's log-likelihood of an item's answers under the
+    annotators' confusion matrices, and ``prior`` (K,) the class prior.
+
+    The true class is the model's with probability pi, otherwise another
+    class in proportion to the prior; pi is fitted by EM (the likelihood is
+    concave in it). Unlike the mean posterior probability that the label is
+    right, this is not pulled towards the class prior when each item has
+    only an answer or two: a single agreeing answer from a 70 %-accurate
+    annotator among 10 classes leaves that posterior at about 0.7 even when
+    the model is always right."""
+    ll = np.asarray(loglik, float)
+    lab = np.asarray(label, np.intp)
+    pr = np.asarray(prior, float)
+    if ll.ndim != 2 or lab.shape != (ll.shape[0],) or pr.shape != (ll.shape[1],):
+        raise InvalidInput("loglik must be (n, K), label (n,) and prior (K,)")
+    if ll.shape[0] == 0:
+        raise InvalidInput("no items to estimate a precision on")
+    lik = np.exp(ll - ll.max(axis=1, keepdims=True))
+    rows = np.arange(ll.shape[0])
+    a = lik[rows, lab]
+    other = pr[None, :] * lik
+    other[rows, lab] = 0.0
+    b = other.sum(axis=1) / np.maximum(1.0 - pr[lab], 1e-12)
+    pi = 0.5
+    for _ in range(max_iter):
+        r = pi * a / np.maximum(pi * a + (1 - pi) * b, 1e-300)
+        new = float(r.mean())
+        if abs(new - pi) < tol:
+            return new
+        pi = new
+    return pi
 
 
 def audit_verdict(audited_correct: int, audited: int, *, target: float = 0.95, alpha: float = 0.05) -> str:

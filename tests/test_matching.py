@@ -209,6 +209,12 @@ def test_labels_that_check_auto_labels_are_held_to_a_stricter_target(ws):
     val = {i for i, v in zip(ids, validation_mask(np.array(ids), n)) if v}
     assert audits and strict == val | audits
     assert not (val & suggested)  # people label them unaided: no suggestion shown
+    from assay.loop import PRIORITY_VERIFY
+
+    with ws.db.read() as conn:
+        first = {r.priority for r in conn.execute(text(
+            "SELECT priority FROM tasks WHERE project_id = :p AND target = 0.99 AND open_slots > 0"), {"p": p["id"]})}
+    assert first == {PRIORITY_VERIFY}  # the certification waits on them: they are handed out first
 
 
 def test_simulate_target_must_be_a_number_or_match(tmp_path):

@@ -42,6 +42,9 @@ VERIFY_CONFIDENCE = 0.95
 #: (a classifier tolerates some label noise; the threshold is chosen on the
 #: validation share, never on these)
 TRAIN_CONFIDENCE = 0.7
+#: labels that check auto-labels, while they are held to the stricter target:
+#: they come first, since the certification (and so every auto-label) waits on them
+PRIORITY_VERIFY = 3.5
 PRIORITY_STARTED = 3.0
 PRIORITY_VALIDATION = 2.5
 PRIORITY_BATCH = 2.0
@@ -379,8 +382,19 @@ def ml_step(ws, project: int | str, *, batch: int = 100, seed: int = 0, now: flo
             # held out: validation items (the model never trained on them),
             # gold items by their out-of-fold predictions, and the audits
             is_known = np.array([int(i) in known for i in item_ids[train]], bool)
-            conf_h = np.r_[proba[held].max(axis=1), oof[is_known].max(axis=1), [c for c, _ in audited]]
-            right_h = np.r_[val_right, oof_right[is_known], [r for _, r in audited]]
+            # While the surer labels are on, only validation items labeled under
+            # them take part — those their answers made sure, or that used up
+            # max_answers trying: a label made to the ordinary target (below the
+            # region, or waiting to be re-asked as the region moves with the
+            # model) would sit among the sure ones, and one doubt at the top
+            # of the sequence fails every threshold.
+            test = held.copy()
+            if strict is not None:
+                test &= ((post_answers.max(axis=1) >= 1.0 - 2.0 * (1.0 - strict))
+                         | (n_ans >= (p["max_answers"] or 1)) | val_known)
+            in_test = test[held]
+            conf_h = np.r_[proba[held][in_test].max(axis=1), oof[is_known].max(axis=1), [c for c, _ in audited]]
+            right_h = np.r_[val_right[in_test], oof_right[is_known], [r for _, r in audited]]
             ok_audits = sum(r for _, r in audited)
             verdict = audit_verdict(ok_audits, len(audited), target=target, alpha=ALPHA)
             if last is not None and last.auto_state == "stopped":
@@ -551,6 +565,7 @@ def ml_step(ws, project: int | str, *, batch: int = 100, seed: int = 0, now: flo
         chosen = [int(tasks[sub[i]].id) for i in pick]
     started = [t.id for j, t in enumerate(tasks) if n_ans[j] > 0 and t.id in open_now]
     validating = [t.id for j, t in enumerate(tasks) if val[j] and n_ans[j] == 0 and t.id in open_now]
+    verifying = [t.id for j, t in enumerate(tasks) if strict is not None and checked[j] and t.id in open_now]
     result["verify_target"] = strict
     with ws.db.write() as conn:
         conn.execute(text("UPDATE tasks SET target = NULL WHERE project_id = :p AND target IS NOT NULL"), {"p": pid})
@@ -568,6 +583,9 @@ def ml_step(ws, project: int | str, *, batch: int = 100, seed: int = 0, now: flo
             conn.execute(text("UPDATE tasks SET priority = :pr WHERE id = :t"),
                          [{"t": t, "pr": PRIORITY_BATCH + 0.4 * (len(chosen) - r) / (len(chosen) + 1)}
                           for r, t in enumerate(chosen)])
+        if verifying:
+            conn.execute(text("UPDATE tasks SET priority = :pr WHERE id = :t"),
+                         [{"t": t, "pr": PRIORITY_VERIFY} for t in verifying])
     result["batch"] = len(chosen)
     if result.get("target") is not None:
         ws.forget_project(pid)  # the new target applies to the next answer

@@ -59,7 +59,16 @@
 
   /* ---------- small helpers ---------- */
 
-  function setStatus(text) { ui.status.textContent = text; }
+  /** Say something in the status line; returns its number (see settleStatus). */
+  function setStatus(text) {
+    state.statusGen = (state.statusGen || 0) + 1;
+    ui.status.textContent = text;
+    return state.statusGen;
+  }
+
+  /** A background request's outcome: shown only if nothing newer was said since
+   * it started ("saved" must not overwrite what a later key press reported). */
+  function settleStatus(gen, text) { if (state.statusGen === gen) setStatus(text); }
 
   /** Background writes not yet settled, mirrored on <body data-pending>. */
   function setPending(delta) {
@@ -542,13 +551,14 @@
     const shown = suggestionOf(entry); // sent with every answer: the server records if it was taken
     const body = shown ? { label: label, suggestion: shown.label } : { label: label };
     const rec = { entry: entry, label: label, answer: null, promise: null };
+    let gen = 0; // the number of send's "saving…": set right below, read when the request settles
     rec.promise = send(entry, function () {
       return api.post("/api/tasks/" + encodeURIComponent(id) + "/answers", body, KEEP);
     }).then(function (data) {
       rec.answer = data.answer;
       state.submitted++;
       document.body.dataset.submitted = String(state.submitted);
-      setStatus("saved");
+      settleStatus(gen, "saved");
       refreshProgress();
       return data.answer;
     }, function (err) {
@@ -558,11 +568,12 @@
         err.shown = true;
         api.showError(err, err.status === 409 ? "Answer not saved (conflict)" : "Answer not saved");
       }
-      setStatus("");
+      settleStatus(gen, "");
       updateControls();
       afterFailure();
       throw err;
     });
+    gen = state.statusGen;
     rec.promise.catch(function () {});
     state.history.push(rec);
     if (state.history.length > HISTORY_MAX) state.history.shift();
@@ -585,16 +596,18 @@
     const entry = state.current;
     if (!entry) return;
     const id = entry.task.id;
+    let gen = 0;
     send(entry, function () {
       return api.post("/api/tasks/" + encodeURIComponent(id) + "/skip", {}, KEEP);
     }).then(function () {
-      setStatus("skipped");
+      settleStatus(gen, "skipped");
       refreshProgress();
     }, function (err) {
       if (!err.shown) { err.shown = true; api.showError(err, "Skip not saved"); }
-      setStatus("");
+      settleStatus(gen, "");
       afterFailure();
     });
+    gen = state.statusGen;
     finish(entry);
   }
 

@@ -279,13 +279,7 @@ def ml_step(ws, project: int | str, *, batch: int = 100, seed: int = 0, now: flo
     # its confusion rows also sit near chance, and one such re-fit left almost
     # no training labels).
     if previous:
-        prev = np.full((len(tasks), k), np.nan)
-        for i, pr in previous.items():
-            if i in pos and pr is not None and len(pr) == k:
-                prev[pos[i]] = pr
-        prev[~np.isfinite(prev).all(axis=1)] = np.nan
-        ok = np.isfinite(prev).all(axis=1)
-        prev[ok] /= prev[ok].sum(axis=1, keepdims=True)
+        prev = redundancy.model_priors(previous, item_ids, k)
         gold_y = np.array([code.get(known.get(int(i)), -1) if int(i) in known else -1 for i in item_ids], np.intp)
         first = _skills_with_model(answers, pos, code, k, prev, gold_y, gold_y >= 0)
         if first is not None:
@@ -388,11 +382,10 @@ def ml_step(ws, project: int | str, *, batch: int = 100, seed: int = 0, now: flo
             # region, or waiting to be re-asked as the region moves with the
             # model) would sit among the sure ones, and one doubt at the top
             # of the sequence fails every threshold.
-            test = held.copy()
+            in_test = np.ones(int(held.sum()), bool)
             if strict is not None:
-                test &= ((post_answers.max(axis=1) >= 1.0 - 2.0 * (1.0 - strict))
-                         | (n_ans >= (p["max_answers"] or 1)) | val_known)
-            in_test = test[held]
+                in_test = ((post_answers.max(axis=1) >= 1.0 - 2.0 * (1.0 - strict))
+                           | (n_ans >= (p["max_answers"] or 1)) | val_known)[held]
             conf_h = np.r_[proba[held][in_test].max(axis=1), oof[is_known].max(axis=1), [c for c, _ in audited]]
             right_h = np.r_[val_right[in_test], oof_right[is_known], [r for _, r in audited]]
             ok_audits = sum(r for _, r in audited)
@@ -409,22 +402,17 @@ def ml_step(ws, project: int | str, *, batch: int = 100, seed: int = 0, now: flo
                 state = state if state == "stopped" else ("on" if threshold is not None else "off")
             result.update(audits=len(audited), audits_correct=int(ok_audits), audit_verdict=verdict)
         result.update(threshold=threshold, auto_state=state)
-        # Labels that check auto-labels (the validation share, audits) must be
-        # surer than the auto-labels they check: their error may use a tenth of
-        # the auto-label error budget. Only while that can pay for itself: a
+        # Labels that check auto-labels must be surer than the auto-labels
+        # they check (their error may use a tenth of the auto-label error
+        # budget) — but only audits and the region of the validation share
+        # that can decide a threshold (verification_region; items further
+        # down are labeled to the ordinary target and join it as the
+        # threshold comes down), and only while that can pay for itself: a
         # threshold is on, or the answers auto-labels could save (items nobody
         # answered that the calibrated model already puts above the target,
-        # times the answers an answered item has taken so far) exceed what the
-        # stricter target costs (about two more answers per validation item).
-        # (The validation labels themselves cannot tell earlier: at a low
-        # target they are too unsure to certify anything, which is the point.)
-        # Only the top of the validation share needs the surer labels: the
-        # fixed-sequence test reads held-out items from the most confident
-        # down and stops at the first failure, so what decides a threshold is
-        # the items its first test reads, then those down to the certified
-        # threshold and a margin below it (the next few tests). Validation
-        # items further down are labeled unaided to the ordinary target and
-        # join the region as the threshold comes down.
+        # times the answers an answered item has taken so far) exceed what
+        # the surer labels cost (about two more answers per region item) and
+        # the model's estimated accuracy on the region reaches the target.
         strict = None
         region = np.zeros(len(tasks), bool)
         reachable = int(((n_ans == 0) & ~val & with_vec & (proba.max(axis=1) >= (target or 1))).sum())
@@ -434,10 +422,9 @@ def ml_step(ws, project: int | str, *, batch: int = 100, seed: int = 0, now: flo
             region[vi[verification_region(proba[vi].max(axis=1), threshold, target)]] = True
             m = int(region.sum())
             per_item = float(n_ans[n_ans > 0].mean()) if (n_ans > 0).any() else 1.0
-            # Could surer labels certify anything? The model's accuracy on the
-            # region, estimated from the answers it has so far (however few:
-            # :func:`precision_from_answers`); where it is below the target,
-            # surer labels would only confirm that.
+            # the model's accuracy on the region from the answers so far, however
+            # few (a mean posterior would sit near the class prior): below the
+            # target, surer labels would only confirm that
             seen = region & (n_ans > 0) & ~val_known
             estimate = (precision_from_answers(ans_ll[seen], proba[seen].argmax(axis=1), prior)
                         if seen.sum() >= MIN_TRAIN else None)

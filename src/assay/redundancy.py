@@ -157,9 +157,10 @@ def store_skills(conn, project_id: int, rows: list[dict]) -> None:
             [{"p": project_id, **r} for r in rows])
 
 
-def _model_priors(predicted: dict, item_ids, k: int):
-    """(len(item_ids), k) model probabilities per item (NaN rows where there
-    is none), or None when the project has no predictions."""
+def model_priors(predicted: dict, item_ids, k: int):
+    """(len(item_ids), k) model probabilities per item from ``{item_id:
+    proba}`` (rows renormalised; NaN where there is none or it is not a
+    distribution), or None when there are no predictions at all."""
     import numpy as np
 
     if not predicted:
@@ -246,7 +247,7 @@ def refit(db, project: dict, *, now: float | None = None, criterion: str | None 
     # items count too, and the confusion rows are shrunk towards each
     # annotator's own accuracy. Answers alone on the few items answered twice
     # can collapse onto one class when there are many classes.
-    item_prior = _model_priors(predicted, items_u, k)
+    item_prior = model_priors(predicted, items_u, k)
     has_prior = np.isfinite(item_prior).all(axis=1) if item_prior is not None else np.zeros(len(items_u), bool)
     multi = (fitted_n[icode] >= 2) | has_prior[icode]
     if not multi.any():
@@ -313,6 +314,9 @@ def refit(db, project: dict, *, now: float | None = None, criterion: str | None 
                                                         ).columns(label=JSON),
                     {"p": pid, "items": changed}):
                 late.setdefault(r.item_id, []).append((r.annotator_id, code_of[r.label]))
+        late_items = list(late)
+        late_rows = model_priors(predicted, late_items, k)
+        late_prior = dict(zip(late_items, late_rows)) if late_rows is not None else {}
         upserts, counts = [], {"resolved": 0, "review": 0, "open": 0, "more": 0}
         for item_id, t in tasks_now.items():
             if item_id in known and known[item_id][0] in code_of:  # a reviewer's decision is final
@@ -324,8 +328,8 @@ def refit(db, project: dict, *, now: float | None = None, criterion: str | None 
                 continue
             if item_id in late:
                 ans = late[item_id]
-                pr = _model_priors(predicted, np.array([item_id]), k)
-                lp = (np.log(np.maximum(pr[0], online.TINY)).tolist() if pr is not None and np.isfinite(pr).all()
+                pr = late_prior.get(item_id)
+                lp = (np.log(np.maximum(pr, online.TINY)).tolist() if pr is not None and np.isfinite(pr).all()
                       else online.initial_log_post(prior, k))
                 for u, lab in ans:
                     lp = online.update(lp, skills.get(u, dlist), lab)

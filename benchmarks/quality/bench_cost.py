@@ -21,6 +21,11 @@ Per set:
 
 Bar: on d_product, d_possent, rte and sentiment_polarity, adaptive reaches
 ds-all's accuracy within 0.5 points using at most 60 % of the answers.
+
+A set is a folder under ``--data`` with ``answers.csv`` and ``truth.csv``;
+by default every such folder is used. A set that is not one of the seven
+shared ones (a crowd you bring) is treated like the bar's sets: every seed,
+and the bar's check.
 Prints JSON lines and two markdown tables. ``--jobs 1`` (the default) runs
 one simulation at a time.
 """
@@ -74,8 +79,13 @@ def run(job: tuple) -> dict:
     return out
 
 
+def _bar_set(s: str) -> bool:
+    """The bar's four sets, and any set that is not one of the seven shared ones."""
+    return s in BAR_SETS or s not in SETS
+
+
 def _bar(s: str, share: float, diff: float) -> str:
-    if s not in BAR_SETS:
+    if not _bar_set(s):
         return "–"
     # accuracies are multiples of 1/items: compare the rounded difference (-0.50 is within 0.5)
     return "holds" if share <= 0.60 and round(diff, 6) >= -0.5 else "fails"
@@ -88,7 +98,7 @@ def main() -> None:
     ap.add_argument("--data", default=str(HERE.parents[2] / "shared" / "data" / "crowd"))
     ap.add_argument("--jobs", type=int, default=1)
     ap.add_argument("--seeds", default="0,1,2", help="adaptive seeds on the bar's sets (others: the first)")
-    ap.add_argument("--sets", default=",".join(SETS))
+    ap.add_argument("--sets", help="comma-separated folder names under --data (default: every set there)")
     ap.add_argument("--target", type=float, default=DEFAULT_TARGET)
     ap.add_argument("--criterion", default=None, choices=["flip", "gain"],
                     help="what the settle table bounds (default: assay.redundancy.STOP_CRITERION)")
@@ -99,15 +109,22 @@ def main() -> None:
     s0 = seeds[0]
     if args.render:
         results = [json.loads(line) for line in open(args.render) if line.startswith("{")]
-        sets = [s for s in args.sets.split(",") if any(r["set"] == s for r in results)]
+        names = args.sets.split(",") if args.sets else list(dict.fromkeys(r["set"] for r in results))
+        sets = [s for s in names if any(r["set"] == s for r in results)]
         render(results, sets, seeds, args.target)
         return
-    sets = [s for s in args.sets.split(",") if (data / s / "answers.csv").is_file()]
+    if args.sets:
+        sets = [s for s in args.sets.split(",") if (data / s / "answers.csv").is_file()]
+    else:
+        here = sorted(p.name for p in data.iterdir() if (p / "answers.csv").is_file() and (p / "truth.csv").is_file())
+        sets = [s for s in SETS if s in here] + [s for s in here if s not in SETS]
+    if not sets:
+        raise SystemExit(f"no set (a folder with answers.csv and truth.csv) under {data}")
     first = []
     for s in sets:
         first += [(s, str(data / s), "ds-all", s0, None, args.target), (s, str(data / s), "fixed", s0, None, args.target)]
         first += [(s, str(data / s), "adaptive", seed, None, args.target, args.criterion)
-                  for seed in (seeds if s in BAR_SETS else [s0])]
+                  for seed in (seeds if _bar_set(s) else [s0])]
     with ProcessPoolExecutor(args.jobs) as pool:
         results = list(pool.map(run, first))
         adaptive = {(r["set"], r["seed"]): r for r in results if r["run"] == "adaptive"}
@@ -136,11 +153,11 @@ def render(results: list[dict], sets: list[str], seeds: list[int], target: float
               f"{a.get('items_settled', '–')} / {a['items_review']} | "
               f"{b['answers_used']:,} ({b['run']}) / {100 * b['accuracy']:.2f} | {_bar(s, share, diff)} |")
     print()
-    print(f"target {target}, the bar's sets, seeds {','.join(map(str, seeds))}")
+    print(f"target {target}, the bar's sets (and sets not among the shared seven), seeds {','.join(map(str, seeds))}")
     print("| set | ds-all | " + " | ".join(f"seed {x}: used (share) / acc / Δ / bar" for x in seeds) + " |")
     print("|---|---|" + "---|" * len(seeds))
     for s in sets:
-        if s not in BAR_SETS:
+        if not _bar_set(s):
             continue
         d = by[(s, "ds-all", s0)]
         cells = []

@@ -46,6 +46,14 @@ _WORDS = (
 _SITES = ["web", "ios", "android", "email", "store", "partner"]
 
 
+def crowd_sets(data: Path, known: list[str]) -> list[str]:
+    """The crowd sets under ``data`` (folders with answers.csv and truth.csv):
+    those in ``known`` first, in its order, then the others by name."""
+    here = sorted(p.name for p in Path(data).iterdir()
+                  if (p / "answers.csv").is_file() and (p / "truth.csv").is_file())
+    return [s for s in known if s in here] + [s for s in here if s not in known]
+
+
 def gen_rows(n: int, seed: int = 42):
     """``n`` rows of (text, site, rating): short review-like texts, 6–40 words."""
     rnd = random.Random(seed)

@@ -38,13 +38,6 @@ BEST_PUBLISHED = {"d_product": 0.940, "d_possent": 0.961, "s_rel": 0.616, "duck"
 ORDER = ["mv", "wawa", "one-coin", "ds", "glad", "mace", "bwa", "bcc", "ebcc", "minimax", "auto"]
 
 
-def find_sets(data: Path) -> list[str]:
-    """Every folder under ``data`` with answers.csv and truth.csv, the known sets first."""
-    here = sorted(p.name for p in Path(data).iterdir()
-                  if (p / "answers.csv").is_file() and (p / "truth.csv").is_file())
-    return [s for s in SETS if s in here] + [s for s in here if s not in SETS]
-
-
 def evaluate(folder: Path, method: str) -> dict:
     answers = pd.read_csv(folder / "answers.csv", dtype=str, keep_default_na=False)
     truth = pd.read_csv(folder / "truth.csv", dtype=str, keep_default_na=False)
@@ -78,10 +71,10 @@ def main() -> None:
     ap.add_argument("--methods", default=",".join(ORDER))
     ap.add_argument("--sets", help="comma-separated folder names under --data (default: every set there)")
     args = ap.parse_args()
-    from _common import machine
+    from _common import crowd_sets, machine
 
     methods = [m for m in args.methods.split(",") if m in METHODS]
-    sets = args.sets.split(",") if args.sets else find_sets(Path(args.data))
+    sets = args.sets.split(",") if args.sets else crowd_sets(Path(args.data), SETS)
     if not sets:
         raise SystemExit(f"no set (a folder with answers.csv and truth.csv) under {args.data}")
     res = {}

@@ -39,6 +39,7 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
 sys.path.insert(0, str(HERE.parents[1] / "src"))
 
 SETS = ["d_product", "d_possent", "rte", "sentiment_polarity", "s_rel", "duck", "web"]
@@ -116,8 +117,9 @@ def main() -> None:
     if args.sets:
         sets = [s for s in args.sets.split(",") if (data / s / "answers.csv").is_file()]
     else:
-        here = sorted(p.name for p in data.iterdir() if (p / "answers.csv").is_file() and (p / "truth.csv").is_file())
-        sets = [s for s in SETS if s in here] + [s for s in here if s not in SETS]
+        from _common import crowd_sets
+
+        sets = crowd_sets(data, SETS)
     if not sets:
         raise SystemExit(f"no set (a folder with answers.csv and truth.csv) under {data}")
     first = []

@@ -275,7 +275,7 @@ def monte_carlo(d: dict, dp: Dp, tabs: dict, n: int = 200_000, seed: int = 12345
     return float(np.mean((L > 0) == (t == 1))), float(used.mean())
 
 
-def sanity(name: str, d: dict, dp: Dp) -> list[str]:
+def sanity(d: dict, dp: Dp) -> list[str]:
     out = []
     # 1. the oracle posterior over all answers is DS's proba_
     L0 = math.log(d["prior"][1] / d["prior"][0])
@@ -334,7 +334,7 @@ def main() -> None:
         print(f"## {name}: {d['n_items']:,} items, {n_all:,} answers, {d['n_workers']} workers, M = {d['M']}, "
               f"all-allowed share {100 * allowed / n_all:.1f} %, prior {np.round(d['prior'], 4).tolist()}, "
               f"ds-all {100 * d['ds_acc']:.2f}")
-        for line in sanity(name, d, dp):
+        for line in sanity(d, dp):
             print("  check:", line)
         ranks = {s: arrival(d, s) for s in seeds}
         # lam -> 0: share near all-allowed, loss ~ 0

@@ -167,6 +167,10 @@ tasks = Table(
     # Adaptive redundancy stops this item at this confidence instead of the
     # project's target_confidence (None: the project's).
     Column("target", Float, nullable=True),
+    # A random key drawn when the task is made: the pool is handed out by
+    # (priority, shuffle_key), so the ids an annotator sees come in no order
+    # and a gold task never stands out of a sequence.
+    Column("shuffle_key", Integer, nullable=False, server_default=text("0")),
     UniqueConstraint("project_id", "item_id"),
     CheckConstraint("open_slots >= 0", name="open_slots"),
     CheckConstraint("answer_count <= needed", name="answer_count"),
@@ -177,6 +181,7 @@ Index(
     "ix_tasks_open",
     tasks.c.project_id,
     tasks.c.priority.desc(),
+    tasks.c.shuffle_key,
     tasks.c.id,
     sqlite_where=tasks.c.open_slots > 0,
     postgresql_where=tasks.c.open_slots > 0,
@@ -309,6 +314,21 @@ gold_stats = Table(
     Column("lifted_at", Float),
     Column("lifted_by", Id, ForeignKey("users.id", ondelete="SET NULL")),
 )
+
+# The append-only gold record: the first answer each annotator gave to each
+# gold (or reviewed) item. Undo never removes a row and a re-answer is not
+# scored again, so nobody can probe a right answer and rewrite their record;
+# ``gold_stats`` is recounted from these rows (against the current gold label).
+gold_scores = Table(
+    "gold_scores",
+    metadata,
+    Column("project_id", Id, ForeignKey("projects.id", ondelete="CASCADE"), primary_key=True),
+    Column("item_id", Id, ForeignKey("items.id", ondelete="CASCADE"), primary_key=True),
+    Column("annotator_id", Id, ForeignKey("users.id", ondelete="CASCADE"), primary_key=True),
+    Column("label", JSON, nullable=False),
+    Column("created_at", Float, nullable=False),
+)
+Index("ix_gold_scores_annotator", gold_scores.c.project_id, gold_scores.c.annotator_id)
 
 # The in-loop model's versions: when each was trained, on how many verified
 # labels, its calibration and the auto-label threshold chosen for it.

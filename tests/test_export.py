@@ -43,11 +43,37 @@ def labeled(ws):
         people.append(u)
     ids = item_ids(ws, ds["id"])
     t0 = time.time()
-    for idx, answers in PLAN.items():
-        task = task_for_item(ws, p["id"], ids[idx])
-        for who, label in answers:
-            ws.submit(task, people[who], label)  # the task has room: no lease needed
+    answer_in_order(ws, p["id"], people, {task_for_item(ws, p["id"], ids[idx]): answers
+                                          for idx, answers in PLAN.items()})
     return p, people, ids, t0, time.time()
+
+
+def answer_in_order(ws, project_id: int, people: list, plan: dict) -> None:
+    """Give the answers ``plan`` ({task id: [(annotator index, label), …]})
+    as annotators do, on leases from ``next_task``, in each task's order
+    whatever order the hand-out picks; tasks someone has nothing planned
+    for are skipped."""
+    queues = {task: list(answers) for task, answers in plan.items()}
+    held: list[set] = [set() for _ in people]
+    for _ in range(100):
+        if not any(queues.values()):
+            return
+        for who, user in enumerate(people):
+            while True:  # take leases until the hand (3) is full or nothing is left
+                t = ws.next_task(project_id, user, exclude=sorted(held[who]))
+                if t is None or t["id"] in held[who]:
+                    break
+                if any(w == who for w, _ in queues.get(t["id"], [])):
+                    held[who].add(t["id"])
+                else:
+                    ws.skip(t["id"], user)
+                if len(held[who]) >= 3:
+                    break
+            for task in sorted(held[who]):
+                if queues[task] and queues[task][0][0] == who:
+                    ws.submit(task, user, queues[task].pop(0)[1])
+                    held[who].discard(task)
+    raise AssertionError(f"could not give every planned answer: {queues}")
 
 
 def _check_answers(got, idx, people, t0, t1):
@@ -145,10 +171,8 @@ def test_multi_label_final_label(ws, tmp_path):
     ids = item_ids(ws, ds["id"])
     t_x, t_y = (task_for_item(ws, p["id"], i) for i in ids)
     # x: a 2/3, b 2/3, c 1/3 -> {a, b}; y: c 1/2, a 1/2 -> both (half is enough)
-    for u, lab in zip(people, (["b", "a"], ["a"], ["b", "c"])):
-        ws.submit(t_x, u, lab)
-    for u, lab in zip(people, (["c"], ["a"])):
-        ws.submit(t_y, u, lab)
+    answer_in_order(ws, p["id"], people, {t_x: list(enumerate((["b", "a"], ["a"], ["b", "c"]))),
+                                          t_y: list(enumerate((["c"], ["a"])))})
     recs = list(ws.export_records(p["id"]))
     assert sorted(recs[0]["label"]) == ["a", "b"] and sorted(recs[1]["label"]) == ["a", "c"]
     assert [a["label"] for a in recs[0]["answers"]] == [["a", "b"], ["a"], ["b", "c"]]
@@ -161,8 +185,9 @@ def test_multi_label_final_label(ws, tmp_path):
     assert json.loads(rows[0]["answers"][2]["label"]) == ["b", "c"]
 
 
-def test_export_spans_several_pages(ws, tmp_path):
-    n = export_mod.PAGE + 150
+def test_export_spans_several_pages(ws, tmp_path, monkeypatch):
+    monkeypatch.setattr(export_mod, "PAGE", 7)  # small pages, so that few answers cross their bounds
+    n = 2 * export_mod.PAGE + 3
     ds = text_dataset(ws, "big", [f"text {i}" for i in range(n)])
     p = ws.create_project("big", ds["id"], ["a", "b"], overlap=2)
     u1, u2 = ws.add_user("u1")[0], ws.add_user("u2")[0]
@@ -171,10 +196,9 @@ def test_export_spans_several_pages(ws, tmp_path):
     ids = item_ids(ws, ds["id"])
     # Answers on both sides of the page boundary.
     picks = {0: "a", export_mod.PAGE - 1: "b", export_mod.PAGE: "a", n - 1: "b"}
-    for idx, lab in picks.items():
-        t = task_for_item(ws, p["id"], ids[idx])
-        ws.submit(t, u1, lab)
-        ws.submit(t, u2, "a")  # a tie between the two: the first one wins
+    # a tie between the two on each: the first one wins
+    answer_in_order(ws, p["id"], [u1, u2], {task_for_item(ws, p["id"], ids[idx]): [(0, lab), (1, "a")]
+                                            for idx, lab in picks.items()})
     out = tmp_path / "big.jsonl"
     assert ws.export(p["id"], out)["items"] == n
     recs = [orjson.loads(x) for x in out.read_bytes().splitlines()]
@@ -219,8 +243,7 @@ def test_unknown_format_and_project(ws, labeled, tmp_path):
         ws.export(p["id"], tmp_path / "a.jsonl", "xml")
     with pytest.raises(InvalidInput, match="txt"):
         ws.export(p["id"], tmp_path / "labels.txt")
-    with pytest.raises(InvalidInput, match="parquet"):
-        ws.export_chunks(p["id"], "parquet")  # a file format, not a stream
+    assert b"".join(ws.export_chunks(p["id"], "parquet"))[:4] == b"PAR1"  # a stream too, from an unnamed file
     with pytest.raises(InvalidInput):
         ws.export_chunks(p["id"], "xlsx")
     with pytest.raises(NotFound):
@@ -230,3 +253,178 @@ def test_unknown_format_and_project(ws, labeled, tmp_path):
     res = ws.export(p["id"], tmp_path / "labels.txt", "csv")
     assert res["format"] == "csv"
     assert pd.read_csv(tmp_path / "labels.txt").shape[0] == len(TEXTS)
+
+
+# ---------------------------------------------------------------- hostile names and cells (issue 11, item 13)
+
+# Project names of any script, and the characters that break a header:
+# quotes, CR/LF, slashes, a backslash, a semicolon.
+NAMES = ["Отзывы о фильмах", "情感分析 数据", "emoji 😀🔥 labels", 'say "hi"; filename=evil.exe',
+         "line\r\nX-Injected: 1", "a/b\\c/../d", "naïve café ∑"]
+
+
+def _labeled_by_lease(ws, name: str, texts, classes=("pos", "neg")):
+    """A project named ``name`` whose first item is answered through a lease."""
+    ds = text_dataset(ws, f"ds-{abs(hash(name))}", texts)
+    p = ws.create_project(name, ds["id"], list(classes))
+    u, token = ws.add_user(f"ann{abs(hash(name)) % 10**8}")
+    ws.add_member(p["id"], u["id"])
+    t = ws.next_task(p["id"], u)
+    ws.submit(t["id"], u, classes[0])
+    return p
+
+
+def _filename_star(header: str) -> str:
+    from urllib.parse import unquote
+
+    star = [part.strip() for part in header.split(";") if part.strip().startswith("filename*=")]
+    assert len(star) == 1, header
+    enc, _, quoted = star[0][len("filename*="):].partition("''")
+    assert enc == "UTF-8"
+    return unquote(quoted, errors="strict")
+
+
+def test_any_project_name_exports_in_every_format_over_http(ws):
+    import io
+
+    import httpx
+    from _server import LiveServer
+
+    admin, token = ws.add_user("boss", role="admin")
+    h = {"Authorization": f"Bearer {token}"}
+    projects = [_labeled_by_lease(ws, name, ["one", "two"]) for name in NAMES]
+    with LiveServer(ws) as srv:
+        for p in projects:
+            for fmt in ("jsonl", "csv", "parquet"):
+                r = httpx.get(f"{srv.base}/api/projects/{p['id']}/export", params={"format": fmt},
+                              headers=h, timeout=30)
+                assert r.status_code == 200, (p["name"], fmt, r.status_code, r.text[:200])
+                cd = r.headers["content-disposition"]
+                assert cd.isascii() and "\r" not in cd and "\n" not in cd
+                ascii_name = cd.split('filename="', 1)[1].split('"', 1)[0]
+                assert ascii_name.endswith(f".{fmt}") and "/" not in ascii_name and "\\" not in ascii_name
+                real = _filename_star(cd)
+                assert real.endswith(f"-labels.{fmt}")
+                assert not any(c in real for c in '/\\\r\n"')
+                kept = [c for c in p["name"] if c.isalnum()]
+                assert [c for c in real[:-len(f"-labels.{fmt}")] if c.isalnum()] == kept  # the name survives
+                if fmt == "jsonl":
+                    recs = [orjson.loads(x) for x in r.content.splitlines()]
+                elif fmt == "csv":
+                    recs = pd.read_csv(io.BytesIO(r.content)).to_dict("records")
+                else:
+                    recs = pq.read_table(io.BytesIO(r.content)).to_pylist()
+                assert sorted(x["text"] for x in recs) == ["one", "two"]
+                assert sorted(str(x["label"]) for x in recs) == ["nan", "pos"] if fmt == "csv" else True
+
+
+def test_any_project_name_exports_from_the_cli(tmp_path, db_url, monkeypatch):
+    from typer.testing import CliRunner
+
+    from assay import Workspace
+    from assay.cli import app
+
+    monkeypatch.setenv("ASSAY_HOME", str(tmp_path / "ws"))
+    monkeypatch.setenv("ASSAY_DATABASE_URL", db_url)
+    w = Workspace()
+    try:
+        projects = [_labeled_by_lease(w, name, ["one", "two"]) for name in NAMES]
+    finally:
+        w.close()
+    runner = CliRunner()
+    out = tmp_path / "out"
+    out.mkdir()
+    for p in projects:
+        for fmt in ("jsonl", "csv", "parquet"):
+            for ref in (p["name"], str(p["id"])):
+                target = out / f"x.{fmt}"
+                r = runner.invoke(app, ["export", ref, str(target)])
+                assert r.exit_code == 0, (p["name"], fmt, r.output)
+                assert "wrote 2 items" in r.output
+                target.unlink()
+    assert list(out.iterdir()) == []
+
+
+def test_csv_cells_are_neutralised_against_formulas(ws, tmp_path):
+    import csv
+
+    import httpx
+    from _server import LiveServer
+
+    hostile = ["=HYPERLINK(\"http://evil.example\",\"x\")", "+1+1", "-5", "@SUM(A1)", "\tTAB", "\rCR",
+               "=cmd|' /C calc'!A0", "plain", "a=b", " =spaced"]
+    ds = text_dataset(ws, "hostile", hostile, source="=evil()", license="@lic")
+    p = ws.create_project("csv-injection", ds["id"], ["=1+1", "-neg", "ok"])
+    u, _ = ws.add_user("ann")
+    ws.add_member(p["id"], u["id"])
+    while (t := ws.next_task(p["id"], u)) is not None:
+        ws.submit(t["id"], u, "=1+1" if t["item"]["text"].startswith("=") else "-neg")
+
+    def check(rows):
+        header, body = rows[0], rows[1:]
+        assert len(body) == len(hostile)
+        col = {name: header.index(name) for name in header}
+        for row in body:
+            for name in ("text", "label", "source", "license", "source_uri", "answers", "meta"):
+                cell = row[col[name]]
+                assert not cell.startswith(("=", "+", "-", "@", "\t", "\r")), (name, cell)
+            assert int(row[col["item_id"]]) > 0 and int(row[col["n_answers"]]) == 1  # numbers stay numbers
+        texts = sorted(r[col["text"]] for r in body)
+        want = sorted(("'" + x) if x[0] in "=+-@\t\r" else x for x in hostile)
+        assert texts == want  # one quote in front, nothing else changed
+        assert {r[col["label"]] for r in body} == {"'=1+1", "'-neg"}
+        assert {r[col["source"]] for r in body} == {"'=evil()"}
+        assert {r[col["license"]] for r in body} == {"'@lic"}
+
+    ws.export(p["id"], tmp_path / "x.csv")
+    with (tmp_path / "x.csv").open(newline="", encoding="utf-8") as fh:
+        check(list(csv.reader(fh)))
+    admin, token = ws.add_user("boss", role="admin")
+    with LiveServer(ws) as srv:
+        r = httpx.get(f"{srv.base}/api/projects/{p['id']}/export?format=csv",
+                      headers={"Authorization": f"Bearer {token}"}, timeout=30)
+        assert r.status_code == 200
+        check(list(csv.reader(r.text.splitlines(keepends=True))))
+        # JSONL and Parquet keep the data as it is: they are the lossless formats.
+        r = httpx.get(f"{srv.base}/api/projects/{p['id']}/export?format=jsonl",
+                      headers={"Authorization": f"Bearer {token}"}, timeout=30)
+        assert sorted(orjson.loads(x)["text"] for x in r.content.splitlines()) == sorted(hostile)
+
+
+def test_failed_http_export_leaves_no_temp_file(ws, labeled, monkeypatch, tmp_path):
+    """A Parquet export that fails while being built answers an error status
+    (not a cut connection) and leaves nothing in the temp folder."""
+    import tempfile
+
+    import httpx
+    from _server import LiveServer
+
+    p = labeled[0]
+    spool = tmp_path / "spool"
+    spool.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(spool))
+    _, token = ws.add_user("boss", role="admin")
+    h = {"Authorization": f"Bearer {token}"}
+
+    def exploding(kind, labels, classes=None):
+        raise RuntimeError("disk on fire")
+
+    import secrets
+
+    big = text_dataset(ws, "big", [secrets.token_hex(1000) for _ in range(4000)])  # 8 MB, not compressible
+    q = ws.create_project("big", big["id"], ["a", "b"])
+    with LiveServer(ws) as srv:
+        # A client that reads a little of a large Parquet export and hangs up:
+        # the file being sent has no name in the temp folder, then or after.
+        with httpx.stream("GET", f"{srv.base}/api/projects/{q['id']}/export?format=parquet",
+                          headers=h, timeout=30) as r:
+            assert r.status_code == 200
+            next(r.iter_raw(4096))
+            assert list(spool.iterdir()) == []
+        r = httpx.get(f"{srv.base}/api/projects/{p['id']}/export?format=parquet", headers=h, timeout=30)
+        assert r.status_code == 200 and r.content[:4] == b"PAR1" and list(spool.iterdir()) == []
+        monkeypatch.setattr(export_mod, "final_label", exploding)
+        for fmt in ("parquet", "jsonl", "csv"):
+            r = httpx.get(f"{srv.base}/api/projects/{p['id']}/export?format={fmt}", headers=h, timeout=30)
+            assert r.status_code == 500, (fmt, r.status_code)
+        assert list(spool.iterdir()) == []

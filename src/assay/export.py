@@ -1,10 +1,26 @@
 """Export a project's labels as JSONL, CSV or Parquet, streaming in constant
-memory: tasks are read in keyset pages and written page by page."""
+memory: tasks are read in keyset pages and written page by page.
+
+CSV is made safe to open in a spreadsheet (the OWASP rule against formula
+injection): every text cell that starts with ``=``, ``+``, ``-``, ``@``, a
+tab or a carriage return gets a single quote ``'`` in front, so Excel,
+LibreOffice and Google Sheets show it as text instead of running it. This
+applies to every text cell, including text that looks like a negative number
+(``-5`` is written ``'-5``: a number typed into a text column is data an
+annotator or an importer controls, and ``-1+cmd|...`` also starts with
+``-``). Numbers assay itself writes (``item_id``, ``confidence``,
+``n_answers``) are not text and are left alone. JSONL and Parquet are not
+changed: they are the lossless formats.
+"""
 
 from __future__ import annotations
 
 import csv
 import io
+import re
+import tempfile
+import unicodedata
+import urllib.parse
 from collections import Counter
 from collections.abc import Iterator
 from typing import Any
@@ -54,7 +70,7 @@ def final_label(kind: str, labels: list[Any], classes: list[str] | None = None) 
 
 
 def iter_records(db: Database, project_id: int, kind: str, *, labeled_only: bool = False,
-                 page: int = PAGE, classes: list[str] | None = None) -> Iterator[dict]:
+                 page: int | None = None, classes: list[str] | None = None) -> Iterator[dict]:
     """One dict per item of the project, in task order.
 
     A known label wins: gold (``label_method`` ``gold``) or a reviewer's final
@@ -63,6 +79,7 @@ def iter_records(db: Database, project_id: int, kind: str, *, labeled_only: bool
     or ``online``), else the majority of the answers; ``confidence`` is the
     consensus posterior, or for a majority the share of answers that agree.
     """
+    page = page or PAGE
     with db.read() as conn:
         model = conn.execute(_METHOD, {"p": project_id}).scalar()
     after = 0
@@ -131,7 +148,23 @@ CSV_COLUMNS = ["item_id", "kind", "text", "source_uri", "label", "label_method",
                "answers", "meta", "source", "license", "consent", "content_hash"]
 
 
+#: first characters that make a spreadsheet read a cell as a formula (OWASP)
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_safe(value: Any) -> Any:
+    """A CSV cell that a spreadsheet shows as text: strings starting with a
+    formula character get a leading ``'``; anything else is returned as is."""
+    if isinstance(value, str) and value.startswith(FORMULA_START):
+        return "'" + value
+    return value
+
+
 def _csv_row(rec: dict) -> list:
+    return [csv_safe(v) for v in _csv_cells(rec)]
+
+
+def _csv_cells(rec: dict) -> list:
     lab = rec["label"]
     prov = rec["provenance"]
     return [
@@ -155,6 +188,42 @@ def csv_chunks(records: Iterator[dict], per_chunk: int = 500) -> Iterator[bytes]
             buf.seek(0)
             buf.truncate()
     yield buf.getvalue().encode()
+
+
+def parquet_chunks(records: Iterator[dict], chunk_bytes: int = 1 << 20) -> Iterator[bytes]:
+    """The Parquet file as byte chunks. Parquet is written whole before its
+    first byte can go out (the footer points back into the file), so it is
+    built in an anonymous temporary file, one with no name in any folder,
+    which the system removes when it is closed or the process dies: a failed
+    or abandoned export leaves nothing behind."""
+    with tempfile.TemporaryFile() as fh:
+        write_parquet(records, fh)
+        fh.seek(0)
+        while chunk := fh.read(chunk_bytes):
+            yield chunk
+
+
+_UNSAFE_NAME = re.compile(r'[\x00-\x1f\x7f/\\:*?"<>|]+')
+
+
+def download_name(name: str, suffix: str) -> str:
+    """A file name for ``name`` (a project name in any script): control
+    characters (CR/LF included), slashes and the characters Windows forbids
+    become ``_``; at most 150 characters before ``suffix``."""
+    clean = _UNSAFE_NAME.sub("_", unicodedata.normalize("NFC", str(name))).strip(" ._")
+    return (clean[:150] or "export") + suffix
+
+
+def content_disposition(name: str, suffix: str) -> str:
+    """A ``Content-Disposition: attachment`` value for ``name`` + ``suffix``
+    that any name can go in: an ASCII ``filename`` fallback and the real
+    name as RFC 5987 / RFC 6266 ``filename*=UTF-8''…``."""
+    full = download_name(name, suffix)
+    ascii_name = unicodedata.normalize("NFKD", full).encode("ascii", "ignore").decode()
+    ascii_name = re.sub(r"[^A-Za-z0-9._-]+", "_", ascii_name).strip("._-") or "export"
+    if not ascii_name.endswith(suffix):
+        ascii_name += suffix
+    return f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{urllib.parse.quote(full, safe='')}"
 
 
 def _parquet_schema():

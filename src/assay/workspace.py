@@ -1135,11 +1135,14 @@ class Workspace:
                                     classes=[c["name"] for c in p["schema"]["classes"]])
 
     def export_chunks(self, project: int | str, fmt: str = "jsonl", *, labeled_only: bool = False) -> Iterator[bytes]:
-        """The export as a stream of byte chunks (jsonl or csv)."""
+        """The export as a stream of byte chunks (jsonl, csv or parquet; a
+        Parquet file is built in an anonymous temporary file first)."""
         if fmt == "jsonl":
             return _export.jsonl_chunks(self.export_records(project, labeled_only=labeled_only))
         if fmt == "csv":
             return _export.csv_chunks(self.export_records(project, labeled_only=labeled_only))
+        if fmt == "parquet":
+            return _export.parquet_chunks(self.export_records(project, labeled_only=labeled_only))
         raise InvalidInput(f"unknown export format {fmt!r}: use one of {', '.join(_export.FORMATS)}")
 
     def export(self, project: int | str, path: str | os.PathLike, fmt: str | None = None, *,

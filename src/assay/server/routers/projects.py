@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
+import itertools
 from typing import Literal
 
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
-from starlette.responses import FileResponse, Response, StreamingResponse
+from starlette.responses import Response, StreamingResponse
 
 from assay.errors import InvalidInput
+from assay.export import content_disposition
 from assay.server.deps import WS, Admin, Staff, User, json
 
 router = APIRouter(tags=["projects"])
@@ -114,23 +114,20 @@ def list_answers(project_id: int, ws: WS, user: Staff,
 @router.get("/projects/{project_id}/export")
 async def export(project_id: int, ws: WS, user: Staff,
                  format: Literal["jsonl", "csv", "parquet"] = "jsonl", labeled_only: bool = False):
-    """A snapshot of the project's labels, streamed (constant memory)."""
+    """A snapshot of the project's labels, streamed (constant memory; a
+    Parquet file is built first in an anonymous temporary file). The file
+    name is the project's, in any script (``filename*``, RFC 5987)."""
     p = ws.require_access(project_id, user, roles=("admin", "reviewer"))
-    fname = f"{p['name']}-labels.{format}".replace(" ", "_").replace("/", "_")
-    headers = {"Content-Disposition": f'attachment; filename="{fname}"'}
-    if format == "parquet":
-        fd, tmp = tempfile.mkstemp(suffix=".parquet")
-        os.close(fd)
-        try:
-            await run_in_threadpool(ws.export, project_id, tmp, "parquet", labeled_only=labeled_only)
-        except BaseException:
-            os.unlink(tmp)
-            raise
-        return FileResponse(tmp, media_type="application/vnd.apache.parquet", headers=headers,
-                            background=BackgroundTask(os.unlink, tmp))
-    media = "application/x-ndjson" if format == "jsonl" else "text/csv; charset=utf-8"
-    return StreamingResponse(ws.export_chunks(project_id, format, labeled_only=labeled_only),
-                             media_type=media, headers=headers)
+    headers = {"Content-Disposition": content_disposition(f"{p['name']}-labels", f".{format}")}
+    chunks = ws.export_chunks(project_id, format, labeled_only=labeled_only)
+    # The first chunk is made before the answer starts, so an export that
+    # fails early (a Parquet file fails before its first byte) is an error
+    # status, not a cut connection; a generator closed here leaves no file.
+    first = await run_in_threadpool(next, chunks, None)
+    media = {"jsonl": "application/x-ndjson", "csv": "text/csv; charset=utf-8",
+             "parquet": "application/vnd.apache.parquet"}[format]
+    body = itertools.chain(() if first is None else (first,), chunks)
+    return StreamingResponse(body, media_type=media, headers=headers)
 
 
 @router.post("/projects/{project_id}/quality/refit", status_code=202)

@@ -13,14 +13,16 @@ from starlette.staticfiles import StaticFiles
 
 from assay.server import errors
 from assay.server.routers import auth, backends, datasets, gold, pages, projects, tasks
-from assay.server.routers.pages import STATIC
+from assay.server.edge import Edge
+from assay.server.routers.pages import STATIC, SWAGGER_UI
 from assay.workspace import Workspace
 
 log = logging.getLogger("assay.server")
 
 
 def create_app(workspace: Workspace, *, reclaim_interval: float = 5.0,
-               max_upload_mb: float | None = None, refit_interval: float | None = None) -> FastAPI:
+               max_upload_mb: float | None = None, refit_interval: float | None = None,
+               max_body_kb: float | None = None) -> FastAPI:
     """Build the HTTP app over ``workspace``.
 
     ``reclaim_interval``: seconds between sweeps that return expired leases
@@ -29,6 +31,10 @@ def create_app(workspace: Workspace, *, reclaim_interval: float = 5.0,
     looks for adaptive projects whose answers grew enough since their last
     re-fit (:meth:`Workspace.refits_due`) and re-fits them, one at a time, in
     a worker thread — never inside a request.
+
+    Request bodies are bounded while they stream (:class:`assay.server.edge.Edge`):
+    uploads to ``max_upload_mb`` (default 200, ``ASSAY_MAX_UPLOAD_MB``), every
+    other body to ``max_body_kb`` (default 1024, ``ASSAY_MAX_BODY_KB``).
     """
     if refit_interval is None:
         refit_interval = float(os.environ.get("ASSAY_REFIT_INTERVAL", "30"))
@@ -57,38 +63,25 @@ def create_app(workspace: Workspace, *, reclaim_interval: float = 5.0,
         description="Label data with people and models. Errors: "
         '`{"error": {"code", "message", "details"}}`.',
         lifespan=lifespan,
+        docs_url=None,  # /docs is served from the package (pages.py), never from a CDN
+        redoc_url=None,
     )
     app.state.workspace = workspace
     mb = max_upload_mb if max_upload_mb is not None else float(os.environ.get("ASSAY_MAX_UPLOAD_MB", "200"))
     app.state.max_upload_bytes = int(mb * (1 << 20))
+    kb = max_body_kb if max_body_kb is not None else float(os.environ.get("ASSAY_MAX_BODY_KB", "1024"))
+    app.state.max_body_bytes = int(kb * (1 << 10))
     errors.install(app)
-    app.add_middleware(_UploadLimit, limit=app.state.max_upload_bytes)
     app.add_middleware(tasks.HotPaths)  # next/answer without FastAPI's per-request overhead
     backends.install(app)  # bring your own model: /ml-backend routes, answers -> backend /webhook
+    # outermost: body limits, upload auth, input errors and security headers for every request
+    app.add_middleware(Edge, max_body=app.state.max_body_bytes, max_upload=app.state.max_upload_bytes)
     for r in (auth.router, datasets.router, projects.router, tasks.router, gold.router):
         app.include_router(r, prefix="/api")
     app.include_router(pages.router)
+    app.mount("/static/swagger-ui", StaticFiles(directory=SWAGGER_UI), name="swagger-ui")
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     return app
-
-
-class _UploadLimit:
-    """Refuse an upload whose declared size is over the limit before reading it."""
-
-    def __init__(self, app, limit: int) -> None:
-        self.app, self.limit = app, limit
-
-    async def __call__(self, scope, receive, send):
-        if scope["type"] == "http" and scope["method"] == "POST" and scope["path"].endswith("/import"):
-            size = dict(scope["headers"]).get(b"content-length")
-            if size is not None and size.isdigit() and int(size) > self.limit:
-                resp = errors.error_response(
-                    413, "too_large",
-                    f"upload of {int(size)} bytes is larger than the limit of {self.limit} bytes "
-                    "(set ASSAY_MAX_UPLOAD_MB or import from the CLI)")
-                await resp(scope, receive, send)
-                return
-        await self.app(scope, receive, send)
 
 
 async def _sweep(ws: Workspace, interval: float) -> None:

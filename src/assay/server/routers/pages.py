@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import fastapi_offline
 from fastapi import APIRouter
 from starlette.responses import FileResponse
 
 STATIC = Path(__file__).resolve().parent.parent / "static"
+#: Swagger UI's files, from the fastapi-offline package (never a CDN).
+SWAGGER_UI = Path(fastapi_offline.__file__).resolve().parent / "static"
 router = APIRouter(include_in_schema=False)
 
 
@@ -39,3 +42,9 @@ def admin():
 @router.get("/quality/{project_id}")
 def quality(project_id: int):
     return _page("quality.html")
+
+
+@router.get("/docs")
+def docs():
+    """Swagger UI from the package; its set-up runs from /static/docs.js (no inline script)."""
+    return _page("docs.html")

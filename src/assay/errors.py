@@ -56,6 +56,21 @@ class TooLarge(AssayError):
     status = 413
 
 
+class TooManyRequests(AssayError):
+    """Too many failed attempts; ``details["retry_after"]`` says how many
+    seconds to wait (the HTTP edge sends it as ``Retry-After``)."""
+
+    code = "too_many_requests"
+    status = 429
+
+
 class Unsupported(AssayError):
     code = "unsupported"
     status = 415
+
+
+class Unavailable(AssayError):
+    """A service assay depends on (the database server) cannot be reached."""
+
+    code = "unavailable"
+    status = 503

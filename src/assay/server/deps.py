@@ -8,6 +8,7 @@ import orjson
 from fastapi import Depends, Request
 from starlette.responses import Response
 
+from assay import audit
 from assay.errors import Forbidden
 from assay.workspace import Workspace
 
@@ -21,7 +22,18 @@ async def current_user(request: Request) -> dict:
     # async on purpose: a sync dependency would cost a thread hop per request.
     auth = request.headers.get("authorization", "")
     token = auth[7:].strip() if auth[:7].lower() == "bearer " else None
-    return request.app.state.workspace.authenticate(token)
+    user = request.app.state.workspace.authenticate(token)
+    audit.set_actor(user, client_address(request))  # who the audit log names for this request
+    return user
+
+
+def client_address(request: Request) -> str | None:
+    return request.client.host if request.client else None
+
+
+def bearer_token(request: Request) -> str | None:
+    auth = request.headers.get("authorization", "")
+    return auth[7:].strip() if auth[:7].lower() == "bearer " else None
 
 
 async def admin_user(user: Annotated[dict, Depends(current_user)]) -> dict:

@@ -47,8 +47,12 @@ users = Table(
     Column("password_hash", String(300)),
     Column("active", Boolean, nullable=False, server_default=text("true")),
     Column("created_at", Float, nullable=False),
+    # NFKC + casefold of the username: one account per name however it is
+    # spelled (see assay.security.normalize_username). Filled by the workspace.
+    Column("username_key", String(200)),
     CheckConstraint("role IN ('admin', 'reviewer', 'annotator')", name="role"),
 )
+Index("uq_users_username_key", users.c.username_key, unique=True)
 
 tokens = Table(
     "tokens",
@@ -58,6 +62,12 @@ tokens = Table(
     Column("token_hash", String(64), nullable=False, unique=True),
     Column("name", String(200)),
     Column("created_at", Float, nullable=False),
+    # 'api' (made by an admin or the CLI; expires only if asked) or 'session'
+    # (a password login; expires after ASSAY_TOKEN_TTL_DAYS).
+    Column("kind", String(10), nullable=False, server_default=text("'api'")),
+    Column("expires_at", Float),
+    Column("last_used_at", Float),  # to the minute: written at most once a minute
+    Column("revoked_at", Float),
 )
 
 datasets = Table(
@@ -372,3 +382,35 @@ auto_labels = Table(
     Column("audit", Boolean, nullable=False, server_default=text("false")),
     Column("created_at", Float, nullable=False),
 )
+
+
+# Failed password logins per username and per client address (keys are
+# hashed): the backoff state that every server process shares.
+login_throttle = Table(
+    "login_throttle",
+    metadata,
+    Column("key", String(80), primary_key=True),
+    Column("failures", Integer, nullable=False),
+    Column("last_failure", Float, nullable=False),
+    Column("locked_until", Float, nullable=False),
+)
+
+# The audit log: append-only (database triggers refuse UPDATE and DELETE).
+# No foreign keys: a record outlives what it names.
+audit = Table(
+    "audit",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("created_at", Float, nullable=False),
+    Column("actor_id", Id),
+    Column("actor", String(200)),
+    Column("address", String(100)),
+    Column("action", String(50), nullable=False),
+    Column("target_kind", String(30)),
+    Column("target_id", Id),
+    Column("target", String(200)),
+    Column("details", JSON),
+)
+Index("ix_audit_action", audit.c.action, audit.c.id)
+Index("ix_audit_actor_id", audit.c.actor_id, audit.c.id)
+Index("ix_audit_target", audit.c.target_kind, audit.c.target_id, audit.c.id)

@@ -25,8 +25,10 @@ app = typer.Typer(
 )
 project_app = typer.Typer(help="Labeling projects.", no_args_is_help=True)
 user_app = typer.Typer(help="People and their API tokens.", no_args_is_help=True)
+token_app = typer.Typer(help="API tokens: list, issue, revoke.", no_args_is_help=True)
 app.add_typer(project_app, name="project")
 app.add_typer(user_app, name="user")
+user_app.add_typer(token_app, name="token")
 
 Home = Annotated[
     Optional[Path],
@@ -35,9 +37,20 @@ Home = Annotated[
 
 
 def _ws(home: Path | None):
+    from assay import audit
     from assay.workspace import Workspace
 
+    audit.set_actor({"id": None, "username": f"cli:{_os_user()}"})  # the audit log names the CLI's user
     return Workspace(home)
+
+
+def _os_user() -> str:
+    import getpass
+
+    try:
+        return getpass.getuser()
+    except Exception:  # noqa: BLE001 - no login name (a container): still record the CLI
+        return "?"
 
 
 def _fail(message: str, code: int = 1) -> None:
@@ -143,8 +156,9 @@ def project_add_member(project: str, usernames: list[str], home: Home = None):
     """Let users work on a project."""
     ws = _ws(home)
     p = ws.get_project(int(project) if project.isdigit() else project)
-    for u in usernames:
-        ws.add_member(p["id"], u)
+    people = [ws.get_user(u) for u in usernames]  # every name checked before anybody is added
+    for u in people:
+        ws.add_member(p["id"], u["id"])
     typer.echo(f"{len(usernames)} member(s) added to {p['name']!r}")
 
 
@@ -232,12 +246,13 @@ def project_set(
 
 @project_app.command("unpause")
 @command
-def project_unpause(project: str, username: str, home: Home = None):
+def project_unpause(project: str, username: Annotated[str, typer.Argument(help="The annotator's username.")],
+                    home: Home = None):
     """Lift an annotator's pause (their gold record starts a fresh window)."""
     ws = _ws(home)
     p = _project(ws, project)
-    ws.lift_pause(p["id"], username)
-    typer.echo(f"{username} may work on {p['name']!r} again")
+    r = ws.lift_pause(p["id"], username)
+    typer.echo(f"{r['username']} may work on {p['name']!r} again")
 
 
 @project_app.command("backend")
@@ -285,12 +300,106 @@ def user_add(
     project: Annotated[Optional[list[str]], typer.Option(help="Add to this project (repeatable).")] = None,
     home: Home = None,
 ):
-    """Add a user and print their API token (shown once)."""
+    """Add a user and print their API token (shown once). All or nothing:
+    an unknown project adds nobody."""
     ws = _ws(home)
-    user, token = ws.add_user(username, role, password)
-    for p in project or []:
-        ws.add_member(int(p) if p.isdigit() else p, user["id"])
-    typer.echo(f"user {username!r} ({role}) added; API token: {token}")
+    user, token = ws.add_user(username, role, password,
+                              projects=[int(p) if p.isdigit() else p for p in project or []])
+    typer.echo(f"user {user['username']!r} ({role}) added; API token: {token}")
+
+
+@user_app.command("list")
+@command
+def user_list(home: Home = None):
+    """List users: id, name, role, whether active."""
+    ws = _ws(home)
+    for u in ws.list_users():
+        typer.echo(f"{u['id']:>5}  {u['username']:<30} {u['role']:<10} {'active' if u['active'] else 'inactive'}")
+
+
+@user_app.command("role")
+@command
+def user_role(username: str, role: Annotated[str, typer.Argument(help="admin, reviewer or annotator.")],
+              home: Home = None):
+    """Change a user's role (takes effect at once)."""
+    ws = _ws(home)
+    u = ws.set_role(username, role)
+    typer.echo(f"{u['username']!r} is now {u['role']}")
+
+
+def _when(t) -> str:
+    import datetime
+
+    return "-" if t is None else datetime.datetime.fromtimestamp(t, datetime.timezone.utc).strftime("%Y-%m-%d %H:%M")
+
+
+@token_app.command("list")
+@command
+def token_list(
+    username: Annotated[Optional[str], typer.Argument(help="Only this user's tokens.")] = None,
+    all_: Annotated[bool, typer.Option("--all", help="Also expired and revoked tokens.")] = False,
+    home: Home = None,
+):
+    """List API and session tokens (never their secrets)."""
+    ws = _ws(home)
+    rows = ws.list_tokens(username, include_inactive=all_)
+    typer.echo(f"{'id':>5}  {'user':<20} {'name':<16} {'kind':<8} {'created':<16} {'last used':<16} "
+               f"{'expires':<16} status")
+    for t in rows:
+        state = "revoked" if t["revoked_at"] else ("active" if t["active"] else "expired")
+        typer.echo(f"{t['id']:>5}  {t['username']:<20} {t['name'] or '':<16} {t['kind']:<8} "
+                   f"{_when(t['created_at']):<16} {_when(t['last_used_at']):<16} {_when(t['expires_at']):<16} {state}")
+
+
+@token_app.command("new")
+@command
+def token_new(
+    username: str,
+    name: Annotated[str, typer.Option(help="A name to recognise the token by.")] = "cli",
+    expires_days: Annotated[Optional[float], typer.Option(help="Days until it expires (default: never).")] = None,
+    home: Home = None,
+):
+    """Issue a new API token for a user and print it (shown once)."""
+    ws = _ws(home)
+    token = ws.create_token(username, name, expires_days=expires_days)
+    typer.echo(f"new API token for {ws.get_user(username)['username']!r}: {token}")
+
+
+@token_app.command("revoke")
+@command
+def token_revoke(token_id: Annotated[int, typer.Argument(help="The token's id (see `assay user token list`).")],
+                 home: Home = None):
+    """Revoke a token; it stops working at once (other server processes: within 5 s)."""
+    ws = _ws(home)
+    r = ws.revoke_token(token_id)
+    typer.echo(f"token {r['id']} ({r['name']}) revoked")
+
+
+@app.command("audit")
+@command
+def audit_(
+    action: Annotated[Optional[str], typer.Option(help="Only this action (a prefix when it ends with '.', e.g. token.).")] = None,
+    actor: Annotated[Optional[str], typer.Option(help="Only what this user (name or id, or cli:NAME) did.")] = None,
+    target_kind: Annotated[Optional[str], typer.Option(help="project, user, token, dataset or address.")] = None,
+    target_id: Annotated[Optional[int], typer.Option(help="Only this target id.")] = None,
+    limit: Annotated[int, typer.Option(help="Records per page.")] = 50,
+    before: Annotated[Optional[int], typer.Option(help="Records older than this id (paging).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line.")] = False,
+    home: Home = None,
+):
+    """Read the audit log, newest first: who did what, when, to what."""
+    ws = _ws(home)
+    rows, nxt = ws.audit_log(before=before, limit=limit, action=action, actor=actor,
+                             target_kind=target_kind, target_id=target_id)
+    for r in rows:
+        if as_json:
+            typer.echo(json.dumps(r, default=str))
+        else:
+            target = f"{r['target_kind'] or ''} {r['target_id'] or ''} {r['target'] or ''}".strip()
+            typer.echo(f"{r['id']:>6}  {_when(r['created_at'])}  {r['actor'] or '-':<16} {r['action']:<15} "
+                       f"{target}  {json.dumps(r['details'], default=str)}")
+    if nxt is not None and not as_json:
+        typer.echo(f"(more: --before {nxt})", err=True)
 
 
 @app.command()
@@ -398,16 +507,51 @@ def serve(
     """Run the HTTP server (API, docs at /docs, labeling UI)."""
     ws = _ws(home)  # migrate once, up front
     ws.close()
+    sock = _listen(host, port)  # before saying "serving": a port in use is one line, not a lie
     os.environ["ASSAY_HOME"] = str(ws.home)
-    typer.echo(f"assay serving {ws.home} on http://{host}:{port}/  (API docs: /docs)")
-    _run_server(host, port, workers)
+    typer.echo(f"assay serving {ws.home} on http://{_url_host(host)}:{port}/  (API docs: /docs)")
+    _run_server(sock, workers)
 
 
-def _run_server(host: str, port: int, workers: int) -> None:
+def _url_host(host: str) -> str:
+    return f"[{host}]" if ":" in host else host
+
+
+def _listen(host: str, port: int):
+    """A listening socket on host:port, or one line saying why not."""
+    import errno
+    import socket
+
+    if not 0 <= port <= 65535:
+        _fail(f"--port must be 0–65535, got {port}", 2)
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn does: restart at once
+        sock.bind((host, port))
+        sock.listen(2048)
+    except OSError as exc:
+        sock.close()
+        if exc.errno == errno.EADDRINUSE:
+            _fail(f"port {port} on {host} is already in use (another assay serve?): stop that server "
+                  "or choose another --port")
+        _fail(f"cannot listen on {host}:{port}: {exc.strerror or exc}")
+    sock.set_inheritable(True)
+    return sock
+
+
+def _run_server(sock, workers: int) -> None:
     import uvicorn
 
-    uvicorn.run("assay.server:app_from_env", factory=True, host=host, port=port, workers=workers,
-                log_level="warning", access_log=False, loop="auto", http="auto")
+    config = uvicorn.Config("assay.server:app_from_env", factory=True, workers=workers,
+                            log_level="warning", access_log=False, loop="auto", http="auto")
+    server = uvicorn.Server(config)
+    if workers > 1:
+        from uvicorn.supervisors import Multiprocess
+
+        Multiprocess(config, target=server.run, sockets=[sock]).run()
+    else:
+        server.run(sockets=[sock])
 
 
 @app.command()
@@ -421,23 +565,29 @@ def quickstart(
     no_serve: Annotated[bool, typer.Option("--no-serve", help="Set everything up but do not start the server.")] = False,
 ):
     """Create a workspace with a sample dataset, a demo project, an admin and
-    two annotators, then start the server and print login links."""
-    from assay.quickstart import setup_demo
+    two annotators, then start the server and print login links. Run again,
+    it reuses the demo and prints fresh links; it never changes other data."""
+    from assay.quickstart import login_link, setup_demo
 
+    sock = None if no_serve else _listen(host, port)  # a port in use fails before anything is set up
     info = setup_demo(home, data=data, classes=[c.strip() for c in classes.split(",") if c.strip()])
-    base = f"http://{host}:{port}"
+    base = f"http://{_url_host(host)}:{port}"
     typer.echo(f"\nassay workspace: {info['home']}")
-    typer.echo(f"project {info['project']['name']!r}: {info['tasks']} tasks, classes {info['classes']}")
+    if info["reused"]:
+        typer.echo(f"using the existing demo project {info['project']['name']!r} (nothing imported): "
+                   f"{info['tasks']} tasks, classes {info['classes']}")
+    else:
+        typer.echo(f"project {info['project']['name']!r}: {info['tasks']} tasks, classes {info['classes']}")
     typer.echo(f"\nOpen the labeling UI at {base}/  — log in with a link:")
     for u in info["users"]:
-        typer.echo(f"  {u['role']:<10} {u['username']:<8} {base}/login#token={u['token']}"
+        typer.echo(f"  {u['role']:<10} {u['username']:<8} {login_link(base, u)}"
                    + (f"   (password: {u['password']})" if u.get("password") else ""))
     typer.echo(f"\nAdmin page: {base}/admin   API docs: {base}/docs")
-    if no_serve:
+    if sock is None:
         return
     typer.echo("Press Ctrl+C to stop.\n")
     os.environ["ASSAY_HOME"] = info["home"]
-    _run_server(host, port, 1)
+    _run_server(sock, 1)
 
 
 def main() -> None:

@@ -11,20 +11,61 @@ import io
 import math
 import os
 import time
+import warnings
+import zipfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from sqlalchemy import func, insert, select, text
+from sqlalchemy.exc import IntegrityError
 
-from assay.errors import InvalidInput
+from assay.errors import Conflict, InvalidInput
 from assay.store import BlobStore, Database
-from assay.store.schema import imports, items
+from assay.store.schema import datasets, imports, items
 
 IMAGE_SUFFIXES = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".webp": "image/webp"}
 TABLE_SUFFIXES = (".csv", ".jsonl", ".ndjson", ".parquet")
 BATCH = 5000
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Bounds on what an import may unpack (decompression bombs).
+
+    Each comes from an environment variable, read when an import starts.
+    """
+
+    image_pixels: int = 89_478_485     # ASSAY_MAX_IMAGE_PIXELS (Pillow's default); frames count
+    image_bytes: int = 64 << 20        # ASSAY_MAX_IMAGE_MB: one image file
+    zip_bytes: int = 2 << 30           # ASSAY_MAX_ZIP_MB: a zip's members, unpacked, together
+    zip_ratio: float = 100.0           # ASSAY_MAX_ZIP_RATIO: unpacked / packed size of one member
+    zip_members: int = 200_000         # ASSAY_MAX_ZIP_MEMBERS: entries in one zip
+
+    @classmethod
+    def from_env(cls) -> Limits:
+        d = cls()
+        return cls(
+            image_pixels=int(_env_number("ASSAY_MAX_IMAGE_PIXELS", d.image_pixels)),
+            image_bytes=int(_env_number("ASSAY_MAX_IMAGE_MB", d.image_bytes / (1 << 20)) * (1 << 20)),
+            zip_bytes=int(_env_number("ASSAY_MAX_ZIP_MB", d.zip_bytes / (1 << 20)) * (1 << 20)),
+            zip_ratio=_env_number("ASSAY_MAX_ZIP_RATIO", d.zip_ratio),
+            zip_members=int(_env_number("ASSAY_MAX_ZIP_MEMBERS", d.zip_members)),
+        )
+
+
+def _env_number(name: str, default: float) -> float:
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        v = float(raw)
+    except ValueError:
+        v = -1.0
+    if not v > 0 or math.isinf(v):
+        raise InvalidInput(f"{name} must be a positive number, got {raw!r}")
+    return v
 
 
 @dataclass
@@ -212,14 +253,18 @@ def scan_image_folder(folder: Path, on_invalid: str = "error") -> tuple[list[Pat
     """
     if not folder.is_dir():
         raise InvalidInput(f"no such folder: {folder}")
+    folder = folder.resolve()  # relative paths work; links inside are judged against the real folder
     sidecar = folder / "metadata.csv"
     found, bad = [], []
     for root, dirs, files in os.walk(folder):
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        for d in dirs:  # os.walk does not follow links to folders: refuse those that leave
+            _check_link(Path(root) / d, folder)
         for name in sorted(files):
             if name.startswith("."):
                 continue
             p = Path(root) / name
+            _check_link(p, folder)
             if p == sidecar:
                 continue
             (found if p.suffix.lower() in IMAGE_SUFFIXES else bad).append(p)
@@ -234,56 +279,200 @@ def scan_image_folder(folder: Path, on_invalid: str = "error") -> tuple[list[Pat
     return found, (sidecar if sidecar.is_file() else None)
 
 
-def read_sidecar(path: Path | None) -> dict[str, dict]:
+def _check_link(p: Path, folder: Path) -> None:
+    """A symbolic link inside an import folder may point only inside it:
+    otherwise importing a folder someone else prepared could copy any file
+    the importing user can read (``~/.ssh/id_rsa.png -> ../../.ssh/id_rsa``)."""
+    if not p.is_symlink():
+        return
+    target = p.resolve()
+    if target != folder and folder not in target.parents:
+        raise InvalidInput(
+            f"refusing {p.relative_to(folder)}: it is a link to {target}, outside {folder}. "
+            "Copy the file into the folder instead."
+        )
+
+
+def read_sidecar(path: Path | None, data: bytes | None = None) -> dict[str, dict]:
     if path is None:
         return {}
-    with path.open(newline="", encoding="utf-8") as fh:
-        reader = csv.DictReader(fh)
-        if not reader.fieldnames or "file" not in reader.fieldnames:
-            raise InvalidInput(f"{path.name} needs a 'file' column with image paths relative to the folder")
-        return {row.pop("file").replace("\\", "/"): row for row in reader}
+    if data is None:
+        data = path.read_bytes()
+    try:
+        fh = io.StringIO(data.decode("utf-8-sig"), newline="")
+    except UnicodeDecodeError:
+        raise InvalidInput(f"{path.name} is not UTF-8 text") from None
+    reader = csv.DictReader(fh)
+    if not reader.fieldnames or "file" not in reader.fieldnames:
+        raise InvalidInput(f"{path.name} needs a 'file' column with image paths relative to the folder")
+    return {row.pop("file").replace("\\", "/"): row for row in reader}
 
 
-def check_image(data: bytes, name: str) -> str:
-    """Return the media type of an image or raise InvalidInput."""
-    from PIL import Image, UnidentifiedImageError
+def _pillow(max_pixels: int):
+    """Pillow with its decompression-bomb limit set to ours.
+
+    Pillow warns above ``MAX_IMAGE_PIXELS`` and raises above twice that; an
+    import checks the header's size itself first and refuses with a clear
+    message, so the warning would only repeat that: it is silenced.
+    """
+    from PIL import Image
+
+    if Image.MAX_IMAGE_PIXELS != max_pixels:
+        Image.MAX_IMAGE_PIXELS = max_pixels
+    if not _PILLOW_FILTERED:
+        warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
+        _PILLOW_FILTERED.append(True)
+    return Image
+
+
+_PILLOW_FILTERED: list = []
+
+
+def check_image(data: bytes, name: str, max_pixels: int | None = None) -> str:
+    """Return the media type of an image or raise InvalidInput.
+
+    Reads the header only: width × height (× frames) is checked against
+    ``max_pixels`` (``ASSAY_MAX_IMAGE_PIXELS``) before anything is decoded.
+    """
+    if max_pixels is None:
+        max_pixels = Limits.from_env().image_pixels
+    Image = _pillow(max_pixels)
+    from PIL import UnidentifiedImageError
 
     try:
         with Image.open(io.BytesIO(data)) as im:
             fmt = (im.format or "").upper()
+            media = {"PNG": "image/png", "JPEG": "image/jpeg", "WEBP": "image/webp"}.get(fmt)
+            if media is None:
+                raise InvalidInput(f"{name} is a {fmt or 'unknown'} image; use png, jpg or webp")
+            w, h = im.size
+            frames = max(1, int(getattr(im, "n_frames", 1) or 1))
+            if w * h * frames > max_pixels:
+                raise InvalidInput(_too_many_pixels(name, w, h, frames, max_pixels))
             im.verify()
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+    except Image.DecompressionBombError:
+        raise InvalidInput(f"{name} has more pixels than the limit of {max_pixels:,} "
+                           "(ASSAY_MAX_IMAGE_PIXELS)") from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError) as exc:
         raise InvalidInput(f"{name} is not a readable image ({exc.__class__.__name__})") from None
-    media = {"PNG": "image/png", "JPEG": "image/jpeg", "WEBP": "image/webp"}.get(fmt)
-    if media is None:
-        raise InvalidInput(f"{name} is a {fmt or 'unknown'} image; use png, jpg or webp")
     return media
 
 
+def _too_many_pixels(name: str, w: int, h: int, frames: int, limit: int) -> str:
+    size = f"{w}×{h}" + (f"×{frames} frames" if frames > 1 else "")
+    return (f"{name} is {size} = {w * h * frames:,} pixels, more than the limit of {limit:,}; "
+            "shrink it, or raise ASSAY_MAX_IMAGE_PIXELS if you trust the file")
+
+
+def read_image_file(path: Path, rel: str, limits: Limits) -> bytes:
+    """An image file's bytes, refusing files larger than the per-image limit."""
+    try:
+        size = path.stat().st_size
+    except OSError as exc:
+        raise InvalidInput(f"cannot read {rel}: {exc.strerror}") from None
+    if size > limits.image_bytes:
+        raise InvalidInput(f"{rel} is {size:,} bytes, more than the limit of {limits.image_bytes:,} "
+                           "for one image (ASSAY_MAX_IMAGE_MB)")
+    with path.open("rb") as fh:
+        data = fh.read(limits.image_bytes + 1)
+    if len(data) > limits.image_bytes:  # grew since the stat
+        raise InvalidInput(f"{rel} is larger than the limit of {limits.image_bytes:,} bytes (ASSAY_MAX_IMAGE_MB)")
+    return data
+
+
+# ---------------------------------------------------------------- zips
+
+
+def zip_members(zf: zipfile.ZipFile, name: str, limits: Limits) -> list[zipfile.ZipInfo]:
+    """The members of a zip to import, checked against the limits from the
+    central directory before anything is unpacked: member count, declared
+    unpacked size (each and in all) and each member's compression ratio.
+    Stops at the first member over a limit."""
+    infos = zf.infolist()
+    if len(infos) > limits.zip_members:
+        raise InvalidInput(f"{name} has {len(infos):,} entries, more than the limit of "
+                           f"{limits.zip_members:,} (ASSAY_MAX_ZIP_MEMBERS)")
+    out, total = [], 0
+    for info in infos:
+        if info.is_dir():
+            continue
+        member = info.filename.replace("\\", "/")
+        pp = PurePosixPath(member)
+        if member.startswith("/") or ".." in pp.parts or (pp.parts and ":" in pp.parts[0]):
+            raise InvalidInput(f"refusing unsafe path {info.filename!r} in {name}")
+        if any(part.startswith(".") or part == "__MACOSX" for part in pp.parts):
+            continue
+        if info.file_size > limits.image_bytes:
+            raise InvalidInput(f"{member} in {name} unpacks to {info.file_size:,} bytes, more than the "
+                               f"limit of {limits.image_bytes:,} for one file (ASSAY_MAX_IMAGE_MB)")
+        if info.file_size > limits.zip_ratio * max(info.compress_size, 1) and info.file_size > 1 << 16:
+            raise InvalidInput(f"{member} in {name} unpacks {info.file_size / max(info.compress_size, 1):,.0f} "
+                               f"times larger than it is packed (limit {limits.zip_ratio:g}, "
+                               "ASSAY_MAX_ZIP_RATIO): refusing a possible zip bomb")
+        total += info.file_size
+        if total > limits.zip_bytes:
+            raise InvalidInput(f"{name} unpacks to more than the limit of {limits.zip_bytes:,} bytes "
+                               "(ASSAY_MAX_ZIP_MB)")
+        info.filename = member
+        out.append(info)
+    return out
+
+
+class ZipReader:
+    """Reads members of one zip, counting the bytes actually unpacked: a
+    member may not yield more than its header declares, nor the whole zip
+    more than ``zip_bytes``, whatever the central directory says."""
+
+    def __init__(self, zf: zipfile.ZipFile, name: str, limits: Limits) -> None:
+        self.zf, self.name, self.limits, self.total = zf, name, limits, 0
+
+    def read(self, info: zipfile.ZipInfo) -> bytes:
+        cap = min(info.file_size, self.limits.image_bytes)
+        try:
+            with self.zf.open(info) as fh:
+                data = fh.read(cap + 1)
+                if len(data) <= cap and fh.read(1):
+                    data += b"?"
+        except (zipfile.BadZipFile, zipfile.LargeZipFile, NotImplementedError, OSError, EOFError,
+                ValueError) as exc:
+            raise InvalidInput(f"{info.filename} in {self.name} cannot be unpacked: {exc}") from None
+        if len(data) > cap:
+            raise InvalidInput(f"{info.filename} in {self.name} unpacks to more bytes than its header "
+                               "declares: refusing a malformed or hostile zip")
+        self.total += len(data)
+        if self.total > self.limits.zip_bytes:
+            raise InvalidInput(f"{self.name} unpacks to more than the limit of {self.limits.zip_bytes:,} "
+                               "bytes (ASSAY_MAX_ZIP_MB)")
+        return data
+
+
 def image_rows(
-    files: list[tuple[str, bytes | Path]],
+    files: Iterable[tuple[str, bytes | Path]],
     blobs: BlobStore,
     sidecar: dict[str, dict],
     uri_prefix: str,
     written: list[str],
     on_invalid: str = "error",
     batch: int = 500,
+    limits: Limits | None = None,
 ) -> Iterator[list[dict]]:
-    """Check, store and describe images; ``written`` collects new blob keys."""
+    """Check, store and describe images; ``written`` (a list or a blob
+    journal) gets each new blob key before the blob is written."""
+    limits = limits or Limits.from_env()
     out = []
     for rel, src in files:
-        data = src.read_bytes() if isinstance(src, Path) else src
         try:
-            media = check_image(data, rel)
+            data = read_image_file(src, rel, limits) if isinstance(src, Path) else src
+            media = check_image(data, rel, limits.image_pixels)
         except InvalidInput:
             if on_invalid == "skip":
                 continue
             raise
         digest = content_hash(data)
         key = blobs.key_for(digest, Path(rel).suffix)
-        if not (blobs.root / key).exists():
-            blobs.put(key, data)
+        if not blobs.exists(key):
             written.append(key)
+            blobs.put(key, data)
         out.append({
             "content_hash": digest,
             "kind": "image",
@@ -304,7 +493,7 @@ def image_rows(
 
 def write_items(
     db: Database,
-    dataset_id: int,
+    dataset_id: int | str,
     batches: Iterable[list[dict]],
     prov: Provenance,
     source_uri: str,
@@ -315,14 +504,25 @@ def write_items(
 ) -> ImportResult:
     """Insert item rows in one transaction; duplicates (same content in the
     same dataset) are skipped. Projects on the dataset get tasks for the new
-    items in the same transaction."""
+    items in the same transaction. A dataset *name* (str) creates that
+    dataset in the same transaction: an import that fails or is killed
+    leaves no empty dataset behind."""
     from tqdm.auto import tqdm
+
+    from assay import audit
 
     now = time.time()
     seen_rows = 0
     bar = tqdm(total=total, desc=desc, unit="rows", disable=not progress, leave=False)
     try:
         with db.write() as conn:
+            if isinstance(dataset_id, str):
+                try:
+                    dataset_id = conn.execute(
+                        insert(datasets).values(name=dataset_id, created_at=now).returning(datasets.c.id)
+                    ).scalar_one()
+                except IntegrityError:
+                    raise Conflict(f"dataset {dataset_id!r} already exists") from None
             import_id = conn.execute(
                 insert(imports).values(
                     dataset_id=dataset_id, source_uri=source_uri, source=prov.source,
@@ -355,10 +555,13 @@ def write_items(
                 imports.update().where(imports.c.id == import_id)
                 .values(added=added, skipped=seen_rows - added)
             )
+            audit.record(conn, "dataset.import", target_kind="dataset", target_id=dataset_id,
+                         details={"import_id": import_id, "added": added, "skipped": seen_rows - added,
+                                  "source": (prov.source or "")[:200], "source_uri": (source_uri or "")[:500]})
             conn.execute(
                 text(
-                    "INSERT INTO tasks (project_id, item_id, priority, needed, answer_count, open_slots) "
-                    "SELECT p.id, i.id, 0, p.overlap, 0, p.overlap FROM items i "
+                    "INSERT INTO tasks (project_id, item_id, priority, needed, answer_count, open_slots, shuffle_key) "
+                    f"SELECT p.id, i.id, 0, p.overlap, 0, p.overlap, {db.random_key} FROM items i "
                     "JOIN projects p ON p.dataset_id = i.dataset_id WHERE i.import_id = :imp"
                 ),
                 {"imp": import_id},

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import copy
 import os
-import tempfile
+import secrets
 import threading
 import time
 import zipfile
@@ -20,13 +20,14 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from sqlalchemy import JSON, func, insert, select, text
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
 
+from assay import audit as _audit
 from assay import backends as _backends
 from assay import export as _export
 from assay import gold as _gold
 from assay import handout, ingest, redundancy, schemas, security
-from assay.errors import Conflict, Forbidden, InvalidInput, NotFound, Unauthorized
+from assay.errors import Conflict, Forbidden, InvalidInput, NotFound, TooManyRequests, Unauthorized, Unavailable
 from assay.store import BlobStore, Database
 from assay.store import migrate
 from assay.store.vectors import VectorStore
@@ -45,6 +46,40 @@ _TASK_ITEM_PREDICTION = text(
     "pr.model_version AS s_version FROM items i "
     "LEFT JOIN predictions pr ON pr.project_id = :p AND pr.item_id = i.id WHERE i.id = :i"
 ).columns(meta=JSON, s_label=JSON)
+
+
+def _connect_problem(db: Database, exc: Exception) -> str:
+    """One line: which database could not be opened, why, and what to check."""
+    where = db.url.render_as_string(hide_password=True)
+    orig = getattr(exc, "orig", None) or exc
+    why = " ".join(str(orig).split())  # psycopg's messages span lines
+    if len(why) > 300:
+        why = why[:300] + "…"
+    if db.is_sqlite:
+        return f"cannot open the database {where}: {why}"
+    why = why.rstrip(".?! ")
+    return (f"cannot connect to PostgreSQL at {where}: {why}. Check ASSAY_DATABASE_URL, that the server "
+            "is running and reachable, and that the database and role exist (createdb NAME)")
+
+
+def _new_file_beside(path: Path) -> tuple[int, str]:
+    """A new hidden file next to ``path``, to be renamed onto it: created with
+    the mode a plain ``open(path, "w")`` would give (0666 less the umask, or
+    the mode of the file it replaces), not mkstemp's 0600."""
+    try:
+        mode = path.stat().st_mode & 0o7777
+    except OSError:
+        mode = 0o666  # the kernel applies the umask
+    for _ in range(100):
+        tmp = path.parent / f".{path.name[:80]}.{secrets.token_hex(4)}.tmp"
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), mode)
+        except FileExistsError:
+            continue
+        if mode != 0o666:
+            os.chmod(fd if os.chmod in os.supports_fd else tmp, mode)  # exactly the replaced file's mode
+        return fd, str(tmp)
+    raise FileExistsError(f"no free temporary name next to {path}")
 
 
 def _row(r) -> dict:
@@ -71,14 +106,24 @@ class Workspace:
         self.blobs = BlobStore(self.home / "blobs")
         self.vectors = VectorStore(self.home / "vectors")
         if migrate_db:
-            migrate.upgrade(self.db)
+            try:
+                migrate.upgrade(self.db)
+            except (OperationalError, InterfaceError) as exc:
+                self.db.dispose()
+                raise Unavailable(_connect_problem(self.db, exc)) from None
+            self.sweep_litter()  # what an import killed mid-way left behind
         self._projects: dict[int, tuple[float, dict]] = {}
-        self._auth_cache: dict[str, tuple[float, dict]] = {}
+        self._auth_cache: dict[str, tuple[float, dict, int]] = {}
+        self._toucher = None  # thread that writes tokens' last_used_at
+        self.accounts = security.AccountSettings.from_env()
         self._progress_cache: dict[int, tuple[float, dict]] = {}
         self._member_cache: dict[tuple[int, int], tuple[float, bool]] = {}
         self._lock = threading.Lock()
 
     def close(self) -> None:
+        if self._toucher is not None:
+            self._toucher.shutdown(wait=True)
+            self._toucher = None
         self.db.dispose()
 
     def __enter__(self) -> Workspace:
@@ -92,91 +137,290 @@ class Workspace:
 
     # ------------------------------------------------------------ users
 
-    def add_user(self, username: str, role: str = "annotator", password: str | None = None) -> tuple[dict, str]:
-        """Create a user; returns ``(user, api_token)``. The token is shown only once."""
-        username = (username or "").strip()
-        if not username or len(username) > 200:
-            raise InvalidInput("username must be 1–200 characters")
+    def add_user(self, username: str, role: str = "annotator", password: str | None = None, *,
+                 projects: Sequence[int | str] = ()) -> tuple[dict, str]:
+        """Create a user; returns ``(user, api_token)``. The token is shown only once.
+
+        The name is normalised (NFKC, trimmed; invisible and control
+        characters refused) and unique however it is cased. With
+        ``projects`` the user joins them in the same transaction: an unknown
+        project creates nothing."""
+        username, key = security.normalize_username(username)
         if role not in ROLES:
             raise InvalidInput(f"unknown role {role!r}: use one of {', '.join(ROLES)}")
-        now = time.time()
+        pw_hash = None
+        if password is not None:
+            pw_hash = security.hash_password(security.check_password(password, self.accounts.min_password_length))
+        joined = [self.get_project(p) for p in projects]
         try:
             with self.db.write() as conn:
                 uid = conn.execute(
                     insert(users).values(
-                        username=username, role=role, created_at=now, active=True,
-                        password_hash=security.hash_password(password) if password else None,
+                        username=username, username_key=key, role=role, created_at=time.time(),
+                        active=True, password_hash=pw_hash,
                     ).returning(users.c.id)
                 ).scalar_one()
-                token = self._new_token(conn, uid, "default")
+                _audit.record(conn, "user.create", target_kind="user", target_id=uid, target=username,
+                              details={"role": role, "password": pw_hash is not None})
+                token, _ = self._new_token(conn, {"id": uid, "username": username}, "default")
+                for p in {p["id"]: p for p in joined}.values():
+                    conn.execute(insert(members).values(project_id=p["id"], user_id=uid, created_at=time.time()))
+                    _audit.record(conn, "member.add", target_kind="project", target_id=p["id"], target=p["name"],
+                                  details={"user_id": uid, "username": username})
         except IntegrityError:
             raise Conflict(f"user {username!r} already exists") from None
+        if joined:
+            self._member_cache_clear()
         return {"id": uid, "username": username, "role": role}, token
 
-    def _new_token(self, conn, user_id: int, name: str) -> str:
+    def _new_token(self, conn, user: dict, name: str, *, kind: str = "api", expires_at: float | None = None,
+                   by: dict | None = None) -> tuple[str, int]:
         token = security.new_token()
-        conn.execute(insert(tokens).values(
-            user_id=user_id, token_hash=security.token_hash(token), name=name, created_at=time.time()
-        ))
-        return token
+        tid = conn.execute(insert(tokens).values(
+            user_id=user["id"], token_hash=security.token_hash(token), name=name, created_at=time.time(),
+            kind=kind, expires_at=expires_at,
+        ).returning(tokens.c.id)).scalar_one()
+        _audit.record(conn, "token.create", target_kind="token", target_id=tid, target=name, by=by,
+                      details={"user_id": user["id"], "username": user["username"], "kind": kind,
+                               "expires_at": expires_at})
+        return token, tid
 
-    def create_token(self, user: int | str, name: str = "token") -> str:
+    def create_token(self, user: int | str, name: str = "token", *, expires_days: float | None = None) -> str:
+        """A new API token for ``user`` (shown only once); it never expires
+        unless ``expires_days`` is given."""
         u = self.get_user(user)
+        name = (name or "").strip() if isinstance(name, str) else ""
+        if not name or len(name) > 200:
+            raise InvalidInput("token name must be 1–200 characters")
+        expires_at = None
+        if expires_days is not None:
+            if not isinstance(expires_days, (int, float)) or isinstance(expires_days, bool) \
+                    or not 0 < expires_days <= 3650:
+                raise InvalidInput("expires_days must be a number of days from 0 to 3650 (exclusive of 0)")
+            expires_at = time.time() + expires_days * 86400
         with self.db.write() as conn:
-            return self._new_token(conn, u["id"], name)
+            return self._new_token(conn, u, name, expires_at=expires_at)[0]
+
+    def list_tokens(self, user: int | str | None = None, *, include_inactive: bool = False) -> list[dict]:
+        """Tokens (never their secret): id, user, name, kind, created, last
+        used (to the minute), expires, revoked. Only live ones unless
+        ``include_inactive``."""
+        q = (select(tokens.c.id, tokens.c.user_id, users.c.username, tokens.c.name, tokens.c.kind,
+                    tokens.c.created_at, tokens.c.last_used_at, tokens.c.expires_at, tokens.c.revoked_at)
+             .join(users, users.c.id == tokens.c.user_id).order_by(tokens.c.id))
+        if user is not None:
+            q = q.where(tokens.c.user_id == self.get_user(user)["id"])
+        now = time.time()
+        out = []
+        with self.db.read() as conn:
+            for r in conn.execute(q):
+                d = _row(r)
+                d["active"] = d["revoked_at"] is None and (d["expires_at"] is None or d["expires_at"] > now)
+                if d["active"] or include_inactive:
+                    out.append(d)
+        return out
+
+    def revoke_token(self, token_id: int, *, user: dict | None = None) -> dict:
+        """Revoke a token at once (this process stops accepting it now;
+        other server processes within their ``cache_seconds``, 5 s). A
+        non-admin ``user`` may revoke only their own tokens."""
+        if not isinstance(token_id, int) or isinstance(token_id, bool):
+            raise InvalidInput("token id must be an integer")
+        with self.db.write() as conn:
+            r = conn.execute(select(tokens.c.id, tokens.c.user_id, tokens.c.name, tokens.c.revoked_at)
+                             .where(tokens.c.id == token_id)).first()
+            if r is None or (user is not None and user["role"] != "admin" and r.user_id != user["id"]):
+                raise NotFound(f"token {token_id} does not exist")
+            revoked_at = r.revoked_at
+            if revoked_at is None:
+                revoked_at = time.time()
+                conn.execute(tokens.update().where(tokens.c.id == token_id).values(revoked_at=revoked_at))
+                _audit.record(conn, "token.revoke", target_kind="token", target_id=token_id, target=r.name,
+                              details={"user_id": r.user_id})
+        self._forget_auth(token_id=token_id)
+        return {"id": token_id, "user_id": r.user_id, "name": r.name, "revoked_at": revoked_at}
+
+    def logout(self, token: str) -> None:
+        """Revoke the token that was presented (the browser's "Log out")."""
+        user = self.authenticate(token, cache_seconds=0)
+        with self.db.read() as conn:
+            tid = conn.execute(select(tokens.c.id).where(tokens.c.token_hash == security.token_hash(token))).scalar_one()
+        with _audit.acting(user, _audit.actor().get("address")):
+            self.revoke_token(tid)
+
+    def _forget_auth(self, *, token_id: int | None = None, user_id: int | None = None) -> None:
+        """Drop cached authentications, so a revocation or a role change takes effect at once here."""
+        for tok, hit in list(self._auth_cache.items()):
+            if hit[2] == token_id or hit[1]["id"] == user_id:
+                self._auth_cache.pop(tok, None)
 
     def set_password(self, user: int | str, password: str) -> None:
         u = self.get_user(user)
-        if not password or len(password) < 4:
-            raise InvalidInput("password must be at least 4 characters")
+        pw_hash = security.hash_password(security.check_password(password, self.accounts.min_password_length))
         with self.db.write() as conn:
-            conn.execute(users.update().where(users.c.id == u["id"])
-                         .values(password_hash=security.hash_password(password)))
+            conn.execute(users.update().where(users.c.id == u["id"]).values(password_hash=pw_hash))
+            _audit.record(conn, "user.password", target_kind="user", target_id=u["id"], target=u["username"])
+
+    def set_role(self, user: int | str, role: str) -> dict:
+        u = self.get_user(user)
+        if role not in ROLES:
+            raise InvalidInput(f"unknown role {role!r}: use one of {', '.join(ROLES)}")
+        with self.db.write() as conn:
+            conn.execute(users.update().where(users.c.id == u["id"]).values(role=role))
+            _audit.record(conn, "user.role", target_kind="user", target_id=u["id"], target=u["username"],
+                          details={"from": u["role"], "to": role})
+        self._forget_auth(user_id=u["id"])
+        return {**u, "role": role}
+
+    def _user_row(self, conn, user: int | str, cols=None):
+        cols = cols or (users.c.id, users.c.username, users.c.role, users.c.active)
+        if isinstance(user, int) and not isinstance(user, bool):
+            return conn.execute(select(*cols).where(users.c.id == user)).first()
+        if not isinstance(user, str):
+            return None
+        # The exact name first (an old account whose name folds like another's), then any spelling.
+        r = conn.execute(select(*cols).where(users.c.username == user)).first()
+        if r is None:
+            r = conn.execute(select(*cols).where(users.c.username_key == security.username_key(user))).first()
+        return r
 
     def get_user(self, user: int | str) -> dict:
-        col = users.c.id if isinstance(user, int) else users.c.username
         with self.db.read() as conn:
-            r = conn.execute(select(users.c.id, users.c.username, users.c.role, users.c.active)
-                             .where(col == user)).first()
+            r = self._user_row(conn, user)
         if r is None:
-            raise NotFound(f"user {user!r} does not exist")
+            raise NotFound(f"user {str(user)[:200]!r} does not exist")
         return _row(r)
 
     def list_users(self) -> list[dict]:
         with self.db.read() as conn:
             return [_row(r) for r in conn.execute(
-                select(users.c.id, users.c.username, users.c.role, users.c.active).order_by(users.c.id))]
+                select(users.c.id, users.c.username, users.c.role, users.c.active, users.c.created_at)
+                .order_by(users.c.id))]
 
-    def login(self, username: str, password: str) -> tuple[dict, str]:
-        """Check a password and issue a fresh token for the browser."""
+    def login(self, username: str, password: str, *, address: str | None = None) -> tuple[dict, str]:
+        """Check a password and issue an expiring session token for the browser.
+
+        Failed attempts are counted per username and per client ``address``
+        in the database (shared by every server process); past the limits
+        each further attempt waits an exponentially growing time
+        (TooManyRequests, 429 with Retry-After). Unknown names cost the same
+        time as wrong passwords."""
+        s = self.accounts
+        name = username if isinstance(username, str) else ""
+        keys = [(security.throttle_key("user", security.username_key(name)), s.max_failures)]
+        if address:
+            keys.append((security.throttle_key("addr", address), s.max_failures_per_address))
+        now = time.time()
+        with self.db.write() as conn:
+            wait, locks = security.charge(conn, keys, s, now)
+        if wait:
+            raise TooManyRequests(f"too many failed logins: try again in {wait} s", retry_after=wait)
         with self.db.read() as conn:
-            r = conn.execute(select(users).where(users.c.username == username)).first()
-        if r is None or not r.active or not security.verify_password(password or "", r.password_hash):
+            r = self._user_row(conn, name, (users.c.id, users.c.username, users.c.role, users.c.active,
+                                            users.c.password_hash))
+        ok = security.verify_password(password if isinstance(password, str) else "",
+                                      r.password_hash if r is not None else None)
+        if not (ok and r is not None and r.active):
+            if locks:
+                with self.db.write() as conn:
+                    for key, failures, seconds in locks:
+                        by_user = key.startswith("user:")
+                        _audit.record(conn, "login.locked", target_kind="user" if by_user else "address",
+                                      target=name if by_user else address, address=address,
+                                      by={"id": None, "username": "anonymous"},
+                                      details={"failures": failures, "seconds": seconds})
             raise Unauthorized("wrong username or password")
-        token = self.create_token(r.id, "login")
-        return {"id": r.id, "username": r.username, "role": r.role}, token
+        user = {"id": r.id, "username": r.username, "role": r.role}
+        ttl = s.token_ttl_days * 86400
+        with self.db.write() as conn:
+            security.refund(conn, keys[0][0], keys[1:])
+            # Expired sessions are useless: drop them; keep at most SESSION_LIMIT live ones.
+            conn.execute(tokens.delete().where(tokens.c.user_id == r.id, tokens.c.kind == "session",
+                                               tokens.c.expires_at < now))
+            token, _ = self._new_token(conn, user, "login", kind="session",
+                                       expires_at=now + ttl if ttl > 0 else None, by=user)
+            old = conn.execute(select(tokens.c.id).where(
+                tokens.c.user_id == r.id, tokens.c.kind == "session", tokens.c.revoked_at.is_(None))
+                .order_by(tokens.c.id.desc()).offset(security.SESSION_LIMIT)).scalars().all()
+            if old:
+                conn.execute(tokens.update().where(tokens.c.id.in_(old)).values(revoked_at=now))
+        for tid in old:
+            self._forget_auth(token_id=tid)
+        return user, token
+
+    def audit_log(self, *, before: int | None = None, limit: int = 100, action: str | None = None,
+                  actor: int | str | None = None, target_kind: str | None = None, target_id: int | None = None,
+                  since: float | None = None, until: float | None = None) -> tuple[list[dict], int | None]:
+        """A page of the audit log, newest first (see :func:`assay.audit.read`);
+        ``actor`` is a user id, a username or a recorded actor name (``cli:…``)."""
+        actor_id = actor_name = None
+        if isinstance(actor, int) and not isinstance(actor, bool):
+            actor_id = actor
+        elif isinstance(actor, str) and actor:
+            actor_name = actor
+            if actor.isascii() and actor.isdigit() and len(actor) <= 18:
+                actor_id = int(actor)
+            else:
+                with self.db.read() as conn:
+                    r = self._user_row(conn, actor)
+                if r is not None:
+                    actor_id = r.id
+        with self.db.read() as conn:
+            return _audit.read(conn, before=before, limit=limit, action=action, actor_id=actor_id,
+                               actor_name=actor_name, target_kind=target_kind, target_id=target_id,
+                               since=since, until=until)
+
+    #: seconds between two writes of a token's ``last_used_at``
+    token_touch_seconds = 60.0
 
     def authenticate(self, token: str | None, cache_seconds: float = 5.0) -> dict:
-        """The user a token belongs to, or Unauthorized. Cached for a few seconds."""
+        """The user a live token belongs to, or Unauthorized. Cached for a few
+        seconds (never past the token's expiry); revoking a token through
+        this workspace drops it from the cache at once."""
         if not token:
             raise Unauthorized("missing token: send 'Authorization: Bearer <token>'")
         now = time.monotonic()
         hit = self._auth_cache.get(token)
         if hit is not None and hit[0] > now:
             return hit[1]
+        if len(token) > 500:
+            raise Unauthorized("invalid, expired or revoked token")
         with self.db.read() as conn:
             r = conn.execute(
-                text("SELECT u.id, u.username, u.role, u.active FROM tokens t "
+                text("SELECT t.id AS tid, t.expires_at, t.revoked_at, t.last_used_at, "
+                     "u.id, u.username, u.role, u.active FROM tokens t "
                      "JOIN users u ON u.id = t.user_id WHERE t.token_hash = :h"),
                 {"h": security.token_hash(token)},
             ).first()
-        if r is None or not r.active:
-            raise Unauthorized("invalid or revoked token")
+        wall = time.time()
+        if r is None or not r.active or r.revoked_at is not None or (r.expires_at is not None and r.expires_at <= wall):
+            self._auth_cache.pop(token, None)
+            raise Unauthorized("invalid, expired or revoked token")
+        if r.last_used_at is None or wall - r.last_used_at >= self.token_touch_seconds:
+            self._touch_token(r.tid, wall)
         user = {"id": r.id, "username": r.username, "role": r.role}
         if len(self._auth_cache) > 10000:
             self._auth_cache.clear()
-        self._auth_cache[token] = (now + cache_seconds, user)
+        ttl = cache_seconds if r.expires_at is None else min(cache_seconds, r.expires_at - wall)
+        self._auth_cache[token] = (now + ttl, user, r.tid)
         return user
+
+    def _touch_token(self, token_id: int, when: float) -> None:
+        # Off the caller's thread (authenticate runs on the server's event loop): one small write.
+        with self._lock:
+            if self._toucher is None:
+                from concurrent.futures import ThreadPoolExecutor
+
+                self._toucher = ThreadPoolExecutor(1, thread_name_prefix="assay-token-touch")
+            toucher = self._toucher
+        toucher.submit(self._write_touch, token_id, when)
+
+    def _write_touch(self, token_id: int, when: float) -> None:
+        try:
+            with self.db.write() as conn:
+                conn.execute(tokens.update().where(tokens.c.id == token_id).values(last_used_at=when))
+        except Exception:  # noqa: BLE001 - "last used" is a convenience; never fail a request over it
+            pass
 
     # ------------------------------------------------------------ datasets
 
@@ -210,10 +454,31 @@ class Workspace:
                 return self.create_dataset(dataset)
             raise
 
-    def list_datasets(self) -> list[dict]:
+    def list_datasets(self, user: dict | None = None) -> list[dict]:
+        """Every dataset; with ``user`` (not an admin), only those of their projects."""
+        q = select(datasets.c.id).order_by(datasets.c.id)
+        if user is not None and user["role"] != "admin":
+            q = q.where(datasets.c.id.in_(self._member_datasets(user["id"])))
         with self.db.read() as conn:
-            rows = conn.execute(select(datasets).order_by(datasets.c.id)).all()
-        return [self.get_dataset(r.id) for r in rows]
+            ids = conn.execute(q).scalars().all()
+        return [self.get_dataset(i) for i in ids]
+
+    @staticmethod
+    def _member_datasets(user_id: int):
+        return (select(projects.c.dataset_id).join(members, members.c.project_id == projects.c.id)
+                .where(members.c.user_id == user_id))
+
+    def require_dataset_access(self, dataset: int | str, user: dict) -> dict:
+        """The dataset, if ``user`` may read it: admins every one, others only
+        the datasets of projects they are members of (else reported missing)."""
+        ds = self.get_dataset(dataset)
+        if user["role"] != "admin":
+            with self.db.read() as conn:
+                ok = conn.execute(self._member_datasets(user["id"])
+                                  .where(projects.c.dataset_id == ds["id"]).limit(1)).first()
+            if ok is None:
+                raise NotFound(f"dataset {dataset!r} does not exist")
+        return ds
 
     def _drop_empty_dataset(self, dataset_id: int) -> None:
         with self.db.write() as conn:
@@ -221,6 +486,48 @@ class Workspace:
             if has is None:
                 conn.execute(text("DELETE FROM imports WHERE dataset_id = :d"), {"d": dataset_id})
                 conn.execute(datasets.delete().where(datasets.c.id == dataset_id))
+
+    def _drop_dataset_without_projects(self, dataset_id: int) -> None:
+        """Undo a dataset just made (quickstart's, when a later step fails):
+        its items, imports and now unreferenced blobs. Not if a project uses it."""
+        with self.blobs.session() as journal:  # its blobs go through the sweep's reference check
+            with self.db.write() as conn:
+                if conn.execute(select(projects.c.id).where(projects.c.dataset_id == dataset_id)).first():
+                    return
+                for key in conn.execute(select(items.c.blob).where(items.c.dataset_id == dataset_id,
+                                                                   items.c.blob.is_not(None))).scalars():
+                    journal.append(key)
+                conn.execute(items.delete().where(items.c.dataset_id == dataset_id))
+                conn.execute(text("DELETE FROM imports WHERE dataset_id = :d"), {"d": dataset_id})
+                conn.execute(datasets.delete().where(datasets.c.id == dataset_id))
+        self.sweep_litter()
+
+    def _import_target(self, dataset: int | str, create: bool) -> int | str:
+        """The dataset id, or (``create`` and it does not exist) its new name,
+        which the import creates in its own transaction."""
+        try:
+            return self.get_dataset(dataset)["id"]
+        except NotFound:
+            if not (create and isinstance(dataset, str)):
+                raise
+        name = dataset.strip()
+        if not name or len(name) > 200:
+            raise InvalidInput("dataset name must be 1–200 characters")
+        return name
+
+    def _referenced_blobs(self, keys: list[str]) -> list[str]:
+        with self.db.read() as conn:
+            return list(conn.execute(select(items.c.blob).where(items.c.blob.in_(keys))).scalars())
+
+    def sweep_litter(self) -> int:
+        """Remove what an import killed mid-way left: blobs no item references
+        (written before the rows that never committed) and half-written blob
+        files. Never touches a running import's blobs; runs when a workspace
+        opens. Returns the number of blobs removed."""
+        try:
+            return self.blobs.sweep(self._referenced_blobs)
+        except OSError:
+            return 0  # a read-only workspace folder: nothing we may clean
 
     # ------------------------------------------------------------ ingest
 
@@ -236,29 +543,17 @@ class Workspace:
         Re-importing the same content adds nothing. The import is all or
         nothing. Returns ``{"added", "skipped", "dataset_id", "import_id"}``.
         """
-        if create and isinstance(dataset, str):
-            try:
-                self.get_dataset(dataset)
-            except NotFound:
-                made = self.create_dataset(dataset)
-                try:
-                    return self.import_file(made["id"], path, text_column=text_column, source=source,
-                                            license=license, consent=consent, progress=progress,
-                                            on_invalid=on_invalid, source_uri=source_uri)
-                except BaseException:
-                    self._drop_empty_dataset(made["id"])  # bad input changes nothing
-                    raise
-        ds = self.dataset(dataset)
+        target = self._import_target(dataset, create)
         p = Path(path)
         prov = ingest.Provenance(source or str(p), license, consent)
         if p.is_dir():
-            return self._import_image_files(ds["id"], p, prov, progress, on_invalid)
+            return self._import_image_files(target, p, prov, progress, on_invalid)
         if p.suffix.lower() == ".zip":
-            return self.import_zip(ds["id"], p, source=prov.source, license=license, consent=consent,
-                                   progress=progress, on_invalid=on_invalid)
+            return self._import_zip(target, p, ingest.Provenance(source or p.name, license, consent),
+                                    progress, on_invalid)
         batches = ingest.iter_table(p, text_column)
         rows = ingest.text_rows(batches, text_column, p.name)
-        return ingest.write_items(self.db, ds["id"], rows, prov, source_uri or str(p), progress=progress,
+        return ingest.write_items(self.db, target, rows, prov, source_uri or str(p), progress=progress,
                                   desc=f"import {p.name}").as_dict()
 
     def import_dataframe(self, dataset: int | str, df, *, text_column: str = "text",
@@ -271,69 +566,65 @@ class Workspace:
         return ingest.write_items(self.db, ds["id"], rows, prov, prov.source, progress=progress,
                                   total=len(df)).as_dict()
 
-    def _import_image_files(self, dataset_id: int, folder: Path, prov, progress, on_invalid) -> dict:
+    def _import_image_files(self, target: int | str, folder: Path, prov, progress, on_invalid) -> dict:
+        folder = folder.resolve()  # a relative folder works (and names a stable file:// URI)
         found, sidecar_path = ingest.scan_image_folder(folder, on_invalid)
         sidecar = ingest.read_sidecar(sidecar_path)
         files = [(p.relative_to(folder).as_posix(), p) for p in found]
-        return self._write_images(dataset_id, files, sidecar, f"{folder.as_uri()}/", prov, progress,
+        return self._write_images(target, files, sidecar, f"{folder.as_uri()}/", prov, progress,
                                   on_invalid, len(files))
 
-    def _write_images(self, dataset_id, files, sidecar, prefix, prov, progress, on_invalid, total) -> dict:
-        written: list[str] = []
+    def _write_images(self, target, files, sidecar, prefix, prov, progress, on_invalid, total) -> dict:
+        """Blobs are written before their rows commit: the blob journal keeps
+        their keys until the commit, so whatever stops the import (an error,
+        or kill -9) the unreferenced ones are removed, now or by the sweep
+        when a workspace next opens."""
+        limits = ingest.Limits.from_env()
         try:
-            rows = ingest.image_rows(files, self.blobs, sidecar, prefix, written, on_invalid)
-            return ingest.write_items(self.db, dataset_id, rows, prov, prefix, progress=progress,
-                                      total=total, desc="import images").as_dict()
+            with self.blobs.session() as journal:
+                rows = ingest.image_rows(files, self.blobs, sidecar, prefix, journal, on_invalid,
+                                         limits=limits)
+                r = ingest.write_items(self.db, target, rows, prov, prefix, progress=progress,
+                                       total=total, desc="import images").as_dict()
+                self.blobs.finish(journal)
+            return r
         except BaseException:
-            for key in written:  # blobs this import created and nobody else uses
-                try:
-                    (self.blobs.root / key).unlink()
-                except OSError:
-                    pass
+            self.sweep_litter()  # this import's new blobs (later, if another import is running)
             raise
 
     def import_zip(self, dataset: int | str, path: str | os.PathLike, *, source: str | None = None,
                    license: str | None = None, consent: str | None = None, progress: bool = False,
-                   on_invalid: str = "error", max_bytes: int = 2 << 30) -> dict:
-        """Import a zip archive of images (with an optional ``metadata.csv``)."""
-        ds = self.dataset(dataset)
+                   on_invalid: str = "error") -> dict:
+        """Import a zip archive of images (with an optional ``metadata.csv``).
+
+        Bounded against zip bombs (:class:`assay.ingest.Limits`): entry count,
+        declared and actually unpacked size, each member's compression ratio.
+        """
         p = Path(path)
+        return self._import_zip(self.dataset(dataset)["id"], p,
+                                ingest.Provenance(source or p.name, license, consent), progress, on_invalid)
+
+    def _import_zip(self, target: int | str, p: Path, prov, progress, on_invalid) -> dict:
+        limits = ingest.Limits.from_env()
         try:
             zf = zipfile.ZipFile(p)
         except (zipfile.BadZipFile, OSError) as exc:
             raise InvalidInput(f"{p.name} is not a readable zip archive: {exc}") from None
         with zf:
-            names, total = [], 0
-            for info in zf.infolist():
-                if info.is_dir():
-                    continue
-                name = info.filename.replace("\\", "/")
-                pp = PurePosixPath(name)
-                if name.startswith("/") or ".." in pp.parts or (pp.parts and ":" in pp.parts[0]):
-                    raise InvalidInput(f"refusing unsafe path {info.filename!r} in {p.name}")
-                if any(part.startswith(".") or part == "__MACOSX" for part in pp.parts):
-                    continue
-                total += info.file_size
-                names.append(name)
-            if total > max_bytes:
-                raise InvalidInput(f"{p.name} unpacks to {total} bytes, more than the limit {max_bytes}")
+            members = {i.filename: i for i in ingest.zip_members(zf, p.name, limits)}
+            reader = ingest.ZipReader(zf, p.name, limits)
             sidecar = {}
-            if "metadata.csv" in names:
-                names.remove("metadata.csv")
-                with tempfile.TemporaryDirectory() as tmp:
-                    sc = Path(tmp) / "metadata.csv"
-                    sc.write_bytes(zf.read("metadata.csv"))
-                    sidecar = ingest.read_sidecar(sc)
-            bad = [n for n in names if PurePosixPath(n).suffix.lower() not in ingest.IMAGE_SUFFIXES]
+            if "metadata.csv" in members:
+                sidecar = ingest.read_sidecar(Path("metadata.csv"), reader.read(members.pop("metadata.csv")))
+            bad = [n for n in members if PurePosixPath(n).suffix.lower() not in ingest.IMAGE_SUFFIXES]
             if bad and on_invalid == "error":
                 raise InvalidInput(f"{len(bad)} file(s) in {p.name} are not images (png/jpg/webp): "
                                    + ", ".join(bad[:5]))
-            names = sorted(n for n in names if n not in bad)
+            names = sorted(n for n in members if n not in bad)
             if not names:
                 raise InvalidInput(f"no png/jpg/webp images found in {p.name}")
-            files = ((n, zf.read(n)) for n in names)
-            prov = ingest.Provenance(source or p.name, license, consent)
-            return self._write_images(ds["id"], files, sidecar, f"zip:{p.name}!/", prov, progress,
+            files = ((n, reader.read(members[n])) for n in names)
+            return self._write_images(target, files, sidecar, f"zip:{p.name}!/", prov, progress,
                                       on_invalid, len(names))
 
     # ------------------------------------------------------------ items
@@ -366,8 +657,8 @@ class Workspace:
         return (it["text"] or "").encode(), "text/plain; charset=utf-8"
 
     def can_see_item(self, item_id: int, user: dict) -> bool:
-        """Admins and reviewers see every item; others only items of their projects."""
-        if user["role"] in ("admin", "reviewer"):
+        """Admins see every item; reviewers and annotators only items of their projects."""
+        if user["role"] == "admin":
             return True
         with self.db.read() as conn:
             return conn.execute(text(
@@ -445,9 +736,11 @@ class Workspace:
                     created_at=time.time(), target_confidence=target_confidence, max_answers=max_answers,
                     gold_rate=gold_rate, gold_min_accuracy=gold_min_accuracy, gold_min_answers=gold_min_answers,
                 ).returning(projects.c.id)).scalar_one()
+                _audit.record(conn, "project.create", target_kind="project", target_id=pid, target=name,
+                              details={"dataset_id": ds["id"], "kind": kind, "overlap": overlap})
                 conn.execute(text(
-                    "INSERT INTO tasks (project_id, item_id, priority, needed, answer_count, open_slots) "
-                    "SELECT :p, id, 0, :k, 0, :k FROM items WHERE dataset_id = :d ORDER BY id"
+                    "INSERT INTO tasks (project_id, item_id, priority, needed, answer_count, open_slots, shuffle_key) "
+                    f"SELECT :p, id, 0, :k, 0, :k, {self.db.random_key} FROM items WHERE dataset_id = :d ORDER BY id"
                 ), {"p": pid, "k": overlap, "d": ds["id"]})
         except IntegrityError:
             raise Conflict(f"project {name!r} already exists") from None
@@ -483,6 +776,17 @@ class Workspace:
         }
         self._projects[r.id] = (time.monotonic() + self.project_cache_seconds, p)
         return p
+
+    #: what an annotator sees of a project: what labeling needs, nothing of
+    #: gold, pauses, the model or its backend
+    ANNOTATOR_PROJECT_KEYS = ("id", "name", "dataset_id", "schema", "lease_seconds", "show_fields")
+
+    def project_view(self, project: dict, user: dict) -> dict:
+        """``project`` as ``user`` may see it: all of it for admins and
+        reviewers, :data:`ANNOTATOR_PROJECT_KEYS` for annotators."""
+        if user["role"] in ("admin", "reviewer"):
+            return project
+        return {k: project[k] for k in self.ANNOTATOR_PROJECT_KEYS}
 
     def forget_project(self, project_id: int) -> None:
         """Drop the cached settings of a project changed behind this
@@ -523,6 +827,9 @@ class Workspace:
                 gold_rate=rate, gold_min_accuracy=bar, gold_min_answers=need,
                 ml_space=space, auto_label_target=target, audit_rate=audit, target_match=match, **backend))
             _gold.rescore(conn, {**p, "gold_rate": rate, "gold_min_accuracy": bar, "gold_min_answers": need})
+            _audit.record(conn, "project.update", target_kind="project", target_id=p["id"], target=p["name"],
+                          details={k: (_backends.redact(v) if k == "ml_backend_url" and v else v)
+                                   for k, v in settings.items()})
         self._projects.pop(p["id"], None)
         return self.get_project(p["id"])
 
@@ -532,7 +839,8 @@ class Workspace:
             q = q.where(projects.c.id.in_(select(members.c.project_id).where(members.c.user_id == user["id"])))
         with self.db.read() as conn:
             ids = conn.execute(q).scalars().all()
-        return [self.get_project(i) for i in ids]
+        got = [self.get_project(i) for i in ids]
+        return got if user is None else [self.project_view(p, user) for p in got]
 
     # ------------------------------------------------------------ members
 
@@ -541,6 +849,8 @@ class Workspace:
         try:
             with self.db.write() as conn:
                 conn.execute(insert(members).values(project_id=p["id"], user_id=u["id"], created_at=time.time()))
+                _audit.record(conn, "member.add", target_kind="project", target_id=p["id"], target=p["name"],
+                              details={"user_id": u["id"], "username": u["username"]})
         except IntegrityError:
             pass  # already a member: adding twice is harmless
         self._member_cache_clear()
@@ -548,7 +858,11 @@ class Workspace:
     def remove_member(self, project: int | str, user: int | str) -> None:
         p, u = self.get_project(project), self.get_user(user)
         with self.db.write() as conn:
-            conn.execute(members.delete().where(members.c.project_id == p["id"], members.c.user_id == u["id"]))
+            gone = conn.execute(members.delete().where(members.c.project_id == p["id"],
+                                                       members.c.user_id == u["id"])).rowcount
+            if gone:
+                _audit.record(conn, "member.remove", target_kind="project", target_id=p["id"], target=p["name"],
+                              details={"user_id": u["id"], "username": u["username"]})
         self._member_cache_clear()
 
     def list_members(self, project: int | str) -> list[dict]:
@@ -632,7 +946,8 @@ class Workspace:
         }
 
     def submit(self, task_id: int, user: int | str | dict, label: Any, *, suggestion: Any = None) -> dict:
-        """Store ``user``'s answer to a task they hold (or one that still has room).
+        """Store ``user``'s answer to a task they hold on a live lease (from
+        :meth:`next_task` or :meth:`undo`); a paused annotator is refused.
 
         ``suggestion``: the model's pre-label shown with the task (a class
         name; multi-label: a list), validated like a label; the answer
@@ -650,13 +965,13 @@ class Workspace:
                 except InvalidInput as e:
                     raise InvalidInput(f"suggestion: {e.message}") from None
             got = handout.submit(self.db.fast, task_id, p["id"], t.item_id, u["id"], label,
-                                 suggestion=suggestion)
-            if t.is_gold:  # scored at once, same transaction (may pause the annotator)
-                with self.db.fast_write() as conn:
-                    _gold.score_answer(conn, p, t.item_id, u["id"], label, got["created_at"])
-            elif p["target_confidence"] is not None:  # adaptive redundancy, same transaction
-                with self.db.fast_write() as conn:
+                                 suggestion=suggestion, project=p)
+            with self.db.fast_write() as conn:  # same transaction
+                # every answer goes through the same steps, gold or not
+                _gold.score_answer(conn, p, t.item_id, u["id"], label, got["created_at"])
+                if not t.is_gold and p["target_confidence"] is not None:  # adaptive redundancy
                     redundancy.after_answer(conn, p, task_id, t.item_id, u["id"], label, got["created_at"])
+                _gold.maybe_pause(conn, p, u["id"], got["created_at"])
             return got
 
     def skip(self, task_id: int, user: int | str | dict) -> None:
@@ -664,7 +979,7 @@ class Workspace:
         t = handout.task_row(self.db, task_id)
         if u["role"] != "admin" and not self.is_member(t.project_id, u["id"]):
             raise NotFound(f"task {task_id} does not exist")
-        handout.skip(self.db, task_id, t.project_id, u["id"])
+        handout.skip(self.db, task_id, t.project_id, u["id"], project=self.get_project(t.project_id))
 
     def undo(self, answer_id: int, user: int | str | dict) -> dict:
         """Take back one's own answer; the task is leased back to relabel."""
@@ -676,11 +991,8 @@ class Workspace:
         p = self.get_project(pid)
         if u["role"] != "admin" and not self.is_member(p["id"], u["id"]):
             raise NotFound(f"answer {answer_id} does not exist")
-        task_id, _, item_id, exp = handout.undo(self.db, answer_id, u["id"], p["lease_seconds"])
-        with self.db.write() as conn:  # an undone answer to gold (or a reviewed item) no longer counts
-            if conn.execute(text("SELECT 1 FROM gold WHERE project_id = :p AND item_id = :i"),
-                            {"p": p["id"], "i": item_id}).first() is not None:
-                _gold.rescore(conn, p, [u["id"]])
+        # the gold record keeps the undone answer: undo never changes it
+        task_id, _, item_id, exp = handout.undo(self.db, answer_id, u["id"], p["lease_seconds"], project=p)
         return self._task_view(p, task_id, item_id, exp)
 
     def reclaim_expired(self, now: float | None = None) -> int:
@@ -890,6 +1202,9 @@ class Workspace:
             pairs.append((iid, label))
         with self.db.write() as conn:
             out = _gold.add(conn, p, pairs, None if u is None else u["id"])
+            _audit.record(conn, "gold.import", target_kind="project", target_id=p["id"], target=p["name"],
+                          details={"rows": len(pairs), "key": key,
+                                   **{k: v for k, v in out.items() if isinstance(v, int)}})
         self._projects.pop(p["id"], None)
         return out
 
@@ -950,6 +1265,8 @@ class Workspace:
         p = self.get_project(project)
         with self.db.write() as conn:
             _gold.remove(conn, p, item_id)
+            _audit.record(conn, "gold.remove", target_kind="project", target_id=p["id"], target=p["name"],
+                          details={"item_id": item_id})
         self._projects.pop(p["id"], None)
 
     def review(self, project: int | str, item_id: int, label: Any, user: int | str | dict) -> dict:
@@ -963,7 +1280,10 @@ class Workspace:
             raise Forbidden("only reviewers and admins decide items")
         label = schemas.validate_label(p["schema"]["kind"], p["schema"], label)
         with self.db.write() as conn:
-            return _gold.decide(conn, p, item_id, label, u["id"])
+            out = _gold.decide(conn, p, item_id, label, u["id"])
+            _audit.record(conn, "review.decide", target_kind="project", target_id=p["id"], target=p["name"],
+                          details={"item_id": item_id, "label": label})
+            return out
 
     def model_report(self, project: int | str) -> dict:
         """The in-loop model's learning curve: one row per version (answers
@@ -1057,7 +1377,13 @@ class Workspace:
         u = self.get_user(user)
         a = None if by is None else (by if isinstance(by, dict) else self.get_user(by))
         with self.db.write() as conn:
-            return _gold.lift_pause(conn, p, u["id"], None if a is None else a["id"])
+            try:
+                out = _gold.lift_pause(conn, p, u["id"], None if a is None else a["id"])
+            except NotFound:
+                raise NotFound(f"{u['username']!r} is not paused in project {p['name']!r}") from None
+            _audit.record(conn, "pause.lift", target_kind="project", target_id=p["id"], target=p["name"],
+                          details={"user_id": u["id"], "username": u["username"]})
+        return {**out, "username": u["username"]}
 
     # ------------------------------------------------------------ reading answers
 
@@ -1134,9 +1460,20 @@ class Workspace:
         return _export.iter_records(self.db, p["id"], p["schema"]["kind"], labeled_only=labeled_only,
                                     classes=[c["name"] for c in p["schema"]["classes"]])
 
+    def _audit_export(self, project: int | str, fmt: str, labeled_only: bool, path: Path | None = None) -> None:
+        """Exports are reads; the record of one is written when it starts."""
+        if fmt not in _export.FORMATS:
+            raise InvalidInput(f"unknown export format {str(fmt)[:20]!r}: use one of {', '.join(_export.FORMATS)}")
+        p = self.get_project(project)
+        with self.db.write() as conn:
+            _audit.record(conn, "export", target_kind="project", target_id=p["id"], target=p["name"],
+                          details={"format": str(fmt)[:20], "labeled_only": bool(labeled_only),
+                                   **({"path": str(path)[:500]} if path is not None else {})})
+
     def export_chunks(self, project: int | str, fmt: str = "jsonl", *, labeled_only: bool = False) -> Iterator[bytes]:
         """The export as a stream of byte chunks (jsonl, csv or parquet; a
         Parquet file is built in an anonymous temporary file first)."""
+        self._audit_export(project, fmt, labeled_only)
         if fmt == "jsonl":
             return _export.jsonl_chunks(self.export_records(project, labeled_only=labeled_only))
         if fmt == "csv":
@@ -1156,9 +1493,9 @@ class Workspace:
         fmt = (fmt or path.suffix.lstrip(".") or "jsonl").lower()
         if fmt not in _export.FORMATS:
             raise InvalidInput(f"unknown export format {fmt!r}: use one of {', '.join(_export.FORMATS)}")
-        self.get_project(project)
+        self._audit_export(project, fmt, labeled_only, path=path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+        fd, tmp = _new_file_beside(path)
         n = 0
         try:
             with os.fdopen(fd, "wb") as fh:
@@ -1240,11 +1577,11 @@ class Workspace:
     def _backend_setup(self, p: dict, client, *, base_url=None, access_token=None, extra_params=None) -> dict:
         payload = {"project": _backends.project_uid(p),
                    "schema": _backends.label_config(p, self._backend_item_kind(p)),
-                   "hostname": (base_url or "").rstrip("/"), "access_token": access_token or "",
+                   "hostname": _backends.public_url(base_url) or "", "access_token": access_token or "",
                    "model_version": None, "extra_params": extra_params or {}}
         body = client.setup(payload)
         mv = body.get("model_version")
-        return {"project_id": p["id"], "model_version": None if mv is None else str(mv), "response": body}
+        return {"project_id": p["id"], "model_version": None if mv is None else str(mv)[:200], "response": body}
 
     def _backend_items(self, p: dict, item_ids: Sequence[int] | None, batch: int) -> Iterator[list]:
         """The project's items in pages of ``batch`` (``id, kind, text, blob``)."""
@@ -1329,7 +1666,8 @@ class Workspace:
                     outcomes.append((lab if isinstance(lab, list) else [lab], _backends._score(o.get("score")),
                                      version if mv is None else str(mv)))
             else:
-                tasks = [_backends.ls_task({"id": r.id, "kind": r.kind, "text": r.text}, base_url) for r in rows]
+                tasks = [_backends.ls_task({"id": r.id, "kind": r.kind, "text": r.text},
+                                           _backends.public_url(base_url)) for r in rows]
                 body = client.predict({"tasks": tasks, "model_version": None, "project": uid, "label_config": config,
                                        "params": {"login": None, "password": None, "context": None}})
                 per_task, top = _backends.parse_predict_response(body, len(tasks), where)
@@ -1452,7 +1790,7 @@ class Workspace:
         if item is None:
             return
         client = _backends.connect(url)
-        client.webhook(_backends.annotation_payload(answer, p, _row(item), base_url))
+        client.webhook(_backends.annotation_payload(answer, p, _row(item), _backends.public_url(base_url)))
 
     # ------------------------------------------------------------ status
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import gzip
+import time
 import io
 import zipfile
 from collections.abc import Iterable, Sequence
@@ -55,6 +56,24 @@ def task_for_item(ws, project_id: int, item_id: int) -> int:
     with ws.db.read() as conn:
         return conn.execute(text("SELECT id FROM tasks WHERE project_id = :p AND item_id = :i"),
                             {"p": project_id, "i": item_id}).scalar_one()
+
+
+def answer_item(ws, project_id: int, item_id: int, user, label) -> dict:
+    """Answer the task of a chosen item as ``user``: test set-up that takes a
+    lease on that task (as tasks/next would, slot counter included), then
+    answers through :meth:`Workspace.submit`, which takes answers on a lease only."""
+    u = ws.get_user(user) if not isinstance(user, dict) else user
+    task_id = task_for_item(ws, project_id, item_id)
+    now = time.time()
+    with ws.db.write() as conn:
+        took = conn.execute(text("UPDATE tasks SET open_slots = open_slots - 1 WHERE id = :t AND open_slots > 0"
+                                 " RETURNING id"), {"t": task_id}).first()
+        if took is None:
+            raise AssertionError(f"task {task_id} has no open slot to lease")
+        conn.execute(text("INSERT INTO leases (task_id, annotator_id, project_id, expires_at, created_at)"
+                          " VALUES (:t, :u, :p, :exp, :now)"),
+                     {"t": task_id, "u": u["id"], "p": project_id, "exp": now + 600, "now": now})
+    return ws.submit(task_id, u, label)
 
 
 def item_ids(ws, dataset_id: int) -> list[int]:

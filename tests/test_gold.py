@@ -98,11 +98,13 @@ def test_a_gold_answer_updates_skill_at_once_and_a_bad_annotator_is_paused(gold_
     seen, refused = _work(c, pid, bad["h"], lambda t: "neg")
     err = refused.json()["error"]
     assert refused.status_code == 403 and err["code"] == "paused"
-    assert "paused" in err["message"] and "80%" in err["message"]
-    assert err["details"]["gold_answers"] == 4 and err["details"]["gold_correct"] == 0
-    # paused exactly when the 4th gold answer came in (each answer scored at once)
-    assert sum(t["item"]["id"] in gold_ids for t in seen) == 4
-    assert seen[-1]["item"]["id"] in gold_ids
+    # the refusal says nothing about gold: no counts, no bar, no details
+    assert "paused" in err["message"] and "%" not in err["message"] and not err.get("details")
+    # paused some answers after the 4th gold answer crossed the bar (each
+    # answer has a 1/3 chance to check the rule: 40 answers late is ~1e-7)
+    gold_seen = sum(t["item"]["id"] in gold_ids for t in seen)
+    fourth = [i for i, t in enumerate(seen) if t["item"]["id"] in gold_ids][3]
+    assert gold_seen >= 4 and len(seen) - 1 - fourth <= 40
     # a good annotator is never paused
     seen_good, last = _work(c, pid, good["h"], lambda t: "pos")
     assert last.status_code == 200 and last.json() == {"task": None}
@@ -122,7 +124,7 @@ def test_a_gold_answer_updates_skill_at_once_and_a_bad_annotator_is_paused(gold_
     assert r.status_code == 200 and r.json()["paused"] is False
     after = c.get(f"/api/projects/{pid}/annotators/gold", headers=admin["h"]).json()["annotators"]
     after = {s["username"]: s for s in after}["bad"]
-    assert (after["paused"], after["window_answers"], after["answers"]) == (False, 0, 4)
+    assert (after["paused"], after["window_answers"], after["answers"]) == (False, 0, gold_seen)
     r = c.post(f"/api/projects/{pid}/tasks/next", headers=bad["h"])
     assert r.status_code == 200 and r.json()["task"] is None  # "good" did all the regular work
     assert c.post(f"/api/projects/{pid}/annotators/{bad['id']}/unpause", headers=admin["h"]).status_code == 404
@@ -206,7 +208,8 @@ def test_expired_or_undone_gold_leases_never_enter_the_pool(ws):
     row = count(ws, "tasks", "id = :t AND needed = answer_count AND answer_count = 1 AND open_slots = 0", t=t["id"])
     assert row == 1
     stats = {s["username"]: s for s in ws.gold_stats(p["id"])}["u"]
-    assert (stats["answers"], stats["correct"]) == (1, 1)  # the undone wrong answer no longer counts
+    # append-only: the undone wrong answer still counts, the re-answer is not scored
+    assert (stats["answers"], stats["correct"]) == (1, 0)
 
 
 def test_a_reviewers_decision_is_final_and_counts_like_gold(ws):

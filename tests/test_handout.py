@@ -159,17 +159,30 @@ def test_expired_lease_is_reclaimed_and_goes_to_someone_else(ws):
     _audit(ws, p["id"])
 
 
-def test_late_answer_is_accepted_while_the_task_has_room(ws):
-    p, (a, b) = project_with_annotators(ws, 1, 2, overlap=2, lease_seconds=30)
+def test_an_answer_is_taken_only_on_a_live_lease(ws):
+    p, (a, b) = project_with_annotators(ws, 2, 2, overlap=2, lease_seconds=30)
     t = ws.next_task(p["id"], a)
+    other = [r.id for r in task_rows(ws, p["id"]) if r.id != t["id"]][0]
+    with pytest.raises(Conflict, match="not leased to you"):
+        ws.submit(other, a, "pos")  # a task with room, picked by hand
+    with pytest.raises(Conflict, match="not leased to you"):
+        ws.submit(t["id"], b, "pos")  # someone else's lease
     assert ws.reclaim_expired(now=FAR_FUTURE) == 1
-    ans = ws.submit(t["id"], a, "pos")  # no lease any more, but room on the task
-    assert ans["annotator_id"] == a["id"] and ans["label"] == "pos" and ans["task_id"] == t["id"]
-    row = task_rows(ws, p["id"])[0]
-    assert (row.answer_count, row.open_slots) == (1, 1)
-    assert ws.next_task(p["id"], a) is None  # a already answered it
-    assert ws.next_task(p["id"], b)["id"] == t["id"]
-    ws.submit(t["id"], b, "neg")
+    with pytest.raises(Conflict, match="not leased to you"):
+        ws.submit(t["id"], a, "pos")  # no lease any more, though the task has room
+    assert _answers(ws, p["id"]) == []
+    assert [(r.answer_count, r.open_slots) for r in task_rows(ws, p["id"])] == [(0, 2), (0, 2)]
+    _audit(ws, p["id"])
+
+
+def test_an_expired_lease_is_refused_before_the_sweeper_returns_it(ws):
+    p, (a, b) = project_with_annotators(ws, 1, 2, overlap=1, lease_seconds=5)
+    task_id, _, _ = handout.next_task(ws.db, p["id"], a["id"], 5, now=time.time() - 60)  # already ran out
+    with pytest.raises(Conflict, match="expired"):
+        ws.submit(task_id, a, "pos")
+    assert _answers(ws, p["id"]) == []
+    assert ws.reclaim_expired() == 1  # the refused answer left the lease for the sweeper
+    assert ws.next_task(p["id"], b)["id"] == task_id
     _audit(ws, p["id"])
 
 
@@ -189,7 +202,7 @@ def test_double_answer_is_a_conflict(ws):
     with pytest.raises(Conflict):
         ws.submit(t["id"], a, "neg")
     assert [(x.annotator_id, x.label) for x in _answers(ws, p["id"])] == [(a["id"], "pos")]
-    assert task_rows(ws, p["id"])[0].answer_count == 1
+    assert {r.id: r.answer_count for r in task_rows(ws, p["id"])}[t["id"]] == 1
     _audit(ws, p["id"])
 
 
@@ -197,7 +210,7 @@ def test_undo_deletes_the_answer_and_leases_the_task_back(ws):
     p, (a, b) = project_with_annotators(ws, 2, 2, overlap=1)
     t = ws.next_task(p["id"], a)
     ans = ws.submit(t["id"], a, "pos")
-    slots_before = task_rows(ws, p["id"])[0].open_slots
+    slots_before = {r.id: r for r in task_rows(ws, p["id"])}[t["id"]].open_slots
     with pytest.raises(NotFound):
         ws.undo(ans["id"], b)  # not b's answer
     with pytest.raises(NotFound):

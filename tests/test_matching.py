@@ -12,7 +12,7 @@ from assay.errors import InvalidInput
 from assay.loop import ml_step
 from assay.quality import DawidSkene
 from assay.quality.matching import baseline_accuracy, matching_target, predicted_accuracy
-from factories import embedded_dataset
+from factories import answer_item, embedded_dataset
 
 
 def _one_coin(p: float, k: int = 2) -> np.ndarray:
@@ -171,10 +171,8 @@ def test_a_tasks_own_target_replaces_the_projects(ws):
     with ws.db.write() as conn:
         conn.execute(text("UPDATE tasks SET target = 0.99 WHERE project_id = :p AND item_id = :i"),
                      {"p": p["id"], "i": ids[1]})
-    got = {}
-    for _ in range(2):
-        t = ws.next_task(p["id"], "ann")
-        got[t["item"]["id"]] = ws.submit(t["id"], "ann", "a")
+    for i in ids[:2]:
+        answer_item(ws, p["id"], i, "ann", "a")
     # one answer from an annotator nobody knows yet: 2/3 sure, enough for 0.6 only
     with ws.db.read() as conn:
         rows = dict(conn.execute(text("SELECT item_id, needed FROM tasks WHERE project_id = :p"),
@@ -254,7 +252,7 @@ def test_the_refit_of_an_ml_project_learns_skills_with_the_model_prior(ws):
     from sqlalchemy import text
 
     from assay.loop import validation_mask
-    from factories import task_for_item
+    from factories import answer_item
 
     n = 160
     ds, ids, y = embedded_dataset(ws, n, seed=4)
@@ -268,10 +266,10 @@ def test_the_refit_of_an_ml_project_learns_skills_with_the_model_prior(ws):
         ws.add_member(p["id"], name)
     for j in free[:10]:  # two annotators on the same items
         for name in ("u1", "u2"):
-            ws.submit(task_for_item(ws, p["id"], ids[j]), name, "ab"[y[j]])
+            answer_item(ws, p["id"], ids[j], name, "ab"[y[j]])
     ml_step(ws, p["id"])  # the model's predictions
     for j in free[10:40]:  # one answer each, all right
-        ws.submit(task_for_item(ws, p["id"], ids[j]), "solo", "ab"[y[j]])
+        answer_item(ws, p["id"], ids[j], "solo", "ab"[y[j]])
     ws.refit_quality(p["id"])
     users = {u["username"]: u["id"] for u in ws.list_users()}
     with ws.db.read() as conn:

@@ -7,13 +7,22 @@ project's ``gold_rate`` (default 5 %) of their tasks, through the same
 lease, the same task ids and the same payloads as every other task, so
 nobody can tell them apart.
 
-Each answer to a gold task is scored at once (:func:`score_answer`, in the
-answer's own transaction) into ``gold_stats``. When a project has a bar
-(``gold_min_accuracy``), an annotator whose accuracy on gold since the last
-lifted pause falls below it, after at least ``gold_min_answers`` gold
-answers, is paused: ``tasks/next`` refuses them with the reason
-(:class:`~assay.errors.Paused`) until an admin lifts the pause
-(:func:`lift_pause`), which starts a fresh window.
+Each annotator's first answer to a gold task is scored at once
+(:func:`score_answer`, in the answer's own transaction): it is written to
+``gold_scores``, an append-only record that undo never changes (a second
+answer after an undo is not scored again), and counted into ``gold_stats``.
+When a project has a bar (``gold_min_accuracy``), an annotator whose
+accuracy on gold since the last lifted pause is below it, after at least
+``gold_min_answers`` gold answers, is paused: every request of theirs in the
+project (next, answer, skip, undo) is refused with 403 ``paused``
+(:class:`~assay.errors.Paused`, which says nothing about gold) until an
+admin lifts the pause (:func:`lift_pause`), which starts a fresh window.
+
+Nothing an annotator sees may tell them which answer was gold or whether it
+was right, so the pause rule is not checked at the gold answer itself: it is
+checked with probability :data:`PAUSE_CHECK_RATE` at every answer, gold or
+not (:func:`maybe_pause`), and the pause lands a few answers after the one
+that crossed the bar, at a point that says nothing about which it was.
 
 A reviewer's decision (:func:`decide`) is final: the item's consensus becomes
 that label with confidence 1 and it gets no more answers. It is stored next
@@ -36,6 +45,9 @@ from assay.redundancy import UPSERT_CONSENSUS, WITHDRAW
 
 DEFAULT_RATE = 0.05
 DEFAULT_MIN_ANSWERS = 5
+#: chance that an answer (gold or not) checks the pause rule: a pause lands
+#: 1/rate - 1 answers after the crossing on average, at no tell-tale answer
+PAUSE_CHECK_RATE = 1 / 3
 
 CLAIM = text(
     "SELECT t.id, t.item_id FROM tasks t WHERE t.project_id = :project AND t.is_gold"
@@ -49,6 +61,19 @@ _PAUSED = text(
     " WHERE project_id = :p AND annotator_id = :u"
 )
 _GOLD_LABEL = text("SELECT label FROM gold WHERE project_id = :p AND item_id = :i").columns(label=JSON)
+# The first answer of this annotator to this item, if the item has a gold label.
+_RECORD = text(
+    "INSERT INTO gold_scores (project_id, item_id, annotator_id, label, created_at)"
+    " SELECT :p, :i, :u, :label, :now WHERE EXISTS"
+    " (SELECT 1 FROM gold WHERE project_id = :p AND item_id = :i)"
+    " ON CONFLICT DO NOTHING RETURNING item_id"
+).bindparams(bindparam("label", type_=JSON))
+_RECORD_ANSWERS = text(
+    "INSERT INTO gold_scores (project_id, item_id, annotator_id, label, created_at)"
+    " SELECT a.project_id, a.item_id, a.annotator_id, a.label, a.created_at FROM answers a"
+    " JOIN gold g ON g.project_id = a.project_id AND g.item_id = a.item_id"
+    " WHERE a.project_id = :p AND a.item_id IN :ids ON CONFLICT DO NOTHING"
+).bindparams(bindparam("ids", expanding=True))
 _ENSURE_STATS = text(
     "INSERT INTO gold_stats (project_id, annotator_id, answers, correct, window_answers,"
     " window_correct, paused) VALUES (:p, :u, 0, 0, 0, 0, false) ON CONFLICT DO NOTHING"
@@ -101,20 +126,18 @@ def same_label(a: Any, b: Any) -> bool:
 
 
 def check_not_paused(conn, project: dict, user_id: int) -> None:
-    """Raise :class:`Paused` (with the reason) if the annotator is paused."""
+    """Raise :class:`Paused` if the annotator is paused in a project with a
+    bar. The error says nothing about gold: no counts, no bar, no item."""
+    if project.get("gold_min_accuracy") is None:
+        return
     row = conn.execute(_PAUSED, {"p": project["id"], "u": user_id}).first()
     if row is not None and row.paused:
-        raise Paused(pause_reason(project, row.window_answers, row.window_correct),
-                     gold_answers=row.window_answers, gold_correct=row.window_correct,
-                     bar=project.get("gold_min_accuracy"))
+        raise Paused(pause_reason(project))
 
 
-def pause_reason(project: dict, n: int, ok: int) -> str:
-    bar = project.get("gold_min_accuracy") or 0.0
-    share = ok / n if n else 0.0
-    return (f"You are paused in project {project['name']!r}: {ok} of your {n} answers to check "
-            f"questions were right ({share:.0%}), below this project's bar of {bar:.0%}. "
-            "An admin can review your answers and lift the pause.")
+def pause_reason(project: dict) -> str:
+    return (f"You are paused in project {project['name']!r}: the quality of recent work is being "
+            "reviewed. An admin can lift the pause.")
 
 
 def wants_gold(project: dict, rng: random.Random | None = None) -> bool:
@@ -131,21 +154,31 @@ def claim(conn, project_id: int, user_id: int):
 
 
 def score_answer(conn, project: dict, item_id: int, user_id: int, label: Any, now: float | None = None) -> dict:
-    """Score one answer to a gold task, in the answer's transaction; pause the
-    annotator if they fell below the project's bar. Returns the new counts."""
-    gold_label = conn.execute(_GOLD_LABEL, {"p": project["id"], "i": item_id}).scalar()
-    if gold_label is None:
-        return {}
-    ok = int(same_label(label, gold_label))
+    """Record and count an annotator's first answer to a gold item, in the
+    answer's transaction (a later answer to the same item, after an undo, is
+    not scored). Never pauses: :func:`maybe_pause` does, at any answer."""
+    now = time.time() if now is None else now
     args = {"p": project["id"], "u": user_id}
+    if conn.execute(_RECORD, {**args, "i": item_id, "label": label, "now": now}).first() is None:
+        return {}
+    gold_label = conn.execute(_GOLD_LABEL, {"p": project["id"], "i": item_id}).scalar()
+    ok = int(same_label(label, gold_label))
     conn.execute(_ENSURE_STATS, args)
     row = conn.execute(_COUNT, {**args, "ok": ok}).one()
-    paused = bool(row.paused)
-    if not paused and _below_bar(project, row.window_answers, row.window_correct):
-        conn.execute(_PAUSE, {**args, "now": time.time() if now is None else now})
-        paused = True
-    return {"correct": bool(ok), "window_answers": row.window_answers,
-            "window_correct": row.window_correct, "paused": paused}
+    return {"correct": bool(ok), "window_answers": row.window_answers, "window_correct": row.window_correct}
+
+
+def maybe_pause(conn, project: dict, user_id: int, now: float, rng: random.Random | None = None) -> bool:
+    """At any answer (gold or not) in a project with a bar: with probability
+    :data:`PAUSE_CHECK_RATE`, pause the annotator if their window is below
+    the bar. Returns whether they are paused now."""
+    if project.get("gold_min_accuracy") is None or (rng or random).random() >= PAUSE_CHECK_RATE:
+        return False
+    row = conn.execute(_PAUSED, {"p": project["id"], "u": user_id}).first()
+    if row is None or row.paused or not _below_bar(project, row.window_answers, row.window_correct):
+        return False
+    conn.execute(_PAUSE, {"p": project["id"], "u": user_id, "now": now})
+    return True
 
 
 def _below_bar(project: dict, n: int, ok: int) -> bool:
@@ -155,12 +188,12 @@ def _below_bar(project: dict, n: int, ok: int) -> bool:
 
 
 def rescore(conn, project: dict, annotator_ids: Iterable[int] | None = None, now: float | None = None) -> None:
-    """Recount ``gold_stats`` from the answers (after gold changed): totals
-    over all gold answers, the window over answers since the last lifted
+    """Recount ``gold_stats`` from the gold record (after gold changed; undo
+    never changes it): totals over all scored gold answers, the window over answers since the last lifted
     pause. Applies the pause rule; never lifts a pause by itself."""
     pid = project["id"]
     q = ("SELECT a.annotator_id, a.label AS answer, g.label AS gold, a.created_at FROM gold g"
-         " JOIN answers a ON a.project_id = g.project_id AND a.item_id = g.item_id"
+         " JOIN gold_scores a ON a.project_id = g.project_id AND a.item_id = g.item_id"
          " WHERE g.project_id = :p")
     args: dict[str, Any] = {"p": pid}
     ids = None if annotator_ids is None else sorted(set(annotator_ids))
@@ -238,8 +271,10 @@ def add(conn, project: dict, rows: Sequence[tuple[int, Any]], user_id: int | Non
             "UPDATE tasks SET is_gold = true, open_slots = 0, needed = answer_count"
             " WHERE project_id = :p AND item_id IN :ids").bindparams(bindparam("ids", expanding=True)),
             {"p": pid, "ids": ids})
+        for i in range(0, len(ids), 500):  # answers given before the items became gold
+            conn.execute(_RECORD_ANSWERS, {"p": pid, "ids": ids[i:i + 500]})
         answered = [r.annotator_id for r in conn.execute(
-            text("SELECT DISTINCT annotator_id FROM answers WHERE project_id = :p AND item_id IN :ids")
+            text("SELECT DISTINCT annotator_id FROM gold_scores WHERE project_id = :p AND item_id IN :ids")
             .bindparams(bindparam("ids", expanding=True)), {"p": pid, "ids": ids})]
         rescore(conn, project, answered, now)
     return {"added": len(set(ids) - existing), "updated": len(existing & set(ids)), "gold": count(conn, pid)}
@@ -259,8 +294,9 @@ def remove(conn, project: dict, item_id: int) -> None:
         " open_slots = CASE WHEN answer_count > :k THEN 0 ELSE :k - answer_count END"
         " WHERE project_id = :p AND item_id = :i AND is_gold"),
         {"p": pid, "i": item_id, "k": project["overlap"]})
+    # its gold_scores rows stay (append-only) but no longer count: rescore joins gold
     answered = [r.annotator_id for r in conn.execute(
-        text("SELECT annotator_id FROM answers WHERE project_id = :p AND item_id = :i"), {"p": pid, "i": item_id})]
+        text("SELECT annotator_id FROM gold_scores WHERE project_id = :p AND item_id = :i"), {"p": pid, "i": item_id})]
     rescore(conn, project, answered)
 
 
@@ -304,8 +340,9 @@ def decide(conn, project: dict, item_id: int, label: Any, reviewer_id: int, now:
     log_post = [0.0 if c == label else -1e9 for c in classes] if project["schema"]["kind"] == "single" else []
     conn.execute(UPSERT_CONSENSUS, {"p": pid, "i": item_id, "label": label, "conf": 1.0, "lp": log_post, "n": n,
                                     "status": "resolved", "now": now})
+    conn.execute(_RECORD_ANSWERS, {"p": pid, "ids": [item_id]})
     answered = [r.annotator_id for r in conn.execute(
-        text("SELECT annotator_id FROM answers WHERE task_id = :t"), {"t": task.id})]
+        text("SELECT annotator_id FROM gold_scores WHERE project_id = :p AND item_id = :i"), {"p": pid, "i": item_id})]
     rescore(conn, project, answered, now)
     return {"item_id": item_id, "label": label, "source": "review", "reviewer_id": reviewer_id, "answers": n}
 

@@ -8,6 +8,12 @@ The rules, enforced by the database and not by luck:
   PostgreSQL: the candidate row is picked ``FOR UPDATE SKIP LOCKED``).
 * ``UNIQUE (task_id, annotator_id)`` on answers: nobody answers twice.
 * Leases expire; :func:`reclaim_expired` gives their slots back.
+* An answer is taken only from the annotator holding a live lease on the
+  task: never a task picked by hand, never on a lease past its expiry (even
+  before the sweeper has returned it).
+* The pool goes out by ``priority``, then by a random ``shuffle_key`` drawn
+  when the task was made: the ids an annotator sees follow no order, so a
+  gold task (handed out by :mod:`assay.gold`) never stands out of one.
 """
 
 from __future__ import annotations
@@ -34,7 +40,7 @@ WHERE id = (
       AND NOT EXISTS (SELECT 1 FROM answers a WHERE a.task_id = t.id AND a.annotator_id = :user)
       AND NOT EXISTS (SELECT 1 FROM skips s WHERE s.task_id = t.id AND s.annotator_id = :user)
       AND NOT EXISTS (SELECT 1 FROM leases l WHERE l.task_id = t.id AND l.annotator_id = :user)
-    ORDER BY t.priority DESC, t.id
+    ORDER BY t.priority DESC, t.shuffle_key, t.id
     LIMIT 1 {lock}
 ) AND open_slots > 0
 RETURNING id, item_id
@@ -68,7 +74,7 @@ ADD_LEASE = text(
 )
 TASK = text("SELECT id, project_id, item_id, is_gold FROM tasks WHERE id = :task")
 DROP_LEASE = text(
-    "DELETE FROM leases WHERE task_id = :task AND annotator_id = :user RETURNING created_at"
+    "DELETE FROM leases WHERE task_id = :task AND annotator_id = :user RETURNING created_at, expires_at"
 )
 # ``suggestion`` is bound as JSON text encoded here (None stays SQL NULL: no suggestion shown).
 ADD_ANSWER = text(
@@ -80,10 +86,6 @@ ADD_ANSWER = text(
 COUNT_ANSWER = text(
     "UPDATE tasks SET answer_count = answer_count + 1, "
     "needed = CASE WHEN is_gold THEN answer_count + 1 ELSE needed END WHERE id = :task"
-)
-TAKE_SLOT_AND_COUNT = text(
-    "UPDATE tasks SET open_slots = open_slots - 1, answer_count = answer_count + 1 "
-    "WHERE id = :task AND open_slots > 0 RETURNING id"
 )
 # Gold tasks never enter the pool: their leases come from assay.gold.
 FREE_SLOT = text("UPDATE tasks SET open_slots = open_slots + 1 WHERE id = :task AND NOT is_gold")
@@ -188,37 +190,35 @@ def suggestion_accepted(label: Any, suggestion: Any) -> bool | None:
 
 def submit(
     db: Database, task_id: int, project_id: int, item_id: int, user_id: int, label: Any,
-    now: float | None = None, *, suggestion: Any = None,
+    now: float | None = None, *, suggestion: Any = None, project: dict | None = None,
 ) -> dict:
-    """Store one answer. The label (and ``suggestion``, the model's
-    suggestion shown with the task, if any) must already be validated."""
+    """Store one answer on the caller's live lease. The label (and
+    ``suggestion``, the model's suggestion shown with the task, if any) must
+    already be validated. With ``project`` a paused annotator is refused."""
     now = time.time() if now is None else now
     accepted = suggestion_accepted(label, suggestion)
     try:
         with db.write() as conn:
+            if project is not None:
+                gold.check_not_paused(conn, project, user_id)
             leased = conn.execute(DROP_LEASE, {"task": task_id, "user": user_id}).first()
-            if leased is not None:
-                conn.execute(COUNT_ANSWER, {"task": task_id})
-                lead = now - leased.created_at
-            else:
+            if leased is None:
                 if conn.execute(ALREADY_ANSWERED, {"task": task_id, "user": user_id}).first():
                     raise Conflict(f"you already answered task {task_id}")
-                if conn.execute(SKIPPED, {"task": task_id, "user": user_id}).first():
-                    raise Conflict(f"you skipped task {task_id}; it is no longer yours to answer")
-                took = conn.execute(TAKE_SLOT_AND_COUNT, {"task": task_id}).first()
-                if took is None:
-                    raise Conflict(
-                        f"task {task_id} is not leased to you and has no room left "
-                        "(your lease expired and the task went to someone else); ask for the next task"
-                    )
-                lead = None
+                raise Conflict(f"task {task_id} is not leased to you; answers are taken only on a lease "
+                               "from tasks/next (ask for the next task)")
+            if leased.expires_at <= now:
+                # the DELETE above is rolled back with this error: the sweeper
+                # returns the slot, as for any expired lease
+                raise Conflict(f"your lease on task {task_id} expired; ask for the next task")
+            conn.execute(COUNT_ANSWER, {"task": task_id})
             answer_id = conn.execute(
                 ADD_ANSWER,
                 {"task": task_id, "project": project_id, "item": item_id, "user": user_id,
-                 "label": label, "now": now, "lead": lead,
+                 "label": label, "now": now, "lead": now - leased.created_at,
                  "suggestion": None if suggestion is None else json.dumps(suggestion), "accepted": accepted},
             ).scalar_one()
-    except IntegrityError:
+    except IntegrityError:  # UNIQUE (task, annotator) is the only constraint a leased answer can meet
         raise Conflict(f"you already answered task {task_id}") from None
     return {
         "id": answer_id, "task_id": task_id, "item_id": item_id, "project_id": project_id,
@@ -227,24 +227,32 @@ def submit(
     }
 
 
-def skip(db: Database, task_id: int, project_id: int, user_id: int, now: float | None = None) -> None:
+def skip(db: Database, task_id: int, project_id: int, user_id: int, now: float | None = None,
+         *, project: dict | None = None) -> None:
     now = time.time() if now is None else now
     with db.write() as conn:
-        if conn.execute(DROP_LEASE, {"task": task_id, "user": user_id}).first() is None:
+        if project is not None:
+            gold.check_not_paused(conn, project, user_id)
+        leased = conn.execute(DROP_LEASE, {"task": task_id, "user": user_id}).first()
+        if leased is None or leased.expires_at <= now:
             raise Conflict(f"task {task_id} is not leased to you, so it cannot be skipped")
         conn.execute(FREE_SLOT, {"task": task_id})
         conn.execute(ADD_SKIP, {"task": task_id, "user": user_id, "project": project_id, "now": now})
 
 
 def undo(
-    db: Database, answer_id: int, user_id: int, lease_seconds: float, now: float | None = None
+    db: Database, answer_id: int, user_id: int, lease_seconds: float, now: float | None = None,
+    *, project: dict | None = None,
 ) -> tuple[int, int, int, float]:
-    """Delete the user's own answer and lease its task back to them.
+    """Delete the user's own answer and lease its task back to them. The
+    gold record (``gold_scores``) keeps the first answer: undo never changes it.
 
     Returns ``(task_id, project_id, item_id, expires_at)``.
     """
     now = time.time() if now is None else now
     with db.write() as conn:
+        if project is not None:
+            gold.check_not_paused(conn, project, user_id)
         row = conn.execute(
             text("SELECT task_id, project_id, item_id, annotator_id FROM answers WHERE id = :a"),
             {"a": answer_id},

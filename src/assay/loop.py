@@ -449,9 +449,13 @@ def ml_step(ws, project: int | str, *, batch: int = 100, seed: int = 0, now: flo
                 "INSERT INTO predictions (project_id, item_id, model_version, label, confidence, proba) "
                 "VALUES (:p, :i, :v, :label, :c, :pr)").bindparams(
                     bindparam("label", type_=JSON), bindparam("pr", type_=JSON)),
-                [{"p": pid, "i": int(item_ids[j]), "v": version, "label": names[int(proba[j].argmax())],
-                  "c": float(proba[j].max()), "pr": [round(float(x), 6) for x in proba[j]]}
-                 for j in np.flatnonzero(with_vec & ~unaided)])  # validation, audits: people decide unaided
+                [{"p": pid, "i": int(item_ids[j]), "v": version, "label": names[int(held_proba[j].argmax())],
+                  "c": float(held_proba[j].max()), "pr": [round(float(x), 6) for x in held_proba[j]]}
+                 # validation, audits: people decide unaided. Items the model
+                 # trained on (gold, reviewed, verified) get their out-of-fold
+                 # prediction: a pre-label never repeats a label the model was
+                 # given, so suggestions on gold are no better than elsewhere.
+                 for j in np.flatnonzero(with_vec & ~unaided)])
 
             # ---- revert auto-labels only when the audits failed: those below the
             # raised threshold, or all of them once auto-labeling stopped. (A new

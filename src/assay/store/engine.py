@@ -67,6 +67,11 @@ class Database:
     def is_sqlite(self) -> bool:
         return self.dialect == "sqlite"
 
+    @property
+    def random_key(self) -> str:
+        """SQL for a random non-negative 31-bit integer (``tasks.shuffle_key``)."""
+        return "abs(random() % 2147483647)" if self.is_sqlite else "floor(random() * 2147483647)::integer"
+
     @contextlib.contextmanager
     def write(self) -> Iterator[Connection]:
         """A write transaction: commits on success, rolls back on any error."""

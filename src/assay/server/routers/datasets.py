@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 import re
+import shutil
 import tempfile
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
 from fastapi import APIRouter, File, Form, Query, Request, UploadFile
@@ -13,6 +18,11 @@ from starlette.responses import Response
 
 from assay.errors import InvalidInput, NotFound, TooLarge, Unsupported
 from assay.server.deps import WS, Admin, Staff, User, json
+
+try:  # POSIX advisory locks
+    import fcntl
+except ImportError:  # pragma: no cover - Windows: an age rule only
+    fcntl = None
 
 router = APIRouter(tags=["datasets"])
 
@@ -25,8 +35,9 @@ class DatasetIn(BaseModel):
 
 
 @router.get("/datasets")
-def list_datasets(ws: WS, _: Staff):
-    return json({"datasets": ws.list_datasets()})
+def list_datasets(ws: WS, user: Staff):
+    """Admins: every dataset; reviewers: the datasets of their projects."""
+    return json({"datasets": ws.list_datasets(user)})
 
 
 @router.post("/datasets", status_code=201)
@@ -35,8 +46,8 @@ def create_dataset(body: DatasetIn, ws: WS, _: Admin):
 
 
 @router.get("/datasets/{dataset_id}")
-def get_dataset(dataset_id: int, ws: WS, _: Staff):
-    return json(ws.get_dataset(dataset_id))
+def get_dataset(dataset_id: int, ws: WS, user: Staff):
+    return json(ws.require_dataset_access(dataset_id, user))
 
 
 def check_upload_name(name: str | None) -> str:
@@ -68,8 +79,8 @@ async def import_upload(
     limit = request.app.state.max_upload_bytes
     ws.get_dataset(dataset_id)
     name = check_upload_name(file.filename)
-    with tempfile.TemporaryDirectory(prefix="assay-upload-") as tmp:
-        path = Path(tmp) / name
+    with upload_dir() as tmp:
+        path = tmp / name
         size = 0
         with path.open("wb") as fh:
             while chunk := await file.read(1 << 20):
@@ -86,16 +97,68 @@ async def import_upload(
     return json(result)
 
 
+# ---------------------------------------------------------------- upload spool
+# An upload is copied to a private folder in the system temp dir, then
+# imported. The folder is flock'ed while in use: the sweep at server start
+# removes those whose owner died (kill -9 mid-import), never a live one.
+
+UPLOAD_PREFIX = "assay-upload-"
+UNLOCKED_MIN_AGE = 3600.0  # without flock (or before the lock exists): only folders this old
+
+
+@contextlib.contextmanager
+def upload_dir() -> Iterator[Path]:
+    tmp = Path(tempfile.mkdtemp(prefix=UPLOAD_PREFIX))
+    try:
+        with open(tmp / ".lock", "wb") as lock:
+            if fcntl is not None:
+                fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
+            yield tmp
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def sweep_upload_dirs(root: str | os.PathLike | None = None) -> int:
+    """Remove upload folders that a server killed mid-import left in the
+    temp dir (``root``, default the system's). Returns how many."""
+    removed = 0
+    for d in Path(root or tempfile.gettempdir()).glob(UPLOAD_PREFIX + "*"):
+        try:
+            st = d.lstat()
+            if not d.is_dir() or d.is_symlink() or st.st_uid != getattr(os, "getuid", lambda: st.st_uid)():
+                continue
+            with contextlib.ExitStack() as stack:
+                try:
+                    lock = stack.enter_context(open(d / ".lock", "rb"))
+                except FileNotFoundError:
+                    lock = None
+                if lock is not None and fcntl is not None:
+                    try:
+                        fcntl.flock(lock.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    except BlockingIOError:
+                        continue  # a live upload
+                elif time.time() - st.st_mtime < UNLOCKED_MIN_AGE:
+                    continue
+                shutil.rmtree(d, ignore_errors=True)
+                removed += 1
+        except OSError:
+            continue
+    return removed
+
+
 @router.get("/datasets/{dataset_id}/items")
-def list_items(dataset_id: int, ws: WS, _: Staff,
+def list_items(dataset_id: int, ws: WS, user: Staff,
                after: int | None = Query(None, ge=0), limit: int = Query(100, ge=1, le=1000)):
     """Items in id order; pass ``next_after`` back as ``after`` for the next page."""
+    ws.require_dataset_access(dataset_id, user)
     rows, nxt = ws.list_items(dataset_id, after=after, limit=limit)
     return json({"items": rows, "next_after": nxt})
 
 
 @router.get("/items/{item_id}")
-def get_item(item_id: int, ws: WS, _: Staff):
+def get_item(item_id: int, ws: WS, user: Staff):
+    if not ws.can_see_item(item_id, user):
+        raise NotFound(f"item {item_id} does not exist")
     return json(ws.get_item(item_id))
 
 

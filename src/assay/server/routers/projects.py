@@ -67,19 +67,22 @@ def create_project(body: ProjectIn, ws: WS, _: Admin):
 
 @router.get("/projects/{project_id}")
 async def get_project(project_id: int, ws: WS, user: User):
-    return json(ws.require_access(project_id, user))
+    """The project's settings (annotators: its name, classes, instructions and
+    shown fields only)."""
+    return json(ws.project_view(ws.require_access(project_id, user), user))
 
 
 @router.get("/projects/{project_id}/progress")
 def progress(project_id: int, ws: WS, user: User):
-    """Counts for the project. Annotators see totals and their own row only."""
+    """Counts for the project. Annotators see their own counts only: a
+    project total that moves with their answers would tell gold tasks apart."""
     ws.require_access(project_id, user)
-    prog = ws.progress(project_id)
     mine = {"user_id": user["id"], "username": user["username"],
             **ws.annotator_progress(project_id, user["id"])}
-    prog["me"] = mine
     if user["role"] == "annotator":
-        prog["annotators"] = [mine]
+        return json({"project_id": project_id, "me": mine, "annotators": [mine]})
+    prog = ws.progress(project_id)
+    prog["me"] = mine
     return json(prog)
 
 

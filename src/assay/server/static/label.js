@@ -491,10 +491,11 @@
     progressBusy = true;
     api.get(P + "/progress").then(function (p) {
       const mine = p.me && typeof p.me.answers === "number" ? p.me.answers : p.done;
-      const left = p.remaining === undefined || p.remaining === null ? "—" : p.remaining;
-      ui.progress.textContent = "done " + mine + " · remaining " + left;
+      // annotators see their own counts only (project totals are for staff)
+      const left = p.remaining === undefined || p.remaining === null ? null : p.remaining;
+      ui.progress.textContent = "done " + mine + (left === null ? "" : " · remaining " + left);
       ui.progress.dataset.done = mine;
-      ui.progress.dataset.remaining = left;
+      if (left === null) delete ui.progress.dataset.remaining; else ui.progress.dataset.remaining = left;
       ui.progress.title = typeof p.tasks === "number"
         ? "Your answers: " + mine + ". Project: " + p.done + " of " + p.tasks + " tasks complete." : "";
     }, function () { /* progress is informative only */ }).then(function () {

@@ -20,7 +20,11 @@ from assay import Workspace
 PG_ADMIN_URL = os.environ.get(
     "ASSAY_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 )
-SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+# The shared real evaluation data: ``ASSAY_SHARED_DATA`` (a folder), else
+# ``../shared/data`` beside the checkout. Tests that need it skip without it
+# (and fail in CI).
+SHARED_DATA = Path(os.environ.get("ASSAY_SHARED_DATA") or
+                   Path(__file__).resolve().parents[2] / "shared" / "data").expanduser().resolve()
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 REQUIRE_PG = IN_CI or os.environ.get("ASSAY_REQUIRE_POSTGRES") == "1"
 REQUIRE_BROWSER = IN_CI or os.environ.get("ASSAY_REQUIRE_BROWSER") == "1"
@@ -102,7 +106,7 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         if IN_CI:
             pytest.fail(f"shared data folder missing in CI: {SHARED_DATA}")
-        pytest.skip(f"shared data not found at {SHARED_DATA}")
+        pytest.skip(f"shared data not found at {SHARED_DATA}; set ASSAY_SHARED_DATA to its folder")
     return SHARED_DATA
 
 

@@ -92,7 +92,7 @@ def test_bad_usage_exits_2(home):
 def test_quickstart_sets_up_demo_without_serving(home):
     r = run("quickstart", "--no-serve", "--port", "8123")
     assert r.exit_code == 0, r.output
-    links = [line for line in r.output.splitlines() if "/login#token=" in line]
+    links = [line for line in r.output.splitlines() if "/login" in line and "#token=" in line]
     assert len(links) == 3
     token = links[1].split("#token=")[1].split()[0]
     ws = Workspace(home)

@@ -324,3 +324,143 @@ def test_kill9_mid_run_loses_nothing(tmp_path, db_url, servers):
         assert sum(a.transport_errors for a in anns) > 0, "the crashes never hit a client"
     finally:
         ws.close()
+
+
+# ---------------------------------------------------------------- crashes leave no litter
+# An import killed with SIGKILL mid-way: the blobs it wrote before its rows
+# committed, its dataset and its upload copy must not outlive it. The import
+# creates its dataset in its own transaction; blobs are journaled and swept
+# when a workspace (or a server) next opens; upload folders are flock'ed and
+# swept at server start.
+
+
+def _image_folder(folder: Path, n: int) -> Path:
+    from PIL import Image
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for i in range(n):
+        im = Image.new("RGB", (4, 4), (i % 256, (i // 256) % 256, 0))
+        im.save(folder / f"{i:05d}.png")
+    return folder
+
+
+def _zip_of(folder: Path, out: Path) -> Path:
+    import zipfile
+
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_STORED) as zf:
+        for p in sorted(folder.iterdir()):
+            zf.write(p, p.name)
+    return out
+
+
+def _blob_files(home: Path) -> list[Path]:
+    root = home / "blobs"
+    return [p for p in root.rglob("*") if p.is_file()] if root.exists() else []
+
+
+def _work_files(home: Path) -> list[Path]:
+    work = home / "blobs-work"
+    return [p for p in work.rglob("*") if p.is_file() and p.name != "lock"] if work.exists() else []
+
+
+@pytest.mark.parametrize("source", ["folder", "zip"])
+def test_kill9_mid_cli_import_leaves_no_litter(tmp_path, db_url, source):
+    home = tmp_path / "ws"
+    imgs = _image_folder(tmp_path / "imgs", 2500)
+    path = imgs if source == "folder" else _zip_of(imgs, tmp_path / "imgs.zip")
+    Workspace(home, database_url=db_url).close()  # migrated up front, as `assay init` does
+    env = {**os.environ, "ASSAY_HOME": str(home), "ASSAY_DATABASE_URL": db_url}
+    proc = subprocess.Popen([sys.executable, "-m", "assay.cli", "import", "digits", str(path)],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        assert _wait_for(lambda: len(_blob_files(home)) >= 30 or proc.poll() is not None, 60, 0.01)
+        assert proc.poll() is None, "the import ended before it could be killed"
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert len(_blob_files(home)) >= 30  # the crash did leave blobs behind ...
+    ws = Workspace(home, database_url=db_url)  # ... and opening the workspace sweeps them
+    try:
+        assert _blob_files(home) == []
+        assert _work_files(home) == []
+        assert ws.list_datasets() == []  # no empty dataset from the import that never finished
+        with ws.db.read() as conn:
+            assert conn.execute(text("SELECT count(*) FROM imports")).scalar_one() == 0
+        r = ws.import_file("digits", path, create=True)  # and the workspace is whole again
+        assert r["added"] == 2500 and len(_blob_files(home)) == 2500
+    finally:
+        ws.close()
+
+
+def test_sweep_never_touches_a_running_import(tmp_path, db_url):
+    """A second workspace opening (and sweeping) while an import writes blobs
+    leaves them alone: the import holds the blob store shared."""
+    from assay.store.blobs import BlobStore
+
+    home = tmp_path / "ws"
+    ws = Workspace(home, database_url=db_url)
+    try:
+        with ws.blobs.session() as journal:
+            journal.append("ab/cdef.png")
+            ws.blobs.put("ab/cdef.png", b"x")
+            other = Workspace(home, database_url=db_url)  # sweeps on open
+            other.close()
+            assert BlobStore(home / "blobs").exists("ab/cdef.png")
+        assert ws.sweep_litter() == 1  # once the (never finished) import is gone, it goes
+        assert _blob_files(home) == []
+    finally:
+        ws.close()
+
+
+def test_kill9_mid_upload_import_leaves_no_litter(tmp_path, db_url, servers):
+    home = tmp_path
+    pg_url = None if db_url.startswith("sqlite") else db_url
+    spool = tmp_path / "tmp"
+    spool.mkdir()
+    zpath = _zip_of(_image_folder(tmp_path / "imgs", 2500), tmp_path / "imgs.zip")
+    ws = Workspace(home, database_url=db_url)
+    try:
+        _admin, token = ws.add_user("admin", "admin")
+        ds = ws.create_dataset("digits")
+    finally:
+        ws.close()
+    old_tmp = os.environ.get("TMPDIR")
+    os.environ["TMPDIR"] = str(spool)  # the server's temp dir, to watch its upload copy
+    try:
+        s = Server(home, pg_url, token, tmp_path / "server.log")
+        servers.append(s)
+        s.start()
+        errors: list[BaseException] = []
+
+        def upload() -> None:
+            try:
+                with zpath.open("rb") as fh:
+                    httpx.post(f"{s.base}/api/datasets/{ds['id']}/import", timeout=60,
+                               headers={"Authorization": f"Bearer {token}"},
+                               files={"file": ("imgs.zip", fh, "application/zip")})
+            except httpx.TransportError:
+                pass
+            except BaseException as exc:  # noqa: BLE001 - reported below
+                errors.append(exc)
+
+        t = threading.Thread(target=upload, daemon=True)
+        t.start()
+        assert _wait_for(lambda: len(_blob_files(home)) >= 30, 60, 0.01), s.log.read_text()[-2000:]
+        s.kill9()
+        t.join(30)
+        assert not errors
+        assert [p.name for p in spool.glob("assay-upload-*")]  # the crash left its copy ...
+        restarted = Server(home, pg_url, token, tmp_path / "server.log")
+        servers.append(restarted)
+        restarted.start()  # ... and the restarted server sweeps it, and the blobs
+        assert list(spool.glob("assay-upload-*")) == []
+        assert _blob_files(home) == []
+        r = httpx.get(f"{restarted.base}/api/datasets/{ds['id']}", headers={"Authorization": f"Bearer {token}"})
+        assert r.json()["item_count"] == 0
+    finally:
+        if old_tmp is None:
+            os.environ.pop("TMPDIR", None)
+        else:
+            os.environ["TMPDIR"] = old_tmp

@@ -543,15 +543,11 @@ def _listen(host: str, port: int):
 def _run_server(sock, workers: int) -> None:
     import uvicorn
 
-    config = uvicorn.Config("assay.server:app_from_env", factory=True, workers=workers,
-                            log_level="warning", access_log=False, loop="auto", http="auto")
-    server = uvicorn.Server(config)
-    if workers > 1:
-        from uvicorn.supervisors import Multiprocess
-
-        Multiprocess(config, target=server.run, sockets=[sock]).run()
+    options = dict(factory=True, log_level="warning", access_log=False, loop="auto", http="auto")
+    if workers > 1:  # the workers inherit the bound socket
+        uvicorn.run("assay.server:app_from_env", fd=sock.fileno(), workers=workers, **options)
     else:
-        server.run(sockets=[sock])
+        uvicorn.Server(uvicorn.Config("assay.server:app_from_env", **options)).run(sockets=[sock])
 
 
 @app.command()

@@ -41,6 +41,7 @@ def create_app(workspace: Workspace, *, reclaim_interval: float = 5.0,
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI):
+        datasets.sweep_upload_dirs()  # what a server killed mid-import left in the temp dir
         sweeper = None
         if reclaim_interval > 0:
             sweeper = asyncio.create_task(_sweep(workspace, reclaim_interval))

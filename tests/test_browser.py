@@ -22,6 +22,7 @@ from sqlalchemy import JSON, text
 
 from _server import LiveServer
 from conftest import REQUIRE_BROWSER
+from assay.errors import Unauthorized
 from factories import count, mnist_digits, text_dataset
 
 pytestmark = pytest.mark.browser
@@ -453,6 +454,8 @@ def test_login_link_lists_only_member_projects(ws, tabs):
     page.click("#logout")
     page.wait_for_url(tab.base + "/login")
     assert page.evaluate("localStorage.getItem('assay_token')") is None
+    with pytest.raises(Unauthorized):  # the server revoked it (and forgot its cached check) at once
+        ws.authenticate(token)
     tab.goto("/")
     page.wait_for_url(tab.base + "/login")
     assert tab.js_errors == []

@@ -136,8 +136,7 @@
   document.addEventListener("DOMContentLoaded", async function () {
     document.getElementById("logout").addEventListener("click", function (e) {
       e.preventDefault();
-      api.clearToken();
-      location.replace("/login");
+      api.logout();
     });
     document.addEventListener("visibilitychange", function () {
       if (!document.hidden) refresh().then(schedule);

@@ -188,6 +188,21 @@
     return node;
   }
 
+  /** Log out: the server revokes this browser's token (POST /api/auth/logout),
+   * then it is forgotten here and the login page opens. */
+  async function logout() {
+    const token = getToken();
+    if (token) {
+      try {
+        await fetch("/api/auth/logout", {
+          method: "POST", headers: { Authorization: "Bearer " + token }, keepalive: true, cache: "no-store",
+        });
+      } catch (e) { /* offline: the token is still forgotten here */ }
+    }
+    clearToken();
+    location.replace("/login");
+  }
+
   /** Pages that need a login call this first; it redirects when there is no token. */
   function requireToken() {
     if (getToken()) return true;
@@ -212,6 +227,7 @@
     getToken: getToken,
     setToken: setToken,
     clearToken: clearToken,
+    logout: logout,
     requireToken: requireToken,
     raw: raw,
     request: request,

@@ -34,8 +34,7 @@
   document.addEventListener("DOMContentLoaded", async function () {
     document.getElementById("logout").addEventListener("click", function (e) {
       e.preventDefault();
-      api.clearToken();
-      location.replace("/login");
+      api.logout();
     });
     try {
       const [me, data] = await Promise.all([api.get("/api/me"), api.get("/api/projects")]);

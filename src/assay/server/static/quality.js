@@ -249,8 +249,7 @@
   document.addEventListener("DOMContentLoaded", async function () {
     document.getElementById("logout").addEventListener("click", function (e) {
       e.preventDefault();
-      api.clearToken();
-      location.replace("/login");
+      api.logout();
     });
     try {
       me = await api.get("/api/me");

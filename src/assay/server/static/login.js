@@ -3,26 +3,98 @@
   "use strict";
   const api = window.AssayAPI;
 
-  /** Where to go after login: a same-site path from ?next=, else "/". */
+  /** Where to go after login: ?next= as an absolute URL of this origin, else "/".
+   * Only a plain path counts: no scheme, no "//host", no backslash (browsers
+   * read "/\evil" as "//evil"), no control or white-space characters. */
   function target() {
     const next = new URLSearchParams(location.search).get("next");
-    return next && next.startsWith("/") && !next.startsWith("//") && !next.startsWith("/login") ? next : "/";
+    if (!next || next.charAt(0) !== "/" || next.charAt(1) === "/" || /[\\\s\u0000-\u001f\u007f]/.test(next)) {
+      return "/";
+    }
+    let url;
+    try { url = new URL(next, location.origin); } catch (e) { return "/"; }
+    if (url.origin !== location.origin || url.pathname === "/login") return "/";
+    return url.href;
   }
 
-  // Login link: /login#token=XYZ -> store the token and go on at once.
-  const hash = new URLSearchParams(location.hash.replace(/^#/, ""));
-  const linkToken = hash.get("token");
-  if (linkToken) {
-    api.setToken(linkToken);
-    location.replace(target()); // replace: keep the token out of history
-    return;
+  /** The user a token belongs to; null when the server refuses the token. */
+  async function whoIs(token) {
+    const res = await fetch("/api/me", {
+      headers: { Accept: "application/json", Authorization: "Bearer " + token }, cache: "no-store",
+    });
+    if (res.status === 401) return null;
+    if (!res.ok) throw new Error("the server answered HTTP " + res.status);
+    return res.json();
   }
+
+  function $(id) { return document.getElementById(id); }
+
+  function showForm() {
+    $("link-status").hidden = true;
+    $("link-switch").hidden = true;
+    $("login-form").hidden = false;
+    $("username").focus();
+  }
+
+  /** A login link never silently replaces another user's session: ask. */
+  function askToSwitch(current, linked, token) {
+    $("link-status").hidden = true;
+    $("link-switch-text").textContent = "You are logged in as " + current.username +
+      ". This login link is for " + linked.username + ".";
+    const go = $("link-continue");
+    const stay = $("link-stay");
+    go.textContent = "Continue as " + linked.username;
+    stay.textContent = "Stay logged in as " + current.username;
+    go.addEventListener("click", function () { api.setToken(token); location.replace(target()); });
+    stay.addEventListener("click", function () { location.replace(target()); });
+    $("link-switch").hidden = false;
+    go.focus();
+  }
+
+  async function followLink(token) {
+    let linked;
+    try {
+      linked = await whoIs(token);
+    } catch (e) {
+      api.showError("Cannot check the login link: " + api.messageOf(e) + ". Reload the page to try again.");
+      showForm();
+      return;
+    }
+    if (!linked) {
+      api.showError("This login link is not valid any more: it was revoked, has expired or is incomplete. " +
+        "Log in with your password, or ask an admin for a new link.");
+      showForm();
+      return;
+    }
+    const current = api.getToken();
+    if (current && current !== token) {
+      let who = null;
+      try { who = await whoIs(current); } catch (e) { who = null; }
+      if (who && who.id !== linked.id) {
+        askToSwitch(who, linked, token);
+        return;
+      }
+    }
+    api.setToken(token);
+    location.replace(target()); // replace: keep the login page out of history
+  }
+
+  // Login link: /login#token=XYZ. Take the token out of the address bar and
+  // history at once, check it, then log in (or say why not).
+  const linkToken = new URLSearchParams(location.hash.replace(/^#/, "")).get("token");
+  if (linkToken) history.replaceState(null, "", location.pathname + location.search);
 
   document.addEventListener("DOMContentLoaded", function () {
-    const form = document.getElementById("login-form");
-    const button = document.getElementById("login-submit");
-    const user = document.getElementById("username");
-    const pass = document.getElementById("password");
+    const form = $("login-form");
+    const button = $("login-submit");
+    const user = $("username");
+    const pass = $("password");
+
+    if (linkToken) {
+      form.hidden = true;
+      $("link-status").hidden = false;
+      followLink(linkToken);
+    }
 
     form.addEventListener("submit", async function (e) {
       e.preventDefault();

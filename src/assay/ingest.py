@@ -319,13 +319,9 @@ def _pillow(max_pixels: int):
 
     if Image.MAX_IMAGE_PIXELS != max_pixels:
         Image.MAX_IMAGE_PIXELS = max_pixels
-    if not _PILLOW_FILTERED:
-        warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
-        _PILLOW_FILTERED.append(True)
+    # at the front of the filters each time (a duplicate is replaced, not added)
+    warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
     return Image
-
-
-_PILLOW_FILTERED: list = []
 
 
 def check_image(data: bytes, name: str, max_pixels: int | None = None) -> str:

@@ -72,21 +72,61 @@ How assay maps onto it:
 * Unreachable backends and HTTP errors raise :class:`BackendUnreachable`
   (an :class:`~assay.errors.InvalidInput`); answers that are not the
   protocol raise :class:`BackendProtocolError` (an
-  :class:`~assay.errors.Unsupported`).
+  :class:`~assay.errors.Unsupported`). Their messages name the backend, the
+  call and the HTTP status, never what the backend's body said: that goes to
+  the server log (``assay.backends``), so a URL pointed at some other server
+  cannot be used to read it.
+
+Where a backend may live (server-side request forgery): the server, not the
+admin's browser, connects to the URL, so the URL is checked when it is set
+and again at every call (DNS answers change), and the connection goes to
+the very address that was checked (:func:`resolve`, then a socket to that
+address; no second lookup):
+
+* ``http`` or ``https`` only; no query, fragment, whitespace, control
+  characters or backslashes. ``user:password@`` is kept for HTTP basic auth
+  (the Label Studio SDK's ``BASIC_AUTH_USER``/``PASS``); it is never shown
+  (:func:`redact`) and never sent anywhere but the checked host.
+* Never allowed, whatever the settings: link-local addresses
+  (``169.254.0.0/16``, ``fe80::/10``) and so the cloud metadata services
+  (``169.254.169.254``, ``fd00:ec2::254``, ``100.100.100.200``,
+  ``metadata.google.internal``), multicast, unspecified (``0.0.0.0``,
+  ``::``), broadcast and reserved addresses; an IPv4 address inside an
+  IPv6 one (``::ffff:a.b.c.d``, NAT64 ``64:ff9b::/96``) is judged as the
+  IPv4 address. A host name that resolves to any denied address is denied.
+* Loopback (``127.0.0.0/8``, ``::1``) and private ranges (``10/8``,
+  ``172.16/12``, ``192.168/16``, ``100.64/10``, ``fc00::/7``) are allowed
+  by default: a model server on the same laptop or LAN is what most users
+  connect, and the admin who sets the URL can reach those anyway on a
+  single-user install. A shared server denies them with
+  ``ASSAY_BACKEND_DENY=loopback,private``.
+* ``ASSAY_BACKEND_DENY``: comma-separated CIDRs (``10.0.0.0/8``), addresses,
+  host names (``ml.example.com``; ``.example.com`` or ``*.example.com`` for
+  that name and every subdomain) or the words ``loopback``, ``private``, ``all``.
+* ``ASSAY_BACKEND_ALLOW``: the same forms; when set, a backend must match
+  it (its host name, or every address it resolves to). A deny entry wins
+  over an allow entry; nothing allows the never-allowed addresses.
+* Redirects are not followed: a ``3xx`` is an error (use the final URL), so
+  neither the body nor the basic-auth header ever goes to a second address.
+* The connection is direct: ``HTTP(S)_PROXY`` settings are not used (the
+  address checked is the address connected to).
 """
 
 from __future__ import annotations
 
 import base64
+import http.client
+import ipaddress
 import json
 import logging
+import os
+import socket
+import ssl
 import queue
 import re
 import threading
 import time
-import urllib.error
 import urllib.parse
-import urllib.request
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Sequence
 from datetime import datetime, timezone
@@ -247,8 +287,8 @@ def parse_predict_response(body: Any, n_tasks: int, where: str = "the ML backend
         elif "predictions" in body:  # a ModelResponse dumped as is
             results = body["predictions"]
         else:
-            raise BackendProtocolError(
-                f"{where} answered /predict without 'results' (keys: {sorted(body)[:10]})")
+            log.warning("%s answered /predict without 'results' (keys: %s)", where, sorted(body)[:10])
+            raise BackendProtocolError(f"{where} answered /predict without 'results'")
     elif isinstance(body, list):
         results = body
     else:
@@ -338,14 +378,161 @@ def check_url(url: Any) -> str | None:
         if not _PY.fullmatch(url):
             raise InvalidInput(f"bad python model name in {url!r}: use python:<name> (letters, digits, _ . -)")
         return url
-    parts = urllib.parse.urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise InvalidInput(f"ml_backend_url must be http(s)://host[:port][/path] or python:<name>, got {redact(url)!r}")
-    if parts.query or parts.fragment:
-        raise InvalidInput("ml_backend_url must not have a query or a fragment")
     if len(url) > 2000:
         raise InvalidInput("ml_backend_url is longer than 2000 characters")
+    if _BAD_URL_CHARS.search(url):
+        raise InvalidInput("ml_backend_url must not contain spaces, control characters or backslashes")
+    try:
+        parts = urllib.parse.urlsplit(url)
+        port = parts.port
+    except ValueError:
+        raise InvalidInput(f"ml_backend_url is not a valid URL: {redact(url)[:200]!r}") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise InvalidInput(f"ml_backend_url must be http(s)://host[:port][/path] or python:<name>, got {redact(url)[:200]!r}")
+    if parts.query or parts.fragment:
+        raise InvalidInput("ml_backend_url must not have a query or a fragment")
+    if port == 0:
+        raise InvalidInput("ml_backend_url has port 0")
+    check_host(parts.hostname)
     return url.rstrip("/")
+
+
+# ---------------------------------------------------------------- where a backend may live (SSRF)
+
+ALLOW_ENV = "ASSAY_BACKEND_ALLOW"
+DENY_ENV = "ASSAY_BACKEND_DENY"
+_BAD_URL_CHARS = re.compile(r"[\x00-\x20\x7f\\]")
+_Net = ipaddress.IPv4Network | ipaddress.IPv6Network
+_Addr = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+
+def _nets(*cidrs: str) -> tuple[_Net, ...]:
+    return tuple(ipaddress.ip_network(c) for c in cidrs)
+
+
+#: never allowed (link-local and so cloud metadata, multicast, unspecified, broadcast, reserved)
+NEVER_NETS = _nets("0.0.0.0/8", "169.254.0.0/16", "100.100.100.200/32", "224.0.0.0/4", "240.0.0.0/4",
+                   "::/128", "fe80::/10", "ff00::/8", "fd00:ec2::254/128")
+NEVER_HOSTS = ("metadata.google.internal", "metadata.goog", "metadata", "instance-data",
+               "instance-data.ec2.internal")
+_WORDS = {
+    "loopback": _nets("127.0.0.0/8", "::1/128"),
+    "private": _nets("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10", "fc00::/7"),
+    "all": _nets("0.0.0.0/0", "::/0"),
+}
+_HOST_RE = re.compile(r"(\*?\.)?[a-z0-9_]([a-z0-9_-]{0,62})(\.[a-z0-9_]([a-z0-9_-]{0,62}))*")
+
+
+def _policy(env: str) -> tuple[tuple[_Net, ...], tuple[str, ...]] | None:
+    """``(networks, host patterns)`` of an allow/deny setting; None when unset."""
+    raw = os.environ.get(env, "").strip()
+    if not raw:
+        return None
+    nets: list[_Net] = []
+    hosts: list[str] = []
+    for entry in (e.strip().lower() for e in raw.split(",")):
+        if not entry:
+            continue
+        if entry in _WORDS or entry == "*":
+            nets.extend(_WORDS["all" if entry == "*" else entry])
+            continue
+        try:
+            nets.append(ipaddress.ip_network(entry.strip("[]"), strict=False))
+            continue
+        except ValueError:
+            pass
+        host = entry.rstrip(".")
+        if not _HOST_RE.fullmatch(host):
+            raise InvalidInput(f"{env}: {entry[:100]!r} is not a CIDR, an address, a host name or "
+                               "one of loopback, private, all")
+        hosts.append(host[1:] if host.startswith("*.") else host)
+    return tuple(nets), tuple(hosts)
+
+
+def _host_matches(host: str, patterns: Sequence[str]) -> bool:
+    """``ml.example.com`` matches itself; ``.example.com`` that name and every subdomain."""
+    return any(host == p or (p.startswith(".") and (host.endswith(p) or host == p[1:])) for p in patterns)
+
+
+def _canonical_host(host: str) -> str:
+    return host.strip("[]").rstrip(".").lower()
+
+
+def _plain(addr: _Addr) -> _Addr:
+    """The IPv4 address inside an IPv4-mapped or NAT64 IPv6 address."""
+    if isinstance(addr, ipaddress.IPv6Address):
+        if addr.ipv4_mapped is not None:
+            return addr.ipv4_mapped
+        if addr in _NAT64:
+            return ipaddress.IPv4Address(int(addr) & 0xFFFFFFFF)
+    return addr
+
+
+_NAT64 = ipaddress.ip_network("64:ff9b::/96")
+
+
+def check_host(hostname: str) -> None:
+    """The checks that need no DNS: the host name against the deny and allow
+    settings, and an address literal against the address rules."""
+    host = _canonical_host(hostname)
+    deny, allow = _policy(DENY_ENV), _policy(ALLOW_ENV)
+    if host in NEVER_HOSTS:
+        raise InvalidInput(f"ml_backend_url points at {host!r}, a cloud metadata service, which is never allowed")
+    if deny is not None and _host_matches(host, deny[1]):
+        raise InvalidInput(f"ml_backend_url points at {host!r}, which {DENY_ENV} denies")
+    try:
+        addr: _Addr = ipaddress.ip_address(host.split("%", 1)[0])
+    except ValueError:
+        try:  # the old IPv4 forms a resolver also takes: 2852039166, 0xa9.0xfe.0xa9.0xfe, 127.1
+            addr = ipaddress.IPv4Address(socket.inet_aton(host))
+        except (OSError, UnicodeError, ValueError):
+            return  # a host name: its addresses are checked when it is resolved, at every call
+    check_addresses(host, [addr])
+
+
+def check_addresses(hostname: str, addrs: Sequence[_Addr]) -> None:
+    """InvalidInput unless every address ``hostname`` resolved to is allowed
+    (see the module notes)."""
+    host = _canonical_host(hostname)
+    deny, allow = _policy(DENY_ENV), _policy(ALLOW_ENV)
+    if not addrs:
+        raise BackendUnreachable(f"the ML backend host {host!r} resolves to no address")
+    for a in addrs:
+        a = _plain(a)
+        if a.is_link_local or a.is_multicast or a.is_unspecified or any(a in n for n in NEVER_NETS):
+            raise InvalidInput(f"ml_backend_url host {host!r} is (or resolves to) {a}: link-local, cloud "
+                               "metadata, multicast, unspecified and reserved addresses are never allowed")
+        if deny is not None and any(a in n for n in deny[0]):
+            raise InvalidInput(f"ml_backend_url host {host!r} is (or resolves to) {a}, which {DENY_ENV} denies")
+    if allow is not None and not _host_matches(host, allow[1]):
+        outside = [a for a in map(_plain, addrs) if not any(a in n for n in allow[0])]
+        if outside:
+            raise InvalidInput(f"ml_backend_url host {host!r} is (or resolves to) {outside[0]}, "
+                               f"which is not in {ALLOW_ENV}")
+
+
+def resolve(hostname: str, port: int) -> list[str]:
+    """The host's addresses, each checked (:func:`check_addresses`): connect
+    to one of these, never to the name again."""
+    host = _canonical_host(hostname)
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, proto=socket.IPPROTO_TCP)
+    except (socket.gaierror, UnicodeError, OSError) as e:
+        raise BackendUnreachable(f"the ML backend host {host!r} does not resolve: {e}") from None
+    seen: list[str] = []
+    for *_, sockaddr in infos:
+        ip = str(sockaddr[0]).split("%", 1)[0]
+        if ip not in seen:
+            seen.append(ip)
+    check_addresses(host, [ipaddress.ip_address(ip) for ip in seen])
+    return seen
+
+
+def public_url(base_url: str | None = None) -> str | None:
+    """Where a backend fetches item content: ``base_url`` if given, else
+    ``ASSAY_PUBLIC_URL``; None when neither is set."""
+    url = base_url or os.environ.get("ASSAY_PUBLIC_URL") or None
+    return url.strip().rstrip("/") if url else None
 
 
 def redact(url: str) -> str:
@@ -361,7 +548,11 @@ def redact(url: str) -> str:
 
 
 class HttpBackend:
-    """A client for one Label Studio compatible ML backend (stdlib only)."""
+    """A client for one Label Studio compatible ML backend (stdlib only).
+
+    Every call resolves the host, checks each address (:func:`resolve`) and
+    connects to a checked address; TLS still verifies the certificate for
+    the host name. Redirects are errors, not followed."""
 
     def __init__(self, url: str, *, timeout: float | None = None) -> None:
         url = check_url(url)
@@ -373,52 +564,92 @@ class HttpBackend:
         if parts.username is not None:
             cred = f"{urllib.parse.unquote(parts.username)}:{urllib.parse.unquote(parts.password or '')}"
             self.headers["Authorization"] = "Basic " + base64.b64encode(cred.encode()).decode()
-            netloc = parts.hostname + (f":{parts.port}" if parts.port else "")
-            parts = parts._replace(netloc=netloc)
-        self.base = urllib.parse.urlunsplit(parts).rstrip("/")
+        self.scheme = parts.scheme
+        self.host = parts.hostname
+        self.port = parts.port or (443 if parts.scheme == "https" else 80)
+        self.prefix = parts.path.rstrip("/")
         self.name = redact(url)
         self.timeout = timeout
+        self._url = url
+
+    def _connection(self, address: str, timeout: float) -> http.client.HTTPConnection:
+        try:
+            host = self.host.encode("idna").decode("ascii") if not self.host.isascii() else self.host
+        except UnicodeError:
+            raise InvalidInput(f"ml_backend_url has a host name that is not valid: {self.host[:100]!r}") from None
+        if self.scheme == "https":
+            conn: http.client.HTTPConnection = http.client.HTTPSConnection(
+                host, self.port, timeout=timeout, context=ssl.create_default_context())
+        else:
+            conn = http.client.HTTPConnection(host, self.port, timeout=timeout)
+
+        def pinned(addr, timeout=socket._GLOBAL_DEFAULT_TIMEOUT, source_address=None):  # noqa: SLF001
+            # The checked address, not a second DNS answer for the name
+            # (http.client still sends Host and TLS SNI for the name).
+            return socket.create_connection((address, addr[1]), timeout, source_address)
+
+        conn._create_connection = pinned  # noqa: SLF001 - http.client's documented hook for the socket
+        return conn
 
     def _call(self, method: str, path: str, body: Any = None, timeout: float = 30.0) -> Any:
         data = None if body is None else json.dumps(body, default=str).encode()
-        req = urllib.request.Request(f"{self.base}/{path}", data=data, method=method, headers=self.headers)
         where = f"the ML backend at {self.name}"
-        try:
-            with urllib.request.urlopen(req, timeout=self.timeout or timeout) as resp:
-                raw = resp.read(MAX_RESPONSE_BYTES + 1)
-        except urllib.error.HTTPError as e:
-            detail = ""
+        check_url(self._url)  # the allow/deny settings may have changed since
+        addresses = resolve(self.host, self.port)
+        wait = self.timeout or timeout
+        status, raw, last_error = 0, b"", None
+        for address in addresses:
+            conn = self._connection(address, wait)
             try:
-                text = e.read(4000).decode("utf-8", "replace")
-                try:
-                    j = json.loads(text)
-                    detail = str(j.get("error") or j.get("message") or j.get("detail") or text) if isinstance(j, dict) else text
-                except ValueError:
-                    detail = text
-            except Exception:  # noqa: BLE001 - the status alone is enough
-                pass
-            detail = " ".join(detail.split())[:300]
-            raise BackendUnreachable(f"{where} answered {method} /{path} with HTTP {e.code}"
-                                     + (f": {detail}" if detail else ""), status=e.code) from None
-        except (urllib.error.URLError, OSError, ValueError) as e:
-            reason = getattr(e, "reason", e)
+                conn.request(method, f"{self.prefix}/{path}", body=data, headers=self.headers)
+                resp = conn.getresponse()
+                status = resp.status
+                raw = resp.read(MAX_RESPONSE_BYTES + 1)
+                location = resp.getheader("Location", "")
+                break
+            except (OSError, http.client.HTTPException, ValueError) as e:
+                last_error = e
+                continue
+            finally:
+                conn.close()
+        else:
+            reason = getattr(last_error, "reason", None) or last_error
             raise BackendUnreachable(f"{where} is unreachable ({method} /{path}): {reason}") from None
+        if 300 <= status < 400:
+            log.warning("%s answered %s /%s with HTTP %s to %r: redirects are not followed",
+                        where, method, path, status, location[:300])
+            raise BackendUnreachable(f"{where} answered {method} /{path} with a redirect (HTTP {status}); "
+                                     "redirects are not followed: set the backend's final URL", status=status)
+        if status >= 400:
+            # The body is logged, never echoed: this URL may be some other server's.
+            log.warning("%s answered %s /%s with HTTP %s: %r", where, method, path, status,
+                        raw[:2000].decode("utf-8", "replace"))
+            raise BackendUnreachable(f"{where} answered {method} /{path} with HTTP {status} "
+                                     "(its answer is in the server log)", status=status)
         if len(raw) > MAX_RESPONSE_BYTES:
             raise BackendProtocolError(f"{where} answered /{path} with more than {MAX_RESPONSE_BYTES} bytes")
         try:
             return json.loads(raw) if raw.strip() else None
         except ValueError:
-            snippet = raw[:120].decode("utf-8", "replace")
-            raise BackendProtocolError(f"{where} answered /{path} with something that is not JSON: {snippet!r}") from None
+            log.warning("%s answered %s /%s with something that is not JSON: %r", where, method, path,
+                        raw[:2000].decode("utf-8", "replace"))
+            raise BackendProtocolError(f"{where} answered /{path} with something that is not JSON "
+                                       "(its answer is in the server log)") from None
 
     def health(self) -> dict:
+        """``{"status": "UP", "model_class"?}``: only these fields of the
+        answer are kept (the rest could be anything the URL serves)."""
         body = self._call("GET", "health", timeout=HEALTH_TIMEOUT)
         if not isinstance(body, dict) or not isinstance(body.get("status"), str):
             raise BackendProtocolError(
                 f"the ML backend at {self.name} answered /health without a status: expected {{\"status\": \"UP\"}}")
         if body["status"].upper() != "UP":
-            raise BackendUnreachable(f"the ML backend at {self.name} reports status {body['status']!r}, not UP")
-        return body
+            log.warning("the ML backend at %s reports status %r", self.name, body["status"][:300])
+            raise BackendUnreachable(f"the ML backend at {self.name} reports a status other than UP")
+        out = {"status": "UP"}
+        if isinstance(body.get("model_class"), str):
+            out["model_class"] = body["model_class"][:200]
+        return out
 
     def setup(self, payload: dict) -> dict:
         body = self._call("POST", "setup", payload, timeout=SETUP_TIMEOUT)

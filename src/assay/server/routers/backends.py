@@ -40,8 +40,22 @@ class PredictIn(BaseModel):
 
 
 def base_url(request: Request) -> str:
-    """This server's address as a backend can reach it (``ASSAY_PUBLIC_URL`` wins)."""
-    return (os.environ.get("ASSAY_PUBLIC_URL") or str(request.base_url)).rstrip("/")
+    """This server's address as a backend can reach it: ``ASSAY_PUBLIC_URL``,
+    else the address and port this connection was accepted on (the socket's,
+    not the request's ``Host`` header, which the caller writes)."""
+    configured = os.environ.get("ASSAY_PUBLIC_URL", "").strip()
+    if configured:
+        return configured.rstrip("/")
+    scope = request.scope
+    server = scope.get("server") or ("127.0.0.1", 8000)
+    host, port = server[0], server[1]
+    if port is None:  # a Unix socket: no address a backend could use
+        host, port = "127.0.0.1", 8000
+    if ":" in str(host):
+        host = f"[{host}]"
+    scheme = scope.get("scheme") if scope.get("scheme") in ("http", "https") else "http"
+    netloc = host if port == {"http": 80, "https": 443}[scheme] else f"{host}:{port}"
+    return f"{scheme}://{netloc}{scope.get('root_path', '')}".rstrip("/")
 
 
 def _runs(request: Request) -> tuple[dict, threading.Lock]:
@@ -103,9 +117,9 @@ def predict(project_id: int, request: Request, ws: WS, _: Admin, body: PredictIn
             run["state"] = "done"
         except AssayError as e:
             run["state"], run["error"] = "failed", e.message
-        except Exception as e:  # noqa: BLE001 - reported in GET …/ml-backend and the log
+        except Exception:  # noqa: BLE001 - reported in GET …/ml-backend, details in the log
             log.exception("prediction run for project %s failed", p["id"])
-            run["state"], run["error"] = "failed", f"{e.__class__.__name__}: {e}"
+            run["state"], run["error"] = "failed", "internal error (see the server log)"
         finally:
             run["finished_at"] = time.time()
 

@@ -440,3 +440,12 @@ def test_cli_unpause_names_the_user(home):
         assert "alice may work on 'p' again" in r.output
     finally:
         ws.close()
+
+
+def test_names_no_account_can_have_are_simply_unknown(ws):
+    ws.add_user("alice", "annotator", PW)
+    for name in ("ali\x00ce", "ali\ud800ce", "x" * 5000):
+        with pytest.raises(NotFound):
+            ws.get_user(name)
+        with pytest.raises(Unauthorized):
+            ws.login(name, PW)

@@ -82,6 +82,14 @@ def _new_file_beside(path: Path) -> tuple[int, str]:
     raise FileExistsError(f"no free temporary name next to {path}")
 
 
+def _unencodable(s: str) -> bool:
+    try:
+        s.encode("utf-8")
+        return False
+    except UnicodeEncodeError:
+        return True
+
+
 def _row(r) -> dict:
     # Plain str keys: SQLAlchemy's keys are a str subclass that orjson refuses.
     return {str(k): v for k, v in r._mapping.items()} if r is not None else None
@@ -276,8 +284,8 @@ class Workspace:
         cols = cols or (users.c.id, users.c.username, users.c.role, users.c.active)
         if isinstance(user, int) and not isinstance(user, bool):
             return conn.execute(select(*cols).where(users.c.id == user)).first()
-        if not isinstance(user, str):
-            return None
+        if not isinstance(user, str) or "\x00" in user or not user.isprintable() and _unencodable(user):
+            return None  # no stored name has these (and PostgreSQL refuses NUL and lone surrogates)
         # The exact name first (an old account whose name folds like another's), then any spelling.
         r = conn.execute(select(*cols).where(users.c.username == user)).first()
         if r is None:

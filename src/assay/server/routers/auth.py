@@ -36,7 +36,10 @@ class TokenIn(BaseModel):
     expires_days: float | None = Field(default=None, gt=0, le=3650)
 
 
-@router.post("/auth/login")
+@router.post("/auth/login", responses={
+    401: {"description": "Wrong username or password"},
+    429: {"description": "Too many failed logins for this name or address; wait Retry-After seconds"},
+})
 def login(body: LoginIn, request: Request, ws: WS):
     """Exchange a username and password for a session token (it expires
     after ``ASSAY_TOKEN_TTL_DAYS``). Repeated failures per username and per

@@ -9,7 +9,7 @@ nobody can tell them apart.
 
 Each annotator's first answer to a gold task is scored at once
 (:func:`score_answer`, in the answer's own transaction): it is written to
-``gold_scores``, an append-only record that undo never changes (a second
+``first_answers``, an append-only record that undo never changes (a second
 answer after an undo is not scored again), and counted into ``gold_stats``.
 When a project has a bar (``gold_min_accuracy``), an annotator whose
 accuracy on gold since the last lifted pause is below it, after at least
@@ -49,27 +49,37 @@ DEFAULT_MIN_ANSWERS = 5
 #: 1/rate - 1 answers after the crossing on average, at no tell-tale answer
 PAUSE_CHECK_RATE = 1 / 3
 
-CLAIM = text(
+# A gold task this annotator has not had, drawn from a random point of the
+# gold index (an index probe, as the pool's claim is: their timings match).
+_CLAIM = (
     "SELECT t.id, t.item_id FROM tasks t WHERE t.project_id = :project AND t.is_gold"
+    " AND t.shuffle_key {op} :start"
     " AND NOT EXISTS (SELECT 1 FROM answers a WHERE a.task_id = t.id AND a.annotator_id = :user)"
     " AND NOT EXISTS (SELECT 1 FROM skips s WHERE s.task_id = t.id AND s.annotator_id = :user)"
     " AND NOT EXISTS (SELECT 1 FROM leases l WHERE l.task_id = t.id AND l.annotator_id = :user)"
-    " ORDER BY random() LIMIT 1"
+    " ORDER BY t.shuffle_key LIMIT 1"
 )
+CLAIM_FROM, CLAIM_BEFORE = text(_CLAIM.format(op=">=")), text(_CLAIM.format(op="<"))
 _PAUSED = text(
     "SELECT paused, window_answers, window_correct FROM gold_stats"
     " WHERE project_id = :p AND annotator_id = :u"
 )
 _GOLD_LABEL = text("SELECT label FROM gold WHERE project_id = :p AND item_id = :i").columns(label=JSON)
-# The first answer of this annotator to this item, if the item has a gold label.
+# The first answer of this annotator to this item: every item in a project
+# with gold (so that gold and real work cost the same), else only an item
+# with a known label (a reviewer's decision).
 _RECORD = text(
-    "INSERT INTO gold_scores (project_id, item_id, annotator_id, label, created_at)"
+    "INSERT INTO first_answers (project_id, item_id, annotator_id, label, created_at)"
+    " VALUES (:p, :i, :u, :label, :now) ON CONFLICT DO NOTHING RETURNING item_id"
+).bindparams(bindparam("label", type_=JSON))
+_RECORD_KNOWN = text(
+    "INSERT INTO first_answers (project_id, item_id, annotator_id, label, created_at)"
     " SELECT :p, :i, :u, :label, :now WHERE EXISTS"
     " (SELECT 1 FROM gold WHERE project_id = :p AND item_id = :i)"
     " ON CONFLICT DO NOTHING RETURNING item_id"
 ).bindparams(bindparam("label", type_=JSON))
 _RECORD_ANSWERS = text(
-    "INSERT INTO gold_scores (project_id, item_id, annotator_id, label, created_at)"
+    "INSERT INTO first_answers (project_id, item_id, annotator_id, label, created_at)"
     " SELECT a.project_id, a.item_id, a.annotator_id, a.label, a.created_at FROM answers a"
     " JOIN gold g ON g.project_id = a.project_id AND g.item_id = a.item_id"
     " WHERE a.project_id = :p AND a.item_id IN :ids ON CONFLICT DO NOTHING"
@@ -79,8 +89,8 @@ _ENSURE_STATS = text(
     " window_correct, paused) VALUES (:p, :u, 0, 0, 0, 0, false) ON CONFLICT DO NOTHING"
 )
 _COUNT = text(
-    "UPDATE gold_stats SET answers = answers + 1, correct = correct + :ok,"
-    " window_answers = window_answers + 1, window_correct = window_correct + :ok"
+    "UPDATE gold_stats SET answers = answers + :n, correct = correct + :ok,"
+    " window_answers = window_answers + :n, window_correct = window_correct + :ok"
     " WHERE project_id = :p AND annotator_id = :u"
     " RETURNING paused, window_answers, window_correct"
 )
@@ -145,26 +155,39 @@ def wants_gold(project: dict, rng: random.Random | None = None) -> bool:
     return rate > 0 and (rng or random).random() < rate
 
 
-def claim(conn, project_id: int, user_id: int):
-    """A gold task this annotator has not seen (random), or None. The caller leases it."""
-    return conn.execute(CLAIM, {"project": project_id, "user": user_id}).first()
+def claim(conn, project_id: int, user_id: int, rng: random.Random | None = None):
+    """A gold task this annotator has not had (at random), or None. The caller leases it."""
+    args = {"project": project_id, "user": user_id, "start": (rng or random).randrange(2**31 - 1)}
+    row = conn.execute(CLAIM_FROM, args).first()
+    return row if row is not None else conn.execute(CLAIM_BEFORE, args).first()
 
 
 # ---------------------------------------------------------------- scoring
 
 
 def score_answer(conn, project: dict, item_id: int, user_id: int, label: Any, now: float | None = None) -> dict:
-    """Record and count an annotator's first answer to a gold item, in the
-    answer's transaction (a later answer to the same item, after an undo, is
-    not scored). Never pauses: :func:`maybe_pause` does, at any answer."""
+    """Record an annotator's first answer to an item and, if the item is gold
+    (or reviewed), count it, in the answer's transaction. A later answer to
+    the same item, after an undo, is neither recorded nor scored. Never
+    pauses: :func:`maybe_pause` does, at any answer."""
     now = time.time() if now is None else now
     args = {"p": project["id"], "u": user_id}
-    if conn.execute(_RECORD, {**args, "i": item_id, "label": label, "now": now}).first() is None:
-        return {}
+    record = {**args, "i": item_id, "label": label, "now": now}
+    if project.get("has_gold"):
+        # Every answer runs the same statements, gold or not (a real one is
+        # recorded too and counts nothing): timing does not tell gold apart.
+        first = conn.execute(_RECORD, record).first() is not None
+    elif conn.execute(_RECORD_KNOWN, record).first() is None:
+        return {}  # no gold to hide: only answers to reviewed items are recorded
+    else:
+        first = True
     gold_label = conn.execute(_GOLD_LABEL, {"p": project["id"], "i": item_id}).scalar()
-    ok = int(same_label(label, gold_label))
+    scored = first and gold_label is not None
+    ok = int(scored and same_label(label, gold_label))
     conn.execute(_ENSURE_STATS, args)
-    row = conn.execute(_COUNT, {**args, "ok": ok}).one()
+    row = conn.execute(_COUNT, {**args, "n": int(scored), "ok": ok}).one()
+    if not scored:
+        return {}
     return {"correct": bool(ok), "window_answers": row.window_answers, "window_correct": row.window_correct}
 
 
@@ -193,7 +216,7 @@ def rescore(conn, project: dict, annotator_ids: Iterable[int] | None = None, now
     pause. Applies the pause rule; never lifts a pause by itself."""
     pid = project["id"]
     q = ("SELECT a.annotator_id, a.label AS answer, g.label AS gold, a.created_at FROM gold g"
-         " JOIN gold_scores a ON a.project_id = g.project_id AND a.item_id = g.item_id"
+         " JOIN first_answers a ON a.project_id = g.project_id AND a.item_id = g.item_id"
          " WHERE g.project_id = :p")
     args: dict[str, Any] = {"p": pid}
     ids = None if annotator_ids is None else sorted(set(annotator_ids))
@@ -274,7 +297,7 @@ def add(conn, project: dict, rows: Sequence[tuple[int, Any]], user_id: int | Non
         for i in range(0, len(ids), 500):  # answers given before the items became gold
             conn.execute(_RECORD_ANSWERS, {"p": pid, "ids": ids[i:i + 500]})
         answered = [r.annotator_id for r in conn.execute(
-            text("SELECT DISTINCT annotator_id FROM gold_scores WHERE project_id = :p AND item_id IN :ids")
+            text("SELECT DISTINCT annotator_id FROM first_answers WHERE project_id = :p AND item_id IN :ids")
             .bindparams(bindparam("ids", expanding=True)), {"p": pid, "ids": ids})]
         rescore(conn, project, answered, now)
     return {"added": len(set(ids) - existing), "updated": len(existing & set(ids)), "gold": count(conn, pid)}
@@ -294,9 +317,9 @@ def remove(conn, project: dict, item_id: int) -> None:
         " open_slots = CASE WHEN answer_count > :k THEN 0 ELSE :k - answer_count END"
         " WHERE project_id = :p AND item_id = :i AND is_gold"),
         {"p": pid, "i": item_id, "k": project["overlap"]})
-    # its gold_scores rows stay (append-only) but no longer count: rescore joins gold
+    # its first_answers rows stay (append-only) but no longer count: rescore joins gold
     answered = [r.annotator_id for r in conn.execute(
-        text("SELECT annotator_id FROM gold_scores WHERE project_id = :p AND item_id = :i"), {"p": pid, "i": item_id})]
+        text("SELECT annotator_id FROM first_answers WHERE project_id = :p AND item_id = :i"), {"p": pid, "i": item_id})]
     rescore(conn, project, answered)
 
 
@@ -342,7 +365,7 @@ def decide(conn, project: dict, item_id: int, label: Any, reviewer_id: int, now:
                                     "status": "resolved", "now": now})
     conn.execute(_RECORD_ANSWERS, {"p": pid, "ids": [item_id]})
     answered = [r.annotator_id for r in conn.execute(
-        text("SELECT annotator_id FROM gold_scores WHERE project_id = :p AND item_id = :i"), {"p": pid, "i": item_id})]
+        text("SELECT annotator_id FROM first_answers WHERE project_id = :p AND item_id = :i"), {"p": pid, "i": item_id})]
     rescore(conn, project, answered, now)
     return {"item_id": item_id, "label": label, "source": "review", "reviewer_id": reviewer_id, "answers": n}
 

@@ -132,12 +132,15 @@ def next_task(
                 held=[t for t, _ in live],
             )
         args = {"project": project_id, "user": user_id}
+        if project is not None:
+            gold.check_not_paused(conn, project, user_id)
         if project is not None and project.get("has_gold"):
-            if project.get("gold_min_accuracy") is not None:
-                gold.check_not_paused(conn, project, user_id)
             # A gold question now and then, but only while real work is left
-            # for this user (gold alone would never end).
-            if gold.wants_gold(project) and conn.execute(ANY_CANDIDATE, args).first() is not None:
+            # for this user (gold alone would never end). Both ways run the
+            # same kinds of statements (a probe for real work, an index probe
+            # for the task, the lease), so timing does not tell them apart.
+            real_work = conn.execute(ANY_CANDIDATE, args).first() is not None
+            if gold.wants_gold(project) and real_work:
                 row = gold.claim(conn, project_id, user_id)
                 if row is not None:
                     conn.execute(ADD_LEASE, {"task": row.id, "user": user_id, "project": project_id,
@@ -245,7 +248,7 @@ def undo(
     *, project: dict | None = None,
 ) -> tuple[int, int, int, float]:
     """Delete the user's own answer and lease its task back to them. The
-    gold record (``gold_scores``) keeps the first answer: undo never changes it.
+    gold record (``first_answers``) keeps the first answer: undo never changes it.
 
     Returns ``(task_id, project_id, item_id, expires_at)``.
     """

@@ -200,7 +200,7 @@ Index(
 Index(
     "ix_tasks_gold",
     tasks.c.project_id,
-    tasks.c.id,
+    tasks.c.shuffle_key,
     sqlite_where=tasks.c.is_gold,
     postgresql_where=tasks.c.is_gold,
 )
@@ -325,12 +325,14 @@ gold_stats = Table(
     Column("lifted_by", Id, ForeignKey("users.id", ondelete="SET NULL")),
 )
 
-# The append-only gold record: the first answer each annotator gave to each
-# gold (or reviewed) item. Undo never removes a row and a re-answer is not
-# scored again, so nobody can probe a right answer and rewrite their record;
-# ``gold_stats`` is recounted from these rows (against the current gold label).
-gold_scores = Table(
-    "gold_scores",
+# The append-only record of first answers: the first answer each annotator
+# gave to each item of a project with gold (every item, gold or not, so that
+# recording costs the same for both) and to reviewed items. Undo never removes
+# a row and a re-answer is not recorded, so nobody can probe a right answer
+# and rewrite their record; ``gold_stats`` is recounted from these rows joined
+# to ``gold`` (against the current gold label).
+first_answers = Table(
+    "first_answers",
     metadata,
     Column("project_id", Id, ForeignKey("projects.id", ondelete="CASCADE"), primary_key=True),
     Column("item_id", Id, ForeignKey("items.id", ondelete="CASCADE"), primary_key=True),
@@ -338,7 +340,7 @@ gold_scores = Table(
     Column("label", JSON, nullable=False),
     Column("created_at", Float, nullable=False),
 )
-Index("ix_gold_scores_annotator", gold_scores.c.project_id, gold_scores.c.annotator_id)
+Index("ix_first_answers_annotator", first_answers.c.project_id, first_answers.c.annotator_id)
 
 # The in-loop model's versions: when each was trained, on how many verified
 # labels, its calibration and the auto-label threshold chosen for it.

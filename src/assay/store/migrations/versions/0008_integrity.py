@@ -1,14 +1,16 @@
-"""integrity: tasks handed out in a shuffled order; an append-only gold record
+"""integrity: tasks handed out in a shuffled order; an append-only record of first answers
 
 ``tasks.shuffle_key``: a random key drawn when the task is made. The pool is
 handed out by ``priority DESC, shuffle_key`` instead of by id, so gold tasks
 (handed out at random) never stand out of an otherwise increasing sequence of
 ids. Existing tasks get a fixed pseudo-random key from their id.
 
-``gold_scores``: one row per (project, gold item, annotator): the first
-answer that annotator gave to that item. Undoing the answer does not remove
-it; a second answer after an undo is not scored again. ``gold_stats`` is
-recounted from these rows, never from ``answers``.
+``first_answers``: one row per (project, item, annotator): the first answer
+that annotator gave to that item, in projects with gold (every item, so that
+recording costs the same for gold and real work) and for reviewed items.
+Undoing the answer does not remove it; a second answer after an undo is not
+recorded. ``gold_stats`` is recounted from these rows joined to ``gold``,
+never from ``answers``.
 
 Revision ID: 0008
 Revises: 0007
@@ -33,33 +35,42 @@ def upgrade() -> None:
         batch_op.create_index('ix_tasks_open', ['project_id', sa.literal_column('priority DESC'), 'shuffle_key', 'id'],
                               unique=False, sqlite_where=sa.text('open_slots > 0'),
                               postgresql_where=sa.text('open_slots > 0'))
+    # gold tasks are drawn from a random point of this index (an index probe like the pool's)
+    op.drop_index('ix_tasks_gold', table_name='tasks', sqlite_where=sa.text('is_gold'),
+                  postgresql_where=sa.text('is_gold'))
+    op.create_index('ix_tasks_gold', 'tasks', ['project_id', 'shuffle_key'], unique=False,
+                    sqlite_where=sa.text('is_gold'), postgresql_where=sa.text('is_gold'))
     op.create_table(
-        'gold_scores',
+        'first_answers',
         sa.Column('project_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
         sa.Column('item_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
         sa.Column('annotator_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
         sa.Column('label', sa.JSON(), nullable=False),
         sa.Column('created_at', sa.Float(), nullable=False),
-        sa.ForeignKeyConstraint(['project_id'], ['projects.id'], name=op.f('fk_gold_scores_project_id_projects'),
+        sa.ForeignKeyConstraint(['project_id'], ['projects.id'], name=op.f('fk_first_answers_project_id_projects'),
                                 ondelete='CASCADE'),
-        sa.ForeignKeyConstraint(['item_id'], ['items.id'], name=op.f('fk_gold_scores_item_id_items'),
+        sa.ForeignKeyConstraint(['item_id'], ['items.id'], name=op.f('fk_first_answers_item_id_items'),
                                 ondelete='CASCADE'),
-        sa.ForeignKeyConstraint(['annotator_id'], ['users.id'], name=op.f('fk_gold_scores_annotator_id_users'),
+        sa.ForeignKeyConstraint(['annotator_id'], ['users.id'], name=op.f('fk_first_answers_annotator_id_users'),
                                 ondelete='CASCADE'),
-        sa.PrimaryKeyConstraint('project_id', 'item_id', 'annotator_id', name=op.f('pk_gold_scores')),
+        sa.PrimaryKeyConstraint('project_id', 'item_id', 'annotator_id', name=op.f('pk_first_answers')),
     )
-    op.create_index('ix_gold_scores_annotator', 'gold_scores', ['project_id', 'annotator_id'])
+    op.create_index('ix_first_answers_annotator', 'first_answers', ['project_id', 'annotator_id'])
     # The record so far: every answer to a gold (or reviewed) item.
     op.execute(
-        "INSERT INTO gold_scores (project_id, item_id, annotator_id, label, created_at)"
+        "INSERT INTO first_answers (project_id, item_id, annotator_id, label, created_at)"
         " SELECT a.project_id, a.item_id, a.annotator_id, a.label, a.created_at FROM answers a"
         " JOIN gold g ON g.project_id = a.project_id AND g.item_id = a.item_id"
     )
 
 
 def downgrade() -> None:
-    op.drop_index('ix_gold_scores_annotator', table_name='gold_scores')
-    op.drop_table('gold_scores')
+    op.drop_index('ix_first_answers_annotator', table_name='first_answers')
+    op.drop_table('first_answers')
+    op.drop_index('ix_tasks_gold', table_name='tasks', sqlite_where=sa.text('is_gold'),
+                  postgresql_where=sa.text('is_gold'))
+    op.create_index('ix_tasks_gold', 'tasks', ['project_id', 'id'], unique=False,
+                    sqlite_where=sa.text('is_gold'), postgresql_where=sa.text('is_gold'))
     with op.batch_alter_table('tasks', schema=None) as batch_op:
         batch_op.drop_index('ix_tasks_open', sqlite_where=sa.text('open_slots > 0'),
                             postgresql_where=sa.text('open_slots > 0'))

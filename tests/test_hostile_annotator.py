@@ -1,0 +1,333 @@
+"""The hostile annotator: a member who reads everything the API gives them and
+tries to tell gold from real work, learn right answers, or get around a lease
+or a pause. Each test runs a real uvicorn server over HTTP (the attacker's
+view) on SQLite and PostgreSQL; the workspace is read directly only to set
+the stage and to check what really happened.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+
+import httpx
+import numpy as np
+import pytest
+from sqlalchemy import text
+
+from _server import LiveServer
+from factories import embedded_dataset, item_ids, text_dataset
+
+from assay import gold as gold_mod
+
+GOLD_KEYS = ("gold", "has_gold", "gold_rate", "gold_min_accuracy", "gold_min_answers", "ml_backend_url",
+             "ml_space", "auto_label_target", "audit_rate", "target_match", "target_confidence")
+
+
+def _user(ws, name, role="annotator", project_id=None):
+    u, tok = ws.add_user(name, role)
+    if project_id is not None:
+        ws.add_member(project_id, u["id"])
+    return {**u, "h": {"Authorization": f"Bearer {tok}"}}
+
+
+def _client(srv) -> httpx.Client:
+    return httpx.Client(base_url=srv.base, timeout=30)
+
+
+def _gold_project(ws, n=200, n_gold=40, *, rate=0.2, bar=None, seed=0, name="g"):
+    """A project whose gold items are a random sample (as a careful admin picks them)."""
+    ds = text_dataset(ws, f"{name}-texts", [f"{name} text {i}" for i in range(n)],
+                      meta=[{"ref": f"r{i}"} for i in range(n)])
+    p = ws.create_project(name, ds["id"], ["pos", "neg"], overlap=1, show_fields=["ref"])
+    ws.update_project(p["id"], gold_rate=rate, gold_min_accuracy=bar, gold_min_answers=4)
+    ids = item_ids(ws, ds["id"])
+    gold_ids = set(random.Random(seed).sample(ids, n_gold))
+    ws.import_gold(p["id"], [{"item_id": i, "label": "pos"} for i in sorted(gold_ids)])
+    return ws.get_project(p["id"]), ids, gold_ids
+
+
+# ---------------------------------------------------------------- 1. leases
+
+
+def test_answers_are_taken_only_on_the_callers_live_lease(ws):
+    p, ids, gold_ids = _gold_project(ws, n=40, n_gold=8)
+    eve = _user(ws, "eve", project_id=p["id"])
+    bob = _user(ws, "bob", project_id=p["id"])
+    with LiveServer(ws) as srv, _client(srv) as c:
+        with ws.db.read() as conn:
+            tasks = dict(conn.execute(text("SELECT item_id, id FROM tasks WHERE project_id = :p"),
+                                      {"p": p["id"]}).all())
+        # never calling tasks/next: neither a real task nor a gold one can be answered
+        for item in (min(set(ids) - gold_ids), min(gold_ids)):
+            r = c.post(f"/api/tasks/{tasks[item]}/answers", json={"label": "pos"}, headers=eve["h"])
+            assert r.status_code == 409 and "not leased to you" in r.json()["error"]["message"], r.text
+            r = c.post(f"/api/tasks/{tasks[item]}/skip", headers=eve["h"])
+            assert r.status_code == 409
+        # bob's lease is bob's: eve cannot answer the task he holds
+        held = c.post(f"/api/projects/{p['id']}/tasks/next", headers=bob["h"]).json()["task"]
+        r = c.post(f"/api/tasks/{held['id']}/answers", json={"label": "neg"}, headers=eve["h"])
+        assert r.status_code == 409
+        # also not through the slow route (a body the fast lane passes on)
+        r = c.post(f"/api/tasks/{held['id']}/answers", content=b'{"label": "neg", "x": [1]}',
+                   headers={**eve["h"], "Content-Type": "application/json; charset=latin-1"})
+        assert r.status_code in (409, 415, 400) and r.status_code != 201
+        # a lease past its expiry is refused, although no sweeper returned it yet
+        mine = c.post(f"/api/projects/{p['id']}/tasks/next", headers=eve["h"]).json()["task"]
+        with ws.db.write() as conn:
+            conn.execute(text("UPDATE leases SET expires_at = :t WHERE task_id = :k"),
+                         {"t": time.time() - 1, "k": mine["id"]})
+        r = c.post(f"/api/tasks/{mine['id']}/answers", json={"label": "pos"}, headers=eve["h"])
+        assert r.status_code == 409 and "expired" in r.json()["error"]["message"]
+        r = c.post(f"/api/tasks/{mine['id']}/skip", headers=eve["h"])
+        assert r.status_code == 409
+    with ws.db.read() as conn:
+        assert conn.execute(text("SELECT count(*) FROM answers")).scalar_one() == 0
+        assert conn.execute(text("SELECT count(*) FROM gold_stats WHERE answers > 0")).scalar_one() == 0
+
+
+# ---------------------------------------------------------------- 2. + 3. pauses
+
+
+def test_a_pause_stops_answers_skips_and_undos_and_says_nothing_about_gold(ws, monkeypatch):
+    p, ids, gold_ids = _gold_project(ws, n=200, n_gold=60, rate=0.4, bar=0.8)
+    eve = _user(ws, "eve", project_id=p["id"])
+    with LiveServer(ws) as srv, _client(srv) as c:
+        nxt = f"/api/projects/{p['id']}/tasks/next"
+        held, last_answer, refused = [], None, None
+        for _ in range(400):  # hold two tasks at a time, answer everything "neg" (gold says "pos")
+            r = c.post(nxt, json={"exclude": [t["id"] for t in held]}, headers=eve["h"])
+            if r.status_code == 403:
+                refused = r
+                break
+            assert r.status_code == 200, r.text
+            task = r.json()["task"]
+            assert task is not None
+            if task["id"] not in [t["id"] for t in held]:
+                held.append(task)
+            if len(held) == 2:
+                t = held.pop(0)
+                r = c.post(f"/api/tasks/{t['id']}/answers", json={"label": "neg"}, headers=eve["h"])
+                assert r.status_code == 201, r.text
+                last_answer = r.json()["answer"]
+        assert refused is not None, "a wrong-on-every-gold annotator was never paused"
+        err = refused.json()["error"]
+        assert err["code"] == "paused"
+        # nothing about gold: no counts, shares, bar or items
+        assert not any(ch.isdigit() for ch in err["message"]) and not err.get("details")
+        assert "gold" not in refused.text.lower()
+        # every other request in the project is refused too
+        t = held[0]
+        for method, url, body in (("POST", f"/api/tasks/{t['id']}/answers", {"label": "pos"}),
+                                  ("POST", f"/api/tasks/{t['id']}/skip", None),
+                                  ("DELETE", f"/api/answers/{last_answer['id']}", None)):
+            r = c.request(method, url, json=body, headers=eve["h"])
+            assert r.status_code == 403 and r.json()["error"]["code"] == "paused", (url, r.text)
+            assert r.json() == refused.json()
+        # the annotator cannot read anyone's gold record
+        assert c.get(f"/api/projects/{p['id']}/annotators/gold", headers=eve["h"]).status_code == 403
+    with ws.db.read() as conn:
+        n = conn.execute(text("SELECT count(*) FROM answers WHERE annotator_id = :u"), {"u": eve["id"]}).scalar_one()
+        assert conn.execute(text("SELECT count(*) FROM answers WHERE task_id = :t"), {"t": t["id"]}).scalar_one() == 0
+    assert n >= 4
+
+
+def test_the_pause_lands_at_no_tell_tale_answer(ws):
+    """The pause is not applied at the gold answer that crossed the bar but
+    at a random later answer: over many annotators, the last answer before
+    the pause is gold about as often as gold is mixed in, not always."""
+    p, ids, gold_ids = _gold_project(ws, n=400, n_gold=80, rate=0.25, bar=0.9)
+    last_was_gold = []
+    rng = random.Random(1)
+    with LiveServer(ws) as srv, _client(srv) as c:
+        for k in range(12):
+            u = _user(ws, f"w{k}", project_id=p["id"])
+            last = None
+            for _ in range(400):
+                r = c.post(f"/api/projects/{p['id']}/tasks/next", headers=u["h"])
+                if r.status_code == 403:
+                    break
+                task = r.json()["task"]
+                if task is None:
+                    break
+                lab = "neg" if task["item"]["id"] in gold_ids else rng.choice(["pos", "neg"])
+                assert c.post(f"/api/tasks/{task['id']}/answers", json={"label": lab},
+                              headers=u["h"]).status_code == 201
+                last = task
+            if r.status_code == 403:
+                last_was_gold.append(last["item"]["id"] in gold_ids)
+    assert len(last_was_gold) >= 8
+    # with the rule checked at the gold answer itself this was 12 of 12
+    assert sum(last_was_gold) <= len(last_was_gold) - 3, last_was_gold
+
+
+def test_undo_and_re_answer_never_rewrite_the_gold_record(ws):
+    p, ids, gold_ids = _gold_project(ws, n=120, n_gold=60, rate=0.5)
+    eve = _user(ws, "eve", project_id=p["id"])
+    with LiveServer(ws) as srv, _client(srv) as c:
+        probed = 0
+        for _ in range(120):
+            task = c.post(f"/api/projects/{p['id']}/tasks/next", headers=eve["h"]).json()["task"]
+            if task is None:
+                break
+            # answer wrong, undo, answer right: the responses are the same shape
+            # whatever the task is, and the record keeps the first answer
+            a = c.post(f"/api/tasks/{task['id']}/answers", json={"label": "neg"}, headers=eve["h"])
+            assert a.status_code == 201
+            back = c.delete(f"/api/answers/{a.json()['answer']['id']}", headers=eve["h"])
+            assert back.status_code == 200 and back.json()["task"]["id"] == task["id"]
+            assert set(back.json()["task"]) == set(task)
+            b = c.post(f"/api/tasks/{task['id']}/answers", json={"label": "pos"}, headers=eve["h"])
+            assert b.status_code == 201
+            probed += task["item"]["id"] in gold_ids
+    assert probed >= 5
+    stats = {s["username"]: s for s in ws.gold_stats(p["id"])}["eve"]
+    assert (stats["answers"], stats["correct"]) == (probed, 0)
+    with ws.db.read() as conn:  # the record holds the first answers, the answers table the last ones
+        rec = conn.execute(text("SELECT label FROM first_answers WHERE annotator_id = :u"),
+                           {"u": eve["id"]}).scalars().all()
+        last = conn.execute(text("SELECT label FROM answers WHERE annotator_id = :u"),
+                            {"u": eve["id"]}).scalars().all()
+    assert len(rec) == len(last) >= probed
+    assert {str(x).strip('"') for x in rec} == {"neg"} and {str(x).strip('"') for x in last} == {"pos"}
+    # an admin changing the gold set recounts from the record, not from the answers
+    ws.update_project(p["id"], gold_rate=0.4)
+    stats = {s["username"]: s for s in ws.gold_stats(p["id"])}["eve"]
+    assert (stats["answers"], stats["correct"]) == (probed, 0)
+
+
+# ---------------------------------------------------------------- 4. indistinguishable
+
+
+def _observe(c, pid, h, n_max=1000):
+    """Everything an annotator can see while working, one row per task."""
+    rows = []
+    prev = c.get(f"/api/projects/{pid}/progress", headers=h).json()
+    for _ in range(n_max):
+        t0 = time.perf_counter()
+        r = c.post(f"/api/projects/{pid}/tasks/next", headers=h)
+        t_next = time.perf_counter() - t0
+        task = r.json()["task"]
+        if task is None:
+            return rows
+        asked = time.time()
+        t0 = time.perf_counter()
+        a = c.post(f"/api/tasks/{task['id']}/answers", json={"label": random.choice(["pos", "neg"])}, headers=h)
+        t_answer = time.perf_counter() - t0
+        assert a.status_code == 201
+        prog = c.get(f"/api/projects/{pid}/progress", headers=h).json()
+        rows.append({"task": task, "answer": a.json()["answer"], "t_next": t_next, "t_answer": t_answer,
+                     "lease_left": task["lease_expires_at"] - asked, "progress": prog, "prev": prev})
+        prev = prog
+    raise AssertionError("never ran out of tasks")
+
+
+def _features(rows):
+    feats = []
+    for i, r in enumerate(rows):
+        t, prev_t = r["task"], rows[i - 1]["task"] if i else r["task"]
+        deltas = [v - r["prev"]["me"].get(k, 0) for k, v in r["progress"]["me"].items() if isinstance(v, (int, float))]
+        feats.append([
+            t["id"], t["item"]["id"], t["id"] - prev_t["id"], t["item"]["id"] - prev_t["item"]["id"],
+            len(repr(t)), len(repr(r["answer"])), r["lease_left"], r["t_next"], r["t_answer"],
+            sum(deltas), len(r["progress"]), len(r["progress"]["me"]), i,
+            hash(tuple(sorted(t))) % 1000, hash(tuple(sorted(t["item"]))) % 1000,
+        ])
+    return np.array(feats, float)
+
+
+def test_a_hostile_annotator_cannot_tell_gold_from_real_work(ws):
+    from sklearn.ensemble import RandomForestClassifier
+    from sklearn.metrics import roc_auc_score
+    from sklearn.model_selection import StratifiedKFold, cross_val_predict
+
+    p, ids, gold_ids = _gold_project(ws, n=360, n_gold=90, rate=0.25)
+    eve = _user(ws, "eve", project_id=p["id"])
+    with LiveServer(ws) as srv, _client(srv) as c:
+        # what the project looks like to them: nothing about gold, pauses or the model
+        view = c.get(f"/api/projects/{p['id']}", headers=eve["h"]).json()
+        listed = c.get("/api/projects", headers=eve["h"]).json()["projects"]
+        assert listed == [view]
+        assert not set(view) & set(GOLD_KEYS), view
+        rows = _observe(c, p["id"], eve["h"])
+    y = np.array([r["task"]["item"]["id"] in gold_ids for r in rows])
+    assert 25 <= y.sum() <= 90 and len(rows) == 270 + y.sum()
+    # payloads: the same fields, the same kinds of values
+    assert len({(tuple(sorted(r["task"])), tuple(sorted(r["task"]["item"]))) for r in rows}) == 1
+    assert len({tuple(sorted(r["answer"])) for r in rows}) == 1
+    # ids come in no order for either kind (the pool is shuffled)
+    X = _features(rows)
+    task_ids = X[:, 0]
+    assert np.mean(np.diff(task_ids[~y]) > 0) < 0.75  # not handed out in id order
+    # every count they see moves by the same amount after every answer
+    assert len({tuple(X[i, 9:12]) for i in range(len(rows))}) == 1
+    # a classifier on everything they observed, timings included, does no
+    # better than chance (AUC 0.5; 0.65 is ~3.5 sd above it at this size)
+    proba = cross_val_predict(RandomForestClassifier(n_estimators=200, random_state=0), X, y,
+                              cv=StratifiedKFold(5, shuffle=True, random_state=0), method="predict_proba")[:, 1]
+    auc = roc_auc_score(y, proba)
+    assert auc < 0.65, f"gold is told apart from real work: AUC {auc:.3f}"
+
+
+# ---------------------------------------------------------------- 5. the model
+
+
+def test_the_model_does_not_leak_gold_through_suggestions(ws):
+    from assay.loop import ml_step
+
+    n = 400
+    ds, ids, y = embedded_dataset(ws, n, seed=5)
+    # noisy features: a model that is right about 3 times in 4 on unseen items
+    rng = np.random.default_rng(5)
+    X = (np.where(y[:, None] == 1, 1.0, -1.0) * 0.35 + rng.normal(0, 1, (n, 4))).astype(np.float32)
+    ws.vectors.add("noisy", np.array(ids), X, {"model": "noisy", "kind": "given"})
+    p = ws.create_project("m", ds["id"], ["a", "b"], overlap=1)
+    ws.update_project(p["id"], ml_space="noisy", gold_rate=0.3)
+    gold_idx = rng.choice(n, 150, replace=False)
+    ws.import_gold(p["id"], [{"item_id": ids[j], "label": "ab"[y[j]]} for j in gold_idx])
+    ml_step(ws, p["id"])
+    eve = _user(ws, "eve", project_id=p["id"])
+    right = {True: [], False: []}
+    truth = dict(zip(ids, y))
+    gold_ids = {ids[j] for j in gold_idx}
+    with LiveServer(ws) as srv, _client(srv) as c:
+        for _ in range(n):
+            task = c.post(f"/api/projects/{p['id']}/tasks/next", headers=eve["h"]).json()["task"]
+            if task is None:
+                break
+            s = task["suggestion"]
+            if s is not None:
+                right[task["item"]["id"] in gold_ids].append(s["label"] == "ab"[truth[task["item"]["id"]]])
+            assert c.post(f"/api/tasks/{task['id']}/answers", json={"label": "a"}, headers=eve["h"]).status_code == 201
+    g, other = np.mean(right[True]), np.mean(right[False])
+    assert len(right[True]) >= 20 and len(right[False]) >= 100
+    # in-sample suggestions on gold were far better than elsewhere (93 % vs 70 %)
+    assert g <= other + 0.12, (g, other)
+
+
+# ---------------------------------------------------------------- 6. who sees what
+
+
+def test_reviewers_see_only_their_projects_and_annotators_no_settings(ws):
+    ds_a = text_dataset(ws, "a-texts", ["a one", "a two"])
+    ds_b = text_dataset(ws, "b-texts", ["b one", "b two"])
+    pa = ws.create_project("pa", ds_a["id"], ["x", "y"])
+    ws.create_project("pb", ds_b["id"], ["x", "y"])
+    ws.update_project(pa["id"], gold_rate=0.2, gold_min_accuracy=0.7)
+    rev = _user(ws, "rev", "reviewer", pa["id"])
+    ann = _user(ws, "ann", "annotator", pa["id"])
+    b_item = item_ids(ws, ds_b["id"])[0]
+    a_item = item_ids(ws, ds_a["id"])[0]
+    with LiveServer(ws) as srv, _client(srv) as c:
+        assert [d["name"] for d in c.get("/api/datasets", headers=rev["h"]).json()["datasets"]] == ["a-texts"]
+        for url in (f"/api/datasets/{ds_b['id']}", f"/api/datasets/{ds_b['id']}/items",
+                    f"/api/items/{b_item}", f"/api/items/{b_item}/content"):
+            assert c.get(url, headers=rev["h"]).status_code == 404, url
+        for url in (f"/api/datasets/{ds_a['id']}", f"/api/datasets/{ds_a['id']}/items",
+                    f"/api/items/{a_item}", f"/api/items/{a_item}/content"):
+            assert c.get(url, headers=rev["h"]).status_code == 200, url
+        staff_view = c.get(f"/api/projects/{pa['id']}", headers=rev["h"]).json()
+        assert staff_view["gold_min_accuracy"] == 0.7
+        view = c.get(f"/api/projects/{pa['id']}", headers=ann["h"]).json()
+        assert not set(view) & set(GOLD_KEYS) and view["schema"]["classes"]
+        assert c.get(f"/api/projects/{pa['id']}/backend", headers=ann["h"]).status_code in (403, 404)

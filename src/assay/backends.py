@@ -475,7 +475,8 @@ def check_host(hostname: str) -> None:
     """The checks that need no DNS: the host name against the deny and allow
     settings, and an address literal against the address rules."""
     host = _canonical_host(hostname)
-    deny, allow = _policy(DENY_ENV), _policy(ALLOW_ENV)
+    deny = _policy(DENY_ENV)
+    _policy(ALLOW_ENV)  # a malformed allow list is an error now, not at the first call
     if host in NEVER_HOSTS:
         raise InvalidInput(f"ml_backend_url points at {host!r}, a cloud metadata service, which is never allowed")
     if deny is not None and _host_matches(host, deny[1]):

@@ -174,6 +174,9 @@ def charge(conn, keys: list[tuple[str, int]], settings: AccountSettings, now: fl
     locked and nothing was counted; ``locks`` lists the keys this attempt
     locked (each as ``(key, failures, seconds)``)."""
     forget = 4 * settings.max_backoff_seconds
+    if secrets.randbelow(64) == 0:  # now and then, drop counters nobody will read again
+        conn.execute(text("DELETE FROM login_throttle WHERE last_failure < :old AND locked_until < :now"),
+                     {"old": now - forget, "now": now})
     rows = {}
     for key, _ in keys:
         conn.execute(text("INSERT INTO login_throttle (key, failures, last_failure, locked_until) "

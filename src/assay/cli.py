@@ -37,10 +37,8 @@ Home = Annotated[
 
 
 def _ws(home: Path | None):
-    from assay import audit
     from assay.workspace import Workspace
 
-    audit.set_actor({"id": None, "username": f"cli:{_os_user()}"})  # the audit log names the CLI's user
     return Workspace(home)
 
 
@@ -63,8 +61,11 @@ def command(f):
 
     @functools.wraps(f)
     def wrapper(*args, **kwargs):
+        from assay import audit
+
         try:
-            return f(*args, **kwargs)
+            with audit.acting({"id": None, "username": f"cli:{_os_user()}"}):  # the audit log names the CLI's user
+                return f(*args, **kwargs)
         except AssayError as exc:
             _fail(exc.message)
         except KeyboardInterrupt:

@@ -236,12 +236,17 @@ def _features(rows):
     return np.array(feats, float)
 
 
-def test_a_hostile_annotator_cannot_tell_gold_from_real_work(ws):
+@pytest.mark.parametrize("adaptive", [False, True], ids=["fixed", "adaptive"])
+def test_a_hostile_annotator_cannot_tell_gold_from_real_work(ws, adaptive):
     from sklearn.ensemble import RandomForestClassifier
     from sklearn.metrics import roc_auc_score
     from sklearn.model_selection import StratifiedKFold, cross_val_predict
 
     p, ids, gold_ids = _gold_project(ws, n=360, n_gold=90, rate=0.25)
+    if adaptive:  # answers to real work update a posterior: gold answers must cost the same
+        with ws.db.write() as conn:
+            conn.execute(text("UPDATE projects SET target_confidence = 0.9, max_answers = 1"))
+        ws.forget_project(p["id"])
     eve = _user(ws, "eve", project_id=p["id"])
     with LiveServer(ws) as srv, _client(srv) as c:
         # what the project looks like to them: nothing about gold, pauses or the model
@@ -267,6 +272,7 @@ def test_a_hostile_annotator_cannot_tell_gold_from_real_work(ws):
                               cv=StratifiedKFold(5, shuffle=True, random_state=0), method="predict_proba")[:, 1]
     auc = roc_auc_score(y, proba)
     assert auc < 0.65, f"gold is told apart from real work: AUC {auc:.3f}"
+    print(f"hostile classifier AUC {auc:.3f} ({'adaptive' if adaptive else 'fixed'} overlap)")
 
 
 # ---------------------------------------------------------------- 5. the model

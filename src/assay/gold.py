@@ -66,17 +66,11 @@ _PAUSED = text(
 )
 _GOLD_LABEL = text("SELECT label FROM gold WHERE project_id = :p AND item_id = :i").columns(label=JSON)
 # The first answer of this annotator to this item: every item in a project
-# with gold (so that gold and real work cost the same), else only an item
-# with a known label (a reviewer's decision).
+# with gold (so that gold and real work cost the same), else only items with
+# a known label (a reviewer's decision).
 _RECORD = text(
     "INSERT INTO first_answers (project_id, item_id, annotator_id, label, created_at)"
     " VALUES (:p, :i, :u, :label, :now) ON CONFLICT DO NOTHING RETURNING item_id"
-).bindparams(bindparam("label", type_=JSON))
-_RECORD_KNOWN = text(
-    "INSERT INTO first_answers (project_id, item_id, annotator_id, label, created_at)"
-    " SELECT :p, :i, :u, :label, :now WHERE EXISTS"
-    " (SELECT 1 FROM gold WHERE project_id = :p AND item_id = :i)"
-    " ON CONFLICT DO NOTHING RETURNING item_id"
 ).bindparams(bindparam("label", type_=JSON))
 _RECORD_ANSWERS = text(
     "INSERT INTO first_answers (project_id, item_id, annotator_id, label, created_at)"
@@ -165,30 +159,28 @@ def claim(conn, project_id: int, user_id: int, rng: random.Random | None = None)
 # ---------------------------------------------------------------- scoring
 
 
-def score_answer(conn, project: dict, item_id: int, user_id: int, label: Any, now: float | None = None) -> dict:
-    """Record an annotator's first answer to an item and, if the item is gold
-    (or reviewed), count it, in the answer's transaction. A later answer to
-    the same item, after an undo, is neither recorded nor scored. Never
-    pauses: :func:`maybe_pause` does, at any answer."""
+def score_answer(conn, project: dict, item_id: int, user_id: int, label: Any, now: float | None = None) -> Any:
+    """Record an annotator's first answer to an item and, if the item's label
+    is known (gold or a reviewer's decision), count it, in the answer's
+    transaction. A later answer to the same item, after an undo, is neither
+    recorded nor scored. Never pauses: :func:`maybe_pause` does, at any
+    answer. Returns the item's known label, or None."""
     now = time.time() if now is None else now
     args = {"p": project["id"], "u": user_id}
     record = {**args, "i": item_id, "label": label, "now": now}
-    if project.get("has_gold"):
-        # Every answer runs the same statements, gold or not (a real one is
-        # recorded too and counts nothing): timing does not tell gold apart.
+    # In a project with gold every answer runs the same statements, gold or
+    # not (a real one is recorded too and counts nothing): timing does not
+    # tell gold apart. Elsewhere only answers to reviewed items are recorded.
+    first = project.get("has_gold") and conn.execute(_RECORD, record).first() is not None
+    known = conn.execute(_GOLD_LABEL, {"p": project["id"], "i": item_id}).scalar()
+    if not project.get("has_gold"):
+        if known is None:
+            return None
         first = conn.execute(_RECORD, record).first() is not None
-    elif conn.execute(_RECORD_KNOWN, record).first() is None:
-        return {}  # no gold to hide: only answers to reviewed items are recorded
-    else:
-        first = True
-    gold_label = conn.execute(_GOLD_LABEL, {"p": project["id"], "i": item_id}).scalar()
-    scored = first and gold_label is not None
-    ok = int(scored and same_label(label, gold_label))
+    scored = first and known is not None
     conn.execute(_ENSURE_STATS, args)
-    row = conn.execute(_COUNT, {**args, "n": int(scored), "ok": ok}).one()
-    if not scored:
-        return {}
-    return {"correct": bool(ok), "window_answers": row.window_answers, "window_correct": row.window_correct}
+    conn.execute(_COUNT, {**args, "n": int(scored), "ok": int(scored and same_label(label, known))})
+    return known
 
 
 def maybe_pause(conn, project: dict, user_id: int, now: float, rng: random.Random | None = None) -> bool:

@@ -32,6 +32,9 @@ from assay.store import Database
 
 MAX_LEASES_IN_HAND = 3
 
+#: the pool's hand-out order (its index is ``ix_tasks_open``)
+POOL_ORDER = "t.priority DESC, t.shuffle_key, t.id"
+
 _CLAIM = """
 UPDATE tasks SET open_slots = open_slots - 1
 WHERE id = (
@@ -40,13 +43,13 @@ WHERE id = (
       AND NOT EXISTS (SELECT 1 FROM answers a WHERE a.task_id = t.id AND a.annotator_id = :user)
       AND NOT EXISTS (SELECT 1 FROM skips s WHERE s.task_id = t.id AND s.annotator_id = :user)
       AND NOT EXISTS (SELECT 1 FROM leases l WHERE l.task_id = t.id AND l.annotator_id = :user)
-    ORDER BY t.priority DESC, t.shuffle_key, t.id
+    ORDER BY {order}
     LIMIT 1 {lock}
 ) AND open_slots > 0
 RETURNING id, item_id
 """
-CLAIM_SQLITE = text(_CLAIM.format(lock=""))
-CLAIM_PG = text(_CLAIM.format(lock="FOR UPDATE SKIP LOCKED"))
+CLAIM_SQLITE = text(_CLAIM.format(order=POOL_ORDER, lock=""))
+CLAIM_PG = text(_CLAIM.format(order=POOL_ORDER, lock="FOR UPDATE SKIP LOCKED"))
 # SKIP LOCKED also passes over rows that are locked only for a moment (another
 # claim, or an answer to the same task, in flight), so "no row" does not mean
 # "nothing left". Waiting on those locks (plain FOR UPDATE) can deadlock with

@@ -105,11 +105,15 @@ def apply_step(conn, task_id: int, step: str) -> str:
 
 
 def after_answer(conn, project: dict, task_id: int, item_id: int, user_id: int, label: Any,
-                 now: float | None = None) -> dict:
+                 now: float | None = None, *, known: Any = None) -> dict:
     """Update the item's posterior with one new answer and decide whether it
     needs another. Runs on the answer's transaction (``conn``), after the
     answer was counted: the task row is already locked by that update, so
     concurrent answers to the same item take turns here.
+
+    ``known``: the item's label when it is known (gold, a reviewer's
+    decision): the same work is done (gold must cost what real work costs)
+    but the item stays resolved at that label.
 
     Returns ``{"label", "confidence", "status", "step"}``.
     """
@@ -139,6 +143,9 @@ def after_answer(conn, project: dict, task_id: int, item_id: int, user_id: int, 
     target = project["target_confidence"] if t.target is None or project["target_confidence"] is None else t.target
     step = decide(lp, confidence, t.answer_count, t.needed, target, project["max_answers"],
                   table if t.target is None else None)
+    if known is not None and known in names:
+        lp = [0.0 if c == known else -1e9 for c in names]
+        best, confidence, step = names.index(known), 1.0, "resolved"
     status = apply_step(conn, task_id, step)
     conn.execute(UPSERT_CONSENSUS, {"p": pid, "i": item_id, "label": names[best], "conf": confidence, "lp": lp,
                            "n": t.answer_count, "status": status, "now": now})

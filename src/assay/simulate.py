@@ -37,6 +37,7 @@ import pandas as pd
 from sqlalchemy import text
 
 from assay.errors import InvalidInput
+from assay.handout import POOL_ORDER
 from assay.redundancy import WITHDRAW
 
 POLICIES = ("fixed", "adaptive")
@@ -48,9 +49,13 @@ DEFAULT_TARGET = 0.995
 REFIT_MIN = 200
 REFIT_GROWTH = 0.25
 
+# the task the hand-out gives out next: its own order (assay.handout.POOL_ORDER)
 _NEXT_OPEN = text(
-    "SELECT id, item_id FROM tasks WHERE project_id = :p AND open_slots > 0 ORDER BY priority DESC, id LIMIT 1"
+    f"SELECT t.id, t.item_id FROM tasks t WHERE t.project_id = :p AND t.open_slots > 0 ORDER BY {POOL_ORDER} LIMIT 1"
 )
+# A replay hands items out in file order, not shuffled (so that a run is
+# reproducible and comparable across versions): there is no gold to hide.
+_UNSHUFFLE = text("UPDATE tasks SET shuffle_key = 0 WHERE project_id = :p")
 _TO_REVIEW = text("UPDATE item_consensus SET status = 'review' WHERE project_id = :p AND item_id = :i "
                   "AND status = 'open'")
 
@@ -120,6 +125,8 @@ class Replay:
         self.ws, self.pid, self.pools, self.users, self.task_name = ws, project_id, pools, users, task_name
         self.review_exhausted = review_exhausted
         self.used = self.exhausted = self.mismatches = 0
+        with ws.db.write() as conn:
+            conn.execute(_UNSHUFFLE, {"p": project_id})
 
     def step(self) -> bool | None:
         """One hand-out: None when no task has room, True when an answer was

@@ -976,9 +976,10 @@ class Workspace:
                                  suggestion=suggestion, project=p)
             with self.db.fast_write() as conn:  # same transaction
                 # every answer goes through the same steps, gold or not
-                _gold.score_answer(conn, p, t.item_id, u["id"], label, got["created_at"])
-                if not t.is_gold and p["target_confidence"] is not None:  # adaptive redundancy
-                    redundancy.after_answer(conn, p, task_id, t.item_id, u["id"], label, got["created_at"])
+                known = _gold.score_answer(conn, p, t.item_id, u["id"], label, got["created_at"])
+                if p["target_confidence"] is not None:  # adaptive redundancy (a known label stays)
+                    redundancy.after_answer(conn, p, task_id, t.item_id, u["id"], label, got["created_at"],
+                                            known=known)
                 _gold.maybe_pause(conn, p, u["id"], got["created_at"])
             return got
 

@@ -289,18 +289,38 @@
 
   /* ---------- rendering ---------- */
 
+  /** The key of each class (index -> "0".."9" or null), never ambiguous: a
+   * class named like a digit key gets that key (classes 0…9 are keys 0…9),
+   * the others take the free digits 1–9, then 0, in order. */
+  function classKeys(classes) {
+    const keys = classes.map(function () { return null; });
+    const taken = new Set();
+    classes.forEach(function (c, i) {
+      const name = String(c.name).trim();
+      if (/^[0-9]$/.test(name) && !taken.has(name)) { keys[i] = name; taken.add(name); }
+    });
+    const free = ["1", "2", "3", "4", "5", "6", "7", "8", "9", "0"].filter(function (k) { return !taken.has(k); });
+    classes.forEach(function (c, i) { if (keys[i] === null && free.length) keys[i] = free.shift(); });
+    return keys;
+  }
+
   function renderClasses() {
     ui.classes.replaceChildren();
+    state.keys = classKeys(state.classes);
+    state.byKey = new Map();
+    state.keys.forEach(function (k, i) { if (k !== null) state.byKey.set(k, i); });
     state.classes.forEach(function (c, i) {
+      const key = state.keys[i];
       const btn = el("button", {
         type: "button",
         class: "class-btn",
         "data-class": c.name,
-        "data-key": i < 9 ? String(i + 1) : null,
+        "data-key": key,
         "data-description": c.description || null,
         title: c.description || null,
         "aria-pressed": state.multi ? "false" : null,
-      }, i < 9 ? el("kbd", { text: String(i + 1) }) : el("kbd", { class: "nokey", text: "·" }),
+        "aria-keyshortcuts": key,
+      }, key !== null ? el("kbd", { text: key }) : el("kbd", { class: "nokey", text: "·" }),
         el("span", { class: "class-name", text: c.name }));
       // Keep focus where it was on mouse clicks, so Enter/Space never re-fire a class.
       btn.addEventListener("mousedown", function (e) { e.preventDefault(); });
@@ -308,8 +328,8 @@
       ui.classes.append(btn);
     });
     ui.keysHelp.textContent = state.multi
-      ? "Keys: 1–9 toggle a class · a take the suggestion · Enter submit · s skip · z undo"
-      : "Keys: 1–9 choose a class · a accept the suggestion · s skip · z undo";
+      ? "Keys: the class's key (on its button) toggles it · a take the suggestion · Enter submit · s skip · z undo"
+      : "Keys: the class's key (on its button) chooses it · a accept the suggestion · s skip · z undo";
   }
 
   /** The model's pre-label of `entry`, if it names only known classes:
@@ -642,10 +662,11 @@
 
   /* ---------- keyboard ---------- */
 
+  /** The digit key pressed ("0".."9"), or null. */
   function digitOf(e) {
-    if (/^[1-9]$/.test(e.key)) return Number(e.key);
-    const m = /^(?:Digit|Numpad)([1-9])$/.exec(e.code || "");
-    return m && !/^[0-9]$/.test(e.key) ? Number(m[1]) : 0; // e.g. AZERTY top row
+    if (/^[0-9]$/.test(e.key)) return e.key;
+    const m = /^(?:Digit|Numpad)([0-9])$/.exec(e.code || "");
+    return m && !/^[0-9]$/.test(e.key) ? m[1] : null; // e.g. AZERTY top row
   }
 
   function onKey(e) {
@@ -653,9 +674,10 @@
     const t = e.target;
     if (t && (t.isContentEditable || /^(INPUT|TEXTAREA|SELECT)$/.test(t.tagName))) return;
     const digit = digitOf(e);
-    if (digit) {
+    if (digit !== null) {
       e.preventDefault();
-      if (!e.repeat) choose(digit - 1);
+      const i = state.byKey ? state.byKey.get(digit) : undefined;
+      if (!e.repeat && i !== undefined) choose(i);
       return;
     }
     switch (e.key) {

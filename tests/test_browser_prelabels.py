@@ -72,7 +72,7 @@ def test_suggestion_shows_and_a_accepts_it(ws, tabs):  # noqa: F811
     assert not shown["visible"] and shown["marked"] == []
     assert page.locator("#accept").is_disabled()
     page.keyboard.press("a")                           # nothing to accept: no answer
-    page.wait_for_function("document.getElementById('status').textContent === 'no suggestion for this item'")
+    page.wait_for_function("() => document.getElementById('status').textContent === 'no suggestion for this item'")
     assert page.locator("#item").get_attribute("data-task-id") == cur["task_id"]
     page.keyboard.press(keys["positive"])
     cur = wait_item(page, other_than=cur["task_id"])
@@ -108,7 +108,7 @@ def test_multi_label_a_preselects_the_suggestion(ws, tabs):  # noqa: F811
     assert shown["marked"] == ["cat", "bird"]
     assert page.locator("#classes .class-btn.is-selected").count() == 0  # shown, not chosen for you
     page.keyboard.press("a")
-    page.wait_for_function("document.querySelectorAll('#classes .class-btn.is-selected').length === 2")
+    page.wait_for_function("() => document.querySelectorAll('#classes .class-btn.is-selected').length === 2")
     page.keyboard.press("Enter")                       # item 0: the suggested set
     cur = wait_item(page, other_than=cur["task_id"])
     page.keyboard.press("a")                           # item 1: take "dog", then add "cat"

@@ -45,8 +45,8 @@
     const stay = $("link-stay");
     go.textContent = "Continue as " + linked.username;
     stay.textContent = "Stay logged in as " + current.username;
-    go.addEventListener("click", function () { api.setToken(token); location.replace(target()); });
-    stay.addEventListener("click", function () { location.replace(target()); });
+    go.onclick = function () { api.setToken(token); location.replace(target()); };
+    stay.onclick = function () { location.replace(target()); };
     $("link-switch").hidden = false;
     go.focus();
   }
@@ -79,10 +79,28 @@
     location.replace(target()); // replace: keep the login page out of history
   }
 
-  // Login link: /login#token=XYZ. Take the token out of the address bar and
-  // history at once, check it, then log in (or say why not).
-  const linkToken = new URLSearchParams(location.hash.replace(/^#/, "")).get("token");
-  if (linkToken) history.replaceState(null, "", location.pathname + location.search);
+  /** The token of a login link (/login#token=XYZ), taken out of the address
+   * bar and history at once; null when the address holds none. */
+  function takeLinkToken() {
+    const token = new URLSearchParams(location.hash.replace(/^#/, "")).get("token");
+    if (token) history.replaceState(null, "", location.pathname + location.search);
+    return token;
+  }
+
+  function startLink(token) {
+    api.clearError();
+    $("login-form").hidden = true;
+    $("link-switch").hidden = true;
+    $("link-status").hidden = false;
+    followLink(token);
+  }
+
+  const linkToken = takeLinkToken();
+  // A link opened while this page is already open changes only the fragment.
+  window.addEventListener("hashchange", function () {
+    const token = takeLinkToken();
+    if (token) startLink(token);
+  });
 
   document.addEventListener("DOMContentLoaded", function () {
     const form = $("login-form");
@@ -90,11 +108,7 @@
     const user = $("username");
     const pass = $("password");
 
-    if (linkToken) {
-      form.hidden = true;
-      $("link-status").hidden = false;
-      followLink(linkToken);
-    }
+    if (linkToken) startLink(linkToken);
 
     form.addEventListener("submit", async function (e) {
       e.preventDefault();

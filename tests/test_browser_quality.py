@@ -82,7 +82,8 @@ def test_paused_annotator_sees_why_and_an_admin_lifts_the_pause(ws, tabs):  # no
         ann.page.wait_for_timeout(60)
     assert ann.page.locator("#paused").is_visible()
     reason = ann.page.locator("#paused-reason").inner_text()
-    assert "paused" in reason and "80%" in reason and "0 of your 3" in reason
+    # why, but nothing about gold: no counts, no bar
+    assert "paused" in reason and not any(ch.isdigit() for ch in reason) and "gold" not in reason.lower()
     assert not ann.page.locator("#item").is_visible()
     stats = {s["username"]: s for s in ws.gold_stats(p["id"])}
     assert stats[bad["username"]]["paused"] is True

@@ -108,7 +108,24 @@ def test_undefined_alpha_is_null(ws):
         ws.submit(t["id"], people[0], "pos")
     r = ws.quality_report(p["id"])
     assert r["answers"] == 3 and r["agreement"]["krippendorff_alpha"] is None
-    assert r["annotators"][0]["accuracy"] is not None
+    # a lone annotator: nothing to compare against, so no verdict on them
+    lone = r["annotators"][0]
+    assert lone["basis"] == {"gold": 0, "shared": 0, "model": False}
+    assert lone["accuracy"] is None and lone["confusion"] is None and lone["accuracy_interval"] is None
+
+
+def test_accuracy_comes_with_an_interval_that_narrows_with_evidence(ws):
+    small, people_s, truth_s = _setup(ws, n_items=6, name="small")
+    big, people_b, truth_b = _setup(ws, n_items=60, name="big")
+    _label_all(ws, small, people_s, truth_s, bad={people_s[2]["id"]})
+    _label_all(ws, big, people_b, truth_b, bad={people_b[2]["id"]})
+    rs, rb = ws.quality_report(small["id"]), ws.quality_report(big["id"])
+    for r in (rs, rb):
+        for a in r["annotators"]:
+            lo, hi = a["accuracy_interval"]
+            assert lo <= a["accuracy"] <= hi and a["basis"]["shared"] > 0
+    width = lambda r: max(a["accuracy_interval"][1] - a["accuracy_interval"][0] for a in r["annotators"])  # noqa: E731
+    assert width(rb) < width(rs)
 
 
 def test_api_quality_permissions(ws):

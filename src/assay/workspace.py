@@ -1046,8 +1046,11 @@ class Workspace:
         return self.item_consensus(project, status="review", after=after, limit=limit)
 
     def quality_report(self, project: int | str, *, page_size: int = 5000) -> dict:
-        """How good the labels are: per annotator (answers, accuracy, confusion
-        matrix), Krippendorff's alpha, a 10-bin histogram of consensus
+        """How good the labels are: per annotator (answers, accuracy with a 95 %
+        Wilson interval and what it rests on — ``basis``: gold answers, answers
+        on items shared with someone else, the in-loop model; with no basis
+        the accuracy and confusion are None, not a fit to one's own answers —
+        and confusion matrix), Krippendorff's alpha, a 10-bin histogram of consensus
         confidence and the items per consensus status. Single-label projects only.
 
         Skills come from the last re-fit (``annotator_skills``) when there is
@@ -1059,7 +1062,7 @@ class Workspace:
         import numpy as np
 
         from assay.quality import DawidSkene
-        from assay.quality.agreement import krippendorff_alpha
+        from assay.quality.agreement import krippendorff_alpha, wilson_interval
 
         p = self.get_project(project)
         if p["schema"]["kind"] != "single":
@@ -1153,12 +1156,29 @@ class Workspace:
                                               .where(users.c.id.in_([int(u) for u in users_u]))).all())
         with self.db.read() as conn:
             on_gold = {g["user_id"]: g for g in _gold.stats(conn, pid)}
+            has_model = conn.execute(text("SELECT 1 FROM ml_models WHERE project_id = :p LIMIT 1"),
+                                     {"p": pid}).first() is not None
+        # What each estimate rests on: answers on items someone else answered
+        # too, gold answers, the in-loop model. With none of them an accuracy
+        # would be a fit to one's own answers: it is not reported.
+        if labels.size:
+            _, icode_all = np.unique(item_ids, return_inverse=True)
+            shared_answer = np.bincount(icode_all)[icode_all] >= 2
+            shared = np.bincount(ucode, weights=shared_answer, minlength=len(users_u)).astype(int)
+        else:
+            shared = np.zeros(len(users_u), int)
         annotators = []
         for j, u in enumerate(users_u):
             conf, acc = skills.get(int(u), (None, None))
             g = on_gold.get(int(u), {})
+            basis = {"gold": int(g.get("answers", 0)), "shared": int(shared[j]), "model": has_model}
+            n_eff = basis["gold"] + basis["shared"] + (int(per_user[j]) if has_model else 0)
+            if n_eff == 0:
+                acc = conf = None
+            interval = None if acc is None else [round(x, 4) for x in wilson_interval(acc, n_eff)]
             annotators.append({"user_id": int(u), "username": usernames.get(int(u)), "answers": int(per_user[j]),
-                               "accuracy": acc, "confusion": conf, "gold_answers": g.get("answers", 0),
+                               "accuracy": acc, "accuracy_interval": interval, "basis": basis,
+                               "confusion": conf, "gold_answers": g.get("answers", 0),
                                "gold_accuracy": g.get("accuracy"), "paused": bool(g.get("paused", False))})
         return {
             "project_id": pid, "classes": names, **method,

@@ -79,3 +79,15 @@ def krippendorff_alpha(items, workers, labels, n_classes: int | None = None) -> 
     if expected <= 0:
         return float("nan")
     return 1.0 - (n - 1.0) * observed / expected
+
+
+def wilson_interval(p: float, n: float, z: float = 1.96) -> tuple[float, float]:
+    """The Wilson score interval (95 % by default) of a proportion ``p``
+    estimated from ``n`` observations; ``(0, 1)`` when ``n`` is 0."""
+    if n <= 0:
+        return 0.0, 1.0
+    p = min(max(float(p), 0.0), 1.0)
+    denom = 1.0 + z * z / n
+    centre = (p + z * z / (2 * n)) / denom
+    half = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
+    return float(max(0.0, centre - half)), float(min(1.0, centre + half))

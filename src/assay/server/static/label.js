@@ -258,16 +258,23 @@
     state.exhausted = false;
   }
 
+  function isPaused(err) { return !!err && err.status === 403 && err.code === "paused"; }
+
+  /** Paused in this project: the server takes no answer, skip or undo until an
+   * admin lifts the pause, so say so at once (the held tasks come back from
+   * tasks/next after "Check again", as long as their leases live). */
+  function enterPaused(err) {
+    err.shown = true;
+    state.pausedMsg = api.messageOf(err);
+    state.exhausted = true;
+    state.queue = [];
+    ui.pausedReason.textContent = state.pausedMsg;
+    renderEmpty();
+  }
+
   function onFetchError(err) {
     if (err && err.status === 401) return; // redirecting to /login
-    if (err && err.status === 403 && err.code === "paused") {
-      // Paused by the project's gold-accuracy bar: finish what is on screen, then say why.
-      state.pausedMsg = api.messageOf(err);
-      state.exhausted = true;
-      ui.pausedReason.textContent = state.pausedMsg;
-      if (!state.current) renderEmpty();
-      return;
-    }
+    if (isPaused(err)) { enterPaused(err); return; }
     if (err && err.status === 409 && err.details && Array.isArray(err.details.held)) {
       // The server caps the leases one user holds (current + queue = the cap); an answer
       // still in flight holds its lease until it lands. Not an error: ask again when a
@@ -585,6 +592,7 @@
     }, function (err) {
       const i = state.history.indexOf(rec);
       if (i >= 0) state.history.splice(i, 1);
+      if (isPaused(err)) { settleStatus(gen, ""); enterPaused(err); throw err; }
       if (!err.shown) {
         err.shown = true;
         api.showError(err, err.status === 409 ? "Answer not saved (conflict)" : "Answer not saved");
@@ -624,6 +632,7 @@
       settleStatus(gen, "skipped");
       refreshProgress();
     }, function (err) {
+      if (isPaused(err)) { settleStatus(gen, ""); enterPaused(err); return; }
       if (!err.shown) { err.shown = true; api.showError(err, "Skip not saved"); }
       settleStatus(gen, "");
       afterFailure();
@@ -648,6 +657,7 @@
       refreshProgress();
     });
     again.ready.catch(function (err) {
+      if (isPaused(err)) { enterPaused(err); return; }
       if (!err.shown) { err.shown = true; api.showError(err, "Undo failed; the earlier answer stands"); }
       // The task is not ours to answer again: take it off screen / out of the queue.
       if (state.current === again) finish(again);

@@ -94,10 +94,27 @@
     document.getElementById("hist-source").textContent = h.source === "item_consensus" ? "From the items' running consensus."
       : h.source === "fit" ? "From the posteriors of the fit." : "No items yet.";
     document.getElementById("histogram").replaceChildren(histogram(h));
+    /** Accuracy with its 95 % interval and what it rests on; none without a basis. */
+    function accuracyCell(a) {
+      const b = a.basis || {};
+      const on = [];
+      if (b.gold) on.push(num(b.gold) + " gold");
+      if (b.shared) on.push(num(b.shared) + " shared with others");
+      if (b.model) on.push("the model");
+      if (a.accuracy === null || a.accuracy === undefined) {
+        return el("td", { class: "num muted", "data-basis": "none",
+          title: "No gold answers and no item answered by anyone else: nothing to compare this person's answers with." },
+          "no basis yet");
+      }
+      const iv = a.accuracy_interval;
+      return el("td", { class: "num", "data-basis": on.length ? "some" : "none",
+          title: "Estimated from " + (on.join(", ") || "nothing") + "; 95 % interval." },
+        pct(a.accuracy), iv ? el("span", { class: "muted small", text: " (" + pct(iv[0]) + "–" + pct(iv[1]) + ")" }) : "");
+    }
     const rows = (r.annotators || []).map(function (a) {
       return el("tr", { "data-user-id": a.user_id },
         el("td", { text: a.username || ("#" + a.user_id) }), el("td", { class: "num", text: num(a.answers) }),
-        el("td", { class: "num", text: pct(a.accuracy) }), el("td", null, heatmap(a.confusion, r.classes || [])));
+        accuracyCell(a), el("td", null, a.confusion ? heatmap(a.confusion, r.classes || []) : ""));
     });
     if (!rows.length) rows.push(el("tr", null, el("td", { colspan: "4", class: "muted", text: "No answers yet" })));
     document.querySelector("#annotators tbody").replaceChildren(...rows);

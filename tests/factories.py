@@ -76,6 +76,13 @@ def answer_item(ws, project_id: int, item_id: int, user, label) -> dict:
     return ws.submit(task_id, u, label)
 
 
+def in_id_order(ws, project_id: int) -> None:
+    """Test set-up: hand the project's pool out in task id order (the hand-out
+    shuffles it; a test that walks items in a known order asks for this)."""
+    with ws.db.write() as conn:
+        conn.execute(text("UPDATE tasks SET shuffle_key = 0 WHERE project_id = :p"), {"p": project_id})
+
+
 def item_ids(ws, dataset_id: int) -> list[int]:
     with ws.db.read() as conn:
         return list(conn.execute(text("SELECT id FROM items WHERE dataset_id = :d ORDER BY id"),

@@ -10,7 +10,7 @@ from sqlalchemy import JSON, text
 
 from test_browser import ARTIFACTS, Tab, browser, server, tabs  # noqa: F401 - fixtures
 from test_browser import wait_item, wait_ready, wait_settled
-from factories import item_ids, predict, project_with_annotators
+from factories import in_id_order, item_ids, predict, project_with_annotators
 
 pytestmark = pytest.mark.browser
 
@@ -37,6 +37,7 @@ def suggestion_shown(page) -> dict:
 def test_suggestion_shows_and_a_accepts_it(ws, tabs):  # noqa: F811
     p, (ann,) = project_with_annotators(ws, 5, 1, classes=("positive", "negative", "neutral"))
     ids = item_ids(ws, p["dataset_id"])
+    in_id_order(ws, p["id"])  # the test walks the items in order
     preds = {ids[0]: ("negative", 0.87), ids[1]: ("positive", 0.64), ids[2]: ("neutral", 0.996),
              ids[4]: ("positive", 0.9)}
     predict(ws, p["id"], preds, version=3)
@@ -96,6 +97,7 @@ def test_suggestion_shows_and_a_accepts_it(ws, tabs):  # noqa: F811
 def test_multi_label_a_preselects_the_suggestion(ws, tabs):  # noqa: F811
     p, (ann,) = project_with_annotators(ws, 2, 1, classes=("cat", "dog", "bird"), kind="multi")
     ids = item_ids(ws, p["dataset_id"])
+    in_id_order(ws, p["id"])
     predict(ws, p["id"], {ids[0]: (["cat", "bird"], 0.7), ids[1]: (["dog"], 0.55)})
     tab = tabs()
     tab.login_link(ws.create_token(ann["id"]))

@@ -449,3 +449,16 @@ def test_names_no_account_can_have_are_simply_unknown(ws):
             ws.get_user(name)
         with pytest.raises(Unauthorized):
             ws.login(name, PW)
+
+
+def test_the_last_admin_cannot_be_demoted(ws):
+    from assay.errors import Conflict
+
+    ws.add_user("root", "admin", "correct horse battery")
+    with pytest.raises(Conflict, match="only admin"):
+        ws.set_role("root", "annotator")
+    assert ws.get_user("root")["role"] == "admin"
+    ws.add_user("second", "admin", "correct horse battery")
+    assert ws.set_role("root", "reviewer")["role"] == "reviewer"
+    with pytest.raises(Conflict):
+        ws.set_role("second", "annotator")

@@ -274,6 +274,11 @@ class Workspace:
         if role not in ROLES:
             raise InvalidInput(f"unknown role {role!r}: use one of {', '.join(ROLES)}")
         with self.db.write() as conn:
+            if u["role"] == "admin" and role != "admin":
+                admins = conn.execute(select(func.count()).select_from(users).where(
+                    users.c.role == "admin", users.c.active)).scalar_one()
+                if admins <= 1:
+                    raise Conflict(f"{u['username']!r} is the only admin; make someone else an admin first")
             conn.execute(users.update().where(users.c.id == u["id"]).values(role=role))
             _audit.record(conn, "user.role", target_kind="user", target_id=u["id"], target=u["username"],
                           details={"from": u["role"], "to": role})

@@ -162,7 +162,8 @@ def get_item(item_id: int, ws: WS, user: Staff):
     return json(ws.get_item(item_id))
 
 
-@router.get("/items/{item_id}/content")
+@router.get("/items/{item_id}/content", response_class=Response, responses={200: {
+    "description": "the item's bytes", "content": {"image/*": {}, "text/plain": {}}}})
 def item_content(item_id: int, ws: WS, user: User):
     """The item's raw content: image bytes, or the text as text/plain."""
     if not ws.can_see_item(item_id, user):

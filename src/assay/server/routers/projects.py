@@ -114,7 +114,9 @@ def list_answers(project_id: int, ws: WS, user: Staff,
     return json({"answers": rows, "next_after": nxt})
 
 
-@router.get("/projects/{project_id}/export")
+@router.get("/projects/{project_id}/export", response_class=Response, responses={200: {
+    "description": "the labels as a file", "content": {
+        "application/x-ndjson": {}, "text/csv": {}, "application/vnd.apache.parquet": {}}}})
 async def export(project_id: int, ws: WS, user: Staff,
                  format: Literal["jsonl", "csv", "parquet"] = "jsonl", labeled_only: bool = False):
     """A snapshot of the project's labels, streamed (constant memory; a

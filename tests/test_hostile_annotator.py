@@ -337,3 +337,23 @@ def test_reviewers_see_only_their_projects_and_annotators_no_settings(ws):
         view = c.get(f"/api/projects/{pa['id']}", headers=ann["h"]).json()
         assert not set(view) & set(GOLD_KEYS) and view["schema"]["classes"]
         assert c.get(f"/api/projects/{pa['id']}/backend", headers=ann["h"]).status_code in (403, 404)
+
+
+def test_a_pool_bigger_than_a_window_goes_window_by_window_with_its_gold(ws, monkeypatch):
+    """Big pools are shuffled within windows of item ids (so the rows the
+    hand-out touches stay cached); gold is drawn from the window the pool is
+    in, so a gold id never falls outside the range the real work shows."""
+    from assay.store import engine
+
+    monkeypatch.setattr(engine, "SHUFFLE_WINDOW", 64)
+    p, ids, gold_ids = _gold_project(ws, n=400, n_gold=80, rate=0.3)
+    eve = _user(ws, "eve", project_id=p["id"])
+    with LiveServer(ws) as srv, _client(srv) as c:
+        rows = _observe(c, p["id"], eve["h"])
+    windows = [r["task"]["item"]["id"] // 64 for r in rows]
+    assert windows == sorted(windows)  # gold included: never out of the current window
+    served_gold = [r for r in rows if r["task"]["item"]["id"] in gold_ids]
+    assert len(served_gold) >= 25 and len({w for w in windows}) >= 6
+    # within a window the order is shuffled
+    in_first = [r["task"]["item"]["id"] for r, w in zip(rows, windows) if w == windows[0]]
+    assert in_first != sorted(in_first)

@@ -42,6 +42,7 @@ from sqlalchemy import JSON, bindparam, text
 
 from assay.errors import InvalidInput, NotFound, Paused
 from assay.redundancy import UPSERT_CONSENSUS, WITHDRAW
+from assay.store import engine
 
 DEFAULT_RATE = 0.05
 DEFAULT_MIN_ANSWERS = 5
@@ -50,10 +51,11 @@ DEFAULT_MIN_ANSWERS = 5
 PAUSE_CHECK_RATE = 1 / 3
 
 # A gold task this annotator has not had, drawn from a random point of the
-# gold index (an index probe, as the pool's claim is: their timings match).
+# gold index within the pool's current window (an index probe, as the pool's
+# claim is: their timings match).
 _CLAIM = (
     "SELECT t.id, t.item_id FROM tasks t WHERE t.project_id = :project AND t.is_gold"
-    " AND t.shuffle_key {op} :start"
+    " AND t.shuffle_key {op} :start AND t.shuffle_key >= :lo AND t.shuffle_key < :hi"
     " AND NOT EXISTS (SELECT 1 FROM answers a WHERE a.task_id = t.id AND a.annotator_id = :user)"
     " AND NOT EXISTS (SELECT 1 FROM skips s WHERE s.task_id = t.id AND s.annotator_id = :user)"
     " AND NOT EXISTS (SELECT 1 FROM leases l WHERE l.task_id = t.id AND l.annotator_id = :user)"
@@ -149,9 +151,14 @@ def wants_gold(project: dict, rng: random.Random | None = None) -> bool:
     return rate > 0 and (rng or random).random() < rate
 
 
-def claim(conn, project_id: int, user_id: int, rng: random.Random | None = None):
-    """A gold task this annotator has not had (at random), or None. The caller leases it."""
-    args = {"project": project_id, "user": user_id, "start": (rng or random).randrange(2**31 - 1)}
+def claim(conn, project_id: int, user_id: int, window: int, rng: random.Random | None = None):
+    """A gold task this annotator has not had, at random from the pool window
+    that starts at shuffle key ``window``, or None (then no gold this time: a
+    gold task from elsewhere would stand out among the pool's ids). The
+    caller leases it."""
+    size = engine.SHUFFLE_WINDOW
+    args = {"project": project_id, "user": user_id, "lo": window, "hi": window + size,
+            "start": window + (rng or random).randrange(size)}
     row = conn.execute(CLAIM_FROM, args).first()
     return row if row is not None else conn.execute(CLAIM_BEFORE, args).first()
 
@@ -165,6 +172,8 @@ def score_answer(conn, project: dict, item_id: int, user_id: int, label: Any, no
     transaction. A later answer to the same item, after an undo, is neither
     recorded nor scored. Never pauses: :func:`maybe_pause` does, at any
     answer. Returns the item's known label, or None."""
+    if not project.get("has_known", True):  # no gold, no reviews: nothing to score (the hot path)
+        return None
     now = time.time() if now is None else now
     args = {"p": project["id"], "u": user_id}
     record = {**args, "i": item_id, "label": label, "now": now}

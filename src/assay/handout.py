@@ -11,9 +11,12 @@ The rules, enforced by the database and not by luck:
 * An answer is taken only from the annotator holding a live lease on the
   task: never a task picked by hand, never on a lease past its expiry (even
   before the sweeper has returned it).
-* The pool goes out by ``priority``, then by a random ``shuffle_key`` drawn
-  when the task was made: the ids an annotator sees follow no order, so a
-  gold task (handed out by :mod:`assay.gold`) never stands out of one.
+* The pool goes out by ``priority``, then by a ``shuffle_key`` drawn when the
+  task was made: a random place within its item's window of
+  :data:`~assay.store.engine.SHUFFLE_WINDOW` ids. The ids an annotator sees
+  follow no order, and a gold task (handed out by :mod:`assay.gold`, from
+  the window the pool is in) never stands out of one. A pool bigger than a
+  window goes out window after window, so the rows it touches stay cached.
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ from sqlalchemy.exc import IntegrityError
 
 from assay import gold
 from assay.errors import Conflict, NotFound
-from assay.store import Database
+from assay.store import Database, engine
 
 MAX_LEASES_IN_HAND = 3
 
@@ -63,6 +66,15 @@ ANY_CANDIDATE = text(
     " LIMIT 1"
 )
 CLAIM_RETRY_SECONDS = 3.0
+# The task this user would get next from the pool (its place: gold is drawn
+# from the same window of the shuffled pool, so its ids look like the pool's).
+NEXT_CANDIDATE = text(
+    "SELECT t.shuffle_key FROM tasks t WHERE t.project_id = :project AND t.open_slots > 0"
+    " AND NOT EXISTS (SELECT 1 FROM answers a WHERE a.task_id = t.id AND a.annotator_id = :user)"
+    " AND NOT EXISTS (SELECT 1 FROM skips s WHERE s.task_id = t.id AND s.annotator_id = :user)"
+    " AND NOT EXISTS (SELECT 1 FROM leases l WHERE l.task_id = t.id AND l.annotator_id = :user)"
+    f" ORDER BY {POOL_ORDER} LIMIT 1"
+)
 
 MY_LEASES = text(
     "SELECT task_id, expires_at FROM leases "
@@ -139,12 +151,13 @@ def next_task(
             gold.check_not_paused(conn, project, user_id)
         if project is not None and project.get("has_gold"):
             # A gold question now and then, but only while real work is left
-            # for this user (gold alone would never end). Both ways run the
-            # same kinds of statements (a probe for real work, an index probe
-            # for the task, the lease), so timing does not tell them apart.
-            real_work = conn.execute(ANY_CANDIDATE, args).first() is not None
-            if gold.wants_gold(project) and real_work:
-                row = gold.claim(conn, project_id, user_id)
+            # for this user (gold alone would never end), and from the window
+            # of the pool that real work comes from. Both ways run the same
+            # kinds of statements (a probe for the next real task, an index
+            # probe for the task, the lease): timing does not tell them apart.
+            upcoming = conn.execute(NEXT_CANDIDATE, args).first()
+            if gold.wants_gold(project) and upcoming is not None:
+                row = gold.claim(conn, project_id, user_id, window_of(upcoming.shuffle_key))
                 if row is not None:
                     conn.execute(ADD_LEASE, {"task": row.id, "user": user_id, "project": project_id,
                                              "exp": exp, "now": now})
@@ -161,6 +174,11 @@ def next_task(
             {"task": row.id, "user": user_id, "project": project_id, "exp": exp, "now": now},
         )
         return row.id, row.item_id, exp
+
+
+def window_of(shuffle_key: int) -> int:
+    """The first shuffle key of the pool window ``shuffle_key`` lies in."""
+    return shuffle_key - shuffle_key % engine.SHUFFLE_WINDOW
 
 
 def _claim_pg(conn, args: dict):

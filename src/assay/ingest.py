@@ -557,7 +557,7 @@ def write_items(
             conn.execute(
                 text(
                     "INSERT INTO tasks (project_id, item_id, priority, needed, answer_count, open_slots, shuffle_key) "
-                    f"SELECT p.id, i.id, 0, p.overlap, 0, p.overlap, {db.random_key} FROM items i "
+                    f"SELECT p.id, i.id, 0, p.overlap, 0, p.overlap, {db.shuffle_key('i.id')} FROM items i "
                     "JOIN projects p ON p.dataset_id = i.dataset_id WHERE i.import_id = :imp"
                 ),
                 {"imp": import_id},

@@ -753,7 +753,7 @@ class Workspace:
                               details={"dataset_id": ds["id"], "kind": kind, "overlap": overlap})
                 conn.execute(text(
                     "INSERT INTO tasks (project_id, item_id, priority, needed, answer_count, open_slots, shuffle_key) "
-                    f"SELECT :p, id, 0, :k, 0, :k, {self.db.random_key} FROM items WHERE dataset_id = :d ORDER BY id"
+                    f"SELECT :p, id, 0, :k, 0, :k, {self.db.shuffle_key('id')} FROM items WHERE dataset_id = :d ORDER BY id"
                 ), {"p": pid, "k": overlap, "d": ds["id"]})
         except IntegrityError:
             raise Conflict(f"project {name!r} already exists") from None
@@ -773,6 +773,9 @@ class Workspace:
             r = conn.execute(select(projects).where(col == project)).first()
             has_gold = r is not None and conn.execute(text(
                 "SELECT 1 FROM tasks WHERE project_id = :p AND is_gold LIMIT 1"), {"p": r.id}).first() is not None
+            # any known label (gold or a reviewer's): answers may need scoring
+            has_known = has_gold or (r is not None and conn.execute(text(
+                "SELECT 1 FROM gold WHERE project_id = :p LIMIT 1"), {"p": r.id}).first() is not None)
         if r is None:
             raise NotFound(f"project {project!r} does not exist")
         p = {
@@ -783,6 +786,7 @@ class Workspace:
             "target_confidence": r.target_confidence, "max_answers": r.max_answers,
             "gold_rate": _gold.rate_of({"gold_rate": r.gold_rate}), "gold_min_accuracy": r.gold_min_accuracy,
             "gold_min_answers": r.gold_min_answers or _gold.DEFAULT_MIN_ANSWERS, "has_gold": has_gold,
+            "has_known": has_known,
             "ml_space": r.ml_space, "auto_label_target": r.auto_label_target, "audit_rate": r.audit_rate,
             "target_match": r.target_match,
             "ml_backend_url": _backends.redact(r.ml_backend_url) if r.ml_backend_url else None,
@@ -1317,7 +1321,8 @@ class Workspace:
             out = _gold.decide(conn, p, item_id, label, u["id"])
             _audit.record(conn, "review.decide", target_kind="project", target_id=p["id"], target=p["name"],
                           details={"item_id": item_id, "label": label})
-            return out
+        self._projects.pop(p["id"], None)  # has_known may have changed
+        return out
 
     def model_report(self, project: int | str) -> dict:
         """The in-loop model's learning curve: one row per version (answers

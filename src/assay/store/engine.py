@@ -26,6 +26,12 @@ _WRITE = "assay_write"
 _log = logging.getLogger("assay.store")
 
 
+#: The hand-out shuffles the pool within windows of this many item ids (the
+#: whole pool of any project up to that size); a bigger pool goes out window
+#: after window, so the rows it touches stay few enough to be cached.
+SHUFFLE_WINDOW = 65536
+
+
 class Database:
     """One database, SQLite or PostgreSQL, with read and write transactions.
 
@@ -67,10 +73,13 @@ class Database:
     def is_sqlite(self) -> bool:
         return self.dialect == "sqlite"
 
-    @property
-    def random_key(self) -> str:
-        """SQL for a random non-negative 31-bit integer (``tasks.shuffle_key``)."""
-        return "abs(random() % 2147483647)" if self.is_sqlite else "floor(random() * 2147483647)::integer"
+    def shuffle_key(self, item_id: str) -> str:
+        """SQL for a new task's ``shuffle_key`` from the SQL expression of its
+        item id: the item's window of :data:`SHUFFLE_WINDOW` ids, then a random
+        place in it (see :mod:`assay.handout`)."""
+        w = int(SHUFFLE_WINDOW)
+        rnd = f"abs(random() % {w})" if self.is_sqlite else f"floor(random() * {w})::bigint"
+        return f"(({item_id}) / {w}) * {w} + {rnd}"
 
     @contextlib.contextmanager
     def write(self) -> Iterator[Connection]:
@@ -472,6 +481,7 @@ def _sqlite_engine(url: str, *, echo: bool, settings: dict | None = None) -> Eng
         cur.execute("PRAGMA busy_timeout=30000")
         cur.execute("PRAGMA synchronous=NORMAL")
         cur.execute("PRAGMA cache_size=-65536")
+        cur.execute("PRAGMA mmap_size=1073741824")
         if settings and settings.get("wal_autocheckpoint") is not None:
             cur.execute(f"PRAGMA wal_autocheckpoint={int(settings['wal_autocheckpoint'])}")
         cur.close()

@@ -1,9 +1,10 @@
 """integrity: tasks handed out in a shuffled order; an append-only record of first answers
 
-``tasks.shuffle_key``: a random key drawn when the task is made. The pool is
-handed out by ``priority DESC, shuffle_key`` instead of by id, so gold tasks
-(handed out at random) never stand out of an otherwise increasing sequence of
-ids. Existing tasks get a fixed pseudo-random key from their id.
+``tasks.shuffle_key``: drawn when the task is made, a random place within its
+item's window of 65,536 ids. The pool is handed out by ``priority DESC,
+shuffle_key`` instead of by id, so gold tasks (handed out at random from the
+same window) never stand out of an otherwise increasing sequence of ids.
+Existing tasks get a fixed pseudo-random place from their id.
 
 ``first_answers``: one row per (project, item, annotator): the first answer
 that annotator gave to that item, in projects with gold (every item, so that
@@ -27,8 +28,9 @@ depends_on = None
 
 
 def upgrade() -> None:
-    op.add_column('tasks', sa.Column('shuffle_key', sa.Integer(), nullable=False, server_default=sa.text('0')))
-    op.execute("UPDATE tasks SET shuffle_key = (id * 2654435761) % 2147483647")
+    op.add_column('tasks', sa.Column('shuffle_key', sa.BigInteger(), nullable=False, server_default=sa.text('0')))
+    # the item's window of 65536 ids, then a fixed pseudo-random place in it
+    op.execute("UPDATE tasks SET shuffle_key = (item_id / 65536) * 65536 + (id * 2654435761) % 65536")
     with op.batch_alter_table('tasks', schema=None) as batch_op:
         batch_op.drop_index('ix_tasks_open', sqlite_where=sa.text('open_slots > 0'),
                             postgresql_where=sa.text('open_slots > 0'))

@@ -281,15 +281,17 @@ def test_a_hostile_annotator_cannot_tell_gold_from_real_work(ws, adaptive):
 def test_the_model_does_not_leak_gold_through_suggestions(ws):
     from assay.loop import ml_step
 
-    n = 400
+    n = 800
     ds, ids, y = embedded_dataset(ws, n, seed=5)
-    # noisy features: a model that is right about 3 times in 4 on unseen items
+    # many noisy dimensions and a weak signal: a model that fits its training
+    # items far better than it predicts unseen ones (as with real embeddings)
     rng = np.random.default_rng(5)
-    X = (np.where(y[:, None] == 1, 1.0, -1.0) * 0.35 + rng.normal(0, 1, (n, 4))).astype(np.float32)
+    X = rng.normal(0, 1, (n, 256)).astype(np.float32)
+    X[:, :8] += (np.where(y[:, None] == 1, 1.0, -1.0) * 0.4).astype(np.float32)
     ws.vectors.add("noisy", np.array(ids), X, {"model": "noisy", "kind": "given"})
     p = ws.create_project("m", ds["id"], ["a", "b"], overlap=1)
-    ws.update_project(p["id"], ml_space="noisy", gold_rate=0.3)
-    gold_idx = rng.choice(n, 150, replace=False)
+    ws.update_project(p["id"], ml_space="noisy", gold_rate=0.5)
+    gold_idx = rng.choice(n, 300, replace=False)
     ws.import_gold(p["id"], [{"item_id": ids[j], "label": "ab"[y[j]]} for j in gold_idx])
     ml_step(ws, p["id"])
     eve = _user(ws, "eve", project_id=p["id"])
@@ -306,9 +308,10 @@ def test_the_model_does_not_leak_gold_through_suggestions(ws):
                 right[task["item"]["id"] in gold_ids].append(s["label"] == "ab"[truth[task["item"]["id"]]])
             assert c.post(f"/api/tasks/{task['id']}/answers", json={"label": "a"}, headers=eve["h"]).status_code == 201
     g, other = np.mean(right[True]), np.mean(right[False])
-    assert len(right[True]) >= 20 and len(right[False]) >= 100
-    # in-sample suggestions on gold were far better than elsewhere (93 % vs 70 %)
-    assert g <= other + 0.12, (g, other)
+    assert len(right[True]) >= 60 and len(right[False]) >= 150
+    # in-sample suggestions on gold were far better than elsewhere (93 % vs 70 %);
+    # out of fold they are no better (0.15: about 2.7 sd of the difference here)
+    assert g <= other + 0.15, (g, other)
 
 
 # ---------------------------------------------------------------- 6. who sees what

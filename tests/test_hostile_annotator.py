@@ -360,3 +360,28 @@ def test_a_pool_bigger_than_a_window_goes_window_by_window_with_its_gold(ws, mon
     # within a window the order is shuffled
     in_first = [r["task"]["item"]["id"] for r, w in zip(rows, windows) if w == windows[0]]
     assert in_first != sorted(in_first)
+
+
+def test_the_pool_is_shuffled_once_there_is_gold_to_hide(ws):
+    """Without gold the pool goes out in id order (cheaper: its writes land
+    together); the first gold shuffles it, and items imported later into a
+    project with gold are shuffled too."""
+    ds = text_dataset(ws, "texts", [f"text {i}" for i in range(120)])
+    p = ws.create_project("p", ds["id"], ["pos", "neg"], overlap=1)
+    ids = item_ids(ws, ds["id"])
+    a, b = _user(ws, "a", project_id=p["id"]), _user(ws, "b", project_id=p["id"])
+    first = [ws.next_task(p["id"], a)["item"]["id"] for _ in range(1)]
+    assert first == [ids[0]]
+    ws.import_gold(p["id"], [{"item_id": i, "label": "pos"} for i in random.Random(3).sample(ids[1:], 20)])
+    seen = []
+    while (t := ws.next_task(p["id"], b)) is not None and len(seen) < 40:
+        seen.append(t["item"]["id"])
+        ws.submit(t["id"], b, "neg")
+    assert seen != sorted(seen)  # no order any more
+    import pandas as pd
+
+    ws.import_dataframe(ds["id"], pd.DataFrame({"text": [f"later {i}" for i in range(200)]}))
+    with ws.db.read() as conn:
+        keys = conn.execute(text("SELECT shuffle_key FROM tasks t JOIN items i ON i.id = t.item_id"
+                                 " WHERE i.text LIKE 'later%' ORDER BY t.id"), {}).scalars().all()
+    assert len(keys) == 200 and keys != sorted(keys)

@@ -288,6 +288,9 @@ def add(conn, project: dict, rows: Sequence[tuple[int, Any]], user_id: int | Non
         " source = excluded.source, created_by = excluded.created_by, created_at = excluded.created_at"
     ).bindparams(bindparam("label", type_=JSON))
     if ids:
+        if not conn.execute(text("SELECT 1 FROM tasks WHERE project_id = :p AND is_gold LIMIT 1"),
+                            {"p": pid}).first():
+            shuffle_pool(conn, pid)
         conn.execute(upsert, [{"p": pid, "i": i, "label": by_item[i], "u": user_id, "now": now} for i in ids])
         # Out of the pool: live leases on these tasks stay valid (their answers
         # are scored), ``needed`` follows the answers from now on.
@@ -302,6 +305,15 @@ def add(conn, project: dict, rows: Sequence[tuple[int, Any]], user_id: int | Non
             .bindparams(bindparam("ids", expanding=True)), {"p": pid, "ids": ids})]
         rescore(conn, project, answered, now)
     return {"added": len(set(ids) - existing), "updated": len(existing & set(ids)), "gold": count(conn, pid)}
+
+
+def shuffle_pool(conn, project_id: int) -> None:
+    """Draw the tasks' places in the hand-out order (``shuffle_key``) at
+    random within their windows: once a project has gold, its ids must come
+    in no order, or a gold task would stand out of the sequence. Until then
+    the pool goes out in id order, which is cheaper (:mod:`assay.handout`)."""
+    expr = engine.shuffle_key_sql(conn.dialect.name, "item_id")
+    conn.execute(text(f"UPDATE tasks SET shuffle_key = {expr} WHERE project_id = :p"), {"p": project_id})
 
 
 def remove(conn, project: dict, item_id: int) -> None:

@@ -11,12 +11,17 @@ The rules, enforced by the database and not by luck:
 * An answer is taken only from the annotator holding a live lease on the
   task: never a task picked by hand, never on a lease past its expiry (even
   before the sweeper has returned it).
-* The pool goes out by ``priority``, then by a ``shuffle_key`` drawn when the
-  task was made: a random place within its item's window of
-  :data:`~assay.store.engine.SHUFFLE_WINDOW` ids. The ids an annotator sees
-  follow no order, and a gold task (handed out by :mod:`assay.gold`, from
-  the window the pool is in) never stands out of one. A pool bigger than a
-  window goes out window after window, so the rows it touches stay cached.
+* The pool goes out by ``priority``, then ``shuffle_key``, then id. In a
+  project with gold, ``shuffle_key`` is a random place within the item's
+  window of :data:`~assay.store.engine.SHUFFLE_WINDOW` ids (drawn when the
+  task is made, or for the whole pool when the first gold arrives:
+  :func:`assay.gold.shuffle_pool`): the ids an annotator sees follow no
+  order, and a gold task (handed out by :mod:`assay.gold`, from the window
+  the pool is in) never stands out of one. A pool bigger than a window goes
+  out window after window, so the rows it touches stay cached. Without gold
+  there is nothing to hide and the pool goes out in id order, whose writes
+  land together (a shuffled order cost ~10 % of the hand-out's throughput
+  at a million tasks: docs/benchmarks.md).
 """
 
 from __future__ import annotations

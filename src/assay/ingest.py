@@ -557,7 +557,7 @@ def write_items(
             conn.execute(
                 text(
                     "INSERT INTO tasks (project_id, item_id, priority, needed, answer_count, open_slots, shuffle_key) "
-                    f"SELECT p.id, i.id, 0, p.overlap, 0, p.overlap, {db.shuffle_key('i.id')} FROM items i "
+                    f"SELECT p.id, i.id, 0, p.overlap, 0, p.overlap, {db.shuffle_key('i.id', HAS_GOLD)} FROM items i "
                     "JOIN projects p ON p.dataset_id = i.dataset_id WHERE i.import_id = :imp"
                 ),
                 {"imp": import_id},
@@ -565,6 +565,10 @@ def write_items(
     finally:
         bar.close()
     return ImportResult(dataset_id, import_id, added, seen_rows - added)
+
+
+# a project with gold hands its pool out shuffled (assay.handout)
+HAS_GOLD = "EXISTS (SELECT 1 FROM tasks g WHERE g.project_id = p.id AND g.is_gold)"
 
 
 def _insert_ignore(db: Database, table):

@@ -753,7 +753,8 @@ class Workspace:
                               details={"dataset_id": ds["id"], "kind": kind, "overlap": overlap})
                 conn.execute(text(
                     "INSERT INTO tasks (project_id, item_id, priority, needed, answer_count, open_slots, shuffle_key) "
-                    f"SELECT :p, id, 0, :k, 0, :k, {self.db.shuffle_key('id')} FROM items WHERE dataset_id = :d ORDER BY id"
+                    f"SELECT :p, id, 0, :k, 0, :k, {self.db.shuffle_key('id', '1 = 0')} FROM items WHERE dataset_id = :d "
+                    "ORDER BY id"  # no gold yet: in id order (gold.add shuffles the pool)
                 ), {"p": pid, "k": overlap, "d": ds["id"]})
         except IntegrityError:
             raise Conflict(f"project {name!r} already exists") from None
@@ -848,6 +849,7 @@ class Workspace:
                           details={k: (_backends.redact(v) if k == "ml_backend_url" and v else v)
                                    for k, v in settings.items()})
         self._projects.pop(p["id"], None)
+        self._backends_seen = (0.0, True)
         return self.get_project(p["id"])
 
     def list_projects(self, user: dict | None = None) -> list[dict]:
@@ -1555,6 +1557,21 @@ class Workspace:
     # ------------------------------------------------------------ bring your own model
     # A Label Studio compatible ML backend or a registered Python model
     # pre-labels a project's items; see assay.backends for the protocol.
+
+    _backends_seen: tuple[float, bool] = (0.0, True)
+
+    def backends_in_use(self) -> bool:
+        """Whether any project has an ML backend (re-read at most every
+        :attr:`project_cache_seconds`; at once after a change through this
+        workspace), so that the answer hook costs nothing without one."""
+        until, used = self._backends_seen
+        now = time.monotonic()
+        if now < until:
+            return used
+        with self.db.read() as conn:
+            used = conn.execute(text("SELECT 1 FROM projects WHERE ml_backend_url IS NOT NULL LIMIT 1")).first() is not None
+        self._backends_seen = (now + self.project_cache_seconds, used)
+        return used
 
     def _backend_url(self, project_id: int) -> str | None:
         """The stored URL, password included (get_project shows it redacted)."""

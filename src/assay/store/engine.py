@@ -26,10 +26,22 @@ _WRITE = "assay_write"
 _log = logging.getLogger("assay.store")
 
 
-#: The hand-out shuffles the pool within windows of this many item ids (the
-#: whole pool of any project up to that size); a bigger pool goes out window
-#: after window, so the rows it touches stay few enough to be cached.
+#: In a project with gold the hand-out shuffles the pool within windows of
+#: this many item ids (the whole pool of any project up to that size); a
+#: bigger pool goes out window after window, so the rows it touches stay few
+#: enough to be cached.
 SHUFFLE_WINDOW = 65536
+
+
+def shuffle_key_sql(dialect: str, item_id: str, shuffled: str = "1 = 1") -> str:
+    """SQL for a task's ``shuffle_key`` from the SQL expression of its item
+    id: the item's window of :data:`SHUFFLE_WINDOW` ids, plus a random place
+    in it where the SQL condition ``shuffled`` holds (a project with gold to
+    hide), else none (the pool then goes out in id order, which keeps the
+    hand-out's writes together: see :mod:`assay.handout`)."""
+    w = int(SHUFFLE_WINDOW)
+    rnd = f"abs(random() % {w})" if dialect == "sqlite" else f"floor(random() * {w})::bigint"
+    return f"(({item_id}) / {w}) * {w} + CASE WHEN {shuffled} THEN {rnd} ELSE 0 END"
 
 
 class Database:
@@ -73,13 +85,9 @@ class Database:
     def is_sqlite(self) -> bool:
         return self.dialect == "sqlite"
 
-    def shuffle_key(self, item_id: str) -> str:
-        """SQL for a new task's ``shuffle_key`` from the SQL expression of its
-        item id: the item's window of :data:`SHUFFLE_WINDOW` ids, then a random
-        place in it (see :mod:`assay.handout`)."""
-        w = int(SHUFFLE_WINDOW)
-        rnd = f"abs(random() % {w})" if self.is_sqlite else f"floor(random() * {w})::bigint"
-        return f"(({item_id}) / {w}) * {w} + {rnd}"
+    def shuffle_key(self, item_id: str, shuffled: str = "1 = 1") -> str:
+        """:func:`shuffle_key_sql` for this database."""
+        return shuffle_key_sql(self.dialect, item_id, shuffled)
 
     @contextlib.contextmanager
     def write(self) -> Iterator[Connection]:

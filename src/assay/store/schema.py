@@ -177,10 +177,10 @@ tasks = Table(
     # Adaptive redundancy stops this item at this confidence instead of the
     # project's target_confidence (None: the project's).
     Column("target", Float, nullable=True),
-    # Drawn when the task is made: a random place within its item's window of
-    # ids (store.engine.SHUFFLE_WINDOW). The pool is handed out by (priority,
-    # shuffle_key), so the ids an annotator sees come in no order and a gold
-    # task (drawn from the same window) never stands out of a sequence.
+    # The task's item's window of ids (store.engine.SHUFFLE_WINDOW) plus, in a
+    # project with gold, a random place in it. The pool is handed out by
+    # (priority, shuffle_key, id), so there the ids an annotator sees come in
+    # no order and a gold task (drawn from the same window) never stands out.
     Column("shuffle_key", BigInteger, nullable=False, server_default=text("0")),
     UniqueConstraint("project_id", "item_id"),
     CheckConstraint("open_slots >= 0", name="open_slots"),

@@ -135,7 +135,9 @@ _ANSWER_PATH = re.compile(r"/api/tasks/[0-9]{1,18}/answers")
 
 class AnswerHook:
     """ASGI middleware: after a ``201`` answer, queue it for the project's
-    backend (:meth:`Workspace.notify_backend`) when the project has one."""
+    backend (:meth:`Workspace.notify_backend`) when the project has one
+    (nothing at all is done while no project has a backend:
+    :meth:`Workspace.backends_in_use`)."""
 
     def __init__(self, app) -> None:
         self.app = app
@@ -147,7 +149,7 @@ class AnswerHook:
         root = scope.get("root_path", "")
         if root and path.startswith(root):
             path = path[len(root):]
-        if _ANSWER_PATH.fullmatch(path) is None:
+        if _ANSWER_PATH.fullmatch(path) is None or not scope["app"].state.workspace.backends_in_use():
             return await self.app(scope, receive, send)
         status = 0
         chunks: list[bytes] = []

@@ -1,10 +1,11 @@
 """integrity: tasks handed out in a shuffled order; an append-only record of first answers
 
-``tasks.shuffle_key``: drawn when the task is made, a random place within its
-item's window of 65,536 ids. The pool is handed out by ``priority DESC,
-shuffle_key`` instead of by id, so gold tasks (handed out at random from the
-same window) never stand out of an otherwise increasing sequence of ids.
-Existing tasks get a fixed pseudo-random place from their id.
+``tasks.shuffle_key``: the task's item's window of 65,536 ids, plus, in a
+project with gold, a random place within it. The pool is handed out by
+``priority DESC, shuffle_key, id``, so in a project with gold the ids come in
+no order and gold tasks (handed out at random from the same window) never
+stand out of an increasing sequence. Existing tasks of projects with gold get
+a fixed pseudo-random place from their id.
 
 ``first_answers``: one row per (project, item, annotator): the first answer
 that annotator gave to that item, in projects with gold (every item, so that
@@ -29,8 +30,9 @@ depends_on = None
 
 def upgrade() -> None:
     op.add_column('tasks', sa.Column('shuffle_key', sa.BigInteger(), nullable=False, server_default=sa.text('0')))
-    # the item's window of 65536 ids, then a fixed pseudo-random place in it
-    op.execute("UPDATE tasks SET shuffle_key = (item_id / 65536) * 65536 + (id * 2654435761) % 65536")
+    # the item's window of 65536 ids, then (projects with gold) a fixed pseudo-random place in it
+    op.execute("UPDATE tasks SET shuffle_key = (item_id / 65536) * 65536 + CASE WHEN project_id IN"
+               " (SELECT project_id FROM tasks WHERE is_gold) THEN (id * 2654435761) % 65536 ELSE 0 END")
     with op.batch_alter_table('tasks', schema=None) as batch_op:
         batch_op.drop_index('ix_tasks_open', sqlite_where=sa.text('open_slots > 0'),
                             postgresql_where=sa.text('open_slots > 0'))

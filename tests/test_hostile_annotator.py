@@ -385,3 +385,16 @@ def test_the_pool_is_shuffled_once_there_is_gold_to_hide(ws):
         keys = conn.execute(text("SELECT shuffle_key FROM tasks t JOIN items i ON i.id = t.item_id"
                                  " WHERE i.text LIKE 'later%' ORDER BY t.id"), {}).scalars().all()
     assert len(keys) == 200 and keys != sorted(keys)
+
+
+def test_gold_bunched_at_one_end_of_the_ids_gets_a_warning(ws):
+    """Item ids are visible: gold made of the first rows of a file would be
+    told apart by them. Importing it says so; a random sample does not."""
+    ds = text_dataset(ws, "texts", [f"text {i}" for i in range(300)])
+    ids = item_ids(ws, ds["id"])
+    p = ws.create_project("p", ds["id"], ["pos", "neg"])
+    q = ws.create_project("q", ds["id"], ["pos", "neg"])
+    first = ws.import_gold(p["id"], [{"item_id": i, "label": "pos"} for i in ids[:30]])
+    assert first["warnings"] and "random" in first["warnings"][0]
+    spread = ws.import_gold(q["id"], [{"item_id": i, "label": "pos"} for i in random.Random(0).sample(ids, 30)])
+    assert spread["warnings"] == []

@@ -220,6 +220,8 @@ def project_gold(
     p = _project(ws, project)
     r = ws.import_gold_file(p["id"], path, key=key)
     typer.echo(f"gold for {p['name']!r}: {r['added']} added, {r['updated']} updated, {r['gold']} in all")
+    for w in r.get("warnings", []):
+        typer.echo(f"warning: {w}", err=True)
 
 
 @project_app.command("set")

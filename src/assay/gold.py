@@ -316,6 +316,27 @@ def shuffle_pool(conn, project_id: int) -> None:
     conn.execute(text(f"UPDATE tasks SET shuffle_key = {expr} WHERE project_id = :p"), {"p": project_id})
 
 
+def clustered(conn, project_id: int) -> str | None:
+    """A warning when the project's gold items are not spread like a random
+    sample of its items (e.g. the first rows of a file), else None. Item ids
+    are visible to annotators: gold bunched at one end of them would be told
+    apart by its ids. A Kolmogorov-Smirnov test of the gold items' ranks
+    among the project's items against the uniform, at the 0.1 % level."""
+    ranks = [r[0] for r in conn.execute(text(
+        "SELECT rn FROM (SELECT item_id, is_gold, ROW_NUMBER() OVER (ORDER BY item_id) AS rn"
+        " FROM tasks WHERE project_id = :p) x WHERE is_gold ORDER BY rn"), {"p": project_id})]
+    n_all = conn.execute(text("SELECT count(*) FROM tasks WHERE project_id = :p"), {"p": project_id}).scalar_one()
+    n = len(ranks)
+    if n < 10 or n_all < 2 * n:
+        return None
+    d = max(max((i + 1) / n - r / n_all, r / n_all - i / n) for i, r in enumerate(ranks))
+    if d <= 1.95 / n ** 0.5:
+        return None
+    return (f"the {n} gold items are not spread over the project like a random sample (KS D = {d:.2f}): "
+            "annotators see item ids, and gold bunched at one end of them could be told apart; "
+            "pick gold items at random from the data")
+
+
 def remove(conn, project: dict, item_id: int) -> None:
     """Forget one gold label; an imported gold task goes back to the pool with
     the project's overlap."""

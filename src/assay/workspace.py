@@ -1245,8 +1245,9 @@ class Workspace:
             _audit.record(conn, "gold.import", target_kind="project", target_id=p["id"], target=p["name"],
                           details={"rows": len(pairs), "key": key,
                                    **{k: v for k, v in out.items() if isinstance(v, int)}})
+            warning = _gold.clustered(conn, p["id"])
         self._projects.pop(p["id"], None)
-        return out
+        return {**out, "warnings": [warning] if warning else []}
 
     def import_gold_file(self, project: int | str, path: str | os.PathLike, *, key: str | None = None,
                          user: int | str | dict | None = None) -> dict:

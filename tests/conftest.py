@@ -101,6 +101,16 @@ def ws(tmp_path, db_url):
 
 
 @pytest.fixture
+def home(tmp_path, db_url, monkeypatch):
+    """A workspace folder for CLI tests (``ASSAY_HOME``); the database is
+    SQLite or PostgreSQL (``db_url``)."""
+    h = tmp_path / "ws"
+    monkeypatch.setenv("ASSAY_HOME", str(h))
+    monkeypatch.setenv("ASSAY_DATABASE_URL", db_url)
+    return h
+
+
+@pytest.fixture
 def shared_data() -> Path:
     """The shared real evaluation data (``../shared/data``)."""
     if not SHARED_DATA.is_dir():

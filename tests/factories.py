@@ -265,3 +265,12 @@ def predict(ws, project_id: int, preds: dict, version: int = 1) -> None:
                 bindparam("label", type_=JSON), bindparam("pr", type_=JSON)),
             [{"p": project_id, "i": i, "v": version, "label": lab, "c": c, "pr": [c, 1 - c]}
              for i, (lab, c) in preds.items()])
+
+
+def run_cli(*args: str):
+    """Run an ``assay`` command in-process (typer's CliRunner); the result."""
+    from typer.testing import CliRunner
+
+    from assay.cli import app
+
+    return CliRunner().invoke(app, list(args))

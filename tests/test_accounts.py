@@ -13,13 +13,12 @@ import time
 import httpx
 import pytest
 from sqlalchemy import text
-from typer.testing import CliRunner
 
 from _server import LiveServer
 from assay import Workspace
-from assay.cli import app
 from assay.errors import Conflict, InvalidInput, NotFound, TooManyRequests, Unauthorized
 from assay.store import Database, migrate
+from factories import run_cli as run
 from factories import snapshot, text_dataset
 
 PW = "correct horse battery"
@@ -346,19 +345,10 @@ def test_logout_and_tokens_over_http(ws):
 
 # ---------------------------------------------------------------- 20, 25. the CLI
 
-runner = CliRunner()
 
 
-@pytest.fixture
-def home(tmp_path, db_url, monkeypatch):
-    h = tmp_path / "ws"
-    monkeypatch.setenv("ASSAY_HOME", str(h))
-    monkeypatch.setenv("ASSAY_DATABASE_URL", db_url)
-    return h
 
 
-def run(*args: str):
-    return runner.invoke(app, list(args))
 
 
 def test_cli_user_add_is_all_or_nothing(home):

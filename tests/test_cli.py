@@ -7,26 +7,14 @@ import subprocess
 import sys
 
 import pandas as pd
-import pytest
-from typer.testing import CliRunner
 
 from assay import Workspace
-from assay.cli import app
-
-runner = CliRunner()
+from factories import run_cli as run
 
 
-@pytest.fixture
-def home(tmp_path, db_url, monkeypatch):
-    """A workspace folder; the database is SQLite or PostgreSQL (db_url)."""
-    h = tmp_path / "ws"
-    monkeypatch.setenv("ASSAY_HOME", str(h))
-    monkeypatch.setenv("ASSAY_DATABASE_URL", db_url)
-    return h
 
 
-def run(*args: str):
-    return runner.invoke(app, list(args))
+
 
 
 def test_full_session(home, tmp_path):

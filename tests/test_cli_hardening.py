@@ -14,13 +14,11 @@ import httpx
 import pandas as pd
 import pytest
 from PIL import Image
-from typer.testing import CliRunner
 
 from assay import Workspace
-from assay.cli import app
+from factories import run_cli as run
 from conftest import drop_pg_database, make_pg_database
 
-runner = CliRunner()
 TESTS = Path(__file__).resolve().parent
 
 
@@ -34,8 +32,6 @@ def home(tmp_path, db_url, monkeypatch):
     return h
 
 
-def run(*args: str):
-    return runner.invoke(app, list(args))
 
 
 def one_line_error(r, *match: str) -> None:

@@ -18,7 +18,6 @@ from sqlalchemy import text
 from _server import LiveServer
 from factories import embedded_dataset, item_ids, text_dataset
 
-from assay import gold as gold_mod
 
 GOLD_KEYS = ("gold", "has_gold", "gold_rate", "gold_min_accuracy", "gold_min_answers", "ml_backend_url",
              "ml_space", "auto_label_target", "audit_rate", "target_match", "target_confidence")
@@ -89,7 +88,7 @@ def test_answers_are_taken_only_on_the_callers_live_lease(ws):
 # ---------------------------------------------------------------- 2. + 3. pauses
 
 
-def test_a_pause_stops_answers_skips_and_undos_and_says_nothing_about_gold(ws, monkeypatch):
+def test_a_pause_stops_answers_skips_and_undos_and_says_nothing_about_gold(ws):
     p, ids, gold_ids = _gold_project(ws, n=200, n_gold=60, rate=0.4, bar=0.8)
     eve = _user(ws, "eve", project_id=p["id"])
     with LiveServer(ws) as srv, _client(srv) as c:

@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 from assay.cli import app
 from assay.loop import ml_step
-from factories import count, embedded_dataset, item_ids, text_dataset
+from factories import count, embedded_dataset
 
 
 def _crowd(tmp_path, n=400, seed=0, right=0.95):

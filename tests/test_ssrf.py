@@ -10,7 +10,6 @@ followed, and which address the backend was told to fetch content from.
 from __future__ import annotations
 
 import json
-import socket
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -23,7 +22,7 @@ from assay.backends import BackendUnreachable
 from assay.errors import InvalidInput
 from _server import LiveServer
 from factories import snapshot, text_dataset
-from test_backends import KeywordBackend
+from test_backends import backend  # noqa: F401 - the shared fake-backend fixture
 
 SECRET = "SECRET-INTERNAL-7d1f"
 
@@ -66,11 +65,6 @@ class Recorder:
         self.server.server_close()
 
 
-@pytest.fixture
-def backend():
-    b = KeywordBackend()
-    yield b
-    b.close()
 
 
 @pytest.fixture

@@ -21,7 +21,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import JSON, text
 
-from assay import backends
+from assay import backends, kinds
 from assay.backends import BackendProtocolError, BackendUnreachable
 from assay.errors import InvalidInput, Unsupported
 from assay.server import create_app
@@ -220,8 +220,8 @@ def test_parse_and_map_helpers():
             backends.parse_predict_response(bad, 1)
     with pytest.raises(BackendProtocolError, match="2 result"):
         backends.parse_predict_response([one, one], 3)
-    assert backends.proba_for("pos", 0.8, ["pos", "neg", "x"]) == [0.8, 0.1, 0.1]
-    assert backends.proba_for(["pos"], 0.8, ["pos", "neg"]) == [0.8, 0.2]
+    assert kinds.get("single").proba("pos", 0.8, ["pos", "neg", "x"]) == [0.8, 0.1, 0.1]
+    assert kinds.get("multi").proba(["pos"], 0.8, ["pos", "neg"]) == [0.8, 0.2]
     for bad in ("ftp://x", "python:", "python:a b", "http://", 7, "http://h/?q=1"):
         with pytest.raises(InvalidInput):
             backends.check_url(bad)

@@ -13,6 +13,7 @@ import pyarrow.parquet as pq
 import pytest
 
 import assay.export as export_mod
+from assay import kinds
 from assay.errors import InvalidInput, NotFound
 from factories import task_for_item, item_ids, text_dataset
 
@@ -218,13 +219,13 @@ def test_failed_export_leaves_no_partial_file(ws, labeled, tmp_path, monkeypatch
     new = folder / f"fresh.{fmt}"
     calls = []
 
-    def exploding(kind, labels, classes=None):
+    def exploding(labels, classes=None):
         calls.append(1)
         if len(calls) > 2:
             raise RuntimeError("disk on fire")
-        return None
+        return None, None
 
-    monkeypatch.setattr(export_mod, "final_label", exploding)
+    monkeypatch.setattr(kinds.get("single"), "majority", exploding)
     for target in (old, new):
         calls.clear()
         with pytest.raises(RuntimeError, match="disk on fire"):
@@ -406,7 +407,7 @@ def test_failed_http_export_leaves_no_temp_file(ws, labeled, monkeypatch, tmp_pa
     _, token = ws.add_user("boss", role="admin")
     h = {"Authorization": f"Bearer {token}"}
 
-    def exploding(kind, labels, classes=None):
+    def exploding(labels, classes=None):
         raise RuntimeError("disk on fire")
 
     import secrets
@@ -423,7 +424,7 @@ def test_failed_http_export_leaves_no_temp_file(ws, labeled, monkeypatch, tmp_pa
             assert list(spool.iterdir()) == []
         r = httpx.get(f"{srv.base}/api/projects/{p['id']}/export?format=parquet", headers=h, timeout=30)
         assert r.status_code == 200 and r.content[:4] == b"PAR1" and list(spool.iterdir()) == []
-        monkeypatch.setattr(export_mod, "final_label", exploding)
+        monkeypatch.setattr(kinds.get("single"), "majority", exploding)
         for fmt in ("parquet", "jsonl", "csv"):
             r = httpx.get(f"{srv.base}/api/projects/{p['id']}/export?format={fmt}", headers=h, timeout=30)
             assert r.status_code == 500, (fmt, r.status_code)

@@ -132,7 +132,9 @@ from collections.abc import Callable, Sequence
 from datetime import datetime, timezone
 from typing import Any
 
+from assay import kinds
 from assay.errors import InvalidInput, Unsupported
+from assay.kinds import LabelKind
 
 log = logging.getLogger("assay.backends")
 
@@ -172,9 +174,10 @@ def label_config(project: dict, kind: str = "text") -> str:
     if instructions:
         ET.SubElement(view, "Header", value=instructions)
     ET.SubElement(view, tag, name=name, value=f"${name}")
-    choices = ET.SubElement(view, "Choices", name=FROM_NAME, toName=name,
-                            choice="multiple" if schema["kind"] == "multi" else "single",
-                            showInline="true")
+    choice = kinds.get(schema["kind"]).ls_choice
+    if choice is None:
+        raise Unsupported(f"{kinds.get(schema['kind']).title} projects have no Label Studio labeling config")
+    choices = ET.SubElement(view, "Choices", name=FROM_NAME, toName=name, choice=choice, showInline="true")
     for c in schema["classes"]:
         attrs = {"value": c["name"]}
         if c.get("description"):
@@ -216,7 +219,7 @@ def ls_project(project: dict, kind: str = "text") -> dict:
 
 def ls_result(project: dict, kind: str, label: Any) -> list[dict]:
     """An assay label as a Label Studio ``result`` list."""
-    chosen = label if isinstance(label, list) else [label]
+    chosen = kinds.get(project["schema"]["kind"]).to_choices(label)
     return [{"from_name": FROM_NAME, "to_name": object_tag(project, kind)[1], "type": "choices",
              "value": {"choices": list(chosen)}, "origin": "manual"}]
 
@@ -239,7 +242,7 @@ def annotation_payload(answer: dict, project: dict, item: dict, base_url: str | 
 # ---------------------------------------------------------------- mapping answers back
 
 
-def map_choices(choices: Sequence[str], names: Sequence[str], kind: str) -> tuple[Any, list[str]]:
+def map_choices(choices: Sequence[str], names: Sequence[str], kind: str | LabelKind) -> tuple[Any, list[str]]:
     """``(label, unknown)``: the assay label for a backend's choices (None when
     no known class is left) and the choices the project does not have. An
     exact class name wins; else a unique case-insensitive match."""
@@ -259,10 +262,7 @@ def map_choices(choices: Sequence[str], names: Sequence[str], kind: str) -> tupl
             unknown.append(c)
     if not known:
         return None, unknown
-    if kind == "single":
-        return known[0], unknown
-    chosen = set(known)
-    return [n for n in names if n in chosen], unknown
+    return (kind if isinstance(kind, LabelKind) else kinds.get(kind)).from_choices(known, names), unknown
 
 
 def _score(value: Any) -> float | None:
@@ -343,20 +343,6 @@ def prediction_choices(pred: dict) -> tuple[list[str] | None, float | None]:
     if score is None and scores:
         score = max(scores)
     return choices, score
-
-
-def proba_for(label: Any, score: float, names: Sequence[str]) -> list[float]:
-    """Per-class probabilities stored with a backend's prediction (the
-    ``predictions.proba`` column). A backend gives one score, not a
-    distribution: single-label, the chosen class gets the score and the other
-    classes share the rest evenly; multi-label, chosen classes get the score
-    and the others ``1 - score``."""
-    k = len(names)
-    if isinstance(label, list):
-        chosen = set(label)
-        return [round(score if n in chosen else 1.0 - score, 6) for n in names]
-    rest = (1.0 - score) / (k - 1) if k > 1 else 0.0
-    return [round(score if n == label else rest, 6) for n in names]
 
 
 # ---------------------------------------------------------------- URLs and clients

@@ -115,7 +115,7 @@ def project_create(
     name: str,
     dataset: Annotated[str, typer.Option(help="Dataset to label.")],
     classes: Annotated[str, typer.Option(help="Comma-separated class names, e.g. pos,neg.")],
-    kind: Annotated[str, typer.Option(help="single or multi (multi-label).")] = "single",
+    kind: Annotated[str, typer.Option(help="Label kind (assay.kinds): single or multi (multi-label).")] = "single",
     overlap: Annotated[int, typer.Option(help="Answers wanted per item.")] = 1,
     instructions: Annotated[str, typer.Option(help="Instructions shown to annotators.")] = "",
     show_fields: Annotated[str, typer.Option(help="Comma-separated metadata fields annotators may see.")] = "",

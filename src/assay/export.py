@@ -21,13 +21,14 @@ import re
 import tempfile
 import unicodedata
 import urllib.parse
-from collections import Counter
 from collections.abc import Iterator
 from typing import Any
 
 import orjson
 from sqlalchemy import JSON, text
 
+from assay import kinds
+from assay.kinds import LabelKind
 from assay.store import Database
 
 FORMATS = ("jsonl", "csv", "parquet")
@@ -51,22 +52,9 @@ _ANSWERS = text(
 
 
 def final_label(kind: str, labels: list[Any], classes: list[str] | None = None) -> Any:
-    """The label that the answers agree on most (majority vote).
-
-    Ties go to the label given first. Multi-label: every class chosen by at
-    least half of the answers, in the schema's class order (``classes``). Quality-aware aggregation replaces this later.
-    """
-    if not labels:
-        return None
-    if kind == "multi":
-        counts = Counter(c for lab in labels for c in lab)
-        need = len(labels) / 2
-        seen = classes or list(dict.fromkeys(c for lab in labels for c in lab))
-        order = {c: i for i, c in enumerate(seen)}
-        return sorted([c for c, k in counts.items() if k >= need], key=order.get)
-    counts = Counter(labels)
-    best = max(counts.values())
-    return next(lab for lab in labels if counts[lab] == best)
+    """Deprecated: ``kinds.get(kind).majority(labels, classes)[0]`` (kept only
+    until engine/resolver.py calls the kind)."""
+    return kinds.get(kind).majority(labels, classes)[0]
 
 
 def iter_records(db: Database, project_id: int, kind: str, *, labeled_only: bool = False,
@@ -80,6 +68,7 @@ def iter_records(db: Database, project_id: int, kind: str, *, labeled_only: bool
     consensus posterior, or for a majority the share of answers that agree.
     """
     page = page or PAGE
+    label_kind = kinds.get(kind)
     with db.read() as conn:
         model = conn.execute(_METHOD, {"p": project_id}).scalar()
     after = 0
@@ -103,9 +92,7 @@ def iter_records(db: Database, project_id: int, kind: str, *, labeled_only: bool
             elif r.c_status is not None and labels:
                 label, confidence, method = r.c_label, r.c_confidence, model or "online"
             elif labels:
-                label, method = final_label(kind, labels, classes), "majority"
-                confidence = (sum(1 for x in labels if x == label) / len(labels)
-                              if kind != "multi" else None)
+                (label, confidence), method = label_kind.majority(labels, classes), "majority"
             else:
                 label = confidence = method = None
             yield {
@@ -160,16 +147,16 @@ def csv_safe(value: Any) -> Any:
     return value
 
 
-def _csv_row(rec: dict) -> list:
-    return [csv_safe(v) for v in _csv_cells(rec)]
+def _csv_row(rec: dict, label_kind: LabelKind) -> list:
+    return [csv_safe(v) for v in _csv_cells(rec, label_kind)]
 
 
-def _csv_cells(rec: dict) -> list:
-    lab = rec["label"]
+def _csv_cells(rec: dict, label_kind: LabelKind) -> list:
+    lab = label_kind.export_columns(rec["label"])["label"]
     prov = rec["provenance"]
     return [
         rec["item_id"], rec["kind"], rec["text"] or "", rec["source_uri"] or "",
-        "" if lab is None else (lab if isinstance(lab, str) else orjson.dumps(lab).decode()),
+        "" if lab is None else lab,
         rec["label_method"] or "", "" if rec["confidence"] is None else rec["confidence"],
         rec["consensus_status"] or "", rec["n_answers"], orjson.dumps(rec["answers"]).decode(),
         orjson.dumps(rec["meta"]).decode() if rec["meta"] is not None else "",
@@ -177,12 +164,15 @@ def _csv_cells(rec: dict) -> list:
     ]
 
 
-def csv_chunks(records: Iterator[dict], per_chunk: int = 500) -> Iterator[bytes]:
+def csv_chunks(records: Iterator[dict], per_chunk: int = 500, *,
+               label_kind: LabelKind | None = None) -> Iterator[bytes]:
+    """CSV byte chunks; ``label_kind`` (default single-label) writes the label cell."""
+    label_kind = label_kind or kinds.get("single")
     buf = io.StringIO()
     w = csv.writer(buf)
     w.writerow(CSV_COLUMNS)
     for i, rec in enumerate(records, 1):
-        w.writerow(_csv_row(rec))
+        w.writerow(_csv_row(rec, label_kind))
         if i % per_chunk == 0:
             yield buf.getvalue().encode()
             buf.seek(0)
@@ -190,14 +180,15 @@ def csv_chunks(records: Iterator[dict], per_chunk: int = 500) -> Iterator[bytes]
     yield buf.getvalue().encode()
 
 
-def parquet_chunks(records: Iterator[dict], chunk_bytes: int = 1 << 20) -> Iterator[bytes]:
+def parquet_chunks(records: Iterator[dict], chunk_bytes: int = 1 << 20, *,
+                   label_kind: LabelKind | None = None) -> Iterator[bytes]:
     """The Parquet file as byte chunks. Parquet is written whole before its
     first byte can go out (the footer points back into the file), so it is
     built in an anonymous temporary file, one with no name in any folder,
     which the system removes when it is closed or the process dies: a failed
     or abandoned export leaves nothing behind."""
     with tempfile.TemporaryFile() as fh:
-        write_parquet(records, fh)
+        write_parquet(records, fh, label_kind=label_kind)
         fh.seek(0)
         while chunk := fh.read(chunk_bytes):
             yield chunk
@@ -241,30 +232,32 @@ def _parquet_schema():
     ])
 
 
-def write_parquet(records: Iterator[dict], sink, rows_per_group: int = 10000) -> int:
+def write_parquet(records: Iterator[dict], sink, rows_per_group: int = 10000, *,
+                  label_kind: LabelKind | None = None) -> int:
     """Write records to ``sink`` (a path or a writable file) in row groups.
 
-    Labels are stored as strings: the class name, or a JSON list for
+    Labels are stored as strings, as ``label_kind`` (default single-label)
+    writes them for flat formats: the class name, or a JSON list for
     multi-label projects.
     """
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     schema = _parquet_schema()
+    flat = (label_kind or kinds.get("single")).export_columns
     n = 0
     with pq.ParquetWriter(sink, schema, compression="zstd") as writer:
         buf: list[dict] = []
         for rec in records:
-            lab = rec["label"]
             prov = rec["provenance"]
             buf.append({
                 "item_id": rec["item_id"], "kind": rec["kind"], "text": rec["text"],
                 "source_uri": rec["source_uri"],
-                "label": None if lab is None else (lab if isinstance(lab, str) else orjson.dumps(lab).decode()),
+                "label": flat(rec["label"])["label"],
                 "label_method": rec["label_method"], "confidence": rec["confidence"],
                 "consensus_status": rec["consensus_status"], "n_answers": rec["n_answers"],
                 "answers": [
-                    {**a, "label": a["label"] if isinstance(a["label"], str) else orjson.dumps(a["label"]).decode()}
+                    {**a, "label": flat(a["label"])["label"]}
                     for a in rec["answers"]
                 ],
                 "meta": orjson.dumps(rec["meta"]).decode() if rec["meta"] is not None else None,

@@ -40,6 +40,7 @@ from typing import Any
 
 from sqlalchemy import JSON, bindparam, text
 
+from assay import kinds
 from assay.errors import InvalidInput, NotFound, Paused
 from assay.redundancy import UPSERT_CONSENSUS, WITHDRAW
 from assay.store import engine
@@ -121,13 +122,6 @@ def rate_of(project: dict) -> float:
     return DEFAULT_RATE if r is None else r
 
 
-def same_label(a: Any, b: Any) -> bool:
-    """Single-label: equal strings; multi-label: the same set of classes."""
-    if isinstance(a, list) and isinstance(b, list):
-        return sorted(a) == sorted(b)
-    return a == b
-
-
 # ---------------------------------------------------------------- hand-out
 
 
@@ -188,7 +182,7 @@ def score_answer(conn, project: dict, item_id: int, user_id: int, label: Any, no
         first = conn.execute(_RECORD, record).first() is not None
     scored = first and known is not None
     conn.execute(_ENSURE_STATS, args)
-    conn.execute(_COUNT, {**args, "n": int(scored), "ok": int(scored and same_label(label, known))})
+    conn.execute(_COUNT, {**args, "n": int(scored), "ok": int(scored and kinds.get(project["schema"]["kind"]).same(label, known))})
     return known
 
 
@@ -233,9 +227,10 @@ def rescore(conn, project: dict, annotator_ids: Iterable[int] | None = None, now
     lifted = {r.annotator_id: r.lifted_at for r in conn.execute(
         text("SELECT annotator_id, lifted_at FROM gold_stats WHERE project_id = :p"), {"p": pid})}
     counts: dict[int, list[int]] = {u: [0, 0, 0, 0] for u in (ids if ids is not None else lifted)}
+    same = kinds.get(project["schema"]["kind"]).same
     for r in rows:
         c = counts.setdefault(r.annotator_id, [0, 0, 0, 0])
-        ok = int(same_label(r.answer, r.gold))
+        ok = int(same(r.answer, r.gold))
         c[0] += 1
         c[1] += ok
         since = lifted.get(r.annotator_id)
@@ -394,7 +389,7 @@ def decide(conn, project: dict, item_id: int, label: Any, reviewer_id: int, now:
     conn.execute(WITHDRAW, {"t": task.id})
     n = conn.execute(text("SELECT count(*) FROM answers WHERE task_id = :t"), {"t": task.id}).scalar_one()
     classes = [c["name"] for c in project["schema"]["classes"]]
-    log_post = [0.0 if c == label else -1e9 for c in classes] if project["schema"]["kind"] == "single" else []
+    log_post = kinds.get(project["schema"]["kind"]).known_log_posterior(label, classes)
     conn.execute(UPSERT_CONSENSUS, {"p": pid, "i": item_id, "label": label, "conf": 1.0, "lp": log_post, "n": n,
                                     "status": "resolved", "now": now})
     conn.execute(_RECORD_ANSWERS, {"p": pid, "ids": [item_id]})

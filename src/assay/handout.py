@@ -34,8 +34,9 @@ from typing import Any
 from sqlalchemy import JSON, bindparam, text
 from sqlalchemy.exc import IntegrityError
 
-from assay import gold
+from assay import gold, kinds
 from assay.errors import Conflict, NotFound
+from assay.kinds import LabelKind
 from assay.store import Database, engine
 
 MAX_LEASES_IN_HAND = 3
@@ -206,15 +207,13 @@ def task_row(db: Database, task_id: int):
     return row
 
 
-def suggestion_accepted(label: Any, suggestion: Any) -> bool | None:
-    """Whether an answer took the model's suggestion as it was (multi-label:
-    the same set of classes); None when no suggestion was shown."""
+def suggestion_accepted(label: Any, suggestion: Any, kind: LabelKind) -> bool | None:
+    """Whether an answer took the model's suggestion as it was (the kind's
+    equality: multi-label, the same set of classes); None when no suggestion
+    was shown."""
     if suggestion is None:
         return None
-    if isinstance(label, list) or isinstance(suggestion, list):
-        as_set = lambda v: set(v) if isinstance(v, list) else {v}  # noqa: E731
-        return as_set(label) == as_set(suggestion)
-    return label == suggestion
+    return kind.same(label, suggestion)
 
 
 def submit(
@@ -225,7 +224,11 @@ def submit(
     ``suggestion``, the model's suggestion shown with the task, if any) must
     already be validated. With ``project`` a paused annotator is refused."""
     now = time.time() if now is None else now
-    accepted = suggestion_accepted(label, suggestion)
+    accepted = None
+    if suggestion is not None:
+        if project is None:
+            raise TypeError("submit(suggestion=...) needs project=: the project's label kind compares them")
+        accepted = suggestion_accepted(label, suggestion, kinds.get(project["schema"]["kind"]))
     try:
         with db.write() as conn:
             if project is not None:

@@ -6,7 +6,7 @@ import secrets
 from importlib import resources
 from pathlib import Path
 
-from assay import schemas
+from assay import kinds
 from assay.errors import Conflict, NotFound
 from assay.workspace import Workspace
 
@@ -62,7 +62,7 @@ def _setup(ws: Workspace, data: Path | None, classes: list[str]) -> dict:
                 "quickstart leaves existing data alone. Create a project with `assay project create`, "
                 "or run quickstart with a fresh --home"
             )
-        schemas.normalize_schema("single", {"classes": list(classes), "instructions": INSTRUCTIONS})
+        kinds.get("single").normalize_schema({"classes": list(classes), "instructions": INSTRUCTIONS})
         if data is not None:
             r = ws.import_file(DEMO_DATASET, data, source=str(data), create=True)
         else:

@@ -378,6 +378,7 @@ def consensus(db, project_id: int, *, status: str | None = None, after: int | No
 
 def check_settings(kind: str, overlap: int, target_confidence, max_answers) -> tuple[float | None, int | None]:
     """Validate a project's adaptive-redundancy settings; fill in the default max."""
+    from assay import kinds
     from assay.errors import InvalidInput
 
     if target_confidence is None:
@@ -387,7 +388,7 @@ def check_settings(kind: str, overlap: int, target_confidence, max_answers) -> t
     if isinstance(target_confidence, bool) or not isinstance(target_confidence, (int, float)) \
             or not 0.5 <= float(target_confidence) < 1.0:
         raise InvalidInput("target_confidence must be a number in [0.5, 1)")
-    if kind != "single":
+    if not kinds.get(kind).aggregatable:
         raise InvalidInput("adaptive redundancy (target_confidence) needs a single-label project")
     if max_answers is None:
         max_answers = max(overlap, DEFAULT_MAX_ANSWERS)

@@ -19,14 +19,14 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from sqlalchemy import JSON, func, insert, select, text
+from sqlalchemy import JSON, bindparam, func, insert, select, text
 from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
 
 from assay import audit as _audit
 from assay import backends as _backends
 from assay import export as _export
 from assay import gold as _gold
-from assay import handout, ingest, redundancy, schemas, security
+from assay import handout, ingest, kinds, redundancy, security
 from assay.errors import Conflict, Forbidden, InvalidInput, NotFound, TooManyRequests, Unauthorized, Unavailable
 from assay.store import BlobStore, Database
 from assay.store import migrate
@@ -728,13 +728,14 @@ class Workspace:
         ``gold_min_accuracy`` pauses an annotator whose gold accuracy falls
         below it after ``gold_min_answers`` (default 5) gold answers.
         """
+        label_kind = kinds.get(kind)
         target_confidence, max_answers = redundancy.check_settings(kind, overlap, target_confidence, max_answers)
         gold_rate, gold_min_accuracy, gold_min_answers = _gold.check_settings(
             gold_rate, gold_min_accuracy, gold_min_answers)
         name = (name or "").strip()
         if not name or len(name) > 200:
             raise InvalidInput("project name must be 1–200 characters")
-        spec = schemas.normalize_schema(kind, {"classes": list(classes), "instructions": instructions})
+        spec = label_kind.normalize_schema({"classes": list(classes), "instructions": instructions})
         if not isinstance(overlap, int) or isinstance(overlap, bool) or not 1 <= overlap <= 100:
             raise InvalidInput("overlap (answers wanted per item) must be an integer from 1 to 100")
         if not isinstance(lease_seconds, int) or not 5 <= lease_seconds <= 7 * 86400:
@@ -781,7 +782,7 @@ class Workspace:
             raise NotFound(f"project {project!r} does not exist")
         p = {
             "id": r.id, "name": r.name, "dataset_id": r.dataset_id,
-            "schema": {"kind": r.schema_kind, **r.schema_spec},
+            "schema": {"kind": r.schema_kind, **r.schema_spec}, "widget": kinds.get(r.schema_kind).widget,
             "overlap": r.overlap, "lease_seconds": r.lease_seconds,
             "show_fields": list(r.show_fields), "created_at": r.created_at,
             "target_confidence": r.target_confidence, "max_answers": r.max_answers,
@@ -797,7 +798,7 @@ class Workspace:
 
     #: what an annotator sees of a project: what labeling needs, nothing of
     #: gold, pauses, the model or its backend
-    ANNOTATOR_PROJECT_KEYS = ("id", "name", "dataset_id", "schema", "lease_seconds", "show_fields")
+    ANNOTATOR_PROJECT_KEYS = ("id", "name", "dataset_id", "schema", "widget", "lease_seconds", "show_fields")
 
     def project_view(self, project: dict, user: dict) -> dict:
         """``project`` as ``user`` may see it: all of it for admins and
@@ -977,10 +978,11 @@ class Workspace:
             p = self.get_project(t.project_id)
             if u["role"] != "admin" and not self.is_member(p["id"], u["id"]):
                 raise NotFound(f"task {task_id} does not exist")
-            label = schemas.validate_label(p["schema"]["kind"], p["schema"], label)
+            label_kind = kinds.get(p["schema"]["kind"])
+            label = label_kind.validate(label, p["schema"])
             if suggestion is not None:
                 try:
-                    suggestion = schemas.validate_label(p["schema"]["kind"], p["schema"], suggestion)
+                    suggestion = label_kind.validate(suggestion, p["schema"])
                 except InvalidInput as e:
                     raise InvalidInput(f"suggestion: {e.message}") from None
             got = handout.submit(self.db.fast, task_id, p["id"], t.item_id, u["id"], label,
@@ -1036,7 +1038,8 @@ class Workspace:
             rows = conn.execute(text(
                 "SELECT p.id, q.answers AS fitted, (SELECT count(*) FROM answers a WHERE a.project_id = p.id) AS n "
                 "FROM projects p LEFT JOIN quality_models q ON q.project_id = p.id "
-                "WHERE p.target_confidence IS NOT NULL AND p.schema_kind = 'single' ORDER BY p.id")).all()
+                "WHERE p.target_confidence IS NOT NULL AND p.schema_kind IN :kinds ORDER BY p.id"
+            ).bindparams(bindparam("kinds", expanding=True)), {"kinds": kinds.aggregatable()}).all()
         due = []
         for r in rows:
             fitted = r.fitted or 0
@@ -1076,8 +1079,9 @@ class Workspace:
         from assay.quality.agreement import krippendorff_alpha, wilson_interval
 
         p = self.get_project(project)
-        if p["schema"]["kind"] != "single":
-            raise InvalidInput(f"the quality report needs a single-label project; {p['name']!r} is multi-label")
+        label_kind = kinds.get(p["schema"]["kind"])
+        if not label_kind.aggregatable:
+            raise InvalidInput(f"the quality report needs a single-label project; {p['name']!r} is {label_kind.title}")
         names = [c["name"] for c in p["schema"]["classes"]]
         k = len(names)
         code_of = {n: i for i, n in enumerate(names)}
@@ -1213,6 +1217,7 @@ class Workspace:
         own id). Their tasks become gold questions. All or nothing: a bad label
         or an unknown item stores none of them."""
         p = self.get_project(project)
+        label_kind = kinds.get(p["schema"]["kind"])
         u = None if user is None else (user if isinstance(user, dict) else self.get_user(user))
         if not rows:
             raise InvalidInput("no gold rows given")
@@ -1236,7 +1241,7 @@ class Workspace:
                     raise InvalidInput(f"gold row {n}: no item has {key} = {ref!r}; nothing was stored")
                 iid = lookup[str(ref)]
             try:
-                label = schemas.validate_label(p["schema"]["kind"], p["schema"], r["label"])
+                label = label_kind.validate(r["label"], p["schema"])
             except InvalidInput as e:
                 raise InvalidInput(f"gold row {n}: {e.message}; nothing was stored") from None
             pairs.append((iid, label))
@@ -1270,11 +1275,11 @@ class Workspace:
         missing = [c for c in need if c not in df.columns]
         if missing:
             raise InvalidInput(f"{path.name} needs the column(s) {', '.join(missing)}")
-        kind = self.get_project(project)["schema"]["kind"]
+        label_kind = kinds.get(self.get_project(project)["schema"]["kind"])
         rows = []
         for rec in df[need].to_dict("records"):
-            if kind == "multi" and isinstance(rec["label"], str):
-                rec["label"] = [c for c in rec["label"].split("|") if c]
+            if isinstance(rec["label"], str):
+                rec["label"] = label_kind.parse_text(rec["label"])
             rows.append(rec)
         return self.import_gold(project, rows, key=key, user=user)
 
@@ -1319,7 +1324,7 @@ class Workspace:
         u = user if isinstance(user, dict) else self.get_user(user)
         if u["role"] not in ("admin", "reviewer"):
             raise Forbidden("only reviewers and admins decide items")
-        label = schemas.validate_label(p["schema"]["kind"], p["schema"], label)
+        label = kinds.get(p["schema"]["kind"]).validate(label, p["schema"])
         with self.db.write() as conn:
             out = _gold.decide(conn, p, item_id, label, u["id"])
             _audit.record(conn, "review.decide", target_kind="project", target_id=p["id"], target=p["name"],
@@ -1375,9 +1380,7 @@ class Workspace:
             "WHERE a.project_id = :p AND a.suggestion IS NOT NULL AND a.id > :after ORDER BY a.id LIMIT :n"
         ).columns(label=JSON, suggestion=JSON, gold_label=JSON, cons_label=JSON)
 
-        def same(x, y) -> bool:
-            return set(x) == set(y) if isinstance(x, list) and isinstance(y, list) else x == y
-
+        same = kinds.get(p["schema"]["kind"]).same
         n = acc = 0
         known = {True: [0, 0], False: [0, 0]}  # accepted? -> [answers with truth, correct]
         sugg_known = sugg_right = 0
@@ -1516,12 +1519,13 @@ class Workspace:
         """The export as a stream of byte chunks (jsonl, csv or parquet; a
         Parquet file is built in an anonymous temporary file first)."""
         self._audit_export(project, fmt, labeled_only)
+        lk = kinds.get(self.get_project(project)["schema"]["kind"])
         if fmt == "jsonl":
             return _export.jsonl_chunks(self.export_records(project, labeled_only=labeled_only))
         if fmt == "csv":
-            return _export.csv_chunks(self.export_records(project, labeled_only=labeled_only))
+            return _export.csv_chunks(self.export_records(project, labeled_only=labeled_only), label_kind=lk)
         if fmt == "parquet":
-            return _export.parquet_chunks(self.export_records(project, labeled_only=labeled_only))
+            return _export.parquet_chunks(self.export_records(project, labeled_only=labeled_only), label_kind=lk)
         raise InvalidInput(f"unknown export format {fmt!r}: use one of {', '.join(_export.FORMATS)}")
 
     def export(self, project: int | str, path: str | os.PathLike, fmt: str | None = None, *,
@@ -1536,16 +1540,19 @@ class Workspace:
         if fmt not in _export.FORMATS:
             raise InvalidInput(f"unknown export format {fmt!r}: use one of {', '.join(_export.FORMATS)}")
         self._audit_export(project, fmt, labeled_only, path=path)
+        lk = kinds.get(self.get_project(project)["schema"]["kind"])
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = _new_file_beside(path)
         n = 0
         try:
             with os.fdopen(fd, "wb") as fh:
                 if fmt == "parquet":
-                    n = _export.write_parquet(self.export_records(project, labeled_only=labeled_only), fh)
+                    n = _export.write_parquet(self.export_records(project, labeled_only=labeled_only), fh,
+                                              label_kind=lk)
                 else:
                     counted = _counting(self.export_records(project, labeled_only=labeled_only))
-                    chunks = (_export.jsonl_chunks if fmt == "jsonl" else _export.csv_chunks)(counted)
+                    chunks = (_export.jsonl_chunks(counted) if fmt == "jsonl"
+                              else _export.csv_chunks(counted, label_kind=lk))
                     for chunk in chunks:
                         fh.write(chunk)
                     n = counted.n
@@ -1645,8 +1652,6 @@ class Workspace:
         q = ("SELECT i.id, i.kind, i.text, i.blob FROM tasks t JOIN items i ON i.id = t.item_id "
              "WHERE t.project_id = :p ")
         if item_ids is not None:
-            from sqlalchemy import bindparam
-
             wanted = sorted(set(item_ids))
             rows: list = []
             stmt = text(q + "AND t.item_id IN :ids ORDER BY t.item_id").bindparams(bindparam("ids", expanding=True))
@@ -1690,8 +1695,6 @@ class Workspace:
         ``without_score``, ``model_versions`` ({backend version: int}) and
         ``seconds``.
         """
-        from sqlalchemy import bindparam
-
         p = self.get_project(project)
         if not isinstance(batch, int) or isinstance(batch, bool) or not 1 <= batch <= 1000:
             raise InvalidInput("batch must be an integer from 1 to 1000")
@@ -1701,7 +1704,7 @@ class Workspace:
         client = self._backend(p)
         started = time.monotonic()
         names = [c["name"] for c in p["schema"]["classes"]]
-        kind = p["schema"]["kind"]
+        label_kind = kinds.get(p["schema"]["kind"])
         config = _backends.label_config(p, self._backend_item_kind(p))
         uid = _backends.project_uid(p)
         where = f"the ML backend at {client.name}"
@@ -1720,7 +1723,7 @@ class Workspace:
                         continue
                     lab = o["label"]
                     mv = o.get("model_version")
-                    outcomes.append((lab if isinstance(lab, list) else [lab], _backends._score(o.get("score")),
+                    outcomes.append((label_kind.to_choices(lab), _backends._score(o.get("score")),
                                      version if mv is None else str(mv)))
             else:
                 tasks = [_backends.ls_task({"id": r.id, "kind": r.kind, "text": r.text},
@@ -1741,7 +1744,7 @@ class Workspace:
                 if not choices:
                     stats["no_prediction"] += 1
                     continue
-                label, unknown = _backends.map_choices(choices, names, kind)
+                label, unknown = _backends.map_choices(choices, names, label_kind)
                 for u in unknown:
                     unknown_seen[u] = unknown_seen.get(u, 0) + 1
                 stats["unknown_choices"] += len(unknown)
@@ -1772,7 +1775,7 @@ class Workspace:
                             "VALUES (:p, :i, :v, :label, :c, :pr)").bindparams(
                                 bindparam("label", type_=JSON), bindparam("pr", type_=JSON)),
                             [{"p": p["id"], "i": i, "v": versions[v], "label": lab, "c": float(sc),
-                              "pr": _backends.proba_for(lab, sc, names)} for i, lab, sc, v in found])
+                              "pr": label_kind.proba(lab, sc, names)} for i, lab, sc, v in found])
                     break
                 except IntegrityError:  # another run numbered the same version: read again
                     if attempt == 2:
@@ -1783,8 +1786,6 @@ class Workspace:
     def _backend_versions(self, conn, p: dict, url: str, wanted: set[str]) -> dict[str, int]:
         """Integer ``model_version`` for each backend version string (see
         :meth:`backend_predict`); new ones get new ``ml_models`` rows."""
-        from sqlalchemy import bindparam
-
         rows = conn.execute(text(
             "SELECT version, threshold, auto_state, metrics FROM ml_models WHERE project_id = :p ORDER BY version"
         ).columns(metrics=JSON), {"p": p["id"]}).all()

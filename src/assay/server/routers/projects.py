@@ -6,11 +6,12 @@ import itertools
 from typing import Literal
 
 from fastapi import APIRouter, Query
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response, StreamingResponse
 
+from assay import kinds
 from assay.errors import InvalidInput
 from assay.export import content_disposition
 from assay.server.deps import WS, Admin, Staff, User, json
@@ -24,9 +25,17 @@ class ClassIn(BaseModel):
 
 
 class SchemaIn(BaseModel):
-    kind: Literal["single", "multi"] = "single"
+    kind: str = Field("single", description="a registered label kind (assay.kinds): single, multi, …",
+                      examples=["single", "multi"], max_length=30)
     classes: list[ClassIn | str] = Field(min_length=1)
     instructions: str = ""
+
+    @field_validator("kind")
+    @classmethod
+    def _known_kind(cls, v: str) -> str:
+        if v not in kinds.names():
+            raise ValueError(f"unknown label kind {v!r}: use one of {', '.join(kinds.names())}")
+        return v
 
 
 class ProjectIn(BaseModel):

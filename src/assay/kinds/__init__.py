@@ -1,0 +1,59 @@
+"""Label kinds: the registry of what a label can be (``single``, ``multi``…).
+
+``get(name)`` is the :class:`~assay.kinds.base.LabelKind` that owns every
+rule depending on the shape of a project's labels: its schema, validating an
+answer, equality, majority, export columns and the browser widget. A new
+kind is one module with a ``LabelKind`` subclass, ``register(...)`` of an
+instance, and a widget in ``server/static/kinds.js``.
+"""
+
+from __future__ import annotations
+
+from assay.errors import InvalidInput
+from assay.kinds.base import LabelKind
+from assay.kinds.multi import Multi
+from assay.kinds.single import Single
+
+__all__ = ["LabelKind", "aggregatable", "get", "names", "register", "unregister"]
+
+_KINDS: dict[str, LabelKind] = {}
+
+
+def register(kind: LabelKind) -> LabelKind:
+    """Add a kind (an instance); its ``name`` must be new."""
+    if not isinstance(kind, LabelKind):
+        raise TypeError(f"register() takes a LabelKind instance, got {kind!r}")
+    if not isinstance(kind.name, str) or not kind.name or len(kind.name) > 30:
+        raise ValueError("a kind's name must be 1-30 characters")
+    if kind.name in _KINDS:
+        raise ValueError(f"label kind {kind.name!r} is already registered")
+    _KINDS[kind.name] = kind
+    return kind
+
+
+def unregister(name: str) -> None:
+    """Remove a kind (tests; projects of that kind stop working)."""
+    _KINDS.pop(name, None)
+
+
+def get(name: str) -> LabelKind:
+    """The kind called ``name``; :class:`InvalidInput` naming the known ones."""
+    kind = _KINDS.get(name) if isinstance(name, str) else None
+    if kind is None:
+        known = ", ".join(repr(n) for n in _KINDS)
+        raise InvalidInput(f"unknown label kind {str(name)[:40]!r}: use one of {known}")
+    return kind
+
+
+def names() -> list[str]:
+    """Names of the registered kinds, in registration order."""
+    return list(_KINDS)
+
+
+def aggregatable() -> list[str]:
+    """Names of the kinds whose answers :mod:`assay.quality`'s estimators take."""
+    return [n for n, k in _KINDS.items() if k.aggregatable]
+
+
+register(Single())
+register(Multi())

@@ -1,0 +1,136 @@
+"""What a label kind is: one class per kind owns every rule that depends on
+the shape of a label.
+
+A project has a ``kind`` (its name, stored in ``projects.schema_kind``) and a
+``spec`` (the kind's schema, stored in ``projects.schema_spec``). Everything
+that reads or compares labels asks the project's kind:
+
+- ``normalize_schema(spec)``: check a schema spec, return its canonical form;
+- ``validate(label, schema)``: the canonical stored form of an answer, or
+  :class:`~assay.errors.InvalidInput` (submit, review, gold import, a model's
+  suggestion, an ML backend's prediction);
+- ``same(a, b)``: are two labels the same answer (gold scoring, suggestion
+  statistics, majority confidence) — the one equality rule;
+- ``majority(labels, classes)``: the label the answers agree on and how
+  much they agree (export when no model decides);
+- ``export_columns(label)``: the label in flat formats (CSV, Parquet);
+- ``parse_text(cell)``: a label written in a text cell (CSV gold files);
+- ``widget``: the name of the browser widget that renders answers
+  (``static/kinds.js``).
+
+A kind whose labels are one class out of K (``aggregatable``) goes through
+the estimators of :mod:`assay.quality` (adaptive redundancy, the quality
+report, the ML loop); others use what their kind module offers (multi-label:
+:mod:`assay.quality.multilabel`).
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from typing import Any, ClassVar
+
+import orjson
+
+from assay.errors import InvalidInput
+
+
+def class_list(spec: dict) -> list[dict]:
+    """The ``classes`` of a spec, canonical: ``[{name, description}]``, names
+    stripped, non-empty and distinct."""
+    raw = spec.get("classes")
+    if not isinstance(raw, list) or not raw:
+        raise InvalidInput("a classification schema needs a non-empty list of classes")
+    out, seen = [], set()
+    for c in raw:
+        if isinstance(c, str):
+            c = {"name": c}
+        if not isinstance(c, dict) or not isinstance(c.get("name"), str) or not c["name"].strip():
+            raise InvalidInput(f"each class needs a non-empty name, got {c!r}")
+        name = c["name"].strip()
+        if name in seen:
+            raise InvalidInput(f"class {name!r} is listed twice")
+        seen.add(name)
+        out.append({"name": name, "description": str(c.get("description") or "")})
+    return out
+
+
+def class_names(schema: dict) -> list[str]:
+    return [c["name"] for c in schema.get("classes") or []]
+
+
+class LabelKind(ABC):
+    """One kind of label. Subclasses set ``name``, ``widget`` and ``title``
+    and implement :meth:`validate` and :meth:`majority`; the rest has
+    defaults that fit labels compared with ``==``."""
+
+    #: the kind's name, as projects store it
+    name: ClassVar[str]
+    #: the browser widget that renders answers of this kind (static/kinds.js)
+    widget: ClassVar[str]
+    #: how people call it ("single label", "multi-label")
+    title: ClassVar[str]
+    #: answers are one class out of K: assay.quality's estimators apply
+    aggregatable: ClassVar[bool] = False
+    #: Label Studio ``Choices`` mode (``single`` / ``multiple``); None: no choices
+    ls_choice: ClassVar[str | None] = None
+
+    def normalize_schema(self, spec: dict | None) -> dict:
+        """Check a schema spec and return it in canonical form (default: a
+        list of classes and instructions)."""
+        spec = dict(spec or {})
+        return {"classes": class_list(spec), "instructions": str(spec.get("instructions") or "")}
+
+    @abstractmethod
+    def validate(self, label: Any, schema: dict) -> Any:
+        """The canonical stored form of ``label``, or :class:`InvalidInput`."""
+
+    def same(self, a: Any, b: Any) -> bool:
+        """Whether two canonical labels are the same answer."""
+        return a == b
+
+    def agreement(self, labels: Sequence[Any]) -> float | None:
+        """The share of pairs of answers that are the same (None under two answers)."""
+        n = len(labels)
+        if n < 2:
+            return None
+        agree = sum(self.same(labels[i], labels[j]) for i in range(n) for j in range(i + 1, n))
+        return agree / (n * (n - 1) / 2)
+
+    @abstractmethod
+    def majority(self, labels: Sequence[Any], classes: Sequence[str] | None = None) -> tuple[Any, float | None]:
+        """``(label, confidence)``: what the answers agree on most, and the
+        share of answers that gave it (None where the kind has no such
+        share). ``(None, None)`` for no answers."""
+
+    def export_columns(self, label: Any) -> dict:
+        """The label in flat formats (CSV, Parquet): ``{"label": text or None}``;
+        strings as they are, anything else as JSON."""
+        if label is None:
+            return {"label": None}
+        return {"label": label if isinstance(label, str) else orjson.dumps(label).decode()}
+
+    def parse_text(self, cell: str) -> Any:
+        """A label written in a text cell (a CSV gold file), before :meth:`validate`."""
+        return cell
+
+    def to_choices(self, label: Any) -> list[str]:
+        """The label as Label Studio ``choices``."""
+        return list(label) if isinstance(label, list) else [label]
+
+    def from_choices(self, known: list[str], classes: Sequence[str]) -> Any:
+        """A label from a backend's (known) choices; None when there are none."""
+        raise InvalidInput(f"{self.title} projects do not take Label Studio choices")
+
+    def proba(self, label: Any, score: float, classes: Sequence[str]) -> list[float]:
+        """Per-class probabilities for a prediction that gives one ``score``
+        (an ML backend's), as ``predictions.proba`` stores them."""
+        raise InvalidInput(f"{self.title} projects do not take class predictions")
+
+    def known_log_posterior(self, label: Any, classes: Sequence[str]) -> list[float]:
+        """The consensus ``log_posterior`` of an item whose label is known
+        (a reviewer's decision); empty where the kind keeps none."""
+        return []
+
+    def __repr__(self) -> str:
+        return f"<label kind {self.name!r}>"

@@ -182,7 +182,8 @@ def score_answer(conn, project: dict, item_id: int, user_id: int, label: Any, no
         first = conn.execute(_RECORD, record).first() is not None
     scored = first and known is not None
     conn.execute(_ENSURE_STATS, args)
-    conn.execute(_COUNT, {**args, "n": int(scored), "ok": int(scored and kinds.get(project["schema"]["kind"]).same(label, known))})
+    ok = scored and kinds.get(project["schema"]["kind"]).same(label, known)
+    conn.execute(_COUNT, {**args, "n": int(scored), "ok": int(ok)})
     return known
 
 

@@ -25,7 +25,14 @@ def _answer_all(ws, p, people, n=None):
 def test_refits_due_follows_answer_growth(ws):
     p, people = project_with_annotators(ws, 120, 3, overlap=2, target_confidence=0.99, max_answers=3)
     fixed, fixed_people = project_with_annotators(ws, 50, 2, overlap=2, name="fixed")
+    multi, multi_people = project_with_annotators(ws, 50, 2, overlap=2, name="multi", kind="multi")
+    for u in multi_people:
+        while (t := ws.next_task(multi["id"], u)) is not None:
+            ws.submit(t["id"], u, ["pos"])
     _answer_all(ws, fixed, fixed_people)
+    # fixed overlap is fitted too (its export is the aggregation); multi-label never
+    assert ws.refits_due(min_new=50) == [fixed["id"]]
+    ws.refit_quality(fixed["id"])
     assert ws.refits_due(min_new=50) == []
     _answer_all(ws, p, people, n=49)
     assert ws.refits_due(min_new=50) == []  # not enough new answers yet

@@ -28,6 +28,7 @@ import orjson
 from sqlalchemy import JSON, text
 
 from assay import kinds
+from assay.engine import resolver
 from assay.kinds import LabelKind
 from assay.store import Database
 
@@ -36,14 +37,10 @@ PAGE = 2000
 
 _TASKS = text(
     "SELECT t.id AS task_id, t.item_id, i.kind, i.text, i.source_uri, i.meta, i.source, "
-    "i.license, i.consent, i.content_hash, c.label AS c_label, c.confidence AS c_confidence, "
-    "c.status AS c_status, g.label AS g_label, g.source AS g_source "
-    "FROM tasks t JOIN items i ON i.id = t.item_id "
-    "LEFT JOIN item_consensus c ON c.project_id = t.project_id AND c.item_id = t.item_id "
-    "LEFT JOIN gold g ON g.project_id = t.project_id AND g.item_id = t.item_id "
+    f"i.license, i.consent, i.content_hash, {resolver.LABEL_COLUMNS} "
+    f"FROM tasks t JOIN items i ON i.id = t.item_id {resolver.LABEL_JOINS}"
     "WHERE t.project_id = :p AND t.id > :after ORDER BY t.id LIMIT :n"
-).columns(meta=JSON, c_label=JSON, g_label=JSON)
-_METHOD = text("SELECT method FROM quality_models WHERE project_id = :p")
+).columns(meta=JSON, **resolver.LABEL_TYPES)
 _ANSWERS = text(
     "SELECT a.task_id, a.annotator_id, u.username, a.label, a.created_at FROM answers a "
     "JOIN users u ON u.id = a.annotator_id "
@@ -51,29 +48,24 @@ _ANSWERS = text(
 ).columns(label=JSON)
 
 
-def final_label(kind: str, labels: list[Any], classes: list[str] | None = None) -> Any:
-    """Deprecated: ``kinds.get(kind).majority(labels, classes)[0]`` (kept only
-    until engine/resolver.py calls the kind)."""
-    return kinds.get(kind).majority(labels, classes)[0]
-
-
-def iter_records(db: Database, project_id: int, kind: str, *, labeled_only: bool = False,
-                 page: int | None = None, classes: list[str] | None = None) -> Iterator[dict]:
+def iter_records(db: Database, project: dict, *, labeled_only: bool = False,
+                 page: int | None = None) -> Iterator[dict]:
     """One dict per item of the project, in task order.
 
-    A known label wins: gold (``label_method`` ``gold``) or a reviewer's final
-    decision (``review``), confidence 1. Otherwise the final label is the project's running consensus where adaptive
-    redundancy keeps one (``label_method`` = the quality model, e.g. ``ds``
-    or ``online``), else the majority of the answers; ``confidence`` is the
-    consensus posterior, or for a majority the share of answers that agree.
+    ``label``, ``label_method``, ``label_source`` and ``confidence`` are the
+    item's final label from :mod:`assay.engine.resolver` (gold > reviewer's
+    decision > the project's consensus > auto-label > majority vote);
+    ``label_method`` is the source without ``consensus:`` (``gold``,
+    ``review``, the quality model such as ``ds`` or ``online``, ``auto``,
+    ``majority``). ``labeled_only``: items without a final label are left out.
     """
     page = page or PAGE
-    label_kind = kinds.get(kind)
-    with db.read() as conn:
-        model = conn.execute(_METHOD, {"p": project_id}).scalar()
+    project_id = project["id"]
+    rules = None
     after = 0
     while True:
         with db.read() as conn:
+            rules = (rules or resolver.Resolver(conn, project)).using(conn)
             rows = conn.execute(_TASKS, {"p": project_id, "after": after, "n": page}).all()
             if not rows:
                 return
@@ -81,34 +73,26 @@ def iter_records(db: Database, project_id: int, kind: str, *, labeled_only: bool
             by_task: dict[int, list] = {}
             for a in conn.execute(_ANSWERS, {"p": project_id, "lo": lo, "hi": hi}):
                 by_task.setdefault(a.task_id, []).append(a)
-        for r in rows:
-            ans = by_task.get(r.task_id, [])
-            if labeled_only and not ans and r.g_source is None:
+            finals = [rules.resolve(r, by_task.get(r.task_id, [])) for r in rows]
+        for r, fin in zip(rows, finals):
+            if labeled_only and fin.label is None:
                 continue
-            labels = [a.label for a in ans]
-            if r.g_source is not None:  # a known label: gold, or a reviewer's final decision
-                label, confidence = r.g_label, 1.0
-                method = "gold" if r.g_source == "import" else "review"
-            elif r.c_status is not None and labels:
-                label, confidence, method = r.c_label, r.c_confidence, model or "online"
-            elif labels:
-                (label, confidence), method = label_kind.majority(labels, classes), "majority"
-            else:
-                label = confidence = method = None
+            ans = by_task.get(r.task_id, [])
             yield {
                 "item_id": r.item_id,
                 "kind": r.kind,
                 "text": r.text,
                 "source_uri": r.source_uri,
-                "label": label,
-                "label_method": method,
-                "confidence": confidence,
+                "label": fin.label,
+                "label_method": fin.method,
+                "label_source": fin.source,
+                "confidence": fin.confidence,
                 "consensus_status": r.c_status,
                 "n_answers": len(ans),
                 "answers": [
                     {"annotator_id": a.annotator_id, "annotator": a.username,
-                     "label": lab, "created_at": a.created_at}
-                    for a, lab in zip(ans, labels)
+                     "label": a.label, "created_at": a.created_at}
+                    for a in ans
                 ],
                 "meta": r.meta,
                 "provenance": {"source": r.source, "license": r.license, "consent": r.consent,
@@ -132,7 +116,7 @@ def jsonl_chunks(records: Iterator[dict], per_chunk: int = 500) -> Iterator[byte
 
 CSV_COLUMNS = ["item_id", "kind", "text", "source_uri", "label", "label_method", "confidence",
                "consensus_status", "n_answers",
-               "answers", "meta", "source", "license", "consent", "content_hash"]
+               "answers", "meta", "source", "license", "consent", "content_hash", "label_source"]
 
 
 #: first characters that make a spreadsheet read a cell as a formula (OWASP)
@@ -161,6 +145,7 @@ def _csv_cells(rec: dict, label_kind: LabelKind) -> list:
         rec["consensus_status"] or "", rec["n_answers"], orjson.dumps(rec["answers"]).decode(),
         orjson.dumps(rec["meta"]).decode() if rec["meta"] is not None else "",
         prov["source"] or "", prov["license"] or "", prov["consent"] or "", prov["content_hash"],
+        rec.get("label_source") or "",
     ]
 
 
@@ -228,7 +213,7 @@ def _parquet_schema():
         ("confidence", pa.float64()), ("consensus_status", pa.string()),
         ("n_answers", pa.int32()), ("answers", pa.list_(answer)), ("meta", pa.string()),
         ("source", pa.string()), ("license", pa.string()), ("consent", pa.string()),
-        ("content_hash", pa.string()),
+        ("content_hash", pa.string()), ("label_source", pa.string()),
     ])
 
 
@@ -262,7 +247,7 @@ def write_parquet(records: Iterator[dict], sink, rows_per_group: int = 10000, *,
                 ],
                 "meta": orjson.dumps(rec["meta"]).decode() if rec["meta"] is not None else None,
                 "source": prov["source"], "license": prov["license"], "consent": prov["consent"],
-                "content_hash": prov["content_hash"],
+                "content_hash": prov["content_hash"], "label_source": rec.get("label_source"),
             })
             if len(buf) >= rows_per_group:
                 writer.write_table(pa.Table.from_pylist(buf, schema=schema))

@@ -1030,15 +1030,17 @@ class Workspace:
         return redundancy.refit(self.db, self.get_project(project))
 
     def refits_due(self, *, growth: float = 0.25, min_new: int = 200) -> list[int]:
-        """Adaptive projects whose answers grew by ``growth`` (25 %) and at
-        least ``min_new`` answers since their last re-fit (or that have
-        ``min_new`` answers and were never fitted): what the server's
-        background re-fitter runs next."""
+        """Projects of an aggregatable kind (adaptive or fixed overlap) whose
+        answers grew by ``growth`` (25 %) and at least ``min_new`` answers
+        since their last re-fit (or that have ``min_new`` answers and were
+        never fitted): what the server's background re-fitter runs next. A
+        fixed-overlap project is fitted too: its final labels are its
+        aggregation (:mod:`assay.engine.resolver`), not a plain vote."""
         with self.db.read() as conn:
             rows = conn.execute(text(
                 "SELECT p.id, q.answers AS fitted, (SELECT count(*) FROM answers a WHERE a.project_id = p.id) AS n "
                 "FROM projects p LEFT JOIN quality_models q ON q.project_id = p.id "
-                "WHERE p.target_confidence IS NOT NULL AND p.schema_kind IN :kinds ORDER BY p.id"
+                "WHERE p.schema_kind IN :kinds ORDER BY p.id"
             ).bindparams(bindparam("kinds", expanding=True)), {"kinds": kinds.aggregatable()}).all()
         due = []
         for r in rows:
@@ -1054,6 +1056,15 @@ class Workspace:
         if status not in (None, "open", "resolved", "review"):
             raise InvalidInput("status must be one of open, resolved, review")
         return redundancy.consensus(self.db, p["id"], status=status, after=after, limit=limit)
+
+    def final_labels(self, project: int | str, *, after: int | None = None,
+                     limit: int = 100) -> tuple[list[dict], int | None]:
+        """A keyset page of the items' final labels, in task order: ``{item_id,
+        label, source, confidence}`` (:mod:`assay.engine.resolver`, what an
+        export holds) and the ``after`` of the next page (None: the last)."""
+        from assay.engine import resolver
+
+        return resolver.labels_page(self.db, self.get_project(project), after=after, limit=limit)
 
     def review_queue(self, project: int | str, *, after: int | None = None, limit: int = 100):
         """Items that reached ``max_answers`` below the target confidence."""
@@ -1502,8 +1513,7 @@ class Workspace:
 
     def export_records(self, project: int | str, *, labeled_only: bool = False) -> Iterator[dict]:
         p = self.get_project(project)
-        return _export.iter_records(self.db, p["id"], p["schema"]["kind"], labeled_only=labeled_only,
-                                    classes=[c["name"] for c in p["schema"]["classes"]])
+        return _export.iter_records(self.db, p, labeled_only=labeled_only)
 
     def _audit_export(self, project: int | str, fmt: str, labeled_only: bool, path: Path | None = None) -> None:
         """Exports are reads; the record of one is written when it starts."""

@@ -28,7 +28,7 @@ def create_app(workspace: Workspace, *, reclaim_interval: float = 5.0,
     ``reclaim_interval``: seconds between sweeps that return expired leases
     to the pool (0 turns the sweeper off). ``refit_interval`` (default 30 s,
     ``ASSAY_REFIT_INTERVAL``; 0 = off): how often the background re-fitter
-    looks for adaptive projects whose answers grew enough since their last
+    looks for single-label projects whose answers grew enough since their last
     re-fit (:meth:`Workspace.refits_due`) and re-fits them, one at a time, in
     a worker thread — never inside a request.
 

@@ -164,6 +164,17 @@ def item_consensus(project_id: int, ws: WS, user: Staff,
     return json({"items": rows, "next_after": nxt})
 
 
+@router.get("/projects/{project_id}/labels")
+def final_labels(project_id: int, ws: WS, user: Staff,
+                 after: int | None = Query(None, ge=0), limit: int = Query(100, ge=1, le=1000)):
+    """Items' final labels in task order, as an export holds them: gold >
+    reviewer's decision > consensus > auto-label > majority vote, with the
+    ``source`` and ``confidence``; ``next_after`` pages on (null: the last page)."""
+    ws.require_access(project_id, user, roles=("admin", "reviewer"))
+    rows, nxt = ws.final_labels(project_id, after=after, limit=limit)
+    return json({"labels": rows, "next_after": nxt})
+
+
 @router.get("/projects/{project_id}/quality")
 def quality_report(project_id: int, ws: WS, user: Staff):
     """Annotator accuracy and confusion, Krippendorff's alpha, the consensus

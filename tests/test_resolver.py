@@ -197,3 +197,15 @@ def test_labels_page_over_http(ws):
         assert c.get(url, headers={"Authorization": f"Bearer {ntok}"}).status_code in (403, 404)
         assert c.get(url, params={"limit": 0}, headers=h).status_code == 422
         assert c.get("/api/projects/999/labels", headers=h).status_code == 404
+
+
+def test_quality_report_says_what_an_export_holds(ws):
+    p, (u0, u1) = project_with_annotators(ws, 4, 2, overlap=2, classes=("a", "b"))
+    ids = item_ids(ws, p["dataset_id"])
+    for i in ids[:3]:
+        answer_item(ws, p["id"], i, u0, "a")
+        answer_item(ws, p["id"], i, u1, "b" if i == ids[2] else "a")
+    _insert_auto(ws, p["id"], ids[3], "b", 0.99)
+    ws.import_gold(p["id"], [{"item_id": ids[0], "label": "a"}])
+    fl = ws.quality_report(p["id"])["final_labels"]
+    assert fl == {"items": 4, "labeled": 4, "sources": {"auto": 1, "gold": 1, "majority": 2}}

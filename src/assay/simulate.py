@@ -13,11 +13,15 @@ posterior in the same transaction). A worker is never shown an item they did
 not answer in the data. An item whose real answers run out while it still
 wants more is closed (status ``review`` under the adaptive policy).
 
-The adaptive policy re-fits annotator skills (:meth:`Workspace.refit_quality`)
+Both policies re-fit annotator skills (:meth:`Workspace.refit_quality`)
 the way a server would in the background: whenever the answers collected
 since the last re-fit reach ``refit_growth`` of all answers so far (and at
-least ``refit_min``). At the end every used answer is aggregated with
-``method`` (default ``auto``) and compared with the truth.
+least ``refit_min``). At the end the project's final labels — what
+``assay export`` would write, from :mod:`assay.engine.resolver` — are
+compared with the truth (``accuracy``; ``items_resolved``: exported with a
+confidence of at least the target; ``label_sources``: how many came from
+where). ``accuracy_offline`` is every used answer aggregated afresh with
+``method`` (default ``auto``), a figure no export holds.
 
 The adaptive policy's target defaults to :data:`DEFAULT_TARGET` (0.995): an
 item stops once its label is right, or settled (the answers still allowed
@@ -168,6 +172,7 @@ def simulate(answers_path, truth_path=None, *, policy: str = "adaptive", overlap
     None: :data:`assay.redundancy.STOP_CRITERION`.
     """
     from assay.quality import METHODS, aggregate
+    from assay.engine.resolver import iter_final
     from assay.workspace import Workspace
 
     if policy not in POLICIES:
@@ -223,12 +228,11 @@ def simulate(answers_path, truth_path=None, *, policy: str = "adaptive", overlap
 
             replay = Replay(ws, pid, pools, users, name_of, review_exhausted=True)
             refits = last_refit = 0
-            adaptive = policy == "adaptive"
             while (answered := replay.step()) is not None:
                 if not answered:
                     continue
                 used = replay.used
-                if adaptive and used - last_refit >= max(refit_min, refit_growth * used):
+                if used - last_refit >= max(refit_min, refit_growth * used):
                     if criterion is None:
                         ws.refit_quality(pid)
                     else:  # what ws.refit_quality does, with the table's criterion
@@ -236,6 +240,8 @@ def simulate(answers_path, truth_path=None, *, policy: str = "adaptive", overlap
                     refits += 1
                     last_refit = used
             used, exhausted, mismatches = replay.used, replay.exhausted, replay.mismatches
+            # the labels a user exports (the one resolver), by item name
+            finals = {name_of[f.task_id]: f for f in iter_final(ws.db, ws.get_project(pid))}
 
             with ws.db.read() as conn:
                 rows = conn.execute(text(
@@ -257,12 +263,17 @@ def simulate(answers_path, truth_path=None, *, policy: str = "adaptive", overlap
     a_workers = [r.worker for r in rows]
     a_labels = [orjson.loads(r.label) if isinstance(r.label, (str, bytes)) else r.label for r in rows]
     res = aggregate(a_items, a_workers, a_labels, method=method, classes=classes)
-    pred = dict(zip(res.item_ids, res.labels))
-    conf = dict(zip(res.item_ids, res.confidence))
+    offline = dict(zip(res.item_ids, res.labels))
+    pred = {x: f.label for x, f in finals.items() if f.label is not None}
     with_truth = [i for i in pred if truth is not None and i in truth]
     correct = [pred[i] == truth[i] for i in with_truth]
-    resolved = [i for i in pred if conf[i] >= target]
+    resolved = [i for i in pred if (finals[i].confidence or 0.0) >= target]
     res_truth = [i for i in resolved if truth is not None and i in truth]
+    off_truth = [i for i in offline if truth is not None and i in truth]
+    sources: dict[str, int] = {}
+    for f in finals.values():
+        key = f.source or "none"
+        sources[key] = sources.get(key, 0) + 1
     out = {
         "policy": policy,
         "method": method,
@@ -281,6 +292,9 @@ def simulate(answers_path, truth_path=None, *, policy: str = "adaptive", overlap
         "items_resolved": len(resolved),
         "accuracy_resolved": (round(float(np.mean([pred[i] == truth[i] for i in res_truth])), 6)
                               if res_truth else None),
+        "accuracy_offline": (round(float(np.mean([offline[i] == truth[i] for i in off_truth])), 6)
+                             if off_truth else None),
+        "label_sources": dict(sorted(sources.items())),
         "items_review": int(review),
         "items_settled": int(settled),
         "items_exhausted": exhausted,

@@ -12,9 +12,12 @@ prediction into the consensus, and orders the hand-out (active learning).
 The baseline is measured in the same run: every item answered by 3 people
 (3 of its real answers, drawn with the same seed), majority vote.
 
-``answers_used`` counts human answers only. Final labels: a person-verified
-consensus where people answered (the online posterior with the model's
-prior), the auto-label where the model labeled alone.
+``answers_used`` counts human answers only. Final labels are what ``assay
+export`` writes (:mod:`assay.engine.resolver`): the consensus where people
+answered (the online posterior with the model's prior), the auto-label
+where the model labeled alone. An item with only the model's uncertified
+guess (a model-only consensus) has no label: it is counted in
+``items_model_only`` and left out of ``accuracy``.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ import numpy as np
 import pandas as pd
 from sqlalchemy import JSON, text
 
+from assay.engine.resolver import iter_final
 from assay.errors import InvalidInput
 from assay.simulate import Replay, _read, _sort_classes, add_workers, shuffled_pools
 
@@ -176,6 +180,7 @@ def simulate_ml(answers_path, truth_path, *, items_path=None, images_dir=None, f
             ws.refit_quality(pid)
             steps.append(ml_step(ws, pid, batch=batch, seed=seed + len(steps)))
             used, exhausted, mismatches = replay.used, replay.exhausted, replay.mismatches
+            finals = {name_of[f.item_id]: f for f in iter_final(ws.db, ws.get_project(pid))}
 
             with ws.db.read() as conn:
                 per_item_answers = {r.item_id: r.n for r in conn.execute(text(
@@ -197,15 +202,11 @@ def simulate_ml(answers_path, truth_path, *, items_path=None, images_dir=None, f
         role = "validation" if is_val.get(i) else ("audit" if i in autos else "other")
         by_role[role] += n
     targets = [st["target"] for st in steps if st.get("target") is not None]
-    final, how = {}, {}
-    for i, name in name_of.items():
-        c = cons.get(i)
-        if c is not None and c[2] > 0:
-            final[name], how[name] = c[0], "people"
-        elif i in autos:
-            final[name], how[name] = autos[i][0], "auto"
-        elif c is not None:
-            final[name], how[name] = c[0], "model"
+    # the exported labels: people's (consensus, gold, review, majority) or the model's auto-label
+    final = {name: f.label for name, f in finals.items() if f.label is not None}
+    how = {name: "auto" if f.source == "auto" else "people" for name, f in finals.items() if f.label is not None}
+    model_only = [name for i, name in name_of.items() if name not in final and i in cons]
+    sources = Counter(f.source or "none" for f in finals.values())
     scored = [x for x in final if x in truth]
     auto_items = [x for x in scored if how[x] == "auto"]
     people_items = [x for x in scored if how[x] == "people"]
@@ -230,7 +231,8 @@ def simulate_ml(answers_path, truth_path, *, items_path=None, images_dir=None, f
         "accuracy_resolved": acc(people_items),
         "items_auto_labeled": len([x for x in final if how[x] == "auto"]),
         "accuracy_auto_labeled": acc(auto_items),
-        "items_model_only": len([x for x in final if how[x] == "model"]),
+        "items_model_only": len(model_only),
+        "label_sources": dict(sorted(sources.items())),
         "auto_audits": sum(1 for a in autos.values() if a[1]),
         "model_versions": sum(1 for s in steps if s.get("version")),
         "threshold": last.get("threshold"),

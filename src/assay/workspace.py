@@ -26,6 +26,7 @@ from assay import audit as _audit
 from assay import backends as _backends
 from assay import export as _export
 from assay import gold as _gold
+from assay.engine import resolver as _resolver
 from assay import handout, ingest, kinds, redundancy, security
 from assay.errors import Conflict, Forbidden, InvalidInput, NotFound, TooManyRequests, Unauthorized, Unavailable
 from assay.store import BlobStore, Database
@@ -1062,9 +1063,7 @@ class Workspace:
         """A keyset page of the items' final labels, in task order: ``{item_id,
         label, source, confidence}`` (:mod:`assay.engine.resolver`, what an
         export holds) and the ``after`` of the next page (None: the last)."""
-        from assay.engine import resolver
-
-        return resolver.labels_page(self.db, self.get_project(project), after=after, limit=limit)
+        return _resolver.labels_page(self.db, self.get_project(project), after=after, limit=limit)
 
     def review_queue(self, project: int | str, *, after: int | None = None, limit: int = 100):
         """Items that reached ``max_answers`` below the target confidence."""
@@ -1214,6 +1213,8 @@ class Workspace:
             "confidence_histogram": {"edges": [round(float(e), 10) for e in edges],
                                      "counts": [int(c) for c in counts], "source": hist_source},
             "status_counts": status_counts,
+            # what an export holds: items with a final label, by source (assay.engine.resolver)
+            "final_labels": _resolver.summary(self.db, p),
             "paused": [{"user_id": g["user_id"], "username": g["username"], "paused_at": g["paused_at"]}
                        for g in on_gold.values() if g["paused"]],
         }

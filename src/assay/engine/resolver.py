@@ -213,6 +213,20 @@ def final_labels(db, project: dict, item_ids: Iterable[int] | None = None) -> di
     return {f.item_id: f for f in iter_final(db, project, item_ids)}
 
 
+def summary(db, project: dict) -> dict:
+    """How many items have a final label and where the labels come from:
+    ``{"items", "labeled", "sources": {source: items}}`` (what an export
+    holds; the quality page shows it)."""
+    sources: dict[str, int] = {}
+    items = labeled = 0
+    for f in iter_final(db, project):
+        items += 1
+        if f.label is not None:
+            labeled += 1
+            sources[f.source] = sources.get(f.source, 0) + 1
+    return {"items": items, "labeled": labeled, "sources": dict(sorted(sources.items()))}
+
+
 def labels_page(db, project: dict, *, after: int | None = None, limit: int = 100) -> tuple[list[dict], int | None]:
     """A keyset page of final labels (the API's ``/labels``): rows and the
     cursor of the next page (None on the last)."""

@@ -61,7 +61,7 @@
     c.root = el("section", { class: "card project-card", "data-project-id": project.id },
       el("div", { class: "card-head" }, el("div", null, c.name, c.meta),
         el("div", { class: "card-actions" },
-          project.schema && project.schema.kind === "single"
+          (window.AssayKinds.forProject(project) || {}).quality
             ? el("a", { class: "btn btn-small quality-link", href: "/quality/" + encodeURIComponent(project.id) }, "Quality")
             : null,
           el("a", { class: "btn btn-small", href: "/label/" + encodeURIComponent(project.id) }, "Label"))),
@@ -74,7 +74,7 @@
   function updateCard(c, project, progress) {
     const schema = project.schema || {};
     c.name.textContent = project.name;
-    c.meta.textContent = "#" + project.id + " · " + (schema.kind === "multi" ? "multi-label" : "single label") +
+    c.meta.textContent = "#" + project.id + " · " + window.AssayKinds.title(project) +
       " · " + (schema.classes || []).length + " classes · overlap " + (project.overlap || 1);
     if (!progress) return;
     STATS.forEach(function (s) { c.stats[s[0]].textContent = num(progress[s[0]]); });

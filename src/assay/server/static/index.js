@@ -22,7 +22,7 @@
       el("div", { class: "project-main" },
         el("span", { class: "project-name", text: project.name }),
         el("span", { class: "muted small", text:
-          (schema.kind === "multi" ? "multi-label" : "single label") + " · " + classes + " classes" }),
+          window.AssayKinds.title(project) + " · " + classes + " classes" }),
         stats),
       el("a", { class: "btn btn-primary label-link", href: "/label/" + id }, "Label"));
     api.get("/api/projects/" + id + "/progress")

@@ -34,7 +34,8 @@
    * after undo)}. */
   const state = {
     project: null,
-    multi: false,
+    widget: window.AssayKinds.get("single"), // the project's label kind in the browser (kinds.js)
+    multi: false,             // widget.multiple: several classes make one answer
     classes: [],              // [{name, description}]
     current: null,            // entry on screen, or null
     queue: [],                // entries leased ahead, next first
@@ -334,9 +335,7 @@
       btn.addEventListener("click", function () { choose(i); });
       ui.classes.append(btn);
     });
-    ui.keysHelp.textContent = state.multi
-      ? "Keys: the class's key (on its button) toggles it · a take the suggestion · Enter submit · s skip · z undo"
-      : "Keys: the class's key (on its button) chooses it · a accept the suggestion · s skip · z undo";
+    ui.keysHelp.textContent = state.widget.keysHelp;
   }
 
   /** The model's pre-label of `entry`, if it names only known classes:
@@ -344,13 +343,11 @@
   function suggestionOf(entry) {
     const s = entry && entry.task && entry.task.suggestion;
     if (!s || s.label === null || s.label === undefined) return null;
-    let names;
-    if (state.multi) names = Array.isArray(s.label) ? s.label.slice() : [s.label];
-    else if (typeof s.label === "string") names = [s.label];
-    else return null;
+    const names = state.widget.names(s.label);
+    if (!names) return null;
     const known = new Set(state.classes.map(function (c) { return c.name; }));
     if (!names.every(function (n) { return typeof n === "string" && known.has(n); })) return null;
-    return { label: state.multi ? names : names[0], names: names, confidence: Number(s.confidence) };
+    return { label: state.widget.label(names), names: names, confidence: Number(s.confidence) };
   }
 
   function percent(p) {
@@ -371,9 +368,7 @@
     ui.suggestionConfidence.textContent = percent(s.confidence);
     ui.suggestion.dataset.label = s.names.join("|");
     ui.suggestion.dataset.confidence = String(s.confidence);
-    ui.suggestionHint.textContent = state.multi
-      ? "Press a to select the suggested classes (then Enter), or choose your own."
-      : "Press a to accept it, or choose another class.";
+    ui.suggestionHint.textContent = state.widget.suggestionHint;
   }
 
   function updateControls() {
@@ -571,9 +566,10 @@
     if (!entry) return;
     if (label === undefined) {
       if (!state.multi) return;
-      label = state.classes.map(function (c) { return c.name; })
+      const names = state.classes.map(function (c) { return c.name; })
         .filter(function (n) { return state.selected.has(n); });
-      if (!label.length) { setStatus("pick at least one class (s skips)"); return; }
+      if (!names.length) { setStatus("pick at least one class (s skips)"); return; }
+      label = state.widget.label(names);
     }
     const id = entry.task.id;
     const shown = suggestionOf(entry); // sent with every answer: the server records if it was taken
@@ -717,13 +713,16 @@
   function setupProject(project) {
     state.project = project;
     const schema = project.schema || {};
-    state.multi = schema.kind === "multi";
+    const widget = window.AssayKinds.forProject(project);
+    if (!widget) throw new Error("this page cannot show labels of kind " + JSON.stringify(schema.kind));
+    state.widget = widget;
+    state.multi = widget.multiple;
     state.classes = (schema.classes || []).map(function (c) {
       return typeof c === "string" ? { name: c, description: "" } : { name: String(c.name), description: c.description || "" };
     });
     document.title = project.name + " · assay";
     ui.projectName.textContent = project.name;
-    document.body.dataset.kind = state.multi ? "multi" : "single";
+    document.body.dataset.kind = widget.name;
     ui.submit.hidden = !state.multi;
     const text = (schema.instructions || "").trim();
     ui.instructions.textContent = text;

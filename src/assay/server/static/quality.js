@@ -234,7 +234,8 @@
         });
         buttons.append(btn);
       });
-      if (project && project.schema.kind === "single") li.append(buttons);
+      const widget = window.AssayKinds.forProject(project);
+      if (widget && widget.quality) li.append(buttons);
       return li;
     }));
     if (!entries.length) entries.push(el("li", { class: "muted", text: "The review queue is empty." }));

@@ -219,7 +219,7 @@ def ls_project(project: dict, kind: str = "text") -> dict:
 
 def ls_result(project: dict, kind: str, label: Any) -> list[dict]:
     """An assay label as a Label Studio ``result`` list."""
-    chosen = kinds.get(project["schema"]["kind"]).to_choices(label)
+    chosen = kinds.of(project).to_choices(label)
     return [{"from_name": FROM_NAME, "to_name": object_tag(project, kind)[1], "type": "choices",
              "value": {"choices": list(chosen)}, "origin": "manual"}]
 

@@ -182,7 +182,7 @@ def score_answer(conn, project: dict, item_id: int, user_id: int, label: Any, no
         first = conn.execute(_RECORD, record).first() is not None
     scored = first and known is not None
     conn.execute(_ENSURE_STATS, args)
-    ok = scored and kinds.get(project["schema"]["kind"]).same(label, known)
+    ok = scored and kinds.of(project).same(label, known)
     conn.execute(_COUNT, {**args, "n": int(scored), "ok": int(ok)})
     return known
 
@@ -228,7 +228,7 @@ def rescore(conn, project: dict, annotator_ids: Iterable[int] | None = None, now
     lifted = {r.annotator_id: r.lifted_at for r in conn.execute(
         text("SELECT annotator_id, lifted_at FROM gold_stats WHERE project_id = :p"), {"p": pid})}
     counts: dict[int, list[int]] = {u: [0, 0, 0, 0] for u in (ids if ids is not None else lifted)}
-    same = kinds.get(project["schema"]["kind"]).same
+    same = kinds.of(project).same
     for r in rows:
         c = counts.setdefault(r.annotator_id, [0, 0, 0, 0])
         ok = int(same(r.answer, r.gold))
@@ -390,7 +390,7 @@ def decide(conn, project: dict, item_id: int, label: Any, reviewer_id: int, now:
     conn.execute(WITHDRAW, {"t": task.id})
     n = conn.execute(text("SELECT count(*) FROM answers WHERE task_id = :t"), {"t": task.id}).scalar_one()
     classes = [c["name"] for c in project["schema"]["classes"]]
-    log_post = kinds.get(project["schema"]["kind"]).known_log_posterior(label, classes)
+    log_post = kinds.of(project).known_log_posterior(label, classes)
     conn.execute(UPSERT_CONSENSUS, {"p": pid, "i": item_id, "label": label, "conf": 1.0, "lp": log_post, "n": n,
                                     "status": "resolved", "now": now})
     conn.execute(_RECORD_ANSWERS, {"p": pid, "ids": [item_id]})

@@ -228,7 +228,7 @@ def submit(
     if suggestion is not None:
         if project is None:
             raise TypeError("submit(suggestion=...) needs project=: the project's label kind compares them")
-        accepted = suggestion_accepted(label, suggestion, kinds.get(project["schema"]["kind"]))
+        accepted = suggestion_accepted(label, suggestion, kinds.of(project))
     try:
         with db.write() as conn:
             if project is not None:

@@ -979,7 +979,7 @@ class Workspace:
             p = self.get_project(t.project_id)
             if u["role"] != "admin" and not self.is_member(p["id"], u["id"]):
                 raise NotFound(f"task {task_id} does not exist")
-            label_kind = kinds.get(p["schema"]["kind"])
+            label_kind = kinds.of(p)
             label = label_kind.validate(label, p["schema"])
             if suggestion is not None:
                 try:
@@ -1089,7 +1089,7 @@ class Workspace:
         from assay.quality.agreement import krippendorff_alpha, wilson_interval
 
         p = self.get_project(project)
-        label_kind = kinds.get(p["schema"]["kind"])
+        label_kind = kinds.of(p)
         if not label_kind.aggregatable:
             raise InvalidInput(f"the quality report needs a single-label project; {p['name']!r} is {label_kind.title}")
         names = [c["name"] for c in p["schema"]["classes"]]
@@ -1229,7 +1229,7 @@ class Workspace:
         own id). Their tasks become gold questions. All or nothing: a bad label
         or an unknown item stores none of them."""
         p = self.get_project(project)
-        label_kind = kinds.get(p["schema"]["kind"])
+        label_kind = kinds.of(p)
         u = None if user is None else (user if isinstance(user, dict) else self.get_user(user))
         if not rows:
             raise InvalidInput("no gold rows given")
@@ -1287,7 +1287,7 @@ class Workspace:
         missing = [c for c in need if c not in df.columns]
         if missing:
             raise InvalidInput(f"{path.name} needs the column(s) {', '.join(missing)}")
-        label_kind = kinds.get(self.get_project(project)["schema"]["kind"])
+        label_kind = kinds.of(self.get_project(project))
         rows = []
         for rec in df[need].to_dict("records"):
             if isinstance(rec["label"], str):
@@ -1336,7 +1336,7 @@ class Workspace:
         u = user if isinstance(user, dict) else self.get_user(user)
         if u["role"] not in ("admin", "reviewer"):
             raise Forbidden("only reviewers and admins decide items")
-        label = kinds.get(p["schema"]["kind"]).validate(label, p["schema"])
+        label = kinds.of(p).validate(label, p["schema"])
         with self.db.write() as conn:
             out = _gold.decide(conn, p, item_id, label, u["id"])
             _audit.record(conn, "review.decide", target_kind="project", target_id=p["id"], target=p["name"],
@@ -1392,7 +1392,7 @@ class Workspace:
             "WHERE a.project_id = :p AND a.suggestion IS NOT NULL AND a.id > :after ORDER BY a.id LIMIT :n"
         ).columns(label=JSON, suggestion=JSON, gold_label=JSON, cons_label=JSON)
 
-        same = kinds.get(p["schema"]["kind"]).same
+        same = kinds.of(p).same
         n = acc = 0
         known = {True: [0, 0], False: [0, 0]}  # accepted? -> [answers with truth, correct]
         sugg_known = sugg_right = 0
@@ -1530,7 +1530,7 @@ class Workspace:
         """The export as a stream of byte chunks (jsonl, csv or parquet; a
         Parquet file is built in an anonymous temporary file first)."""
         self._audit_export(project, fmt, labeled_only)
-        lk = kinds.get(self.get_project(project)["schema"]["kind"])
+        lk = kinds.of(self.get_project(project))
         if fmt == "jsonl":
             return _export.jsonl_chunks(self.export_records(project, labeled_only=labeled_only))
         if fmt == "csv":
@@ -1551,7 +1551,7 @@ class Workspace:
         if fmt not in _export.FORMATS:
             raise InvalidInput(f"unknown export format {fmt!r}: use one of {', '.join(_export.FORMATS)}")
         self._audit_export(project, fmt, labeled_only, path=path)
-        lk = kinds.get(self.get_project(project)["schema"]["kind"])
+        lk = kinds.of(self.get_project(project))
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = _new_file_beside(path)
         n = 0
@@ -1715,7 +1715,7 @@ class Workspace:
         client = self._backend(p)
         started = time.monotonic()
         names = [c["name"] for c in p["schema"]["classes"]]
-        label_kind = kinds.get(p["schema"]["kind"])
+        label_kind = kinds.of(p)
         config = _backends.label_config(p, self._backend_item_kind(p))
         uid = _backends.project_uid(p)
         where = f"the ML backend at {client.name}"

@@ -14,7 +14,7 @@ from assay.kinds.base import LabelKind
 from assay.kinds.multi import Multi
 from assay.kinds.single import Single
 
-__all__ = ["LabelKind", "aggregatable", "get", "names", "register", "unregister"]
+__all__ = ["LabelKind", "aggregatable", "get", "names", "of", "register", "unregister"]
 
 _KINDS: dict[str, LabelKind] = {}
 
@@ -43,6 +43,11 @@ def get(name: str) -> LabelKind:
         known = ", ".join(repr(n) for n in _KINDS)
         raise InvalidInput(f"unknown label kind {str(name)[:40]!r}: use one of {known}")
     return kind
+
+
+def of(project: dict) -> LabelKind:
+    """The kind of a project (a dict with ``schema.kind``, as ``Workspace.get_project`` gives)."""
+    return get(project["schema"]["kind"])
 
 
 def names() -> list[str]:

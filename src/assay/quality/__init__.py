@@ -10,6 +10,10 @@ answers ``(items[n], workers[n], labels[n])``::
 
 For string ids and labels use :func:`aggregate`, which codes them, fits and
 decodes the result. ``make_aggregator("auto")`` builds one by name.
+
+With a classifier's probabilities as well, :func:`crowd_with_model` gives
+consensus labels, their quality and each annotator's quality from both
+(the shape of cleanlab's CROWDLAB).
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from assay.quality._base import Aggregator
 from assay.quality.auto import Auto
 from assay.quality.bwa import BWA
 from assay.quality.coding import AggregateResult, EncodedAnswers, aggregate, encode_answers
+from assay.quality.crowd_model import CrowdModel, crowd_with_model
 from assay.quality.dawid_skene import DawidSkene, OneCoinDawidSkene
 from assay.quality.ebcc import BCC, EBCC
 from assay.quality.glad import GLAD
@@ -55,7 +60,8 @@ def make_aggregator(method: str = "auto", **params) -> Aggregator:
 
 
 __all__ = [
-    "BCC", "EBCC", "METHODS", "AggregateResult", "Aggregator", "Auto", "BWA", "DawidSkene", "EncodedAnswers",
+    "BCC", "EBCC", "METHODS", "AggregateResult", "Aggregator", "Auto", "BWA", "CrowdModel", "DawidSkene",
+    "EncodedAnswers",
     "GLAD", "MACE", "MajorityVote", "MinimaxEntropy", "OneCoinDawidSkene", "Wawa", "aggregate",
-    "encode_answers", "make_aggregator",
+    "crowd_with_model", "encode_answers", "make_aggregator",
 ]

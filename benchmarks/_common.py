@@ -174,3 +174,34 @@ def pg_exists(name: str) -> bool:
 
 def pg_url(name: str) -> str:
     return PG_ADMIN.replace("postgresql://", "postgresql+psycopg://").rsplit("/", 1)[0] + "/" + name
+
+
+def score_export(path, truth_csv) -> dict:
+    """Score an exported project (JSONL, as ``assay export`` / ``simulate
+    --export`` write it) against a truth file (``item,label``): the accuracy
+    of the labels a user gets. Items are matched by the record's
+    ``meta.item``; an item without a final label counts as unlabeled, not
+    wrong."""
+    from collections import Counter
+
+    with open(truth_csv, newline="", encoding="utf-8") as fh:
+        truth = {r["item"]: r["label"] for r in csv.DictReader(fh)}
+    items = labeled = scored = right = 0
+    sources: Counter = Counter()
+    with open(path, encoding="utf-8") as fh:
+        for line in fh:
+            if not line.strip():
+                continue
+            rec = json.loads(line)
+            items += 1
+            sources[rec.get("label_source") or "none"] += 1
+            if rec["label"] is None:
+                continue
+            labeled += 1
+            item = str((rec.get("meta") or {}).get("item"))
+            if item in truth:
+                scored += 1
+                right += str(rec["label"]) == truth[item]
+    return {"export_items": items, "export_labeled": labeled, "export_scored": scored,
+            "export_accuracy": round(right / scored, 6) if scored else None,
+            "export_sources": dict(sorted(sources.items()))}

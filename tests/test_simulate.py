@@ -120,3 +120,20 @@ def test_many_classes_do_not_stop_items_on_one_weak_answer(tmp_path):
     # ... while what the project exports is its own aggregation (Dawid-Skene
     # re-fits: 30 answers per annotator for a 10 x 10 confusion; about 66 %)
     assert r["label_sources"] == {"consensus:ds": 300} and r["accuracy"] > 0.6
+
+
+def test_the_accuracy_is_the_exported_files(synthetic, tmp_path):
+    """What simulate reports is what a user exports: --export writes the
+    simulated project's export, and its labels score the same."""
+    a, t, _ = synthetic
+    out = tmp_path / "labels.jsonl"
+    res = CliRunner().invoke(app, ["simulate", "--answers", str(a), "--truth", str(t), "--policy", "adaptive",
+                                   "--target", "0.9", "--max-answers", "4", "--seed", "3", "--export", str(out)])
+    assert res.exit_code == 0, res.output
+    r = json.loads(res.output)
+    truth = dict(line.split(",") for line in t.read_text().splitlines()[1:])
+    recs = [json.loads(x) for x in out.read_text().splitlines()]
+    assert len(recs) == r["items"] == 40
+    scored = [rec["label"] == truth[rec["meta"]["item"]] for rec in recs if rec["label"] is not None]
+    assert round(sum(scored) / len(scored), 6) == r["accuracy"]
+    assert sum(1 for rec in recs if rec["confidence"] is not None and rec["confidence"] >= 0.9) == r["items_resolved"]

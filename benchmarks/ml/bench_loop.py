@@ -9,6 +9,10 @@ majority-vote baseline measured in the same run.
   baseline with <= 25 % of its answers.
 - Both: accuracy of the auto-labeled items >= the target (0.95).
 
+Every run also writes the simulated project's export (``simulate --export``)
+and scores that file against the truth (``export_accuracy``): the labels a
+user gets, which must be the ``accuracy`` the run reports.
+
     python benchmarks/ml/bench_loop.py [--sets sentiment_polarity,mnist_5k] [--cache /tmp/assay-ml-cache] [--seed 0] [-- extra simulate flags]
 
 Every setting is simulate --ml's default (``--target match``: people are
@@ -29,6 +33,7 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "benchmarks"))
 DATA = ROOT.parent / "shared" / "data"
 BARS = {"sentiment_polarity": 0.50, "mnist_5k": 0.25}
 
@@ -80,16 +85,21 @@ def main() -> None:
             answers, truth = DATA / "crowd" / name / "answers.csv", DATA / "crowd" / name / "truth.csv"
         f, ids = _features(name, cache, crowd)
         cmd = [sys.executable, "-m", "assay.cli", "simulate", "--ml", "--answers", str(answers), "--truth", str(truth),
-               "--features", str(f), "--feature-ids", str(ids), "--seed", str(args.seed), *args.extra]
+               "--features", str(f), "--feature-ids", str(ids), "--seed", str(args.seed),
+               "--export", str(cache / f"{name}-seed{args.seed}-export.jsonl"), *args.extra]
         t = time.perf_counter()
         out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
         r = json.loads(out.strip().splitlines()[-1])
         r["wall_s"] = round(time.perf_counter() - t, 1)
+        from _common import score_export
+
+        r.update(score_export(cache / f"{name}-seed{args.seed}-export.jsonl", truth))
         rows.append((name, r))
         print(json.dumps({name: r}), flush=True)
     print()
-    print("| set | baseline: answers / acc | loop: answers (share of baseline) / acc | auto-labeled: items / acc | bar |")
-    print("|---|---|---|---|---|")
+    print("| set | baseline: answers / acc | loop: answers (share of baseline) / acc | auto-labeled: items / acc "
+          "| export: labeled / acc | bar |")
+    print("|---|---|---|---|---|---|")
     for name, r in rows:
         b = r["baseline"]
         share = r["answers_used"] / b["answers"]
@@ -98,7 +108,8 @@ def main() -> None:
         auto = (f"{r['items_auto_labeled']} / {100 * r['accuracy_auto_labeled']:.2f}"
                 if r["accuracy_auto_labeled"] is not None else f"{r['items_auto_labeled']} / –")
         print(f"| {name} | {b['answers']:,} / {100 * b['accuracy']:.2f} | {r['answers_used']:,} ({100 * share:.1f} %) / "
-              f"{100 * r['accuracy']:.2f} | {auto} | {'holds' if ok else 'fails'} (≤ {100 * BARS.get(name, 1):.0f} %) |")
+              f"{100 * r['accuracy']:.2f} | {auto} | {r['export_labeled']:,} / {100 * r['export_accuracy']:.2f} | "
+              f"{'holds' if ok else 'fails'} (≤ {100 * BARS.get(name, 1):.0f} %) |")
 
 
 if __name__ == "__main__":

@@ -26,6 +26,9 @@ A set is a folder under ``--data`` with ``answers.csv`` and ``truth.csv``;
 by default every such folder is used. A set that is not one of the seven
 shared ones (a crowd you bring) is treated like the bar's sets: every seed,
 and the bar's check.
+Every simulation also writes the simulated project's export and scores that
+file against the truth (``export_accuracy``, :func:`_common.score_export`):
+the labels a user gets, which must be the ``accuracy`` the run reports.
 Prints JSON lines and two markdown tables. ``--jobs 1`` (the default) runs
 one simulation at a time.
 """
@@ -62,19 +65,29 @@ def ds_all(folder: Path) -> dict:
 
 
 def run(job: tuple) -> dict:
+    import tempfile
+
+    from _common import score_export
     from assay.simulate import simulate
 
     name, folder, kind, seed, overlap, target, *rest = job
     criterion = rest[0] if rest else None
     folder = Path(folder)
     if kind == "ds-all":
-        out = ds_all(folder)
-    elif kind == "adaptive":
-        out = simulate(folder / "answers.csv", folder / "truth.csv", policy="adaptive", seed=seed,
-                       target=target, criterion=criterion)
-    else:
-        out = simulate(folder / "answers.csv", folder / "truth.csv", policy="fixed", overlap=overlap, seed=seed,
-                       target=target)
+        return _done(ds_all(folder), name, kind, seed, overlap)
+    with tempfile.TemporaryDirectory(prefix="assay-cost-") as tmp:
+        exported = Path(tmp) / "export.jsonl"
+        if kind == "adaptive":
+            out = simulate(folder / "answers.csv", folder / "truth.csv", policy="adaptive", seed=seed,
+                           target=target, criterion=criterion, export_path=exported)
+        else:
+            out = simulate(folder / "answers.csv", folder / "truth.csv", policy="fixed", overlap=overlap,
+                           seed=seed, target=target, export_path=exported)
+        out.update(score_export(exported, folder / "truth.csv"))
+    return _done(out, name, kind, seed, overlap)
+
+
+def _done(out: dict, name: str, kind: str, seed: int, overlap) -> dict:
     out.update(set=name, run=kind if overlap is None else f"fixed@{overlap}", seed=seed)
     print(json.dumps(out), flush=True)
     return out

@@ -478,6 +478,7 @@ def simulate(
     auto_target: Annotated[float, typer.Option("--auto-target", help="--ml: accuracy auto-labels must reach (Clopper-Pearson, 95 %).")] = 0.95,
     audit_rate: Annotated[float, typer.Option("--audit-rate", help="--ml: share of auto-labels still sent to people.")] = 0.05,
     model: Annotated[Optional[str], typer.Option("--model", help="--ml: embedding model (default per input kind).")] = None,
+    export: Annotated[Optional[Path], typer.Option("--export", help="Also write the simulated project's export here (jsonl, csv or parquet by suffix): the labels a user would get.")] = None,
 ):
     """Replay real crowd answers through the real hand-out and aggregation; print one JSON object."""
     if ml:
@@ -488,14 +489,14 @@ def simulate(
         r = simulate_ml(answers, truth, items_path=items, images_dir=images, features_path=features,
                         feature_ids_path=feature_ids, target="match" if target in (None, "match") else _confidence(target),
                         max_answers=max_answers,
-                        auto_target=auto_target, audit_rate=audit_rate, seed=seed, model=model)
+                        auto_target=auto_target, audit_rate=audit_rate, seed=seed, model=model, export_path=export)
         typer.echo(json.dumps(r))
         return
     from assay.simulate import DEFAULT_TARGET
     from assay.simulate import simulate as run
 
     r = run(answers, truth, policy=policy, overlap=overlap, target=DEFAULT_TARGET if target is None else _confidence(target),
-            max_answers=max_answers, method=method, seed=seed)
+            max_answers=max_answers, method=method, seed=seed, export_path=export)
     typer.echo(json.dumps(r))
 
 

@@ -164,8 +164,13 @@ class Replay:
 
 def simulate(answers_path, truth_path=None, *, policy: str = "adaptive", overlap: int | None = None,
              target: float = DEFAULT_TARGET, max_answers: int | None = None, method: str = "auto", seed: int = 0,
-             refit_min: int = REFIT_MIN, refit_growth: float = REFIT_GROWTH, criterion: str | None = None) -> dict:
+             refit_min: int = REFIT_MIN, refit_growth: float = REFIT_GROWTH, criterion: str | None = None,
+             export_path=None) -> dict:
     """Run one replay; returns the result dict (see the module docstring and docs/quality.md).
+
+    ``export_path``: also write the project's export there (``Workspace.export``,
+    format from the suffix) — the file a user would get, each record's
+    ``meta.item`` the answers file's item id.
 
     ``criterion`` (adaptive only): what the re-fits' settle table bounds,
     ``"flip"`` or ``"gain"`` (:func:`assay.quality.online.settle_margins`);
@@ -242,6 +247,8 @@ def simulate(answers_path, truth_path=None, *, policy: str = "adaptive", overlap
             used, exhausted, mismatches = replay.used, replay.exhausted, replay.mismatches
             # the labels a user exports (the one resolver), by item name
             finals = {name_of[f.task_id]: f for f in iter_final(ws.db, ws.get_project(pid))}
+            if export_path is not None:
+                ws.export(pid, export_path)
 
             with ws.db.read() as conn:
                 rows = conn.execute(text(

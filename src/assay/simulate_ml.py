@@ -82,7 +82,9 @@ def simulate_ml(answers_path, truth_path, *, items_path=None, images_dir=None, f
                 feature_ids_path=None, target: float | str = "match", max_answers: int | None = None,
                 auto_target: float = 0.95, audit_rate: float = 0.05, batch: int = 100, seed: int = 0,
                 model: str | None = None, ml_every: float = 0.1, ml_min: int = 100, baseline_k: int = 3,
-                progress: bool = False) -> dict:
+                progress: bool = False, export_path=None) -> dict:
+    """One replay of the loop; ``export_path``: also write the project's export
+    there (what a user gets; each record's ``meta.item`` is the item id)."""
     from assay.loop import ml_step
     from assay.workspace import Workspace
 
@@ -181,6 +183,8 @@ def simulate_ml(answers_path, truth_path, *, items_path=None, images_dir=None, f
             steps.append(ml_step(ws, pid, batch=batch, seed=seed + len(steps)))
             used, exhausted, mismatches = replay.used, replay.exhausted, replay.mismatches
             finals = {name_of[f.item_id]: f for f in iter_final(ws.db, ws.get_project(pid))}
+            if export_path is not None:
+                ws.export(pid, export_path)
 
             with ws.db.read() as conn:
                 per_item_answers = {r.item_id: r.n for r in conn.execute(text(

@@ -1,0 +1,380 @@
+"""The task ledger: the only writer of task counters and consensus rows.
+
+Columns owned here and written nowhere else (a test scans the source):
+``tasks.needed / answer_count / open_slots / priority / target / is_gold``
+and every row of ``item_consensus``.
+
+The rule every function keeps::
+
+    open_slots = max(needed - answer_count - leases, 0)     (gold tasks: 0)
+    answer_count = the task's rows in ``answers``
+    needed >= answer_count (+ leases, outside gold)          (CHECK answer_count <= needed)
+
+A lease row holds its slot until it is answered, skipped or swept: the
+sweeper (:func:`assay.handout.reclaim_expired`) gives an expired lease's slot
+back when it deletes the row, so an expired lease that is not swept yet still
+counts here (counting only live ones would give that slot out twice). The
+``now`` arguments are accepted for the callers' sake and do not change that.
+
+Gold tasks are not in the pool: ``open_slots`` 0, ``needed`` follows their
+answers (:data:`COUNT_ANSWER`), their leases come from :mod:`assay.gold` and
+give nothing back when swept (:data:`FREE_SLOT`).
+
+Hot path: the hand-out's statements (:data:`CLAIM_SQLITE`, :data:`CLAIM_PG`,
+:data:`COUNT_ANSWER`, :data:`UNCOUNT_ANSWER`, :data:`FREE_SLOT`) are module
+constants that :mod:`assay.handout` runs itself on its connection, so a
+claim costs one statement as before; they live here because they write the
+counters.
+
+:func:`check` and :func:`fix` (``assay doctor``) recount every counter from
+the rows it summarises and report, or repair, any drift.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from sqlalchemy import JSON, bindparam, text
+
+from assay.store import engine as _engine
+
+#: the pool's hand-out order (its index is ``ix_tasks_open``)
+POOL_ORDER = "t.priority DESC, t.shuffle_key, t.id"
+
+# ---------------------------------------------------------------- hot path
+
+_CLAIM = """
+UPDATE tasks SET open_slots = open_slots - 1
+WHERE id = (
+    SELECT t.id FROM tasks t
+    WHERE t.project_id = :project AND t.open_slots > 0
+      AND NOT EXISTS (SELECT 1 FROM answers a WHERE a.task_id = t.id AND a.annotator_id = :user)
+      AND NOT EXISTS (SELECT 1 FROM skips s WHERE s.task_id = t.id AND s.annotator_id = :user)
+      AND NOT EXISTS (SELECT 1 FROM leases l WHERE l.task_id = t.id AND l.annotator_id = :user)
+    ORDER BY {order}
+    LIMIT 1 {lock}
+) AND open_slots > 0
+RETURNING id, item_id
+"""
+#: take one slot of the next pool task for ``:user`` in ``:project`` (SQLite, inside BEGIN IMMEDIATE)
+CLAIM_SQLITE = text(_CLAIM.format(order=POOL_ORDER, lock=""))
+#: the same on PostgreSQL: the candidate row is picked FOR UPDATE SKIP LOCKED
+CLAIM_PG = text(_CLAIM.format(order=POOL_ORDER, lock="FOR UPDATE SKIP LOCKED"))
+#: one answer more on ``:task`` (its lease's slot becomes the answer); a gold task's ``needed`` follows
+COUNT_ANSWER = text(
+    "UPDATE tasks SET answer_count = answer_count + 1, "
+    "needed = CASE WHEN is_gold THEN answer_count + 1 ELSE needed END WHERE id = :task"
+)
+#: one answer less on ``:task`` (undo: the slot becomes the undoer's lease, open_slots unchanged)
+UNCOUNT_ANSWER = text(
+    "UPDATE tasks SET answer_count = answer_count - 1, "
+    "needed = CASE WHEN is_gold THEN answer_count - 1 ELSE needed END WHERE id = :task"
+)
+#: a lease on ``:task`` ended without an answer (skip, sweep): its slot goes back
+#: to the pool; gold tasks never enter the pool (their leases come from assay.gold)
+FREE_SLOT = text("UPDATE tasks SET open_slots = open_slots + 1 WHERE id = :task AND NOT is_gold")
+
+# ---------------------------------------------------------------- statements
+
+_MORE = text("UPDATE tasks SET needed = needed + 1, open_slots = open_slots + 1 WHERE id = :t AND NOT is_gold")
+# close a task: open slots nobody holds are withdrawn (leases stay valid)
+_WITHDRAW = text(
+    "UPDATE tasks SET needed = needed - open_slots, open_slots = 0 WHERE id = :t AND open_slots > 0"
+)
+_UPSERT_CONSENSUS = text(
+    "INSERT INTO item_consensus (project_id, item_id, label, confidence, log_post, answers, status, updated_at) "
+    "VALUES (:p, :i, :label, :conf, :lp, :n, :status, :now) "
+    "ON CONFLICT (project_id, item_id) DO UPDATE SET label = excluded.label, "
+    "confidence = excluded.confidence, log_post = excluded.log_post, answers = excluded.answers, "
+    "status = excluded.status, updated_at = excluded.updated_at"
+).bindparams(bindparam("label", type_=JSON), bindparam("lp", type_=JSON))
+
+_N_ANSWERS = "(SELECT count(*) FROM answers a WHERE a.task_id = tasks.id)"
+_N_LEASES = "(SELECT count(*) FROM leases l WHERE l.task_id = tasks.id)"
+
+
+def _greatest(a: str, b: str) -> str:
+    """Portable GREATEST of two SQL integer expressions."""
+    return f"CASE WHEN ({a}) > ({b}) THEN ({a}) ELSE ({b}) END"
+
+
+def _chunks(ids: Sequence[int], n: int = 500) -> Iterable[list[int]]:
+    ids = list(ids)
+    for i in range(0, len(ids), n):
+        yield ids[i:i + n]
+
+
+# ---------------------------------------------------------------- tasks
+
+
+def create_tasks(conn, project_id: int, dataset_id: int, needed: int, shuffled_expr_sql: str = "1 = 0",
+                 item_ids: Sequence[int] | None = None, *, import_id: int | None = None) -> int:
+    """Make the project's tasks for the dataset's items (all of them, those of
+    one import, or ``item_ids``), each wanting ``needed`` answers. Items that
+    already have a task in the project are left alone.
+
+    ``shuffled_expr_sql``: the SQL condition (it may use ``:p``, the project)
+    under which a task draws a random place in its window of the hand-out
+    order (:func:`assay.store.engine.shuffle_key_sql`): a project with gold
+    to hide. Returns how many tasks were made."""
+    key = _engine.shuffle_key_sql(conn.dialect.name, "i.id", shuffled_expr_sql)
+    sql = ("INSERT INTO tasks (project_id, item_id, priority, needed, answer_count, open_slots, shuffle_key) "
+           f"SELECT :p, i.id, 0, :k, 0, :k, {key} FROM items i WHERE i.dataset_id = :d"
+           " AND NOT EXISTS (SELECT 1 FROM tasks x WHERE x.project_id = :p AND x.item_id = i.id)")
+    args: dict[str, Any] = {"p": project_id, "k": needed, "d": dataset_id}
+    if import_id is not None:
+        sql += " AND i.import_id = :imp"
+        args["imp"] = import_id
+    if item_ids is None:
+        return conn.execute(text(sql + " ORDER BY i.id"), args).rowcount
+    stmt = text(sql + " AND i.id IN :ids ORDER BY i.id").bindparams(bindparam("ids", expanding=True))
+    return sum(conn.execute(stmt, {**args, "ids": chunk}).rowcount for chunk in _chunks(item_ids))
+
+
+def _settle_sql(needed_sql: str, *, pool: bool = False) -> str:
+    """SET clause: ``needed`` from ``needed_sql`` (never below answers +
+    leases) and ``open_slots`` what is left of it (gold: needed follows the
+    answers, no open slots). ``pool``: the row leaves gold in the same
+    statement (SET expressions see the old ``is_gold``)."""
+    floor = f"{_N_ANSWERS} + {_N_LEASES}"
+    need = _greatest(needed_sql, floor)
+    if pool:
+        return f"needed = {need}, answer_count = {_N_ANSWERS}, open_slots = {need} - ({floor})"
+    return (f"needed = CASE WHEN is_gold THEN {_N_ANSWERS} ELSE {need} END, "
+            f"answer_count = {_N_ANSWERS}, "
+            f"open_slots = CASE WHEN is_gold THEN 0 ELSE {need} - ({floor}) END")
+
+
+def set_needed(conn, task_ids: Sequence[int], needed: int | None, *, now: float | None = None,
+               only_below: bool = False) -> None:
+    """Set how many answers the tasks want (None: leave ``needed``) and
+    recompute their counters from their answers and leases. ``needed`` never
+    goes below answers + leases (a lease is a promised slot). Gold tasks keep
+    their rule (needed = answers, no open slots).
+
+    ``only_below``: only tasks with fewer answers than ``needed`` (e.g. the
+    ML loop giving a reverted auto-label's item back to people)."""
+    if needed is not None and (isinstance(needed, bool) or not isinstance(needed, int) or needed < 0):
+        raise ValueError(f"needed must be a non-negative integer, not {needed!r}")
+    sql = "UPDATE tasks SET " + _settle_sql("needed" if needed is None else ":k") + " WHERE id IN :ids"
+    if only_below and needed is not None:
+        sql += f" AND {_N_ANSWERS} < :k"
+    stmt = text(sql).bindparams(bindparam("ids", expanding=True))
+    for chunk in _chunks(task_ids):
+        conn.execute(stmt, {"ids": chunk, "k": needed})
+
+
+def recount(conn, project_id: int, task_ids: Sequence[int] | None = None, *, now: float | None = None) -> int:
+    """Recompute ``answer_count`` from ``answers`` and ``open_slots`` from
+    needed − answers − leases for the given tasks (all of the project's when
+    None); ``needed`` is raised where answers + leases exceed it. Returns how
+    many rows changed."""
+    settle = _settle_sql("needed")
+    floor = f"{_N_ANSWERS} + {_N_LEASES}"
+    need = _greatest("needed", floor)
+    differs = (f"(answer_count <> {_N_ANSWERS} OR needed <> CASE WHEN is_gold THEN {_N_ANSWERS} ELSE {need} END"
+               f" OR open_slots <> CASE WHEN is_gold THEN 0 ELSE {need} - ({floor}) END)")
+    sql = f"UPDATE tasks SET {settle} WHERE project_id = :p AND {differs}"
+    if task_ids is None:
+        return conn.execute(text(sql), {"p": project_id}).rowcount
+    stmt = text(sql + " AND id IN :ids").bindparams(bindparam("ids", expanding=True))
+    return sum(conn.execute(stmt, {"p": project_id, "ids": c}).rowcount for c in _chunks(task_ids))
+
+
+def withdraw(conn, task_id: int) -> None:
+    """Close a task: open slots nobody holds are withdrawn (``needed`` drops
+    to answers + leases; leases stay valid)."""
+    conn.execute(_WITHDRAW, {"t": task_id})
+
+
+def add_slot(conn, task_id: int) -> None:
+    """One more answer wanted on the task (never on gold)."""
+    conn.execute(_MORE, {"t": task_id})
+
+
+def apply_step(conn, task_id: int, step: str) -> str:
+    """Carry out :func:`assay.quality.online.next_step`'s (or
+    :func:`assay.redundancy.decide`'s) decision on the task; returns the
+    status to store with the item's consensus."""
+    if step in ("resolved", "settled"):
+        withdraw(conn, task_id)
+        return "resolved"
+    if step == "review":
+        withdraw(conn, task_id)
+        return "review"
+    if step == "more":
+        add_slot(conn, task_id)
+    return "open"
+
+
+def set_priorities(conn, project_id: int, priorities: dict[int, float]) -> None:
+    """``priority`` = the given value for the tasks in ``priorities``
+    (task id -> priority), 0 for the project's other tasks (only rows that
+    change are written)."""
+    conn.execute(text("UPDATE tasks SET priority = 0 WHERE project_id = :p AND priority <> 0"), {"p": project_id})
+    if priorities:
+        conn.execute(text("UPDATE tasks SET priority = :pr WHERE id = :t AND project_id = :p"),
+                     [{"t": t, "pr": float(v), "p": project_id} for t, v in priorities.items()])
+
+
+def set_targets(conn, project_id: int, targets: dict[int, float]) -> None:
+    """A task's own confidence target (task id -> target) for the tasks in
+    ``targets``; NULL (the project's) for the project's other tasks."""
+    conn.execute(text("UPDATE tasks SET target = NULL WHERE project_id = :p AND target IS NOT NULL"),
+                 {"p": project_id})
+    if targets:
+        conn.execute(text("UPDATE tasks SET target = :s WHERE id = :t AND project_id = :p"),
+                     [{"t": t, "s": float(v), "p": project_id} for t, v in targets.items()])
+
+
+# ---------------------------------------------------------------- gold
+
+
+def make_gold(conn, project_id: int, item_ids: Sequence[int]) -> None:
+    """Take the items' tasks out of the pool as gold questions: live leases
+    on them stay valid (their answers are scored), ``needed`` follows the
+    answers from now on."""
+    stmt = text("UPDATE tasks SET is_gold = true, open_slots = 0, needed = answer_count"
+                " WHERE project_id = :p AND item_id IN :ids").bindparams(bindparam("ids", expanding=True))
+    for chunk in _chunks(item_ids):
+        conn.execute(stmt, {"p": project_id, "ids": chunk})
+
+
+def unmake_gold(conn, project_id: int, item_id: int, overlap: int, *, now: float | None = None) -> None:
+    """A gold task goes back to the pool wanting ``overlap`` answers (or as
+    many as it has): leases on it keep their slots, so the pool gives out
+    only what is left (never a slot somebody holds)."""
+    conn.execute(text(f"UPDATE tasks SET is_gold = false, {_settle_sql(':k', pool=True)}"
+                      " WHERE project_id = :p AND item_id = :i AND is_gold"),
+                 {"p": project_id, "i": item_id, "k": overlap})
+
+
+# ---------------------------------------------------------------- consensus
+
+
+def upsert_consensus(conn, rows: list[dict] | dict) -> None:
+    """Write items' consensus rows: dicts with keys ``p`` (project), ``i``
+    (item), ``label``, ``conf``, ``lp`` (log posterior), ``n`` (answers),
+    ``status`` and ``now``."""
+    if isinstance(rows, dict):
+        rows = [rows]
+    if rows:
+        conn.execute(_UPSERT_CONSENSUS, rows)
+
+
+def set_consensus_status(conn, project_id: int, item_id: int, status: str, *,
+                         only_from: str | None = None) -> None:
+    """Set an item's consensus status (``only_from``: only when it is that now)."""
+    sql = "UPDATE item_consensus SET status = :s WHERE project_id = :p AND item_id = :i"
+    if only_from is not None:
+        sql += " AND status = :f"
+    conn.execute(text(sql), {"p": project_id, "i": item_id, "s": status, "f": only_from})
+
+
+def delete_consensus(conn, project_id: int, item_ids: Sequence[int]) -> None:
+    """Forget the items' consensus rows."""
+    stmt = text("DELETE FROM item_consensus WHERE project_id = :p AND item_id IN :ids").bindparams(
+        bindparam("ids", expanding=True))
+    for chunk in _chunks(item_ids):
+        conn.execute(stmt, {"p": project_id, "ids": chunk})
+
+
+# ---------------------------------------------------------------- doctor
+
+
+@dataclass(frozen=True)
+class Drift:
+    """A stored counter that disagrees with the rows it summarises."""
+
+    project_id: int
+    task_id: int
+    item_id: int
+    column: str  # "answer_count", "needed", "open_slots" or "item_consensus.answers"
+    stored: int
+    expected: int
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+_TASK_DRIFT = """
+SELECT x.* FROM (
+  SELECT t.project_id, t.id AS task_id, t.item_id, t.needed, t.answer_count, t.open_slots,
+    CASE WHEN t.is_gold THEN COALESCE(a.n, 0)
+         WHEN t.needed > COALESCE(a.n, 0) + COALESCE(l.n, 0) THEN t.needed
+         ELSE COALESCE(a.n, 0) + COALESCE(l.n, 0) END AS e_needed,
+    COALESCE(a.n, 0) AS e_answers,
+    CASE WHEN t.is_gold OR t.needed <= COALESCE(a.n, 0) + COALESCE(l.n, 0) THEN 0
+         ELSE t.needed - COALESCE(a.n, 0) - COALESCE(l.n, 0) END AS e_open
+  FROM tasks t
+  LEFT JOIN (SELECT task_id, count(*) AS n FROM answers GROUP BY task_id) a ON a.task_id = t.id
+  LEFT JOIN (SELECT task_id, count(*) AS n FROM leases GROUP BY task_id) l ON l.task_id = t.id
+  WHERE {where}
+) x WHERE x.answer_count <> x.e_answers OR x.needed <> x.e_needed OR x.open_slots <> x.e_open
+ORDER BY x.project_id, x.task_id
+"""
+_CONSENSUS_DRIFT = """
+SELECT c.project_id, t.id AS task_id, c.item_id, c.answers, COALESCE(a.n, 0) AS e_answers
+FROM item_consensus c
+JOIN tasks t ON t.project_id = c.project_id AND t.item_id = c.item_id
+LEFT JOIN (SELECT project_id, item_id, count(*) AS n FROM answers GROUP BY project_id, item_id) a
+  ON a.project_id = c.project_id AND a.item_id = c.item_id
+WHERE {where} AND c.answers <> COALESCE(a.n, 0)
+ORDER BY c.project_id, c.item_id
+"""
+
+
+def _drifts(conn, project_id: int | None) -> list[Drift]:
+    where_t = "1 = 1" if project_id is None else "t.project_id = :p"
+    where_c = "1 = 1" if project_id is None else "c.project_id = :p"
+    out: list[Drift] = []
+    for r in conn.execute(text(_TASK_DRIFT.format(where=where_t)), {"p": project_id}):
+        for col, stored, expected in (("answer_count", r.answer_count, r.e_answers),
+                                      ("needed", r.needed, r.e_needed),
+                                      ("open_slots", r.open_slots, r.e_open)):
+            if stored != expected:
+                out.append(Drift(r.project_id, r.task_id, r.item_id, col, int(stored), int(expected)))
+    for r in conn.execute(text(_CONSENSUS_DRIFT.format(where=where_c)), {"p": project_id}):
+        out.append(Drift(r.project_id, r.task_id, r.item_id, "item_consensus.answers",
+                         int(r.answers), int(r.e_answers)))
+    return out
+
+
+def check(db, project_id: int | None = None) -> list[Drift]:
+    """Every counter (of one project, or all) that disagrees with its rows:
+    ``answer_count`` vs answers, ``open_slots`` vs needed − answers − leases
+    (gold: 0), ``needed`` below answers + leases (gold: = answers), and a
+    consensus row's ``answers`` vs the item's answers. Reads only."""
+    with db.read() as conn:
+        return _drifts(conn, project_id)
+
+
+def fix(db, project_id: int | None = None, *, audit: bool = True) -> list[Drift]:
+    """Repair what :func:`check` finds, in one write transaction (recorded in
+    the audit log as ``ledger.fix`` when anything changed); returns the drift
+    that was repaired."""
+    from assay import audit as _audit
+
+    with db.write() as conn:
+        found = _drifts(conn, project_id)
+        by_project: dict[int, set[int]] = {}
+        consensus: list[dict] = []
+        for d in found:
+            if d.column == "item_consensus.answers":
+                consensus.append({"p": d.project_id, "i": d.item_id, "n": d.expected})
+            else:
+                by_project.setdefault(d.project_id, set()).add(d.task_id)
+        for pid, ids in by_project.items():
+            recount(conn, pid, sorted(ids))
+        if consensus:
+            conn.execute(text("UPDATE item_consensus SET answers = :n WHERE project_id = :p AND item_id = :i"),
+                         consensus)
+        if found and audit:
+            _audit.record(conn, "ledger.fix", target_kind="project" if project_id is not None else None,
+                          target_id=project_id,
+                          details={"drift": len(found), "tasks": sum(len(v) for v in by_project.values()),
+                                   "consensus_rows": len(consensus),
+                                   "first": [d.as_dict() for d in found[:20]]})
+    return found

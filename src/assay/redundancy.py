@@ -249,7 +249,7 @@ def refit(db, project: dict, *, now: float | None = None, criterion: str | None 
     # after one answer). Their posteriors still use the fitted skills.
     #
     # In an ML project the model's prediction is each item's prior (as in the
-    # ML loop's own fit, :func:`assay.loop._skills_with_model`): the prior, not
+    # ML loop's own fit, :func:`assay.quality.crowd_with_model`): the prior, not
     # the lone answer, says what such an item's class likely is, so those
     # items count too, and the confusion rows are shrunk towards each
     # annotator's own accuracy. Answers alone on the few items answered twice

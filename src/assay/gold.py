@@ -42,7 +42,7 @@ from sqlalchemy import JSON, bindparam, text
 
 from assay import kinds
 from assay.errors import InvalidInput, NotFound, Paused
-from assay.redundancy import UPSERT_CONSENSUS, WITHDRAW
+from assay.engine import ledger
 from assay.store import engine
 
 DEFAULT_RATE = 0.05
@@ -290,10 +290,7 @@ def add(conn, project: dict, rows: Sequence[tuple[int, Any]], user_id: int | Non
         conn.execute(upsert, [{"p": pid, "i": i, "label": by_item[i], "u": user_id, "now": now} for i in ids])
         # Out of the pool: live leases on these tasks stay valid (their answers
         # are scored), ``needed`` follows the answers from now on.
-        conn.execute(text(
-            "UPDATE tasks SET is_gold = true, open_slots = 0, needed = answer_count"
-            " WHERE project_id = :p AND item_id IN :ids").bindparams(bindparam("ids", expanding=True)),
-            {"p": pid, "ids": ids})
+        ledger.make_gold(conn, pid, ids)
         for i in range(0, len(ids), 500):  # answers given before the items became gold
             conn.execute(_RECORD_ANSWERS, {"p": pid, "ids": ids[i:i + 500]})
         answered = [r.annotator_id for r in conn.execute(
@@ -335,18 +332,15 @@ def clustered(conn, project_id: int) -> str | None:
 
 def remove(conn, project: dict, item_id: int) -> None:
     """Forget one gold label; an imported gold task goes back to the pool with
-    the project's overlap."""
+    the project's overlap (less what live leases on it hold: :func:`assay.engine.ledger.unmake_gold`)."""
     pid = project["id"]
     row = conn.execute(text("SELECT source FROM gold WHERE project_id = :p AND item_id = :i"),
                        {"p": pid, "i": item_id}).first()
     if row is None:
         raise NotFound(f"item {item_id} has no gold label in project {project['name']!r}")
     conn.execute(text("DELETE FROM gold WHERE project_id = :p AND item_id = :i"), {"p": pid, "i": item_id})
-    conn.execute(text(
-        "UPDATE tasks SET is_gold = false, needed = CASE WHEN answer_count > :k THEN answer_count ELSE :k END,"
-        " open_slots = CASE WHEN answer_count > :k THEN 0 ELSE :k - answer_count END"
-        " WHERE project_id = :p AND item_id = :i AND is_gold"),
-        {"p": pid, "i": item_id, "k": project["overlap"]})
+    # back to the pool: a lease somebody holds on it keeps its slot
+    ledger.unmake_gold(conn, pid, item_id, project["overlap"])
     # its first_answers rows stay (append-only) but no longer count: rescore joins gold
     answered = [r.annotator_id for r in conn.execute(
         text("SELECT annotator_id FROM first_answers WHERE project_id = :p AND item_id = :i"), {"p": pid, "i": item_id})]
@@ -387,12 +381,12 @@ def decide(conn, project: dict, item_id: int, label: Any, reviewer_id: int, now:
         " created_by = excluded.created_by, created_at = excluded.created_at"
     ).bindparams(bindparam("label", type_=JSON)), {"p": pid, "i": item_id, "label": label, "u": reviewer_id, "now": now})
     # Final: no more answers (open slots nobody holds are withdrawn).
-    conn.execute(WITHDRAW, {"t": task.id})
+    ledger.withdraw(conn, task.id)
     n = conn.execute(text("SELECT count(*) FROM answers WHERE task_id = :t"), {"t": task.id}).scalar_one()
     classes = [c["name"] for c in project["schema"]["classes"]]
     log_post = kinds.of(project).known_log_posterior(label, classes)
-    conn.execute(UPSERT_CONSENSUS, {"p": pid, "i": item_id, "label": label, "conf": 1.0, "lp": log_post, "n": n,
-                                    "status": "resolved", "now": now})
+    ledger.upsert_consensus(conn, {"p": pid, "i": item_id, "label": label, "conf": 1.0, "lp": log_post, "n": n,
+                                   "status": "resolved", "now": now})
     conn.execute(_RECORD_ANSWERS, {"p": pid, "ids": [item_id]})
     answered = [r.annotator_id for r in conn.execute(
         text("SELECT annotator_id FROM first_answers WHERE project_id = :p AND item_id = :i"), {"p": pid, "i": item_id})]

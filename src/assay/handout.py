@@ -35,30 +35,15 @@ from sqlalchemy import JSON, bindparam, text
 from sqlalchemy.exc import IntegrityError
 
 from assay import gold, kinds
+from assay.engine.ledger import (  # the hot path's counter statements: the ledger owns them
+    CLAIM_PG, CLAIM_SQLITE, COUNT_ANSWER, FREE_SLOT, POOL_ORDER, UNCOUNT_ANSWER, answer_refused,
+)
 from assay.errors import Conflict, NotFound
 from assay.kinds import LabelKind
 from assay.store import Database, engine
 
 MAX_LEASES_IN_HAND = 3
 
-#: the pool's hand-out order (its index is ``ix_tasks_open``)
-POOL_ORDER = "t.priority DESC, t.shuffle_key, t.id"
-
-_CLAIM = """
-UPDATE tasks SET open_slots = open_slots - 1
-WHERE id = (
-    SELECT t.id FROM tasks t
-    WHERE t.project_id = :project AND t.open_slots > 0
-      AND NOT EXISTS (SELECT 1 FROM answers a WHERE a.task_id = t.id AND a.annotator_id = :user)
-      AND NOT EXISTS (SELECT 1 FROM skips s WHERE s.task_id = t.id AND s.annotator_id = :user)
-      AND NOT EXISTS (SELECT 1 FROM leases l WHERE l.task_id = t.id AND l.annotator_id = :user)
-    ORDER BY {order}
-    LIMIT 1 {lock}
-) AND open_slots > 0
-RETURNING id, item_id
-"""
-CLAIM_SQLITE = text(_CLAIM.format(order=POOL_ORDER, lock=""))
-CLAIM_PG = text(_CLAIM.format(order=POOL_ORDER, lock="FOR UPDATE SKIP LOCKED"))
 # SKIP LOCKED also passes over rows that are locked only for a moment (another
 # claim, or an answer to the same task, in flight), so "no row" does not mean
 # "nothing left". Waiting on those locks (plain FOR UPDATE) can deadlock with
@@ -103,13 +88,6 @@ ADD_ANSWER = text(
     "suggestion, suggestion_accepted) "
     "VALUES (:task, :project, :item, :user, :label, :now, :lead, :suggestion, :accepted) RETURNING id"
 ).bindparams(bindparam("label", type_=JSON))
-# A gold task's ``needed`` follows its answers (every annotator answers it once).
-COUNT_ANSWER = text(
-    "UPDATE tasks SET answer_count = answer_count + 1, "
-    "needed = CASE WHEN is_gold THEN answer_count + 1 ELSE needed END WHERE id = :task"
-)
-# Gold tasks never enter the pool: their leases come from assay.gold.
-FREE_SLOT = text("UPDATE tasks SET open_slots = open_slots + 1 WHERE id = :task AND NOT is_gold")
 ADD_SKIP = text(
     "INSERT INTO skips (task_id, annotator_id, project_id, created_at) "
     "VALUES (:task, :user, :project, :now)"
@@ -250,8 +228,8 @@ def submit(
                  "label": label, "now": now, "lead": now - leased.created_at,
                  "suggestion": None if suggestion is None else json.dumps(suggestion), "accepted": accepted},
             ).scalar_one()
-    except IntegrityError:  # UNIQUE (task, annotator) is the only constraint a leased answer can meet
-        raise Conflict(f"you already answered task {task_id}") from None
+    except IntegrityError as e:  # UNIQUE (task, annotator), or counters that refuse one more answer
+        raise answer_refused(e, task_id) from None
     return {
         "id": answer_id, "task_id": task_id, "item_id": item_id, "project_id": project_id,
         "annotator_id": user_id, "label": label, "created_at": now,
@@ -294,11 +272,7 @@ def undo(
         if row.annotator_id != user_id:
             raise NotFound(f"answer {answer_id} does not exist")
         conn.execute(text("DELETE FROM answers WHERE id = :a"), {"a": answer_id})
-        conn.execute(
-            text("UPDATE tasks SET answer_count = answer_count - 1, "
-                 "needed = CASE WHEN is_gold THEN answer_count - 1 ELSE needed END WHERE id = :t"),
-            {"t": row.task_id}
-        )
+        conn.execute(UNCOUNT_ANSWER, {"task": row.task_id})
         # The answer's slot becomes this user's lease: open_slots is unchanged.
         exp = now + lease_seconds
         conn.execute(

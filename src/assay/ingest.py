@@ -21,6 +21,7 @@ from typing import Any
 from sqlalchemy import func, insert, select, text
 from sqlalchemy.exc import IntegrityError
 
+from assay.engine import ledger
 from assay.errors import Conflict, InvalidInput
 from assay.store import BlobStore, Database
 from assay.store.schema import datasets, imports, items
@@ -554,14 +555,10 @@ def write_items(
             audit.record(conn, "dataset.import", target_kind="dataset", target_id=dataset_id,
                          details={"import_id": import_id, "added": added, "skipped": seen_rows - added,
                                   "source": (prov.source or "")[:200], "source_uri": (source_uri or "")[:500]})
-            conn.execute(
-                text(
-                    "INSERT INTO tasks (project_id, item_id, priority, needed, answer_count, open_slots, shuffle_key) "
-                    f"SELECT p.id, i.id, 0, p.overlap, 0, p.overlap, {db.shuffle_key('i.id', HAS_GOLD)} FROM items i "
-                    "JOIN projects p ON p.dataset_id = i.dataset_id WHERE i.import_id = :imp"
-                ),
-                {"imp": import_id},
-            )
+            for p in conn.execute(text(f"SELECT p.id, p.overlap, {HAS_GOLD} AS has_gold FROM projects p "
+                                       "WHERE p.dataset_id = :d ORDER BY p.id"), {"d": dataset_id}).all():
+                ledger.create_tasks(conn, p.id, dataset_id, p.overlap, "1 = 1" if p.has_gold else "1 = 0",
+                                    import_id=import_id)
     finally:
         bar.close()
     return ImportResult(dataset_id, import_id, added, seen_rows - added)

@@ -31,6 +31,8 @@ from typing import Any
 
 from sqlalchemy import JSON, bindparam, text
 
+from assay.engine import ledger
+
 # assay.quality (pandas) is imported on first use: ``import assay`` stays light.
 
 DEFAULT_MAX_ANSWERS = 5
@@ -50,19 +52,6 @@ _CONSENSUS = text(
     "SELECT log_post, answers FROM item_consensus WHERE project_id = :p AND item_id = :i"
 ).columns(log_post=JSON)
 _COUNTS = text("SELECT needed, answer_count, open_slots, target FROM tasks WHERE id = :t")
-#: write one item's consensus row (shared with assay.loop and assay.gold)
-UPSERT_CONSENSUS = text(
-    "INSERT INTO item_consensus (project_id, item_id, label, confidence, log_post, answers, status, updated_at) "
-    "VALUES (:p, :i, :label, :conf, :lp, :n, :status, :now) "
-    "ON CONFLICT (project_id, item_id) DO UPDATE SET label = excluded.label, "
-    "confidence = excluded.confidence, log_post = excluded.log_post, answers = excluded.answers, "
-    "status = excluded.status, updated_at = excluded.updated_at"
-).bindparams(bindparam("label", type_=JSON), bindparam("lp", type_=JSON))
-_MORE = text("UPDATE tasks SET needed = needed + 1, open_slots = open_slots + 1 WHERE id = :t AND NOT is_gold")
-#: close a task: open slots nobody holds are withdrawn (leases stay valid)
-WITHDRAW = text(
-    "UPDATE tasks SET needed = needed - open_slots, open_slots = 0 WHERE id = :t AND open_slots > 0"
-)
 
 
 def class_names(project: dict) -> list[str]:
@@ -89,19 +78,6 @@ def decide(lp, confidence: float, answers: int, needed: int, target: float, max_
     settled = (confidence < target and answers < max_answers
                and online.settled(lp, max_answers - answers, table))
     return online.next_step(confidence, answers, needed, target=target, max_answers=max_answers, settled=settled)
-
-
-def apply_step(conn, task_id: int, step: str) -> str:
-    """Carry out ``online.next_step``'s (or :func:`decide`'s) decision on the task row; the stored status."""
-    if step in ("resolved", "settled"):
-        conn.execute(WITHDRAW, {"t": task_id})
-        return "resolved"
-    if step == "review":
-        conn.execute(WITHDRAW, {"t": task_id})
-        return "review"
-    if step == "more":
-        conn.execute(_MORE, {"t": task_id})
-    return "open"
 
 
 def after_answer(conn, project: dict, task_id: int, item_id: int, user_id: int, label: Any,
@@ -146,9 +122,9 @@ def after_answer(conn, project: dict, task_id: int, item_id: int, user_id: int, 
     if known is not None and known in names:
         lp = [0.0 if c == known else -1e9 for c in names]
         best, confidence, step = names.index(known), 1.0, "resolved"
-    status = apply_step(conn, task_id, step)
-    conn.execute(UPSERT_CONSENSUS, {"p": pid, "i": item_id, "label": names[best], "conf": confidence, "lp": lp,
-                           "n": t.answer_count, "status": status, "now": now})
+    status = ledger.apply_step(conn, task_id, step)
+    ledger.upsert_consensus(conn, {"p": pid, "i": item_id, "label": names[best], "conf": confidence, "lp": lp,
+                                   "n": t.answer_count, "status": status, "now": now})
     return {"label": names[best], "confidence": confidence, "status": status, "step": step}
 
 
@@ -348,13 +324,12 @@ def refit(db, project: dict, *, now: float | None = None, criterion: str | None 
                 own = t.target is not None  # a task's own target: no settle table (built for the project's)
                 step = decide(lp, conf, t.answer_count, t.needed, t.target if own else target, max_answers,
                               None if own else table)
-                status = apply_step(conn, t.id, step)
+                status = ledger.apply_step(conn, t.id, step)
                 counts["more"] += step == "more"
             counts[status] += 1
             upserts.append({"p": pid, "i": item_id, "label": names[best], "conf": conf, "lp": lp,
                             "n": t.answer_count, "status": status, "now": now})
-        if upserts:
-            conn.execute(UPSERT_CONSENSUS, upserts)
+        ledger.upsert_consensus(conn, upserts)
     return {"answers": len(rows), "annotators": len(users_u), "items": len(upserts),
             "resolved": counts["resolved"], "review": counts["review"], "open": counts["open"],
             "reopened": counts["more"]}

@@ -41,8 +41,8 @@ import pandas as pd
 from sqlalchemy import text
 
 from assay.errors import InvalidInput
-from assay.handout import POOL_ORDER
-from assay.redundancy import WITHDRAW
+from assay.engine import ledger
+from assay.engine.ledger import POOL_ORDER
 
 POLICIES = ("fixed", "adaptive")
 #: adaptive: stop once the label is right, or settled (the answers still
@@ -53,15 +53,13 @@ DEFAULT_TARGET = 0.995
 REFIT_MIN = 200
 REFIT_GROWTH = 0.25
 
-# the task the hand-out gives out next: its own order (assay.handout.POOL_ORDER)
+# the task the hand-out gives out next: its own order (assay.engine.ledger.POOL_ORDER)
 _NEXT_OPEN = text(
     f"SELECT t.id, t.item_id FROM tasks t WHERE t.project_id = :p AND t.open_slots > 0 ORDER BY {POOL_ORDER} LIMIT 1"
 )
 # A replay hands items out in file order, not shuffled (so that a run is
 # reproducible and comparable across versions): there is no gold to hide.
 _UNSHUFFLE = text("UPDATE tasks SET shuffle_key = 0 WHERE project_id = :p")
-_TO_REVIEW = text("UPDATE item_consensus SET status = 'review' WHERE project_id = :p AND item_id = :i "
-                  "AND status = 'open'")
 
 
 def _read(path, cols) -> pd.DataFrame:
@@ -144,9 +142,9 @@ class Replay:
         if not pool:  # no real answer left for it: stop asking
             self.exhausted += 1
             with ws.db.write() as conn:
-                conn.execute(WITHDRAW, {"t": row.id})
+                ledger.withdraw(conn, row.id)
                 if self.review_exhausted:
-                    conn.execute(_TO_REVIEW, {"p": pid, "i": row.item_id})
+                    ledger.set_consensus_status(conn, pid, row.item_id, "review", only_from="open")
             return False
         w, lab = pool.pop()
         user = self.users[w]

@@ -26,6 +26,7 @@ from assay import audit as _audit
 from assay import backends as _backends
 from assay import export as _export
 from assay import gold as _gold
+from assay.engine import ledger
 from assay.engine import resolver as _resolver
 from assay import handout, ingest, kinds, redundancy, security
 from assay.errors import Conflict, Forbidden, InvalidInput, NotFound, TooManyRequests, Unauthorized, Unavailable
@@ -753,11 +754,8 @@ class Workspace:
                 ).returning(projects.c.id)).scalar_one()
                 _audit.record(conn, "project.create", target_kind="project", target_id=pid, target=name,
                               details={"dataset_id": ds["id"], "kind": kind, "overlap": overlap})
-                conn.execute(text(
-                    "INSERT INTO tasks (project_id, item_id, priority, needed, answer_count, open_slots, shuffle_key) "
-                    f"SELECT :p, id, 0, :k, 0, :k, {self.db.shuffle_key('id', '1 = 0')} FROM items WHERE dataset_id = :d "
-                    "ORDER BY id"  # no gold yet: in id order (gold.add shuffles the pool)
-                ), {"p": pid, "k": overlap, "d": ds["id"]})
+                # no gold yet: in id order (gold.add shuffles the pool)
+                ledger.create_tasks(conn, pid, ds["id"], overlap, "1 = 0")
         except IntegrityError:
             raise Conflict(f"project {name!r} already exists") from None
         return self.get_project(pid)
@@ -1021,6 +1019,16 @@ class Workspace:
     def reclaim_expired(self, now: float | None = None) -> int:
         """Return the slots of expired leases to the pool; how many were freed."""
         return handout.reclaim_expired(self.db, now)
+
+    def doctor(self, project: int | str | None = None, *, fix: bool = False) -> dict:
+        """Recount task counters and consensus rows (of one project, or all)
+        from answers and leases: ``{"drift": [{project_id, task_id, item_id,
+        column, stored, expected}, …], "fixed": fix}``; with ``fix`` the drift
+        is repaired in one transaction and recorded in the audit log
+        (:mod:`assay.engine.ledger`)."""
+        pid = None if project is None else self.get_project(project)["id"]
+        found = (ledger.fix if fix else ledger.check)(self.db, pid)
+        return {"project_id": pid, "drift": [d.as_dict() for d in found], "fixed": bool(fix and found)}
 
     # ------------------------------------------------------------ adaptive redundancy
 

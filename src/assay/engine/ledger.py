@@ -38,6 +38,7 @@ from typing import Any
 
 from sqlalchemy import JSON, bindparam, text
 
+from assay.errors import Conflict
 from assay.store import engine as _engine
 
 #: the pool's hand-out order (its index is ``ix_tasks_open``)
@@ -76,6 +77,25 @@ UNCOUNT_ANSWER = text(
 #: to the pool; gold tasks never enter the pool (their leases come from assay.gold)
 FREE_SLOT = text("UPDATE tasks SET open_slots = open_slots + 1 WHERE id = :task AND NOT is_gold")
 
+#: the one constraint that means "this annotator answered this task already"
+#: (its name on PostgreSQL; SQLite names the columns)
+_DUPLICATE_ANSWER = ("uq_answers_task_id_annotator_id", "answers.task_id, answers.annotator_id")
+
+
+def answer_refused(err: Exception, task_id: int) -> Conflict:
+    """The error for an answer the database refused (an ``IntegrityError``
+    from :data:`COUNT_ANSWER` or the answer's INSERT): only the UNIQUE
+    (task, annotator) violation means the annotator answered already; any
+    other (``CHECK answer_count <= needed``, ``open_slots >= 0``) means the
+    task's counters disagree with its answers and leases."""
+    msg = str(getattr(err, "orig", None) or err)
+    if any(name in msg for name in _DUPLICATE_ANSWER):
+        return Conflict(f"you already answered task {task_id}")
+    return Conflict(f"task {task_id} cannot take this answer: its counters disagree with its answers and "
+                    "leases; nothing was stored, your lease stands. An admin can repair the counters "
+                    "with `assay doctor --fix`", reason="counters")
+
+
 # ---------------------------------------------------------------- statements
 
 _MORE = text("UPDATE tasks SET needed = needed + 1, open_slots = open_slots + 1 WHERE id = :t AND NOT is_gold")
@@ -112,17 +132,16 @@ def _chunks(ids: Sequence[int], n: int = 500) -> Iterable[list[int]]:
 def create_tasks(conn, project_id: int, dataset_id: int, needed: int, shuffled_expr_sql: str = "1 = 0",
                  item_ids: Sequence[int] | None = None, *, import_id: int | None = None) -> int:
     """Make the project's tasks for the dataset's items (all of them, those of
-    one import, or ``item_ids``), each wanting ``needed`` answers. Items that
-    already have a task in the project are left alone.
+    one import, or ``item_ids``), each wanting ``needed`` answers. The items
+    must have no task in the project yet (``UNIQUE (project_id, item_id)``).
 
-    ``shuffled_expr_sql``: the SQL condition (it may use ``:p``, the project)
-    under which a task draws a random place in its window of the hand-out
+    ``shuffled_expr_sql``: the SQL condition (``"1 = 1"``/``"1 = 0"``, or one
+    that uses ``:p``, the project, and ``i``, the item) under which a task draws a random place in its window of the hand-out
     order (:func:`assay.store.engine.shuffle_key_sql`): a project with gold
     to hide. Returns how many tasks were made."""
     key = _engine.shuffle_key_sql(conn.dialect.name, "i.id", shuffled_expr_sql)
     sql = ("INSERT INTO tasks (project_id, item_id, priority, needed, answer_count, open_slots, shuffle_key) "
-           f"SELECT :p, i.id, 0, :k, 0, :k, {key} FROM items i WHERE i.dataset_id = :d"
-           " AND NOT EXISTS (SELECT 1 FROM tasks x WHERE x.project_id = :p AND x.item_id = i.id)")
+           f"SELECT :p, i.id, 0, :k, 0, :k, {key} FROM items i WHERE i.dataset_id = :d")
     args: dict[str, Any] = {"p": project_id, "k": needed, "d": dataset_id}
     if import_id is not None:
         sql += " AND i.import_id = :imp"

@@ -407,6 +407,31 @@ def audit_(
 
 @app.command()
 @command
+def doctor(
+    project: Annotated[Optional[str], typer.Option(help="Only this project (name or id); default: all.")] = None,
+    fix: Annotated[bool, typer.Option("--fix", help="Repair the drift found (one transaction, audited).")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="The report as JSON.")] = False,
+    home: Home = None,
+):
+    """Recount task counters and consensus rows from answers and leases.
+    Exit code 1 when drift is found and not fixed (for cron and CI)."""
+    ws = _ws(home)
+    report = ws.doctor(None if project is None else _project(ws, project)["id"], fix=fix)
+    drift = report["drift"]
+    if as_json:
+        _print(report)
+    else:
+        for d in drift:
+            typer.echo(f"project {d['project_id']} task {d['task_id']} (item {d['item_id']}): "
+                       f"{d['column']} is {d['stored']}, expected {d['expected']}")
+        verdict = "repaired" if fix else "found"
+        typer.echo(f"{len(drift)} drift(s) {verdict}" if drift else "counters agree with answers and leases")
+    if drift and not fix:
+        raise typer.Exit(1)
+
+
+@app.command()
+@command
 def status(home: Home = None):
     """Show what the workspace holds."""
     ws = _ws(home)

@@ -781,7 +781,9 @@ class Workspace:
             raise NotFound(f"project {project!r} does not exist")
         p = {
             "id": r.id, "name": r.name, "dataset_id": r.dataset_id,
-            "schema": {"kind": r.schema_kind, **r.schema_spec}, "widget": kinds.get(r.schema_kind).widget,
+            "schema": {"kind": r.schema_kind, **r.schema_spec},
+            # the browser widget of the project's label kind (None: a kind this server lacks)
+            "widget": kinds.get(r.schema_kind).widget if r.schema_kind in kinds.names() else None,
             "overlap": r.overlap, "lease_seconds": r.lease_seconds,
             "show_fields": list(r.show_fields), "created_at": r.created_at,
             "target_confidence": r.target_confidence, "max_answers": r.max_answers,

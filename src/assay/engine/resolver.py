@@ -46,13 +46,11 @@ PAGE = 2000
 #: the label columns (and their joins) of a page of tasks ``t``; :mod:`assay.export`
 #: selects them in its own page query, so a page is read once
 LABEL_COLUMNS = ("g.label AS g_label, g.source AS g_source, c.label AS c_label, c.confidence AS c_confidence, "
-                 "c.answers AS c_answers, c.status AS c_status, al.label AS a_label, al.confidence AS a_confidence, "
-                 "pr.proba AS pr_proba")
+                 "c.answers AS c_answers, c.status AS c_status, al.label AS a_label, al.confidence AS a_confidence")
 LABEL_JOINS = ("LEFT JOIN gold g ON g.project_id = t.project_id AND g.item_id = t.item_id "
                "LEFT JOIN item_consensus c ON c.project_id = t.project_id AND c.item_id = t.item_id "
-               "LEFT JOIN auto_labels al ON al.project_id = t.project_id AND al.item_id = t.item_id "
-               "LEFT JOIN predictions pr ON pr.project_id = t.project_id AND pr.item_id = t.item_id ")
-LABEL_TYPES = {"g_label": JSON, "c_label": JSON, "a_label": JSON, "pr_proba": JSON}
+               "LEFT JOIN auto_labels al ON al.project_id = t.project_id AND al.item_id = t.item_id ")
+LABEL_TYPES = {"g_label": JSON, "c_label": JSON, "a_label": JSON}
 
 _PAGE = text(f"SELECT t.id AS task_id, t.item_id, {LABEL_COLUMNS} FROM tasks t {LABEL_JOINS}"
              "WHERE t.project_id = :p AND t.id > :after ORDER BY t.id LIMIT :n").columns(**LABEL_TYPES)
@@ -66,12 +64,14 @@ _ANSWERS_OF = text("SELECT task_id, annotator_id, label FROM answers WHERE proje
                        bindparam("tasks", expanding=True)).columns(label=JSON)
 _MODEL = text("SELECT method, prior, default_confusion FROM quality_models WHERE project_id = :p"
               ).columns(prior=JSON, default_confusion=JSON)
+#: the model's prediction of one item: its prior where a posterior is recomputed
+_PROBA = text("SELECT proba FROM predictions WHERE project_id = :p AND item_id = :i").columns(proba=JSON)
 _SKILLS = text("SELECT annotator_id, confusion FROM annotator_skills WHERE project_id = :p").columns(confusion=JSON)
 #: ids per ``IN`` list when resolving chosen items
 _CHUNK = 1000
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class FinalLabel:
     """An item's final label. ``source``: ``gold``, ``review``,
     ``consensus:<method>``, ``auto``, ``majority`` or None (no label).
@@ -114,33 +114,37 @@ class Resolver:
         self._default = _default_confusion(model.default_confusion if model is not None else None)
         self._skills: dict[int, list] | None = None
         self._conn = conn
+        self._consensus = f"consensus:{self.method}"
+        self._majority = kinds.get(self.kind).majority  # the kind's plain vote (the only fallback to one)
 
     def resolve(self, r, answers: list) -> FinalLabel:
         if r.g_source is not None:
             return FinalLabel(r.item_id, r.g_label, "gold" if r.g_source == "import" else "review", 1.0, r.task_id)
-        consensus = f"consensus:{self.method}"
+        consensus = self._consensus
         if answers and r.c_status is not None and r.c_answers == len(answers):
             return FinalLabel(r.item_id, r.c_label, consensus, float(r.c_confidence), r.task_id)
         if answers and self.aggregates and all(a.label in self.classes for a in answers):
-            label, conf = self._posterior(answers, r.pr_proba)
+            label, conf = self._posterior(r.item_id, answers)
             return FinalLabel(r.item_id, label, consensus, conf, r.task_id)
         if r.a_label is not None:
             return FinalLabel(r.item_id, r.a_label, "auto", float(r.a_confidence), r.task_id)
         if answers:
-            label, conf = majority(self.kind, [a.label for a in answers], self.classes)
+            label, conf = self._majority([a.label for a in answers], self.classes)
             return FinalLabel(r.item_id, label, "majority", conf, r.task_id)
         return FinalLabel(r.item_id, None, None, None, r.task_id)
 
-    def _posterior(self, answers: list, proba) -> tuple[Any, float]:
-        """The item's posterior from the stored fit (what an adaptive answer does)."""
+    def _posterior(self, item_id: int, answers: list) -> tuple[Any, float]:
+        """The item's posterior from the stored fit (what an adaptive answer does);
+        rare enough (answers since the row was written) to read the prediction here."""
         from assay.quality import online
 
         k = len(self.classes)
         if self._skills is None:  # read on first need, on the page's connection
             self._skills = {r.annotator_id: r.confusion for r in self._conn.execute(_SKILLS, {"p": self.project["id"]})}
-        if proba is not None and len(proba) == k and all(x > 0 for x in proba):
-            total = sum(proba)
-            lp = [math.log(x / total) for x in proba]
+        proba = self._conn.execute(_PROBA, {"p": self.project["id"], "i": item_id}).scalar()
+        if proba is not None and len(proba) == k and all(x >= 0 for x in proba) and sum(proba) > 0:
+            total = sum(proba)  # the model's prediction is the item's prior (as in a re-fit)
+            lp = [math.log(max(x / total, online.TINY)) for x in proba]
         else:
             lp = online.initial_log_post(self._prior, k)
         default = self._default or online.default_confusion(k)
@@ -162,15 +166,6 @@ def _default_confusion(stored) -> list | None:
     if isinstance(stored, dict):
         return stored.get("confusion")
     return stored
-
-
-def majority(kind: str, labels: list, classes: list[str] | None = None) -> tuple[Any, float | None]:
-    """Majority vote ``(label, share that agrees)`` by the label kind's rule
-    (:meth:`assay.kinds.LabelKind.majority`; multi-label: no share). The
-    resolver is the only place that falls back to a plain vote."""
-    from assay import kinds
-
-    return kinds.get(kind).majority(labels, classes)
 
 
 def iter_final(db, project: dict, item_ids: Iterable[int] | None = None, *, page: int | None = None,

@@ -224,27 +224,45 @@ def project_gold(
         typer.echo(f"warning: {w}", err=True)
 
 
-@project_app.command("set")
+def _settings_help() -> str:
+    from assay.engine import settings
+
+    rows = "\n".join(f"  {line}" for line in settings.describe().splitlines())
+    return ("Change a project's settings: KEY=VALUE pairs, checked together; a bad value changes nothing. "
+            "Values are read by the setting's type; null turns an optional setting off (or back to its "
+            "default); show_fields takes comma-separated names. "
+            "Example: assay project set sentiment gold_rate=0.1 ml_space=<space> auto_label_target=0.95"
+            f"\n\n\b\nSettings:\n{rows}")
+
+
+@project_app.command("set", help=_settings_help())
 @command
 def project_set(
     project: str,
-    gold_rate: Annotated[Optional[float], typer.Option(help="Share of tasks that are gold questions.")] = None,
-    gold_min_accuracy: Annotated[Optional[float], typer.Option(help="Pause annotators below this gold accuracy.")] = None,
-    no_pause: Annotated[bool, typer.Option("--no-pause", help="Never pause anybody (clears the bar).")] = False,
-    gold_min_answers: Annotated[Optional[int], typer.Option(help="Gold answers before the bar applies.")] = None,
+    pairs: Annotated[Optional[list[str]], typer.Argument(metavar="KEY=VALUE...", show_default=False,
+                                                         help="Settings to change (listed below).")] = None,
+    gold_rate: Annotated[Optional[float], typer.Option(help="Same as gold_rate=VALUE.")] = None,
+    gold_min_accuracy: Annotated[Optional[float], typer.Option(help="Same as gold_min_accuracy=VALUE.")] = None,
+    no_pause: Annotated[bool, typer.Option("--no-pause", help="Same as gold_min_accuracy=null.")] = False,
+    gold_min_answers: Annotated[Optional[int], typer.Option(help="Same as gold_min_answers=VALUE.")] = None,
     home: Home = None,
 ):
-    """Change a project's gold settings."""
-    ws = _ws(home)
-    p = _project(ws, project)
+    from assay.engine import settings
+
     changes = {k: v for k, v in (("gold_rate", gold_rate), ("gold_min_accuracy", gold_min_accuracy),
                                  ("gold_min_answers", gold_min_answers)) if v is not None}
     if no_pause:
         changes["gold_min_accuracy"] = None
+    for pair in pairs or []:
+        key, eq, value = pair.partition("=")
+        if not eq or not key.strip():
+            _fail(f"{pair!r} is not KEY=VALUE (see assay project set --help)", 2)
+        changes[key.strip()] = settings.parse_value(key.strip(), value)
     if not changes:
-        _fail("nothing to change: give --gold-rate, --gold-min-accuracy, --no-pause or --gold-min-answers")
-    p = ws.update_project(p["id"], **changes)
-    _print({k: p[k] for k in ("gold_rate", "gold_min_accuracy", "gold_min_answers")})
+        _fail("nothing to change: give KEY=VALUE pairs (assay project set --help lists the settings)", 2)
+    ws = _ws(home)
+    p = ws.update_project(_project(ws, project)["id"], **changes)
+    _print({k: p[k] if k in p else p["schema"].get(k) for k in changes})
 
 
 @project_app.command("unpause")

@@ -96,27 +96,6 @@ _PAUSE = text(
 )
 
 
-def check_settings(rate: Any, min_accuracy: Any, min_answers: Any) -> tuple[float | None, float | None, int | None]:
-    """Validate gold settings (None keeps the default / no bar)."""
-    def number(x, name):
-        if isinstance(x, bool) or not isinstance(x, int | float):
-            raise InvalidInput(f"{name} must be a number")
-        return float(x)
-
-    if rate is not None:
-        rate = number(rate, "gold_rate")
-        if not 0.0 <= rate <= 0.5:
-            raise InvalidInput("gold_rate (share of tasks that are gold questions) must be from 0 to 0.5")
-    if min_accuracy is not None:
-        min_accuracy = number(min_accuracy, "gold_min_accuracy")
-        if not 0.0 < min_accuracy <= 1.0:
-            raise InvalidInput("gold_min_accuracy must be above 0 and at most 1")
-    if min_answers is not None:
-        if isinstance(min_answers, bool) or not isinstance(min_answers, int) or not 1 <= min_answers <= 1000:
-            raise InvalidInput("gold_min_answers must be an integer from 1 to 1000")
-    return rate, min_accuracy, min_answers
-
-
 def rate_of(project: dict) -> float:
     r = project.get("gold_rate")
     return DEFAULT_RATE if r is None else r

@@ -45,7 +45,7 @@ import numpy as np
 from sqlalchemy import JSON, bindparam, text
 
 from assay.engine import ledger
-from assay.errors import InvalidInput, NotFound
+from assay.errors import InvalidInput
 from assay.learn.plan import (  # noqa: F401  (re-exported: the loop's constants and rules live in learn.plan)
     ALPHA, MIN_TRAIN, PRIORITY_BATCH, PRIORITY_STARTED, PRIORITY_VALIDATION, PRIORITY_VERIFY, TRAIN_CONFIDENCE,
     VALIDATION_MIN, VALIDATION_SHARE, AutoLabel, ConsensusRow, LastModel, StepInput, StepPlan, StepSettings,
@@ -54,39 +54,6 @@ from assay.learn.plan import (  # noqa: F401  (re-exported: the loop's constants
 
 DEFAULT_AUTO_TARGET = 0.95
 DEFAULT_AUDIT_RATE = 0.05
-
-
-def check_settings(project: dict, space, target, audit, vectors) -> tuple[str | None, float | None, float | None]:
-    if space is None:
-        return None, None, None
-    if project["schema"]["kind"] != "single":
-        raise InvalidInput("machine learning in the loop needs a single-label project")
-    try:
-        vectors.meta(space)
-    except NotFound:
-        raise InvalidInput(f"no vectors in space {space!r}: embed the project's dataset first") from None
-    if target is not None:
-        if isinstance(target, bool) or not isinstance(target, int | float) or not 0.5 <= target < 1:
-            raise InvalidInput("auto_label_target must be a number in [0.5, 1)")
-        target = float(target)
-    if audit is not None:
-        if isinstance(audit, bool) or not isinstance(audit, int | float) or not 0 <= audit <= 0.5:
-            raise InvalidInput("audit_rate must be a number from 0 to 0.5")
-        audit = float(audit)
-    elif target is not None:
-        audit = DEFAULT_AUDIT_RATE
-    return space, target, audit
-
-
-def check_match(project: dict, space, match) -> int | None:
-    """``target_match``: None, or k >= 1 (needs adaptive redundancy and a model)."""
-    if match is None:
-        return None
-    if isinstance(match, bool) or not isinstance(match, int) or not 1 <= match <= 15:
-        raise InvalidInput("target_match must be a whole number of votes from 1 to 15 (or None)")
-    if space is None or project["target_confidence"] is None:
-        raise InvalidInput("target_match needs adaptive redundancy (target_confidence) and a model (ml_space)")
-    return match
 
 
 def ml_due(ws, *, growth: float = 0.1, min_new: int = 50) -> list[int]:

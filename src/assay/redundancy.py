@@ -35,7 +35,6 @@ from assay.engine import ledger
 
 # assay.quality (pandas) is imported on first use: ``import assay`` stays light.
 
-DEFAULT_MAX_ANSWERS = 5
 #: what the re-fit's settle table bounds (``online.settle_margins``): "flip",
 #: the chance that the answers still allowed turn the label (the default), or
 #: "gain", the accuracy they could add to it (stops sooner; an option, see
@@ -349,24 +348,3 @@ def consensus(db, project_id: int, *, status: str | None = None, after: int | No
     with db.read() as conn:
         rows = [{str(k): v for k, v in r._mapping.items()} for r in conn.execute(q, args)]
     return rows, (rows[-1]["item_id"] if len(rows) == limit else None)
-
-
-def check_settings(kind: str, overlap: int, target_confidence, max_answers) -> tuple[float | None, int | None]:
-    """Validate a project's adaptive-redundancy settings; fill in the default max."""
-    from assay import kinds
-    from assay.errors import InvalidInput
-
-    if target_confidence is None:
-        if max_answers is not None:
-            raise InvalidInput("max_answers needs target_confidence (adaptive redundancy)")
-        return None, None
-    if isinstance(target_confidence, bool) or not isinstance(target_confidence, (int, float)) \
-            or not 0.5 <= float(target_confidence) < 1.0:
-        raise InvalidInput("target_confidence must be a number in [0.5, 1)")
-    if not kinds.get(kind).aggregatable:
-        raise InvalidInput("adaptive redundancy (target_confidence) needs a single-label project")
-    if max_answers is None:
-        max_answers = max(overlap, DEFAULT_MAX_ANSWERS)
-    if not isinstance(max_answers, int) or isinstance(max_answers, bool) or not overlap <= max_answers <= 100:
-        raise InvalidInput("max_answers must be an integer from overlap to 100")
-    return float(target_confidence), max_answers

@@ -28,6 +28,7 @@ from assay import export as _export
 from assay import gold as _gold
 from assay.engine import ledger
 from assay.engine import resolver as _resolver
+from assay.engine import settings as _settings
 from assay import handout, ingest, kinds, redundancy, security
 from assay.errors import Conflict, Forbidden, InvalidInput, NotFound, TooManyRequests, Unauthorized, Unavailable
 from assay.store import BlobStore, Database
@@ -730,27 +731,21 @@ class Workspace:
         ``gold_min_accuracy`` pauses an annotator whose gold accuracy falls
         below it after ``gold_min_answers`` (default 5) gold answers.
         """
-        label_kind = kinds.get(kind)
-        target_confidence, max_answers = redundancy.check_settings(kind, overlap, target_confidence, max_answers)
-        gold_rate, gold_min_accuracy, gold_min_answers = _gold.check_settings(
-            gold_rate, gold_min_accuracy, gold_min_answers)
+        s = _settings.validate_new(
+            kind=kind, instructions=instructions, overlap=overlap, lease_seconds=lease_seconds,
+            show_fields=show_fields,
+            target_confidence=target_confidence, max_answers=max_answers, gold_rate=gold_rate,
+            gold_min_accuracy=gold_min_accuracy, gold_min_answers=gold_min_answers)
         name = (name or "").strip()
         if not name or len(name) > 200:
             raise InvalidInput("project name must be 1–200 characters")
-        spec = label_kind.normalize_schema({"classes": list(classes), "instructions": instructions})
-        if not isinstance(overlap, int) or isinstance(overlap, bool) or not 1 <= overlap <= 100:
-            raise InvalidInput("overlap (answers wanted per item) must be an integer from 1 to 100")
-        if not isinstance(lease_seconds, int) or not 5 <= lease_seconds <= 7 * 86400:
-            raise InvalidInput("lease_seconds must be an integer from 5 to 604800")
-        fields = [str(f) for f in show_fields]
+        spec = kinds.get(kind).normalize_schema({"classes": list(classes), "instructions": s.instructions})
         ds = self.dataset(dataset)
         try:
             with self.db.write() as conn:
                 pid = conn.execute(insert(projects).values(
                     name=name, dataset_id=ds["id"], schema_kind=kind, schema_spec=spec,
-                    overlap=overlap, lease_seconds=lease_seconds, show_fields=fields,
-                    created_at=time.time(), target_confidence=target_confidence, max_answers=max_answers,
-                    gold_rate=gold_rate, gold_min_accuracy=gold_min_accuracy, gold_min_answers=gold_min_answers,
+                    created_at=time.time(), **s.columns(),
                 ).returning(projects.c.id)).scalar_one()
                 _audit.record(conn, "project.create", target_kind="project", target_id=pid, target=name,
                               details={"dataset_id": ds["id"], "kind": kind, "overlap": overlap})
@@ -814,45 +809,37 @@ class Workspace:
         self._projects.pop(project_id, None)
 
     def update_project(self, project: int | str, **settings: Any) -> dict:
-        """Change a project's settings: gold (``gold_rate``,
-        ``gold_min_accuracy`` — None: never pause — ``gold_min_answers``) and
-        machine learning in the loop (``ml_space``: the embedding space of
-        the model, None = off; ``auto_label_target``: accuracy auto-labels
-        must reach, None = no auto-labels; ``audit_rate``; ``target_match``:
-        k, and each model step sets ``target_confidence`` to what makes the
-        labels as accurate as a k-vote majority, None = keep it as set) and the model
-        that pre-labels items (``ml_backend_url``: a Label Studio compatible
-        ML backend or ``python:<name>``, None = none; see
-        :meth:`connect_backend`, which checks it answers). Other keys are
-        refused."""
-        from assay import loop
-
+        """Change a project's settings: any of
+        :data:`assay.engine.settings.CHANGEABLE` (described in
+        :class:`~assay.engine.settings.ProjectSettings`), checked together
+        with the unchanged ones; a bad value changes nothing. ``ml_backend_url``
+        is a Label Studio compatible ML backend or ``python:<name>`` (see
+        :meth:`connect_backend`, which also checks it answers)."""
         p = self.get_project(project)
-        gold_keys = ("gold_rate", "gold_min_accuracy", "gold_min_answers")
-        ml_keys = ("ml_space", "auto_label_target", "audit_rate", "target_match")
-        unknown = sorted(set(settings) - set(gold_keys) - set(ml_keys) - {"ml_backend_url"})
-        if unknown:
-            raise InvalidInput(f"cannot change {', '.join(unknown)}; changeable: "
-                               f"{', '.join(gold_keys + ml_keys + ('ml_backend_url',))}")
-        # only when given: get_project shows the URL without its password
-        backend = {"ml_backend_url": _backends.check_url(settings["ml_backend_url"])} if "ml_backend_url" in settings else {}
-        cur = {k: p[k] for k in gold_keys + ml_keys}
-        cur.update(settings)
-        rate, bar, need = _gold.check_settings(cur["gold_rate"], cur["gold_min_accuracy"], cur["gold_min_answers"])
-        space, target, audit = loop.check_settings(p, cur["ml_space"], cur["auto_label_target"], cur["audit_rate"],
-                                                   self.vectors)
-        match = loop.check_match(p, space, cur["target_match"])
         with self.db.write() as conn:
-            conn.execute(projects.update().where(projects.c.id == p["id"]).values(
-                gold_rate=rate, gold_min_accuracy=bar, gold_min_answers=need,
-                ml_space=space, auto_label_target=target, audit_rate=audit, target_match=match, **backend))
-            _gold.rescore(conn, {**p, "gold_rate": rate, "gold_min_accuracy": bar, "gold_min_answers": need})
+            row = conn.execute(select(projects).where(projects.c.id == p["id"])).one()
+            new = _settings.validate_change(_settings.ProjectSettings.from_row(row), **settings)
+            values = {**new.columns(), **_settings.check_context(settings, new, vectors=self.vectors)}
+            if "instructions" in settings:
+                values["schema_spec"] = kinds.get(new.kind).normalize_schema(
+                    {**row.schema_spec, "instructions": new.instructions})
+            conn.execute(projects.update().where(projects.c.id == p["id"]).values(**values))
+            _gold.rescore(conn, {**p, "gold_rate": _gold.rate_of({"gold_rate": new.gold_rate}),
+                                 "gold_min_accuracy": new.gold_min_accuracy,
+                                 "gold_min_answers": new.gold_min_answers or _gold.DEFAULT_MIN_ANSWERS})
             _audit.record(conn, "project.update", target_kind="project", target_id=p["id"], target=p["name"],
                           details={k: (_backends.redact(v) if k == "ml_backend_url" and v else v)
                                    for k, v in settings.items()})
         self._projects.pop(p["id"], None)
         self._backends_seen = (0.0, True)
         return self.get_project(p["id"])
+
+    def project_settings(self, project: int | str) -> _settings.ProjectSettings:
+        """The project's settings as the typed model (``get_project`` gives
+        them as a dict, the backend URL without its password)."""
+        pid = self.get_project(project)["id"]
+        with self.db.read() as conn:
+            return _settings.ProjectSettings.from_row(conn.execute(select(projects).where(projects.c.id == pid)).one())
 
     def list_projects(self, user: dict | None = None) -> list[dict]:
         q = select(projects.c.id).order_by(projects.c.id)

@@ -18,12 +18,6 @@ class GoldIn(BaseModel):
     key: str | None = None
 
 
-class SettingsIn(BaseModel):
-    gold_rate: float | None = None
-    gold_min_accuracy: float | None = None
-    gold_min_answers: int | None = None
-
-
 class DecisionIn(BaseModel):
     label: str | list[str]
 
@@ -48,13 +42,6 @@ def list_gold(project_id: int, ws: WS, user: Staff,
 def remove_gold(project_id: int, item_id: int, ws: WS, _: Admin):
     ws.remove_gold(project_id, item_id)
     return Response(status_code=204)
-
-
-@router.patch("/projects/{project_id}/settings")
-def update_settings(project_id: int, body: SettingsIn, ws: WS, _: Admin):
-    """Change gold settings; only the keys sent change (``null`` for
-    ``gold_min_accuracy`` turns pausing off)."""
-    return json(ws.update_project(project_id, **body.model_dump(exclude_unset=True)))
 
 
 @router.post("/projects/{project_id}/items/{item_id}/review")

@@ -6,12 +6,13 @@ import itertools
 from typing import Literal
 
 from fastapi import APIRouter, Query
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field, create_model, field_validator
 from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response, StreamingResponse
 
 from assay import kinds
+from assay.engine import settings as project_settings
 from assay.errors import InvalidInput
 from assay.export import content_disposition
 from assay.server.deps import WS, Admin, Staff, User, json
@@ -38,18 +39,18 @@ class SchemaIn(BaseModel):
         return v
 
 
-class ProjectIn(BaseModel):
+class _ProjectBase(BaseModel):
     name: str = Field(min_length=1, max_length=200)
     dataset_id: int
     schema_: SchemaIn = Field(alias="schema")
-    overlap: int = Field(1, ge=1, le=100)
-    lease_seconds: int = Field(600, ge=5, le=7 * 86400)
-    show_fields: list[str] = []
-    target_confidence: float | None = Field(None, ge=0.5, lt=1.0)
-    max_answers: int | None = Field(None, ge=1, le=100)
-    gold_rate: float | None = Field(None, ge=0.0, le=0.5)
-    gold_min_accuracy: float | None = Field(None, gt=0.0, le=1.0)
-    gold_min_answers: int | None = Field(None, ge=1, le=1000)
+
+
+#: a new project: name, dataset, schema and the settings of
+#: :data:`assay.engine.settings.CREATE_FIELDS`, typed and described by the settings model
+ProjectIn = create_model("ProjectIn", __base__=_ProjectBase, **project_settings.create_fields())
+
+#: the settings route's body: every changeable setting, described by the settings model
+SettingsPatch = project_settings.patch_model()
 
 
 class MemberIn(BaseModel):
@@ -66,12 +67,18 @@ def list_projects(ws: WS, user: User):
 def create_project(body: ProjectIn, ws: WS, _: Admin):
     classes = [c if isinstance(c, str) else c.model_dump() for c in body.schema_.classes]
     p = ws.create_project(body.name, body.dataset_id, classes, kind=body.schema_.kind,
-                          instructions=body.schema_.instructions, overlap=body.overlap,
-                          lease_seconds=body.lease_seconds, show_fields=body.show_fields,
-                          target_confidence=body.target_confidence, max_answers=body.max_answers,
-                          gold_rate=body.gold_rate, gold_min_accuracy=body.gold_min_accuracy,
-                          gold_min_answers=body.gold_min_answers)
+                          instructions=body.schema_.instructions,
+                          **{k: getattr(body, k) for k in project_settings.CREATE_FIELDS})
     return json(p, 201)
+
+
+@router.patch("/projects/{project_id}/settings")
+def update_settings(project_id: int, body: SettingsPatch, ws: WS, _: Admin):  # type: ignore[valid-type]
+    """Change a project's settings (:class:`assay.engine.settings.ProjectSettings`):
+    only the keys sent change; ``null`` turns an optional setting off (or back
+    to its default). A bad value is a 400 that names the setting and changes
+    nothing. Returns the project."""
+    return json(ws.update_project(project_id, **body.model_dump(exclude_unset=True)))
 
 
 @router.get("/projects/{project_id}")

@@ -119,7 +119,6 @@ import http.client
 import ipaddress
 import json
 import logging
-import os
 import socket
 import ssl
 import queue
@@ -387,6 +386,7 @@ def check_url(url: Any) -> str | None:
 
 ALLOW_ENV = "ASSAY_BACKEND_ALLOW"
 DENY_ENV = "ASSAY_BACKEND_DENY"
+_CONFIG_FIELD = {ALLOW_ENV: "backend_allow", DENY_ENV: "backend_deny"}  # assay.config
 _BAD_URL_CHARS = re.compile(r"[\x00-\x20\x7f\\]")
 _Net = ipaddress.IPv4Network | ipaddress.IPv6Network
 _Addr = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -411,7 +411,9 @@ _HOST_RE = re.compile(r"(\*?\.)?[a-z0-9_]([a-z0-9_-]{0,62})(\.[a-z0-9_]([a-z0-9_
 
 def _policy(env: str) -> tuple[tuple[_Net, ...], tuple[str, ...]] | None:
     """``(networks, host patterns)`` of an allow/deny setting; None when unset."""
-    raw = os.environ.get(env, "").strip()
+    from assay.config import config
+
+    raw = getattr(config(), _CONFIG_FIELD[env]) or ""
     if not raw:
         return None
     nets: list[_Net] = []
@@ -518,7 +520,9 @@ def resolve(hostname: str, port: int) -> list[str]:
 def public_url(base_url: str | None = None) -> str | None:
     """Where a backend fetches item content: ``base_url`` if given, else
     ``ASSAY_PUBLIC_URL``; None when neither is set."""
-    url = base_url or os.environ.get("ASSAY_PUBLIC_URL") or None
+    from assay.config import config
+
+    url = base_url or config().public_url
     return url.strip().rstrip("/") if url else None
 
 

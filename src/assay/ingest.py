@@ -35,7 +35,7 @@ BATCH = 5000
 class Limits:
     """Bounds on what an import may unpack (decompression bombs).
 
-    Each comes from an environment variable, read when an import starts.
+    Each comes from an environment variable (:mod:`assay.config`), read when an import starts.
     """
 
     image_pixels: int = 89_478_485     # ASSAY_MAX_IMAGE_PIXELS (Pillow's default); frames count
@@ -46,27 +46,13 @@ class Limits:
 
     @classmethod
     def from_env(cls) -> Limits:
-        d = cls()
-        return cls(
-            image_pixels=int(_env_number("ASSAY_MAX_IMAGE_PIXELS", d.image_pixels)),
-            image_bytes=int(_env_number("ASSAY_MAX_IMAGE_MB", d.image_bytes / (1 << 20)) * (1 << 20)),
-            zip_bytes=int(_env_number("ASSAY_MAX_ZIP_MB", d.zip_bytes / (1 << 20)) * (1 << 20)),
-            zip_ratio=_env_number("ASSAY_MAX_ZIP_RATIO", d.zip_ratio),
-            zip_members=int(_env_number("ASSAY_MAX_ZIP_MEMBERS", d.zip_members)),
-        )
+        """The limits of :func:`assay.config.config` (read when an import starts)."""
+        from assay.config import config
 
-
-def _env_number(name: str, default: float) -> float:
-    raw = os.environ.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        v = float(raw)
-    except ValueError:
-        v = -1.0
-    if not v > 0 or math.isinf(v):
-        raise InvalidInput(f"{name} must be a positive number, got {raw!r}")
-    return v
+        c = config()
+        return cls(image_pixels=c.max_image_pixels, image_bytes=int(c.max_image_mb * (1 << 20)),
+                   zip_bytes=int(c.max_zip_mb * (1 << 20)), zip_ratio=c.max_zip_ratio,
+                   zip_members=c.max_zip_members)
 
 
 @dataclass

@@ -37,19 +37,6 @@ from assay.errors import InvalidInput
 SESSION_LIMIT = 20  # live session tokens per user; a new login revokes the oldest beyond this
 
 
-def _env_num(name: str, default: float, cast=int):
-    raw = os.environ.get(name)
-    if raw is None or not raw.strip():
-        return default
-    try:
-        value = cast(raw)
-    except ValueError:
-        raise InvalidInput(f"{name} must be a number, got {raw!r}") from None
-    if value < 0:
-        raise InvalidInput(f"{name} must not be negative, got {raw!r}")
-    return value
-
-
 @dataclasses.dataclass
 class AccountSettings:
     min_password_length: int = 8
@@ -61,13 +48,17 @@ class AccountSettings:
 
     @classmethod
     def from_env(cls) -> AccountSettings:
+        """The account rules of :func:`assay.config.config` (``ASSAY_MIN_PASSWORD_LENGTH``, ...)."""
+        from assay.config import config
+
+        c = config()
         return cls(
-            min_password_length=_env_num("ASSAY_MIN_PASSWORD_LENGTH", 8),
-            token_ttl_days=_env_num("ASSAY_TOKEN_TTL_DAYS", 7.0, float),
-            max_failures=max(1, _env_num("ASSAY_LOGIN_MAX_FAILURES", 5)),
-            max_failures_per_address=max(1, _env_num("ASSAY_LOGIN_MAX_FAILURES_PER_ADDRESS", 50)),
-            backoff_seconds=_env_num("ASSAY_LOGIN_BACKOFF_SECONDS", 15.0, float),
-            max_backoff_seconds=_env_num("ASSAY_LOGIN_MAX_BACKOFF_SECONDS", 900.0, float),
+            min_password_length=c.min_password_length,
+            token_ttl_days=c.token_ttl_days,
+            max_failures=max(1, c.login_max_failures),
+            max_failures_per_address=max(1, c.login_max_failures_per_address),
+            backoff_seconds=c.login_backoff_seconds,
+            max_backoff_seconds=c.login_max_backoff_seconds,
         )
 
 

@@ -28,6 +28,7 @@ from assay import export as _export
 from assay import gold as _gold
 from assay.engine import ledger
 from assay.engine import resolver as _resolver
+from assay.config import SCHEDULE, config
 from assay.engine import settings as _settings
 from assay import handout, ingest, kinds, redundancy, security
 from assay.errors import Conflict, Forbidden, InvalidInput, NotFound, TooManyRequests, Unauthorized, Unavailable
@@ -110,9 +111,10 @@ class Workspace:
 
     def __init__(self, home: str | os.PathLike | None = None, *, database_url: str | None = None,
                  migrate_db: bool = True) -> None:
-        self.home = Path(home or os.environ.get("ASSAY_HOME") or DEFAULT_HOME).resolve()
+        cfg = config()  # ASSAY_HOME, ASSAY_DATABASE_URL, the account rules: read when a workspace opens
+        self.home = Path(home or cfg.home or DEFAULT_HOME).resolve()
         self.home.mkdir(parents=True, exist_ok=True)
-        url = database_url or os.environ.get("ASSAY_DATABASE_URL") or f"sqlite:///{self.home / 'assay.db'}"
+        url = database_url or cfg.database_url or f"sqlite:///{self.home / 'assay.db'}"
         self.db = Database(url)
         self.blobs = BlobStore(self.home / "blobs")
         self.vectors = VectorStore(self.home / "vectors")
@@ -1027,7 +1029,7 @@ class Workspace:
         in the background; the fit itself holds no transaction open."""
         return redundancy.refit(self.db, self.get_project(project))
 
-    def refits_due(self, *, growth: float = 0.25, min_new: int = 200) -> list[int]:
+    def refits_due(self, *, growth: float = SCHEDULE.refit_growth, min_new: int = SCHEDULE.refit_min_new) -> list[int]:
         """Projects of an aggregatable kind (adaptive or fixed overlap) whose
         answers grew by ``growth`` (25 %) and at least ``min_new`` answers
         since their last re-fit (or that have ``min_new`` answers and were

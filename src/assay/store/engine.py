@@ -8,7 +8,6 @@ import contextlib
 import functools
 import json
 import logging
-import os
 import re
 import threading
 import weakref
@@ -20,6 +19,7 @@ from sqlalchemy import JSON, Connection, create_engine, event, exc
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.sql.elements import TextClause
 
+from assay.config import config
 from assay.errors import InvalidInput
 
 _WRITE = "assay_write"
@@ -76,7 +76,7 @@ class Database:
             self.engine = create_engine(
                 url,
                 echo=echo,
-                pool_size=int(os.environ.get("ASSAY_DB_POOL_SIZE", "10")),
+                pool_size=config().db_pool_size,
                 max_overflow=20,
                 pool_pre_ping=True,
             )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 from alembic import command
@@ -21,6 +22,24 @@ def alembic_config(url: str | None = None) -> Config:
     return cfg
 
 
+@functools.lru_cache(maxsize=1)
+def head_revisions() -> frozenset[str]:
+    """The newest revision(s) this code ships (read from the scripts once per process)."""
+    from alembic.script import ScriptDirectory
+
+    return frozenset(ScriptDirectory.from_config(alembic_config()).get_heads())
+
+
+def is_current(db: Database) -> bool:
+    """True when the database's schema is already at this code's head: one
+    read of ``alembic_version``, no lock, no migration scripts loaded."""
+    from alembic.runtime.migration import MigrationContext
+
+    with db.read() as conn:
+        stamped = MigrationContext.configure(conn).get_current_heads()
+    return bool(stamped) and frozenset(stamped) == head_revisions()
+
+
 # Any fixed number: the PostgreSQL advisory lock that serializes migrations.
 _MIGRATE_LOCK = 0x61737361  # "assa"
 
@@ -34,7 +53,13 @@ def upgrade(db: Database, revision: str = "head") -> None:
     PostgreSQL: an advisory lock), so the others wait and then find the
     schema already current instead of failing with "database is locked" or a
     duplicate table.
+
+    A database already at the head (every open of a workspace after the
+    first) is recognised with one read and left alone: no write lock, no
+    migration scripts loaded.
     """
+    if revision == "head" and is_current(db):
+        return
     cfg = alembic_config()
     with db.write() as conn:
         if not db.is_sqlite:

@@ -22,6 +22,7 @@ from fastapi import APIRouter, FastAPI, Request
 from pydantic import BaseModel, Field
 from starlette.background import BackgroundTask
 
+from assay.config import config
 from assay.errors import AssayError, Conflict
 from assay.server.deps import WS, Admin, Staff, json
 
@@ -43,7 +44,7 @@ def base_url(request: Request) -> str:
     """This server's address as a backend can reach it: ``ASSAY_PUBLIC_URL``,
     else the address and port this connection was accepted on (the socket's,
     not the request's ``Host`` header, which the caller writes)."""
-    configured = os.environ.get("ASSAY_PUBLIC_URL", "").strip()
+    configured = config().public_url
     if configured:
         return configured.rstrip("/")
     scope = request.scope

@@ -5,12 +5,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 
 from fastapi import FastAPI
 from starlette.concurrency import run_in_threadpool
 from starlette.staticfiles import StaticFiles
 
+from assay.config import SCHEDULE, config
 from assay.server import errors
 from assay.server.routers import auth, backends, datasets, doctor, gold, pages, projects, tasks
 from assay.server.edge import Edge
@@ -20,7 +20,7 @@ from assay.workspace import Workspace
 log = logging.getLogger("assay.server")
 
 
-def create_app(workspace: Workspace, *, reclaim_interval: float = 5.0,
+def create_app(workspace: Workspace, *, reclaim_interval: float = SCHEDULE.reclaim_interval,
                max_upload_mb: float | None = None, refit_interval: float | None = None,
                max_body_kb: float | None = None) -> FastAPI:
     """Build the HTTP app over ``workspace``.
@@ -36,8 +36,9 @@ def create_app(workspace: Workspace, *, reclaim_interval: float = 5.0,
     uploads to ``max_upload_mb`` (default 200, ``ASSAY_MAX_UPLOAD_MB``), every
     other body to ``max_body_kb`` (default 1024, ``ASSAY_MAX_BODY_KB``).
     """
+    cfg = config()  # read when the app is made (assay.config)
     if refit_interval is None:
-        refit_interval = float(os.environ.get("ASSAY_REFIT_INTERVAL", "30"))
+        refit_interval = cfg.refit_interval
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -68,9 +69,9 @@ def create_app(workspace: Workspace, *, reclaim_interval: float = 5.0,
         redoc_url=None,
     )
     app.state.workspace = workspace
-    mb = max_upload_mb if max_upload_mb is not None else float(os.environ.get("ASSAY_MAX_UPLOAD_MB", "200"))
+    mb = max_upload_mb if max_upload_mb is not None else cfg.max_upload_mb
     app.state.max_upload_bytes = int(mb * (1 << 20))
-    kb = max_body_kb if max_body_kb is not None else float(os.environ.get("ASSAY_MAX_BODY_KB", "1024"))
+    kb = max_body_kb if max_body_kb is not None else cfg.max_body_kb
     app.state.max_body_bytes = int(kb * (1 << 10))
     errors.install(app)
     app.add_middleware(tasks.HotPaths)  # next/answer without FastAPI's per-request overhead
@@ -110,7 +111,8 @@ async def _refit_loop(ws: Workspace, interval: float) -> None:
                 summary = await run_in_threadpool(ws.refit_quality, pid)
                 refitted.add(pid)
                 log.info("re-fitted project %s: %s", pid, summary)
-            due = set(await run_in_threadpool(loop.ml_due, ws))
+            due = set(await run_in_threadpool(loop.ml_due, ws, growth=SCHEDULE.ml_growth,
+                                              min_new=SCHEDULE.ml_min_new))
             # a re-fit drops the model's prior from the consensus: put it back at once
             for pid in sorted(due | {p for p in refitted if ws.get_project(p)["ml_space"]}):
                 summary = await run_in_threadpool(loop.ml_step, ws, pid)

@@ -485,13 +485,15 @@ def test_python_hook(ws, proj):
         label, conf, version, _ = predictions(ws, p["id"])[ids["awful battery"]]
         assert (label, conf, version) == ("neg", 0.75, out["model_versions"]["kw-py"])
 
-        # answers reach on_answer as a Label Studio webhook body
+        # answers reach on_answer as a Label Studio webhook body, from submit alone
         u, _ = ws.add_user("ann")
         ws.add_member(p["id"], u["id"])
         t = ws.next_task(p["id"], u)
         answer = ws.submit(t["id"], u, "pos")
-        assert ws.notify_backend(answer) is True
         assert ws.wait_backend_notifications(10)
+        assert len(hooks) == 1 and hooks[0]["annotation"]["id"] == answer["id"]
+        assert ws.notify_backend(answer) is True  # sending one again by hand still works
+        assert ws.wait_backend_notifications(10) and len(hooks) == 2
         assert hooks[0]["action"] == "ANNOTATION_CREATED"
         assert hooks[0]["annotation"]["result"][0]["value"]["choices"] == ["pos"]
 

@@ -121,10 +121,8 @@ import json
 import logging
 import socket
 import ssl
-import queue
 import re
 import threading
-import time
 import urllib.parse
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Sequence
@@ -743,70 +741,3 @@ def connect(url: str | None) -> HttpBackend | PythonBackend:
     if url is None:
         raise InvalidInput("the project has no ML backend: set ml_backend_url first")
     return PythonBackend(url) if url.startswith("python:") else HttpBackend(url)
-
-
-# ---------------------------------------------------------------- webhooks in the background
-
-
-class Notifier:
-    """Sends answers to backends' ``/webhook`` from one background thread, so
-    that an answer never waits for (or fails because of) a backend.
-
-    The queue is bounded (``maxsize``); when it is full, new notifications
-    are dropped and counted. The thread starts on demand and ends after
-    ``idle_seconds`` with nothing to do. ``stats`` counts sent, failed and
-    dropped notifications.
-    """
-
-    def __init__(self, send: Callable[[Any], None], *, maxsize: int = 10_000, idle_seconds: float = 30.0) -> None:
-        self._send = send
-        self._q: queue.Queue = queue.Queue(maxsize)
-        self._lock = threading.Lock()
-        self._thread: threading.Thread | None = None
-        self.idle_seconds = idle_seconds
-        self.stats = {"queued": 0, "sent": 0, "failed": 0, "dropped": 0}
-
-    def put(self, job: Any) -> bool:
-        try:
-            self._q.put_nowait(job)
-        except queue.Full:
-            self.stats["dropped"] += 1
-            log.warning("ML backend webhook queue is full: dropped a notification")
-            return False
-        self.stats["queued"] += 1
-        with self._lock:
-            if self._thread is None or not self._thread.is_alive():
-                self._thread = threading.Thread(target=self._run, name="assay-backend-webhooks", daemon=True)
-                self._thread.start()
-        return True
-
-    def _run(self) -> None:
-        while True:
-            try:
-                job = self._q.get(timeout=self.idle_seconds)
-            except queue.Empty:
-                with self._lock:
-                    if self._q.empty():
-                        self._thread = None
-                        return
-                continue
-            try:
-                self._send(job)
-                self.stats["sent"] += 1
-            except Exception as e:  # noqa: BLE001 - a backend's failure must never stop the queue
-                self.stats["failed"] += 1
-                log.warning("ML backend webhook failed: %s", getattr(e, "message", None) or e)
-            finally:
-                self._q.task_done()
-
-    def wait(self, timeout: float = 10.0) -> bool:
-        """Wait until every queued notification was handled; False on timeout."""
-        q = self._q
-        end = time.monotonic() + timeout
-        with q.all_tasks_done:
-            while q.unfinished_tasks:
-                left = end - time.monotonic()
-                if left <= 0:
-                    return False
-                q.all_tasks_done.wait(left)
-        return True

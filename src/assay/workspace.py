@@ -27,6 +27,8 @@ from assay import backends as _backends
 from assay import export as _export
 from assay import gold as _gold
 from assay.engine import ledger
+from assay.jobs import events as _events
+from assay.jobs import webhooks as _webhooks
 from assay.engine import resolver as _resolver
 from assay.config import SCHEDULE, config
 from assay.engine import settings as _settings
@@ -132,8 +134,12 @@ class Workspace:
         self._progress_cache: dict[int, tuple[float, dict]] = {}
         self._member_cache: dict[tuple[int, int], tuple[float, bool]] = {}
         self._lock = threading.Lock()
+        _webhooks.install()  # answers reach ML backends from the answer.created event
 
     def close(self) -> None:
+        notifier = self.__dict__.get("_backend_notifier_obj")
+        if notifier is not None:  # queued webhooks go out first (bounded)
+            notifier.wait(_webhooks.FLUSH_SECONDS)
         if self._toucher is not None:
             self._toucher.shutdown(wait=True)
             self._toucher = None
@@ -984,7 +990,9 @@ class Workspace:
                     redundancy.after_answer(conn, p, task_id, t.item_id, u["id"], label, got["created_at"],
                                             known=known)
                 _gold.maybe_pause(conn, p, u["id"], got["created_at"])
-            return got
+        if _events.wanted("answer.created"):  # committed: tell subscribers (webhooks, …)
+            _events.emit("answer.created", {"workspace": self, "answer": got})
+        return got
 
     def skip(self, task_id: int, user: int | str | dict) -> None:
         u = user if isinstance(user, dict) else self.get_user(user)
@@ -1577,6 +1585,9 @@ class Workspace:
     # pre-labels a project's items; see assay.backends for the protocol.
 
     _backends_seen: tuple[float, bool] = (0.0, True)
+    #: this server's address for content URLs in webhooks (set by the server;
+    #: ``ASSAY_PUBLIC_URL`` wins)
+    public_base_url: str | None = None
 
     def backends_in_use(self) -> bool:
         """Whether any project has an ML backend (re-read at most every
@@ -1829,13 +1840,14 @@ class Workspace:
             return False
         return self._backend_notifier().put((answer, base_url))
 
-    def _backend_notifier(self) -> _backends.Notifier:
+    def _backend_notifier(self) -> _webhooks.DeliveryQueue:
         n = self.__dict__.get("_backend_notifier_obj")
         if n is None:
             with self._lock:
                 n = self.__dict__.get("_backend_notifier_obj")
                 if n is None:
-                    n = self._backend_notifier_obj = _backends.Notifier(self._send_backend_webhook)
+                    n = self._backend_notifier_obj = _webhooks.DeliveryQueue(
+                        lambda job: _webhooks.send_answer(self, job))
         return n
 
     def backend_notifications(self) -> dict:
@@ -1845,20 +1857,6 @@ class Workspace:
     def wait_backend_notifications(self, timeout: float = 10.0) -> bool:
         """Block until queued webhook notifications were sent (tests, scripts)."""
         return self._backend_notifier().wait(timeout)
-
-    def _send_backend_webhook(self, job: tuple[dict, str | None]) -> None:
-        answer, base_url = job
-        p = self.get_project(answer["project_id"])
-        url = self._backend_url(p["id"])
-        if not url:
-            return
-        with self.db.read() as conn:
-            item = conn.execute(text("SELECT id, kind, text FROM items WHERE id = :i"),
-                                {"i": answer["item_id"]}).first()
-        if item is None:
-            return
-        client = _backends.connect(url)
-        client.webhook(_backends.annotation_payload(answer, p, _row(item), _backends.public_url(base_url)))
 
     # ------------------------------------------------------------ status
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 
@@ -10,6 +9,7 @@ from fastapi import FastAPI
 from starlette.concurrency import run_in_threadpool
 from starlette.staticfiles import StaticFiles
 
+from assay import jobs
 from assay.config import SCHEDULE, config
 from assay.server import errors
 from assay.server.routers import auth, backends, datasets, doctor, gold, pages, projects, tasks
@@ -28,9 +28,11 @@ def create_app(workspace: Workspace, *, reclaim_interval: float = SCHEDULE.recla
     ``reclaim_interval``: seconds between sweeps that return expired leases
     to the pool (0 turns the sweeper off). ``refit_interval`` (default 30 s,
     ``ASSAY_REFIT_INTERVAL``; 0 = off): how often the background re-fitter
-    looks for single-label projects whose answers grew enough since their last
-    re-fit (:meth:`Workspace.refits_due`) and re-fits them, one at a time, in
-    a worker thread — never inside a request.
+    looks for projects whose answers grew enough since their last re-fit
+    (:meth:`Workspace.refits_due`) and re-fits them, then steps their models
+    (:func:`assay.jobs.refit_round`). Both run in background threads of one
+    leading process among those sharing the database (:mod:`assay.jobs`),
+    never inside a request; ``app.state.jobs`` is the runner.
 
     Request bodies are bounded while they stream (:class:`assay.server.edge.Edge`):
     uploads to ``max_upload_mb`` (default 200, ``ASSAY_MAX_UPLOAD_MB``), every
@@ -43,21 +45,16 @@ def create_app(workspace: Workspace, *, reclaim_interval: float = SCHEDULE.recla
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI):
         datasets.sweep_upload_dirs()  # what a server killed mid-import left in the temp dir
-        sweeper = None
-        if reclaim_interval > 0:
-            sweeper = asyncio.create_task(_sweep(workspace, reclaim_interval))
-        refitter = asyncio.create_task(_refit_loop(workspace, refit_interval)) if refit_interval > 0 else None
+        # background jobs run in their own threads, one process leading each (assay.jobs)
+        runner = app.state.jobs = jobs.server_runner(
+            workspace, reclaim_interval=reclaim_interval, refit_interval=refit_interval)
         # SQLite: WAL checkpoints in a background thread, not inside a request.
         workspace.db.start_checkpointer()
         try:
             yield
         finally:
             workspace.db.stop_checkpointer()
-            for task in (sweeper, refitter):
-                if task is not None:
-                    task.cancel()
-                    with contextlib.suppress(asyncio.CancelledError):
-                        await task
+            await run_in_threadpool(runner.stop)  # joins the job threads: not on the event loop
 
     app = FastAPI(
         title="assay",
@@ -84,42 +81,6 @@ def create_app(workspace: Workspace, *, reclaim_interval: float = SCHEDULE.recla
     app.mount("/static/swagger-ui", StaticFiles(directory=SWAGGER_UI), name="swagger-ui")
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     return app
-
-
-async def _sweep(ws: Workspace, interval: float) -> None:
-    while True:
-        try:
-            n = await run_in_threadpool(ws.reclaim_expired)
-            if n:
-                log.info("returned %d expired leases to the pool", n)
-        except Exception:  # keep sweeping; the next round may succeed
-            log.exception("lease sweep failed")
-        await asyncio.sleep(interval)
-
-
-async def _refit_loop(ws: Workspace, interval: float) -> None:
-    """Background worker: re-fits skills of adaptive projects, then retrains
-    the in-loop model of projects that have one (assay.loop) once their
-    answers grew enough — one project at a time, in a worker thread."""
-    from assay import loop
-
-    while True:
-        await asyncio.sleep(interval)
-        try:
-            refitted = set()
-            for pid in await run_in_threadpool(ws.refits_due):
-                summary = await run_in_threadpool(ws.refit_quality, pid)
-                refitted.add(pid)
-                log.info("re-fitted project %s: %s", pid, summary)
-            due = set(await run_in_threadpool(loop.ml_due, ws, growth=SCHEDULE.ml_growth,
-                                              min_new=SCHEDULE.ml_min_new))
-            # a re-fit drops the model's prior from the consensus: put it back at once
-            for pid in sorted(due | {p for p in refitted if ws.get_project(p)["ml_space"]}):
-                summary = await run_in_threadpool(loop.ml_step, ws, pid)
-                log.info("model step for project %s: version %s, %s auto-labeled",
-                         pid, summary.get("version"), summary.get("auto_labeled"))
-        except Exception:  # keep going; the next round may succeed
-            log.exception("scheduled re-fit or model step failed")
 
 
 def app_from_env() -> FastAPI:

@@ -1,23 +1,17 @@
 """Bring your own model over HTTP: connect a project to a Label Studio
-compatible ML backend, check it, run predictions, and send new answers to
-its ``/webhook`` (see :mod:`assay.backends`).
+compatible ML backend, check it, run predictions (see :mod:`assay.backends`).
 
-:class:`AnswerHook` watches successful answers (``201`` from ``POST
-/api/tasks/{id}/answers``, whether the fast lane or the route served them)
-and queues them for the project's backend. It costs a path check per
-request and, for answers, one cached project lookup; the webhook itself is
-sent from a background thread and never delays or fails the answer.
-"""
+Answers reach the backend's ``/webhook`` from the ``answer.created`` domain
+event (:mod:`assay.jobs.webhooks`), whichever way they were submitted; this
+router only tells the workspace the server's address (:class:`PublicAddress`)
+for the content URLs of image items."""
 
 from __future__ import annotations
 
 import logging
-import os
-import re
 import threading
 import time
 
-import orjson
 from fastapi import APIRouter, FastAPI, Request
 from pydantic import BaseModel, Field
 from starlette.background import BackgroundTask
@@ -129,52 +123,28 @@ def predict(project_id: int, request: Request, ws: WS, _: Admin, body: PredictIn
     return resp
 
 
-# ---------------------------------------------------------------- answers -> /webhook
-
-_ANSWER_PATH = re.compile(r"/api/tasks/[0-9]{1,18}/answers")
+# ---------------------------------------------------------------- this server's address
 
 
-class AnswerHook:
-    """ASGI middleware: after a ``201`` answer, queue it for the project's
-    backend (:meth:`Workspace.notify_backend`) when the project has one
-    (nothing at all is done while no project has a backend:
-    :meth:`Workspace.backends_in_use`)."""
+class PublicAddress:
+    """ASGI middleware: remembers this server's address (:func:`base_url`)
+    on the workspace at the first request, for the content URLs of image
+    items in webhooks sent for answers (:mod:`assay.jobs.webhooks`, which
+    sends them from ``answer.created`` events, not from responses). After
+    the first request it only passes requests on."""
 
     def __init__(self, app) -> None:
         self.app = app
+        self.known = False
 
     async def __call__(self, scope, receive, send) -> None:
-        if scope["type"] != "http" or scope["method"] != "POST" or not scope["path"].endswith("/answers"):
-            return await self.app(scope, receive, send)
-        path = scope["path"]
-        root = scope.get("root_path", "")
-        if root and path.startswith(root):
-            path = path[len(root):]
-        if _ANSWER_PATH.fullmatch(path) is None or not scope["app"].state.workspace.backends_in_use():
-            return await self.app(scope, receive, send)
-        status = 0
-        chunks: list[bytes] = []
-
-        async def capture(message):
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            elif message["type"] == "http.response.body" and status == 201:
-                chunks.append(message.get("body", b""))
-            await send(message)
-
-        await self.app(scope, receive, capture)
-        if status == 201:
-            try:
-                answer = orjson.loads(b"".join(chunks))["answer"]
-                ws = scope["app"].state.workspace
-                if ws.get_project(answer["project_id"]).get("ml_backend_url"):
-                    ws.notify_backend(answer, base_url=base_url(Request(scope)))
-            except Exception:  # noqa: BLE001 - the answer is stored; a webhook is best effort
-                log.exception("could not queue an answer for the ML backend")
+        if not self.known and scope["type"] == "http":
+            scope["app"].state.workspace.public_base_url = base_url(Request(scope))
+            self.known = True
+        return await self.app(scope, receive, send)
 
 
 def install(app: FastAPI) -> None:
-    """The routes under ``/api`` and the answer hook."""
+    """The routes under ``/api``, and this server's address for webhooks."""
     app.include_router(router, prefix="/api")
-    app.add_middleware(AnswerHook)
+    app.add_middleware(PublicAddress)

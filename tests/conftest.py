@@ -16,9 +16,10 @@ checkpoint; concurrent drops share one) and all are gone at session end.
 
 Markers (set automatically, see ``pytest_collection_modifyitems``):
 ``postgres`` on every PostgreSQL instance of a test (``-m "not postgres"``
-runs SQLite only), ``browser`` on every test that drives Chromium, and
-``slow`` tests are deselected locally unless ``--slow`` (or ``-m`` naming
-``slow``) is given; in CI (``CI=true``) they always run.
+runs SQLite only), ``browser`` on every test that drives Chromium. ``slow``
+tests (more than about 5 s) are left out of a local run of the suite or a
+folder unless ``--slow`` (or ``-m`` naming ``slow``) is given; a test file or
+test named on the command line runs whole; in CI (``CI=true``) they always run.
 """
 
 from __future__ import annotations
@@ -173,9 +174,13 @@ def _drop_many(names: list[str]) -> None:
         list(pool.map(lambda n: _admin(f'DROP DATABASE IF EXISTS "{n}" WITH (FORCE)'), names))
 
 
+_dropper: list = []  # one background thread that drops finished batches while tests go on
+_drop_jobs: list = []
+
+
 def release_pg_database(url: str) -> None:
-    """A test is done with ``url``: its connections end now, the database is
-    dropped with the next batch (or at session end)."""
+    """A test is done with ``url``: its connections end now; the database is
+    dropped with the next batch, in the background (or at session end)."""
     name = url.rsplit("/", 1)[1]
     _admin("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
            "WHERE datname = %s AND pid <> pg_backend_pid()", (name,))
@@ -183,17 +188,33 @@ def release_pg_database(url: str) -> None:
     if len(_pg_to_drop) >= DROP_BATCH:
         batch = _pg_to_drop[:]
         del _pg_to_drop[:]
-        _drop_many(batch)
+        if not _dropper:
+            _dropper.append(ThreadPoolExecutor(max_workers=1, thread_name_prefix="assay-test-dropdb"))
+        _drop_jobs.append(_dropper[0].submit(_drop_many, batch))
 
 
-def _drop_session_databases() -> None:
-    if _pg_to_drop:
-        batch = _pg_to_drop[:]
-        del _pg_to_drop[:]
-        _drop_many(batch)
-    if _pg_template_made:
-        _admin(f'DROP DATABASE IF EXISTS "{PG_TEMPLATE}" WITH (FORCE)')
-        del _pg_template_made[:]
+def _drop_session_databases() -> list[str]:
+    """Drop every database this session made; returns the problems met."""
+    problems = []
+    for job in _drop_jobs:
+        try:
+            job.result()
+        except Exception as exc:  # noqa: BLE001 - reported at the end of the run
+            problems.append(f"{exc.__class__.__name__}: {exc}")
+    del _drop_jobs[:]
+    if _dropper:
+        _dropper.pop().shutdown(wait=True)
+    try:
+        if _pg_to_drop:
+            batch = _pg_to_drop[:]
+            del _pg_to_drop[:]
+            _drop_many(batch)
+        if _pg_template_made:
+            _admin(f'DROP DATABASE IF EXISTS "{PG_TEMPLATE}" WITH (FORCE)')
+            del _pg_template_made[:]
+    except Exception as exc:  # noqa: BLE001
+        problems.append(f"{exc.__class__.__name__}: {exc}")
+    return problems
 
 
 @pytest.fixture(scope="session")
@@ -280,18 +301,21 @@ PG_FIXTURES = ("db_url", "migrated_db_url")  # the parametrized fixtures whose "
 
 
 def _named_on_command_line(config) -> list[str]:
-    """Node ids the user named explicitly (``tests/test_x.py::test_y``): those run even if slow."""
+    """Test files and node ids the user named (``tests/test_x.py``,
+    ``tests/test_x.py::test_y``): their tests run even if slow. Only what a
+    folder (or ``testpaths``) brings in is left out."""
     root, here = config.rootpath, config.invocation_params.dir
     named = []
     for arg in config.args:
-        if "::" not in arg:
+        path, sep, rest = arg.partition("::")
+        full = (here / path).resolve()
+        if not full.is_file():
             continue
-        path, rest = arg.split("::", 1)
         try:
-            rel = (here / path).resolve().relative_to(root).as_posix()
+            rel = full.relative_to(root).as_posix()
         except ValueError:
             continue
-        named.append(f"{rel}::{rest}")
+        named.append(f"{rel}::{rest}" if sep else f"{rel}::")
     return named
 
 
@@ -332,8 +356,11 @@ def pytest_terminal_summary(terminalreporter, config):
 
 def pytest_sessionfinish(session, exitstatus):
     """Drop this session's databases; in CI nothing may skip: a skipped test turns the run red."""
-    if _pg_template_made or _pg_to_drop:
-        _drop_session_databases()
+    if _pg_template_made or _pg_to_drop or _drop_jobs:
+        problems = _drop_session_databases()
+        reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+        if problems and reporter:
+            reporter.write_line(f"could not drop every test database: {problems[:3]}", yellow=True)
     if not IN_CI:
         return
     reporter = session.config.pluginmanager.get_plugin("terminalreporter")

@@ -20,6 +20,7 @@ def minilm():
     return get_embedder()
 
 
+@pytest.mark.slow  # 11 s: loads the MiniLM model
 def test_text_embeddings_are_stored_incremental_and_meaningful(tmp_path, minilm):
     from assay.workspace import Workspace
 

@@ -53,6 +53,7 @@ def _work(client, pid, h, answer, limit=10_000):
     raise AssertionError("never ran out of tasks")
 
 
+@pytest.mark.slow  # 6 s on PostgreSQL
 def test_gold_is_mixed_in_at_the_rate_and_looks_like_any_task(gold_env):
     ws, c, p, ids, admin = gold_env
     gold_ids = set(ids[:60])
@@ -86,6 +87,7 @@ def test_gold_is_mixed_in_at_the_rate_and_looks_like_any_task(gold_env):
     assert count(ws, "tasks", "project_id = :p AND is_gold AND open_slots > 0", p=p["id"]) == 0
 
 
+@pytest.mark.slow  # 8 s on PostgreSQL
 def test_a_gold_answer_updates_skill_at_once_and_a_bad_annotator_is_paused(gold_env):
     ws, c, p, ids, admin = gold_env
     pid = p["id"]

@@ -235,6 +235,7 @@ def _features(rows):
     return np.array(feats, float)
 
 
+@pytest.mark.slow  # 4-8 s an instance (measured on a loaded 2-core box)
 @pytest.mark.parametrize("adaptive", [False, True], ids=["fixed", "adaptive"])
 def test_a_hostile_annotator_cannot_tell_gold_from_real_work(ws, adaptive):
     from sklearn.ensemble import RandomForestClassifier
@@ -277,6 +278,7 @@ def test_a_hostile_annotator_cannot_tell_gold_from_real_work(ws, adaptive):
 # ---------------------------------------------------------------- 5. the model
 
 
+@pytest.mark.slow  # 5-12 s
 def test_the_model_does_not_leak_gold_through_suggestions(ws):
     from assay.loop import ml_step
 
@@ -341,6 +343,7 @@ def test_reviewers_see_only_their_projects_and_annotators_no_settings(ws):
         assert c.get(f"/api/projects/{pa['id']}/backend", headers=ann["h"]).status_code in (403, 404)
 
 
+@pytest.mark.slow  # 3-7 s
 def test_a_pool_bigger_than_a_window_goes_window_by_window_with_its_gold(ws, monkeypatch):
     """Big pools are shuffled within windows of item ids (so the rows the
     hand-out touches stay cached); gold is drawn from the window the pool is

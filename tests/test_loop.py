@@ -34,6 +34,7 @@ def _crowd(tmp_path, n=400, seed=0, right=0.95):
     return y
 
 
+@pytest.mark.slow  # 5 s
 def test_simulate_ml_auto_labels_and_saves_answers(tmp_path):
     _crowd(tmp_path)
     res = CliRunner().invoke(app, [

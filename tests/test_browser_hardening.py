@@ -67,6 +67,7 @@ def watched(browser, server):  # noqa: F811 - fixtures imported above
         t.context.close()
 
 
+@pytest.mark.slow  # 5.5 s an instance
 def test_login_link_next_stays_on_this_site(ws, watched):
     _, tok = ws.add_user("alice", "annotator")
     tab = watched()

@@ -21,8 +21,9 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import JSON, text
 
-from assay import backends, kinds
-from assay.backends import BackendProtocolError, BackendUnreachable
+from assay import kinds
+from assay.learn import ml_backend as backends
+from assay.learn.ml_backend import BackendProtocolError, BackendUnreachable
 from assay.errors import InvalidInput, Unsupported
 from assay.server import create_app
 from factories import count, item_ids, snapshot, text_dataset

@@ -136,7 +136,7 @@ def test_reviewer_decides_an_item_from_the_review_queue(ws, tabs):  # noqa: F811
 
 
 def test_learning_curve_on_the_quality_page(ws, tabs):  # noqa: F811
-    from assay.loop import ml_step
+    from assay.learn.step import ml_step
     from factories import embedded_dataset
 
     ds, ids, y = embedded_dataset(ws, 240, seed=1, name="m-data")

@@ -12,7 +12,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
-import assay.export as export_mod
+import assay.formats.export as export_mod
 from assay import kinds
 from assay.errors import InvalidInput, NotFound
 from factories import task_for_item, item_ids, text_dataset

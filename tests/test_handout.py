@@ -11,7 +11,7 @@ from collections import Counter
 import pytest
 from sqlalchemy import JSON, text
 
-from assay import handout
+from assay.engine import handout
 from assay.errors import Conflict, Forbidden, InvalidInput, NotFound
 from factories import count, project_with_annotators, task_rows, text_dataset
 

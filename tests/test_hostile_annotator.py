@@ -280,7 +280,7 @@ def test_a_hostile_annotator_cannot_tell_gold_from_real_work(ws, adaptive):
 
 @pytest.mark.slow  # 5-12 s
 def test_the_model_does_not_leak_gold_through_suggestions(ws):
-    from assay.loop import ml_step
+    from assay.learn.step import ml_step
 
     n = 800
     ds, ids, y = embedded_dataset(ws, n, seed=5)

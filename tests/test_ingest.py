@@ -14,7 +14,7 @@ import pyarrow.parquet as pq
 import pytest
 from sqlalchemy import text
 
-from assay import ingest
+from assay.formats import ingest
 from assay.errors import InvalidInput
 from factories import (
     blob_files, count, image_bytes, item_ids, make_zip, mnist_digits, snapshot, task_rows, write_csv,

@@ -12,13 +12,13 @@ import pytest
 from sqlalchemy import text
 
 from assay.errors import Conflict
-from assay.handout import ADD_LEASE
+from assay.engine.handout import ADD_LEASE
 from factories import answer_item, item_ids, project_with_annotators, task_for_item, task_rows
 
 
 def _lease(ws, task_id: int, user: dict, project_id: int, seconds: float = 600) -> None:
     """Test set-up: ``user`` holds a live lease on a task the way a gold
-    hand-out gives one (:func:`assay.gold.claim` + the lease: no slot taken)."""
+    hand-out gives one (:func:`assay.engine.gold.claim` + the lease: no slot taken)."""
     now = time.time()
     with ws.db.write() as conn:
         conn.execute(ADD_LEASE, {"task": task_id, "user": user["id"], "project": project_id,

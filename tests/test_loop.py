@@ -12,7 +12,7 @@ from sqlalchemy import JSON, text
 from typer.testing import CliRunner
 
 from assay.cli import app
-from assay.loop import ml_step
+from assay.learn.step import ml_step
 from factories import count, embedded_dataset
 
 
@@ -71,7 +71,7 @@ def test_ml_step_trains_predicts_and_a_failed_audit_stops_auto_labels(ws):
     step = ml_step(ws, p["id"])
     assert step["version"] == 1 and 20 < step["verified"] < 80 and step["oof_accuracy"] > 0.9
     # every item but the held-out validation share (people label those unaided)
-    from assay.loop import validation_mask
+    from assay.learn.step import validation_mask
     n_val = int(validation_mask(np.array(ids), n).sum())
     assert count(ws, "predictions", "project_id = :p", p=p["id"]) == n - n_val
     assert step["auto_state"] == "on" and step["auto_labeled"] > 10
@@ -97,7 +97,7 @@ def test_the_server_trains_the_model_in_the_background(ws):
 
     from fastapi.testclient import TestClient
 
-    from assay.loop import ml_due
+    from assay.learn.step import ml_due
     from assay.server import create_app
 
     n = 60
@@ -111,7 +111,7 @@ def test_the_server_trains_the_model_in_the_background(ws):
         while count(ws, "ml_models") == 0 and time.monotonic() < deadline:
             time.sleep(0.1)
     assert count(ws, "ml_models", "project_id = :p", p=p["id"]) >= 1
-    from assay.loop import validation_mask
+    from assay.learn.step import validation_mask
     assert count(ws, "predictions", "project_id = :p", p=p["id"]) == n - int(validation_mask(np.array(ids), n).sum())
     assert ml_due(ws) == []  # nothing new since
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from assay.errors import InvalidInput
-from assay.loop import ml_step
+from assay.learn.step import ml_step
 from assay.quality import DawidSkene
 from assay.quality.matching import baseline_accuracy, matching_target, predicted_accuracy
 from factories import answer_item, embedded_dataset
@@ -195,7 +195,7 @@ def test_labels_that_check_auto_labels_are_held_to_a_stricter_target(ws):
     assert step["verify_target"] == pytest.approx(0.99)
     from sqlalchemy import text
 
-    from assay.loop import validation_mask
+    from assay.learn.step import validation_mask
 
     with ws.db.read() as conn:
         strict = {r.item_id for r in conn.execute(text(
@@ -207,7 +207,7 @@ def test_labels_that_check_auto_labels_are_held_to_a_stricter_target(ws):
     val = {i for i, v in zip(ids, validation_mask(np.array(ids), n)) if v}
     assert audits and strict == val | audits
     assert not (val & suggested)  # people label them unaided: no suggestion shown
-    from assay.loop import PRIORITY_VERIFY
+    from assay.learn.step import PRIORITY_VERIFY
 
     with ws.db.read() as conn:
         first = {r.priority for r in conn.execute(text(
@@ -233,7 +233,7 @@ def test_simulate_target_must_be_a_number_or_match(tmp_path):
 
 def test_only_the_top_of_the_validation_share_needs_surer_labels():
     from assay.learn.autolabel import first_test_size
-    from assay.loop import verification_region
+    from assay.learn.step import verification_region
 
     conf = np.random.default_rng(0).uniform(0.5, 1.0, 1000)
     first = first_test_size(0.95, 0.05)
@@ -251,7 +251,7 @@ def test_only_the_top_of_the_validation_share_needs_surer_labels():
 def test_the_refit_of_an_ml_project_learns_skills_with_the_model_prior(ws):
     from sqlalchemy import text
 
-    from assay.loop import validation_mask
+    from assay.learn.step import validation_mask
     from factories import answer_item
 
     n = 160

@@ -9,7 +9,7 @@ import time
 import numpy as np
 from sqlalchemy import JSON, text
 
-from assay.loop import ml_step, validation_mask
+from assay.learn.step import ml_step, validation_mask
 from factories import count, embedded_dataset, task_for_item
 
 

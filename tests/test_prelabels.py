@@ -13,7 +13,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import JSON, bindparam, text
 
-from assay.loop import ml_step
+from assay.learn.step import ml_step
 from assay.server import create_app
 from factories import count, embedded_dataset, item_ids, predict, project_with_annotators
 
@@ -127,7 +127,7 @@ def test_predictions_of_the_in_loop_model_become_suggestions(ws):
             "SELECT item_id, label, confidence, model_version FROM predictions WHERE project_id = :p")
             .columns(label=JSON), {"p": p["id"]})}
     # every item but the held-out validation share, which people label unaided
-    from assay.loop import validation_mask
+    from assay.learn.step import validation_mask
     held = set(np.array(ids)[validation_mask(np.array(ids), n)].tolist())
     assert set(rows) == set(ids) - held
     shown = 0

@@ -18,7 +18,7 @@ def _records(ws, pid, **kw) -> dict:
 
 
 def _insert_auto(ws, pid, item_id, label, confidence):
-    """Test set-up: an auto-label as the ML loop stores it (assay.loop)."""
+    """Test set-up: an auto-label as the ML loop stores it (assay.learn.step)."""
     with ws.db.write() as conn:
         conn.execute(text(
             "INSERT INTO auto_labels (project_id, item_id, label, confidence, model_version, audit, created_at) "
@@ -30,7 +30,7 @@ def test_auto_labeled_items_export_with_their_auto_label(ws):
     """Bug 1 of issue 12: an item the ML loop labeled exported with label None
     and labeled_only dropped it."""
     pytest.importorskip("sklearn")
-    from assay.loop import ml_step
+    from assay.learn.step import ml_step
 
     n = 120
     ds, ids, y = embedded_dataset(ws, n, seed=3)

@@ -254,7 +254,8 @@ def test_config_is_read_once_and_again_when_the_environment_changes(monkeypatch)
     assert c.schedule.ml_min_new == assay_config.SCHEDULE.ml_min_new
     assert assay_config.reload() == c
     # the defaults are those the modules had before
-    from assay import ingest, security
+    from assay import security
+    from assay.formats import ingest
     assert ingest.Limits.from_env() == ingest.Limits()
     assert security.AccountSettings.from_env() == security.AccountSettings()
 

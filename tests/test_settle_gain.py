@@ -45,7 +45,7 @@ def test_criterion_is_checked():
 
 
 def test_refit_stores_the_criterion_and_the_old_format_still_reads(ws):
-    from assay import redundancy
+    from assay.engine import redundancy
     from factories import text_dataset
 
     ds = text_dataset(ws, "d", [f"t{i}" for i in range(6)])
@@ -74,7 +74,7 @@ def test_simulate_takes_the_criterion(tmp_path):
     import random
 
     from assay.errors import InvalidInput
-    from assay.simulate import simulate
+    from assay.simulation.crowd import simulate
     from factories import write_csv
 
     rng = random.Random(2)

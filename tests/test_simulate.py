@@ -9,7 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from assay.cli import app
-from assay.simulate import simulate
+from assay.simulation.crowd import simulate
 from factories import write_csv
 
 KEYS = {"answers_used", "answers_available", "answers_per_item", "items", "accuracy", "items_resolved",
@@ -63,7 +63,7 @@ def test_adaptive_policy_uses_fewer_answers(synthetic):
 
 
 def test_adaptive_defaults(synthetic):
-    from assay.simulate import DEFAULT_TARGET
+    from assay.simulation.crowd import DEFAULT_TARGET
 
     a, t, _ = synthetic
     r = simulate(a, t, policy="adaptive", seed=3, refit_min=20)
@@ -100,7 +100,7 @@ def test_many_classes_do_not_stop_items_on_one_weak_answer(tmp_path):
     every item after one answer (accuracy = a single answer's)."""
     import numpy as np
 
-    from assay.simulate import simulate
+    from assay.simulation.crowd import simulate
 
     rng = np.random.default_rng(0)
     rows, truth = [], []

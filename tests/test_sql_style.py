@@ -42,9 +42,9 @@ FRAGMENT_PARAMETERS = {
 DBAPI_MODULES = {"store/engine.py"}
 # The hot path: modules that may run statements on the fast lane (bare cursors).
 FAST_LANE_USERS = {
-    "handout.py",      # hand-out and answers (through db.fast, passed in by the workspace)
+    "engine/handout.py",  # hand-out and answers (through db.fast, passed in by the workspace)
     "workspace.py",    # next_task / submit open the fast transaction that handout runs in
-    "simulate.py",     # the simulator replays the hand-out in a tight loop
+    "simulation/crowd.py",  # the simulator replays the hand-out in a tight loop
 }
 
 SQL_SINKS = {"text", "exec_driver_sql", "execute", "executemany", "executescript"}

@@ -17,8 +17,8 @@ import httpx
 import pytest
 from PIL import Image
 
-from assay import backends
-from assay.backends import BackendUnreachable
+from assay.learn import ml_backend as backends
+from assay.learn.ml_backend import BackendUnreachable
 from assay.errors import InvalidInput
 from _server import LiveServer
 from factories import snapshot, text_dataset

@@ -12,7 +12,7 @@ Per set:
 - ``fixed``: simulate --policy fixed (every answer the data has, final
   aggregation ``auto``), first seed;
 - ``adaptive``: simulate --policy adaptive at its defaults (start at 1
-  answer, target ``assay.simulate.DEFAULT_TARGET``, max answers = the set's
+  answer, target ``assay.simulation.crowd.DEFAULT_TARGET``, max answers = the set's
   median answers per item, re-fits as answers grow by 25 %); every seed on
   the bar's four sets, the first seed on the others;
 - ``fixed@budget``: simulate --policy fixed with ``--overlap`` = the
@@ -68,7 +68,7 @@ def run(job: tuple) -> dict:
     import tempfile
 
     from _common import score_export
-    from assay.simulate import simulate
+    from assay.simulation.crowd import simulate
 
     name, folder, kind, seed, overlap, target, *rest = job
     criterion = rest[0] if rest else None
@@ -106,7 +106,7 @@ def _bar(s: str, share: float, diff: float) -> str:
 
 
 def main() -> None:
-    from assay.simulate import DEFAULT_TARGET
+    from assay.simulation.crowd import DEFAULT_TARGET
 
     ap = argparse.ArgumentParser()
     ap.add_argument("--data", default=str(HERE.parents[2] / "shared" / "data" / "crowd"))
@@ -115,7 +115,7 @@ def main() -> None:
     ap.add_argument("--sets", help="comma-separated folder names under --data (default: every set there)")
     ap.add_argument("--target", type=float, default=DEFAULT_TARGET)
     ap.add_argument("--criterion", default=None, choices=["flip", "gain"],
-                    help="what the settle table bounds (default: assay.redundancy.STOP_CRITERION)")
+                    help="what the settle table bounds (default: assay.engine.redundancy.STOP_CRITERION)")
     ap.add_argument("--render", metavar="FILE", help="only print the tables from an earlier run's JSON lines")
     args = ap.parse_args()
     data = Path(args.data)

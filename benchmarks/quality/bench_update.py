@@ -51,7 +51,8 @@ def main() -> None:
 
     import pandas as pd
 
-    from assay import Workspace, redundancy
+    from assay import Workspace
+    from assay.engine import redundancy
 
     timings: list[float] = []
     inner = redundancy.after_answer

@@ -525,7 +525,7 @@ def simulate(
 ):
     """Replay real crowd answers through the real hand-out and aggregation; print one JSON object."""
     if ml:
-        from assay.simulate_ml import simulate_ml
+        from assay.simulation.ml import simulate_ml
 
         if truth is None:
             _fail("--ml needs --truth")
@@ -535,8 +535,8 @@ def simulate(
                         auto_target=auto_target, audit_rate=audit_rate, seed=seed, model=model, export_path=export)
         typer.echo(json.dumps(r))
         return
-    from assay.simulate import DEFAULT_TARGET
-    from assay.simulate import simulate as run
+    from assay.simulation.crowd import DEFAULT_TARGET
+    from assay.simulation.crowd import simulate as run
 
     r = run(answers, truth, policy=policy, overlap=overlap, target=DEFAULT_TARGET if target is None else _confidence(target),
             max_answers=max_answers, method=method, seed=seed, export_path=export)

@@ -33,7 +33,7 @@ from assay.errors import InvalidInput
 @dataclass(frozen=True)
 class Schedule:
     """When background work runs: the one home of these numbers (the
-    server's jobs, :meth:`Workspace.refits_due`, :func:`assay.loop.ml_due`)."""
+    server's jobs, :meth:`Workspace.refits_due`, :func:`assay.learn.step.ml_due`)."""
 
     #: seconds between sweeps that return expired leases to the pool
     reclaim_interval: float = 5.0

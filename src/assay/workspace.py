@@ -23,16 +23,19 @@ from sqlalchemy import JSON, bindparam, func, insert, select, text
 from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
 
 from assay import audit as _audit
-from assay import backends as _backends
-from assay import export as _export
-from assay import gold as _gold
+from assay.learn import ml_backend as _ml_backend
+from assay.formats import export as _export
+from assay.engine import gold as _gold
 from assay.engine import ledger
 from assay.jobs import events as _events
 from assay.jobs import webhooks as _webhooks
 from assay.engine import resolver as _resolver
 from assay.config import SCHEDULE, config
 from assay.engine import settings as _settings
-from assay import handout, ingest, kinds, redundancy, security
+from assay import kinds, security
+from assay.formats import ingest
+from assay.engine import handout
+from assay.engine import redundancy
 from assay.errors import Conflict, Forbidden, InvalidInput, NotFound, TooManyRequests, Unauthorized, Unavailable
 from assay.store import BlobStore, Database
 from assay.store import migrate
@@ -621,7 +624,7 @@ class Workspace:
                    on_invalid: str = "error") -> dict:
         """Import a zip archive of images (with an optional ``metadata.csv``).
 
-        Bounded against zip bombs (:class:`assay.ingest.Limits`): entry count,
+        Bounded against zip bombs (:class:`assay.formats.ingest.Limits`): entry count,
         declared and actually unpacked size, each member's compression ratio.
         """
         p = Path(path)
@@ -698,7 +701,7 @@ class Workspace:
         space (``model``: a name for :func:`assay.learn.get_embedder`; default
         the text or image model matching the dataset's items) and store them
         under ``vectors/``. Returns counts, the space and the seconds taken."""
-        from assay.embedding import embed_dataset, pending
+        from assay.learn.embedding import embed_dataset, pending
         from assay.learn.embedders import get_embedder, model_name
 
         ds = self.dataset(dataset)
@@ -732,9 +735,9 @@ class Workspace:
         ``target_confidence`` (e.g. 0.95) turns on adaptive redundancy: each
         item starts with ``overlap`` answers and gets one more, from another
         annotator, while its posterior is below the target, up to
-        ``max_answers`` (default max(overlap, 5)); see :mod:`assay.redundancy`.
+        ``max_answers`` (default max(overlap, 5)); see :mod:`assay.engine.redundancy`.
 
-        Gold questions (:mod:`assay.gold`): ``gold_rate`` is the share of each
+        Gold questions (:mod:`assay.engine.gold`): ``gold_rate`` is the share of each
         annotator's tasks that are gold once gold is imported (default 0.05);
         ``gold_min_accuracy`` pauses an annotator whose gold accuracy falls
         below it after ``gold_min_answers`` (default 5) gold answers.
@@ -795,7 +798,7 @@ class Workspace:
             "has_known": has_known,
             "ml_space": r.ml_space, "auto_label_target": r.auto_label_target, "audit_rate": r.audit_rate,
             "target_match": r.target_match,
-            "ml_backend_url": _backends.redact(r.ml_backend_url) if r.ml_backend_url else None,
+            "ml_backend_url": _ml_backend.redact(r.ml_backend_url) if r.ml_backend_url else None,
         }
         self._projects[r.id] = (time.monotonic() + self.project_cache_seconds, p)
         return p
@@ -836,7 +839,7 @@ class Workspace:
                                  "gold_min_accuracy": new.gold_min_accuracy,
                                  "gold_min_answers": new.gold_min_answers or _gold.DEFAULT_MIN_ANSWERS})
             _audit.record(conn, "project.update", target_kind="project", target_id=p["id"], target=p["name"],
-                          details={k: (_backends.redact(v) if k == "ml_backend_url" and v else v)
+                          details={k: (_ml_backend.redact(v) if k == "ml_backend_url" and v else v)
                                    for k, v in settings.items()})
         self._projects.pop(p["id"], None)
         self._backends_seen = (0.0, True)
@@ -1582,7 +1585,7 @@ class Workspace:
 
     # ------------------------------------------------------------ bring your own model
     # A Label Studio compatible ML backend or a registered Python model
-    # pre-labels a project's items; see assay.backends for the protocol.
+    # pre-labels a project's items; see assay.learn.ml_backend for the protocol.
 
     _backends_seen: tuple[float, bool] = (0.0, True)
     #: this server's address for content URLs in webhooks (set by the server;
@@ -1613,7 +1616,7 @@ class Workspace:
         if not url:
             raise InvalidInput(f"project {p['name']!r} has no ML backend: set one first "
                                "(assay project backend, or PUT /api/projects/{id}/ml-backend)")
-        return _backends.connect(url)
+        return _ml_backend.connect(url)
 
     def _backend_item_kind(self, p: dict) -> str:
         with self.db.read() as conn:
@@ -1625,26 +1628,26 @@ class Workspace:
                         access_token: str | None = None) -> dict:
         """Point a project at a model: ``http(s)://…`` (a Label Studio
         compatible ML backend) or ``python:<name>`` (see
-        :func:`assay.backends.register_model`); None disconnects. The
+        :func:`assay.learn.ml_backend.register_model`); None disconnects. The
         backend must answer ``/health`` with ``UP`` and accept ``/setup``
         before it is stored. Returns ``{"project_id", "url", "health",
         "model_version"}``."""
         p = self.get_project(project)
-        url = _backends.check_url(url)
+        url = _ml_backend.check_url(url)
         if url is None:
             self.update_project(p["id"], ml_backend_url=None)
             return {"project_id": p["id"], "url": None, "health": None, "model_version": None}
-        client = _backends.connect(url)
+        client = _ml_backend.connect(url)
         health = client.health()
         setup = self._backend_setup(p, client, base_url=base_url, access_token=access_token)
         self.update_project(p["id"], ml_backend_url=url)
-        return {"project_id": p["id"], "url": _backends.redact(url), "health": health,
+        return {"project_id": p["id"], "url": _ml_backend.redact(url), "health": health,
                 "model_version": setup["model_version"]}
 
     def backend_health(self, project: int | str) -> dict:
         """The backend's ``/health`` answer (``{"status": "UP", …}``);
-        :class:`~assay.backends.BackendUnreachable` or
-        :class:`~assay.backends.BackendProtocolError` otherwise."""
+        :class:`~assay.learn.ml_backend.BackendUnreachable` or
+        :class:`~assay.learn.ml_backend.BackendProtocolError` otherwise."""
         p = self.get_project(project)
         client = self._backend(p)
         return {"project_id": p["id"], "url": p["ml_backend_url"], "health": client.health()}
@@ -1660,9 +1663,9 @@ class Workspace:
                                    extra_params=extra_params)
 
     def _backend_setup(self, p: dict, client, *, base_url=None, access_token=None, extra_params=None) -> dict:
-        payload = {"project": _backends.project_uid(p),
-                   "schema": _backends.label_config(p, self._backend_item_kind(p)),
-                   "hostname": _backends.public_url(base_url) or "", "access_token": access_token or "",
+        payload = {"project": _ml_backend.project_uid(p),
+                   "schema": _ml_backend.label_config(p, self._backend_item_kind(p)),
+                   "hostname": _ml_backend.public_url(base_url) or "", "access_token": access_token or "",
                    "model_version": None, "extra_params": extra_params or {}}
         body = client.setup(payload)
         mv = body.get("model_version")
@@ -1726,15 +1729,15 @@ class Workspace:
         started = time.monotonic()
         names = [c["name"] for c in p["schema"]["classes"]]
         label_kind = kinds.of(p)
-        config = _backends.label_config(p, self._backend_item_kind(p))
-        uid = _backends.project_uid(p)
+        config = _ml_backend.label_config(p, self._backend_item_kind(p))
+        uid = _ml_backend.project_uid(p)
         where = f"the ML backend at {client.name}"
         found: list[tuple[int, Any, float, str]] = []
         stats = {"tasks": 0, "no_prediction": 0, "skipped_unknown": 0, "unknown_choices": 0, "without_score": 0}
         unknown_seen: dict[str, int] = {}
         for rows in self._backend_items(p, item_ids, batch):
             outcomes: list[tuple[Any, float | None, str | None]] = []
-            if isinstance(client, _backends.PythonBackend):
+            if isinstance(client, _ml_backend.PythonBackend):
                 batch_items = [{"id": r.id, "image_bytes": self.blobs.get(r.blob)} if r.kind == "image"
                                else {"id": r.id, "text": r.text or ""} for r in rows]
                 out, version = client.predict_items(batch_items)
@@ -1744,20 +1747,20 @@ class Workspace:
                         continue
                     lab = o["label"]
                     mv = o.get("model_version")
-                    outcomes.append((label_kind.to_choices(lab), _backends._score(o.get("score")),
+                    outcomes.append((label_kind.to_choices(lab), _ml_backend._score(o.get("score")),
                                      version if mv is None else str(mv)))
             else:
-                tasks = [_backends.ls_task({"id": r.id, "kind": r.kind, "text": r.text},
-                                           _backends.public_url(base_url)) for r in rows]
+                tasks = [_ml_backend.ls_task({"id": r.id, "kind": r.kind, "text": r.text},
+                                           _ml_backend.public_url(base_url)) for r in rows]
                 body = client.predict({"tasks": tasks, "model_version": None, "project": uid, "label_config": config,
                                        "params": {"login": None, "password": None, "context": None}})
-                per_task, top = _backends.parse_predict_response(body, len(tasks), where)
+                per_task, top = _ml_backend.parse_predict_response(body, len(tasks), where)
                 for preds in per_task:
-                    pr = _backends.pick_prediction(preds)
+                    pr = _ml_backend.pick_prediction(preds)
                     if pr is None:
                         outcomes.append((None, None, top))
                         continue
-                    choices, score = _backends.prediction_choices(pr)
+                    choices, score = _ml_backend.prediction_choices(pr)
                     mv = pr.get("model_version")
                     outcomes.append((choices, score, top if mv in (None, "") else str(mv)))
             for r, (choices, score, version) in zip(rows, outcomes):
@@ -1765,7 +1768,7 @@ class Workspace:
                 if not choices:
                     stats["no_prediction"] += 1
                     continue
-                label, unknown = _backends.map_choices(choices, names, label_kind)
+                label, unknown = _ml_backend.map_choices(choices, names, label_kind)
                 for u in unknown:
                     unknown_seen[u] = unknown_seen.get(u, 0) + 1
                 stats["unknown_choices"] += len(unknown)
@@ -1776,10 +1779,10 @@ class Workspace:
                     stats["without_score"] += 1
                 found.append((r.id, label, 1.0 if score is None else score, version or "unversioned"))
         if unknown_seen:
-            _backends.log.warning("project %s: %d choice(s) the project does not have were skipped: %s",
+            _ml_backend.log.warning("project %s: %d choice(s) the project does not have were skipped: %s",
                                   p["id"], stats["unknown_choices"],
                                   ", ".join(f"{k!r}×{v}" for k, v in sorted(unknown_seen.items())[:10]))
-        stored_url = _backends.redact(self._backend_url(p["id"]) or client.name)
+        stored_url = _ml_backend.redact(self._backend_url(p["id"]) or client.name)
         versions: dict[str, int] = {}
         if found:
             for attempt in range(3):

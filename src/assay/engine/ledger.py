@@ -11,18 +11,18 @@ The rule every function keeps::
     needed >= answer_count (+ leases, outside gold)          (CHECK answer_count <= needed)
 
 A lease row holds its slot until it is answered, skipped or swept: the
-sweeper (:func:`assay.handout.reclaim_expired`) gives an expired lease's slot
+sweeper (:func:`assay.engine.handout.reclaim_expired`) gives an expired lease's slot
 back when it deletes the row, so an expired lease that is not swept yet still
 counts here (counting only live ones would give that slot out twice). The
 ``now`` arguments are accepted for the callers' sake and do not change that.
 
 Gold tasks are not in the pool: ``open_slots`` 0, ``needed`` follows their
-answers (:data:`COUNT_ANSWER`), their leases come from :mod:`assay.gold` and
+answers (:data:`COUNT_ANSWER`), their leases come from :mod:`assay.engine.gold` and
 give nothing back when swept (:data:`FREE_SLOT`).
 
 Hot path: the hand-out's statements (:data:`CLAIM_SQLITE`, :data:`CLAIM_PG`,
 :data:`COUNT_ANSWER`, :data:`UNCOUNT_ANSWER`, :data:`FREE_SLOT`) are module
-constants that :mod:`assay.handout` runs itself on its connection, so a
+constants that :mod:`assay.engine.handout` runs itself on its connection, so a
 claim costs one statement as before; they live here because they write the
 counters.
 
@@ -74,7 +74,7 @@ UNCOUNT_ANSWER = text(
     "needed = CASE WHEN is_gold THEN answer_count - 1 ELSE needed END WHERE id = :task"
 )
 #: a lease on ``:task`` ended without an answer (skip, sweep): its slot goes back
-#: to the pool; gold tasks never enter the pool (their leases come from assay.gold)
+#: to the pool; gold tasks never enter the pool (their leases come from assay.engine.gold)
 FREE_SLOT = text("UPDATE tasks SET open_slots = open_slots + 1 WHERE id = :task AND NOT is_gold")
 
 #: the one constraint that means "this annotator answered this task already"
@@ -215,7 +215,7 @@ def add_slot(conn, task_id: int) -> None:
 
 def apply_step(conn, task_id: int, step: str) -> str:
     """Carry out :func:`assay.quality.online.next_step`'s (or
-    :func:`assay.redundancy.decide`'s) decision on the task; returns the
+    :func:`assay.engine.redundancy.decide`'s) decision on the task; returns the
     status to store with the item's consensus."""
     if step in ("resolved", "settled"):
         withdraw(conn, task_id)

@@ -43,7 +43,7 @@ from sqlalchemy import JSON, bindparam, text
 from assay import kinds
 
 PAGE = 2000
-#: the label columns (and their joins) of a page of tasks ``t``; :mod:`assay.export`
+#: the label columns (and their joins) of a page of tasks ``t``; :mod:`assay.formats.export`
 #: selects them in its own page query, so a page is read once
 LABEL_COLUMNS = ("g.label AS g_label, g.source AS g_source, c.label AS c_label, c.confidence AS c_confidence, "
                  "c.answers AS c_answers, c.status AS c_status, al.label AS a_label, al.confidence AS a_confidence")

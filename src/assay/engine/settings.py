@@ -261,9 +261,9 @@ def validate_change(current: ProjectSettings, **changes: Any) -> ProjectSettings
 def check_context(changes: Mapping[str, Any], settings: ProjectSettings, *, vectors) -> dict[str, Any]:
     """The checks that need more than the values: the embedding space exists
     in ``vectors`` (when ``ml_space`` is given) and the backend URL passes the
-    server-side request checks (:func:`assay.backends.check_url`). Returns the
+    server-side request checks (:func:`assay.learn.ml_backend.check_url`). Returns the
     canonical backend URL as ``{"ml_backend_url": ...}`` when it was given."""
-    from assay import backends
+    from assay.learn import ml_backend
     from assay.errors import NotFound
 
     if "ml_space" in changes and settings.ml_space is not None:
@@ -273,7 +273,7 @@ def check_context(changes: Mapping[str, Any], settings: ProjectSettings, *, vect
             raise InvalidInput(f"no vectors in space {settings.ml_space!r}: embed the project's dataset first") \
                 from None
     if "ml_backend_url" in changes:
-        return {"ml_backend_url": backends.check_url(changes["ml_backend_url"])}
+        return {"ml_backend_url": ml_backend.check_url(changes["ml_backend_url"])}
     return {}
 
 

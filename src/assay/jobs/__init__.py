@@ -9,8 +9,8 @@ logged and the round goes on with the others):
 ``quality-and-model`` (:func:`refit_round`)
     re-fits annotator skills of projects whose answers grew enough
     (:meth:`Workspace.refits_due`, :meth:`Workspace.refit_quality`), then
-    runs a model step (:func:`assay.loop.ml_step`) for projects whose model
-    is due (:func:`assay.loop.ml_due` with :data:`assay.config.SCHEDULE`)
+    runs a model step (:func:`assay.learn.step.ml_step`) for projects whose model
+    is due (:func:`assay.learn.step.ml_due` with :data:`assay.config.SCHEDULE`)
     or that were just re-fitted (a re-fit drops the model's prior from the
     consensus: the step puts it back in the same round), every
     ``refit_interval`` seconds.
@@ -65,7 +65,7 @@ def refit_round(ws) -> dict[str, dict[int, Any]]:
     """One round of re-fits and model steps (see the module docstring):
     ``{"refitted": {pid: summary}, "stepped": {pid: summary}}`` of the
     projects that succeeded."""
-    from assay import loop
+    from assay.learn import step as ml_step_module
     from assay.config import SCHEDULE
 
     def refit(pid: int) -> dict:
@@ -74,13 +74,13 @@ def refit_round(ws) -> dict[str, dict[int, Any]]:
         return summary
 
     def step(pid: int) -> dict:
-        summary = loop.ml_step(ws, pid)
+        summary = ml_step_module.ml_step(ws, pid)
         log.info("model step for project %s: version %s, %s auto-labeled",
                  pid, summary.get("version"), summary.get("auto_labeled"))
         return summary
 
     refitted = each_project("re-fit", ws.refits_due(), refit)
-    due = set(loop.ml_due(ws, growth=SCHEDULE.ml_growth, min_new=SCHEDULE.ml_min_new))
+    due = set(ml_step_module.ml_due(ws, growth=SCHEDULE.ml_growth, min_new=SCHEDULE.ml_min_new))
     with_model = each_project("project lookup", refitted, lambda pid: ws.get_project(pid)["ml_space"] is not None)
     due |= {pid for pid, has in with_model.items() if has}
     stepped = each_project("model step", sorted(due), step)

@@ -27,7 +27,7 @@ from typing import Any
 
 from assay.jobs import events
 
-log = logging.getLogger("assay.backends")
+log = logging.getLogger("assay.learn.ml_backend")
 
 #: how long a closing workspace or an ending process waits for queued webhooks
 FLUSH_SECONDS = 5.0
@@ -118,7 +118,7 @@ def send_answer(ws, job: tuple[dict, str | None]) -> None:
     or removed since the answer was queued gets the answer, or nothing)."""
     from sqlalchemy import text
 
-    from assay import backends
+    from assay.learn import ml_backend
 
     answer, base_url = job
     p = ws.get_project(answer["project_id"])
@@ -129,9 +129,9 @@ def send_answer(ws, job: tuple[dict, str | None]) -> None:
         item = conn.execute(text("SELECT id, kind, text FROM items WHERE id = :i"), {"i": answer["item_id"]}).first()
     if item is None:
         return
-    where = backends.public_url(base_url) or ws.public_base_url
-    body = backends.annotation_payload(answer, p, {"id": item.id, "kind": item.kind, "text": item.text}, where)
-    backends.connect(url).webhook(body)
+    where = ml_backend.public_url(base_url) or ws.public_base_url
+    body = ml_backend.annotation_payload(answer, p, {"id": item.id, "kind": item.kind, "text": item.text}, where)
+    ml_backend.connect(url).webhook(body)
 
 
 def install() -> None:

@@ -1,18 +1,18 @@
 """One step of the model's side of a project, planned without a database.
 
-:func:`plan_step` takes what :mod:`assay.loop` read (:class:`StepInput`:
+:func:`plan_step` takes what :mod:`assay.learn.step` read (:class:`StepInput`:
 tasks, answers, gold, auto-labels, the last model, vectors) and returns a
 :class:`StepPlan`: the new model version and its predictions, the crowd's
 skills re-learned with the model, auto-labels to add and to take back, each
 open item's model-informed consensus with the step to carry out on its task,
 every task's priority and verification target, and a summary. Nothing here
-writes; :mod:`assay.loop` applies the plan in one transaction through the
+writes; :mod:`assay.learn.step` applies the plan in one transaction through the
 ledger. An item whose answers changed after the read is recomputed there
 from its answers at write time with :func:`item_consensus` and the plan's
 skills (:attr:`StepPlan.rules`), so an answer that arrives mid-step is never
 overwritten by a stale decision.
 
-What the step does (and why) is told in :mod:`assay.loop`'s docstring.
+What the step does (and why) is told in :mod:`assay.learn.step`'s docstring.
 numpy and sklearn only (the learn layer): no SQL, no workspace.
 """
 

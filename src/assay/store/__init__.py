@@ -20,9 +20,9 @@ SQL style (enforced by ``tests/test_sql_style.py``):
   :mod:`assay.store.engine`: the fast lane (``Database.fast_write`` /
   ``fast_read`` / ``Database.fast``), which runs the same ``text()``
   statements on a bare cursor, a few microseconds instead of ~50 each. It is
-  for the hot path only: the hand-out and answers (:mod:`assay.handout`,
+  for the hot path only: the hand-out and answers (:mod:`assay.engine.handout`,
   entered from ``Workspace.next_task`` / ``submit``) and the simulator that
-  replays them (:mod:`assay.simulate`). Everything else uses
+  replays them (:mod:`assay.simulation.crowd`). Everything else uses
   ``Database.read()`` / ``write()``.
 """
 

@@ -38,7 +38,7 @@ def shuffle_key_sql(dialect: str, item_id: str, shuffled: str = "1 = 1") -> str:
     id: the item's window of :data:`SHUFFLE_WINDOW` ids, plus a random place
     in it where the SQL condition ``shuffled`` holds (a project with gold to
     hide), else none (the pool then goes out in id order, which keeps the
-    hand-out's writes together: see :mod:`assay.handout`)."""
+    hand-out's writes together: see :mod:`assay.engine.handout`)."""
     w = int(SHUFFLE_WINDOW)
     rnd = f"abs(random() % {w})" if dialect == "sqlite" else f"floor(random() * {w})::bigint"
     return f"(({item_id}) / {w}) * {w} + CASE WHEN {shuffled} THEN {rnd} ELSE 0 END"

@@ -132,20 +132,20 @@ projects = Table(
     # ML loop: keep target_confidence at what matches a k-vote majority (k), or None
     Column("target_match", Integer),
     Column("max_answers", Integer),
-    # Gold questions (see assay.gold): the share of an annotator's tasks that
+    # Gold questions (see assay.engine.gold): the share of an annotator's tasks that
     # are hidden checks (NULL = the default, 5 %), and the bar below which an
     # annotator is paused (NULL = never pause) once they answered at least
     # ``gold_min_answers`` checks.
     Column("gold_rate", Float),
     Column("gold_min_accuracy", Float),
     Column("gold_min_answers", Integer),
-    # Machine learning in the loop (see assay.loop): the embedding space the
+    # Machine learning in the loop (see assay.learn.step): the embedding space the
     # in-loop model reads (NULL = off), the accuracy auto-labels must meet
     # (NULL = no auto-labels) and the share of auto-labels audited by people.
     Column("ml_space", String(128)),
     Column("auto_label_target", Float),
     Column("audit_rate", Float),
-    # Bring your own model: a Label Studio compatible ML backend (see assay.backends)
+    # Bring your own model: a Label Studio compatible ML backend (see assay.learn.ml_backend)
     Column("ml_backend_url", Text),
     CheckConstraint("overlap >= 1", name="overlap"),
 )
@@ -171,7 +171,7 @@ tasks = Table(
     Column("needed", Integer, nullable=False),
     Column("answer_count", Integer, nullable=False, server_default=text("0")),
     Column("open_slots", Integer, nullable=False),
-    # A gold task is handed out by assay.gold to every annotator once, never by
+    # A gold task is handed out by assay.engine.gold to every annotator once, never by
     # the pool: its open_slots stay 0 and ``needed`` follows its answers.
     Column("is_gold", Boolean, nullable=False, server_default=text("false")),
     # Adaptive redundancy stops this item at this confidence instead of the
@@ -249,7 +249,7 @@ skips = Table(
 )
 Index("ix_skips_annotator", skips.c.annotator_id, skips.c.project_id)
 
-# Adaptive redundancy (see assay.redundancy). One row per item of a project
+# Adaptive redundancy (see assay.engine.redundancy). One row per item of a project
 # that has answers: the running posterior over the project's classes (log,
 # unnormalised), its argmax and confidence. ``status``: 'open' (more answers
 # wanted or pending), 'resolved' (confidence >= target), 'review' (max

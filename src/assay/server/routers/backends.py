@@ -1,5 +1,5 @@
 """Bring your own model over HTTP: connect a project to a Label Studio
-compatible ML backend, check it, run predictions (see :mod:`assay.backends`).
+compatible ML backend, check it, run predictions (see :mod:`assay.learn.ml_backend`).
 
 Answers reach the backend's ``/webhook`` from the ``answer.created`` domain
 event (:mod:`assay.jobs.webhooks`), whichever way they were submitted; this

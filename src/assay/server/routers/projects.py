@@ -14,7 +14,7 @@ from starlette.responses import Response, StreamingResponse
 from assay import kinds
 from assay.engine import settings as project_settings
 from assay.errors import InvalidInput
-from assay.export import content_disposition
+from assay.formats.export import content_disposition
 from assay.server.deps import WS, Admin, Staff, User, json
 
 router = APIRouter(tags=["projects"])

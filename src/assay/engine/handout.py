@@ -15,8 +15,8 @@ The rules, enforced by the database and not by luck:
   project with gold, ``shuffle_key`` is a random place within the item's
   window of :data:`~assay.store.engine.SHUFFLE_WINDOW` ids (drawn when the
   task is made, or for the whole pool when the first gold arrives:
-  :func:`assay.gold.shuffle_pool`): the ids an annotator sees follow no
-  order, and a gold task (handed out by :mod:`assay.gold`, from the window
+  :func:`assay.engine.gold.shuffle_pool`): the ids an annotator sees follow no
+  order, and a gold task (handed out by :mod:`assay.engine.gold`, from the window
   the pool is in) never stands out of one. A pool bigger than a window goes
   out window after window, so the rows it touches stay cached. Without gold
   there is nothing to hide and the pool goes out in id order, whose writes
@@ -34,7 +34,8 @@ from typing import Any
 from sqlalchemy import JSON, bindparam, text
 from sqlalchemy.exc import IntegrityError
 
-from assay import gold, kinds
+from assay import kinds
+from assay.engine import gold
 from assay.engine.ledger import (  # the hot path's counter statements: the ledger owns them
     CLAIM_PG, CLAIM_SQLITE, COUNT_ANSWER, FREE_SLOT, POOL_ORDER, UNCOUNT_ANSWER, answer_refused,
 )
@@ -112,7 +113,7 @@ def next_task(
     A live lease the user already holds (and did not exclude) is handed back
     first, so asking twice never hoards tasks. With ``project`` (the
     project's dict) gold questions are mixed in at its rate and a paused
-    annotator is refused (:mod:`assay.gold`).
+    annotator is refused (:mod:`assay.engine.gold`).
     """
     now = time.time() if now is None else now
     exp = now + lease_seconds

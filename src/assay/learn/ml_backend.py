@@ -74,7 +74,7 @@ How assay maps onto it:
   protocol raise :class:`BackendProtocolError` (an
   :class:`~assay.errors.Unsupported`). Their messages name the backend, the
   call and the HTTP status, never what the backend's body said: that goes to
-  the server log (``assay.backends``), so a URL pointed at some other server
+  the server log (``assay.learn.ml_backend``), so a URL pointed at some other server
   cannot be used to read it.
 
 Where a backend may live (server-side request forgery): the server, not the
@@ -133,7 +133,7 @@ from assay import kinds
 from assay.errors import InvalidInput, Unsupported
 from assay.kinds import LabelKind
 
-log = logging.getLogger("assay.backends")
+log = logging.getLogger("assay.learn.ml_backend")
 
 FROM_NAME = "label"
 #: seconds to wait for each call (Label Studio waits 100 s for /predict)
@@ -703,7 +703,7 @@ class PythonBackend:
             m = _MODELS.get(self.model_name)
         if m is None:
             raise BackendUnreachable(f"no Python model named {self.model_name!r} is registered in this process "
-                                     "(call assay.backends.register_model first)")
+                                     "(call assay.learn.ml_backend.register_model first)")
         return m
 
     def health(self) -> dict:

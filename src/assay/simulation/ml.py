@@ -1,8 +1,8 @@
 """``assay simulate --ml``: the whole loop, replayed on real answers.
 
-Like :mod:`assay.simulate` (real crowd answers drawn per item without
+Like :mod:`assay.simulation.crowd` (real crowd answers drawn per item without
 replacement, through the real hand-out and ``Workspace.submit`` with
-adaptive redundancy), plus the model's side (:func:`assay.loop.ml_step`):
+adaptive redundancy), plus the model's side (:func:`assay.learn.step.ml_step`):
 items are embedded (``--items`` texts with the default text model,
 ``--images`` with the default image model, or ``--features`` given), the
 in-loop model is retrained as answers arrive, auto-labels items above its
@@ -34,7 +34,7 @@ from sqlalchemy import JSON, text
 
 from assay.engine.resolver import iter_final
 from assay.errors import InvalidInput
-from assay.simulate import Replay, _read, _sort_classes, add_workers, shuffled_pools
+from assay.simulation.crowd import Replay, _read, _sort_classes, add_workers, shuffled_pools
 
 
 #: ``target="match"``: the target before the first model step sets one
@@ -85,7 +85,7 @@ def simulate_ml(answers_path, truth_path, *, items_path=None, images_dir=None, f
                 progress: bool = False, export_path=None) -> dict:
     """One replay of the loop; ``export_path``: also write the project's export
     there (what a user gets; each record's ``meta.item`` is the item id)."""
-    from assay.loop import ml_step
+    from assay.learn.step import ml_step
     from assay.workspace import Workspace
 
     match = target == "match"
@@ -198,7 +198,7 @@ def simulate_ml(answers_path, truth_path, *, items_path=None, images_dir=None, f
         finally:
             ws.close()
 
-    from assay.loop import validation_mask
+    from assay.learn.step import validation_mask
 
     is_val = dict(zip(ids.tolist(), validation_mask(ids, len(ids)).tolist()))
     by_role = Counter()

@@ -137,7 +137,7 @@ def _read_rows(conn, pid: int) -> dict[str, Any]:
 def read_step(ws, p: dict) -> StepInput:
     """The read phase: the project's tasks, answers, gold, auto-labels, crowd
     model, last model and vectors as arrays (:class:`assay.learn.plan.StepInput`)."""
-    from assay import redundancy
+    from assay.engine import redundancy
 
     names = [c["name"] for c in p["schema"]["classes"]]
     code = {n: i for i, n in enumerate(names)}
@@ -214,7 +214,7 @@ def _write_model(conn, pid: int, plan: StepPlan, now: float) -> None:
                 [{"p": pid, "i": i, "v": m.version, "label": lab, "c": c, "pr": pr}
                  for i, lab, c, pr in plan.predictions])
     if plan.skills is not None:
-        from assay import redundancy
+        from assay.engine import redundancy
 
         redundancy.store_skills(conn, pid, plan.skills)
         redundancy.store_crowd(conn, pid, plan.prior, plan.default)

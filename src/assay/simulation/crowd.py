@@ -26,7 +26,7 @@ where). ``accuracy_offline`` is every used answer aggregated afresh with
 The adaptive policy's target defaults to :data:`DEFAULT_TARGET` (0.995): an
 item stops once its label is right, or settled (the answers still allowed
 would not change it), with that probability — see
-:mod:`assay.redundancy`.
+:mod:`assay.engine.redundancy`.
 """
 
 from __future__ import annotations
@@ -172,7 +172,7 @@ def simulate(answers_path, truth_path=None, *, policy: str = "adaptive", overlap
 
     ``criterion`` (adaptive only): what the re-fits' settle table bounds,
     ``"flip"`` or ``"gain"`` (:func:`assay.quality.online.settle_margins`);
-    None: :data:`assay.redundancy.STOP_CRITERION`.
+    None: :data:`assay.engine.redundancy.STOP_CRITERION`.
     """
     from assay.quality import METHODS, aggregate
     from assay.engine.resolver import iter_final
@@ -183,7 +183,7 @@ def simulate(answers_path, truth_path=None, *, policy: str = "adaptive", overlap
     if method not in METHODS:
         raise InvalidInput(f"unknown method {method!r}; choose one of: {', '.join(METHODS)}")
     from assay.quality.online import STOP_CRITERIA
-    from assay.redundancy import STOP_CRITERION, refit
+    from assay.engine.redundancy import STOP_CRITERION, refit
 
     if criterion is not None and criterion not in STOP_CRITERIA:
         raise InvalidInput(f"unknown criterion {criterion!r}; choose one of: {', '.join(STOP_CRITERIA)}")

@@ -283,7 +283,7 @@ def shuffle_pool(conn, project_id: int) -> None:
     """Draw the tasks' places in the hand-out order (``shuffle_key``) at
     random within their windows: once a project has gold, its ids must come
     in no order, or a gold task would stand out of the sequence. Until then
-    the pool goes out in id order, which is cheaper (:mod:`assay.handout`)."""
+    the pool goes out in id order, which is cheaper (:mod:`assay.engine.handout`)."""
     expr = engine.shuffle_key_sql(conn.dialect.name, "item_id")
     conn.execute(text(f"UPDATE tasks SET shuffle_key = {expr} WHERE project_id = :p"), {"p": project_id})
 

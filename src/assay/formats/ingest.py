@@ -550,7 +550,7 @@ def write_items(
     return ImportResult(dataset_id, import_id, added, seen_rows - added)
 
 
-# a project with gold hands its pool out shuffled (assay.handout)
+# a project with gold hands its pool out shuffled (assay.engine.handout)
 HAS_GOLD = "EXISTS (SELECT 1 FROM tasks g WHERE g.project_id = p.id AND g.is_gold)"
 
 

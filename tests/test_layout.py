@@ -16,7 +16,7 @@ LAYERS = {"store", "kinds", "engine", "formats", "quality", "learn", "jobs", "si
           "samples"}
 
 #: over the limits today, each on its way out (an entry may only be removed)
-TOO_LONG_MODULES: set[str] = {"workspace.py", "learn/ml_backend.py", "cli.py"}
+TOO_LONG_MODULES: set[str] = {"workspace.py", "cli.py"}
 TOO_LONG_FUNCTIONS: set[str] = {
     "simulation/ml.py:simulate_ml", "engine/redundancy.py:refit", "workspace.py:quality_report",
     "simulation/crowd.py:simulate", "workspace.py:backend_predict",

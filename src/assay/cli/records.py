@@ -1,0 +1,59 @@
+"""What the workspace holds: ``assay doctor`` (counters against answers),
+``assay status`` and ``assay export``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from assay.cli.common import Home, app, command, find_project, open_ws, print_json
+
+
+@app.command()
+@command
+def doctor(
+    project: Annotated[Optional[str], typer.Option(help="Only this project (name or id); default: all.")] = None,
+    fix: Annotated[bool, typer.Option("--fix", help="Repair the drift found (one transaction, audited).")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="The report as JSON.")] = False,
+    home: Home = None,
+):
+    """Recount task counters and consensus rows from answers and leases.
+    Exit code 1 when drift is found and not fixed (for cron and CI)."""
+    ws = open_ws(home)
+    report = ws.doctor(None if project is None else find_project(ws, project)["id"], fix=fix)
+    drift = report["drift"]
+    if as_json:
+        print_json(report)
+    else:
+        for d in drift:
+            typer.echo(f"project {d['project_id']} task {d['task_id']} (item {d['item_id']}): "
+                       f"{d['column']} is {d['stored']}, expected {d['expected']}")
+        verdict = "repaired" if fix else "found"
+        typer.echo(f"{len(drift)} drift(s) {verdict}" if drift else "counters agree with answers and leases")
+    if drift and not fix:
+        raise typer.Exit(1)
+
+
+@app.command()
+@command
+def status(home: Home = None):
+    """Show what the workspace holds."""
+    ws = open_ws(home)
+    print_json(ws.status())
+
+
+@app.command()
+@command
+def export(
+    project: str,
+    out: Annotated[Path, typer.Argument(help="Output file: .jsonl, .csv or .parquet.")],
+    format: Annotated[Optional[str], typer.Option(help="jsonl, csv or parquet (default: from the file name).")] = None,
+    labeled_only: Annotated[bool, typer.Option(help="Only items with at least one answer.")] = False,
+    home: Home = None,
+):
+    """Export a snapshot of a project's labels (streams; constant memory)."""
+    ws = open_ws(home)
+    r = ws.export(int(project) if project.isdigit() else project, out, format, labeled_only=labeled_only)
+    typer.echo(f"wrote {r['items']} items to {r['path']} ({r['format']})")

@@ -34,6 +34,8 @@ from __future__ import annotations
 import math
 import tempfile
 import time
+from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -60,6 +62,14 @@ _NEXT_OPEN = text(
 # A replay hands items out in file order, not shuffled (so that a run is
 # reproducible and comparable across versions): there is no gold to hide.
 _UNSHUFFLE = text("UPDATE tasks SET shuffle_key = 0 WHERE project_id = :p")
+_TASK_NAMES = text("SELECT t.id, i.text AS name FROM tasks t JOIN items i ON i.id = t.item_id WHERE t.project_id = :p")
+_ANSWERS = text(
+    "SELECT i.text AS item, u.username AS worker, a.label AS label FROM answers a "
+    "JOIN items i ON i.id = a.item_id JOIN users u ON u.id = a.annotator_id "
+    "WHERE a.project_id = :p ORDER BY a.id")
+_REVIEW = text("SELECT count(*) FROM item_consensus WHERE project_id = :p AND status = 'review'")
+_SETTLED = text(
+    "SELECT count(*) FROM item_consensus WHERE project_id = :p AND status = 'resolved' AND confidence < :t")
 
 
 def _read(path, cols) -> pd.DataFrame:
@@ -160,6 +170,148 @@ class Replay:
         return True
 
 
+@dataclass
+class Crowd:
+    """An answers file, read and checked (one answer per item and worker, as
+    the database keeps them), with its truth file if any."""
+
+    df: pd.DataFrame  # item, worker, label
+    duplicates: int  # (item, worker) rows dropped: the last one counts
+    truth: dict | None  # item -> true label
+    classes: list[str]
+    per_item: pd.Series  # answers per item, in the file's order
+
+
+def read_crowd(answers_path, truth_path=None) -> Crowd:
+    df = _read(answers_path, ("item", "worker", "label"))
+    n_rows = len(df)
+    df = df.drop_duplicates(["item", "worker"], keep="last")  # one worker, one vote (as the database)
+    truth = None
+    if truth_path is not None:
+        t = _read(truth_path, ("item", "label"))
+        truth = dict(zip(t["item"], t["label"]))
+    classes = _sort_classes(df["label"])
+    if len(classes) < 2:
+        classes = classes + ["__other__"]  # a project needs two classes; nobody answers this one
+    return Crowd(df, n_rows - len(df), truth, classes, df.groupby("item", sort=False).size())
+
+
+@dataclass
+class Outcome:
+    """What a replay left in its workspace, read before the workspace goes."""
+
+    used: int
+    exhausted: int
+    mismatches: int
+    refits: int
+    finals: dict  # item name -> the exported label (assay.engine.resolver.Final)
+    answers: list  # rows (item, worker, label) of every stored answer, in order
+    review: int  # items in the reviewer queue
+    settled: int  # items resolved below the target (settled)
+
+
+def _check_choices(policy: str, method: str, criterion: str | None) -> None:
+    from assay.quality import METHODS
+    from assay.quality.online import STOP_CRITERIA
+
+    if policy not in POLICIES:
+        raise InvalidInput(f"unknown policy {policy!r}: use fixed or adaptive")
+    if method not in METHODS:
+        raise InvalidInput(f"unknown method {method!r}; choose one of: {', '.join(METHODS)}")
+    if criterion is not None and criterion not in STOP_CRITERIA:
+        raise InvalidInput(f"unknown criterion {criterion!r}; choose one of: {', '.join(STOP_CRITERIA)}")
+
+
+def _policy_settings(policy: str, per_item: pd.Series, overlap: int | None, target: float,
+                     max_answers: int | None) -> dict:
+    """The project's settings for the policy (defaults from the data's answers per item)."""
+    if policy == "fixed":
+        k = overlap if overlap is not None else int(per_item.max())
+        if not 1 <= k <= 100:
+            raise InvalidInput("--overlap must be from 1 to 100")
+        return {"overlap": k}
+    typical = int(math.ceil(per_item.median()))
+    k = overlap if overlap is not None else 1
+    m = max_answers if max_answers is not None else max(typical, k)
+    return {"overlap": k, "target_confidence": target, "max_answers": min(m, 100)}
+
+
+def _new_project(ws, order, crowd: Crowd, settings: dict) -> tuple[int, dict, dict]:
+    """The replay's project, items in ``order`` (task ids follow it), one
+    member per worker: ``(project id, users by worker, item name by task id)``."""
+    ds = ws.create_dataset("sim")
+    ws.import_dataframe(ds["id"], pd.DataFrame({"text": [f"item {x}" for x in order], "item": order}))
+    pid = ws.create_project("sim", ds["id"], crowd.classes, lease_seconds=3600, **settings)["id"]
+    users = add_workers(ws, pid, crowd.df["worker"].unique())
+    with ws.db.read() as conn:
+        name_of = {r.id: r.name for r in conn.execute(_TASK_NAMES, {"p": pid})}
+    return pid, users, {tid: nm[len("item "):] for tid, nm in name_of.items()}
+
+
+def _replay(ws, pid: int, replay: Replay, refit_min: int, refit_growth: float, criterion: str | None) -> int:
+    """Hand out until no task has room, re-fitting as a server would; returns the re-fits."""
+    from assay.engine.redundancy import refit
+
+    refits = last_refit = 0
+    while (answered := replay.step()) is not None:
+        if not answered:
+            continue
+        used = replay.used
+        if used - last_refit >= max(refit_min, refit_growth * used):
+            if criterion is None:
+                ws.refit_quality(pid)
+            else:  # what ws.refit_quality does, with the table's criterion
+                refit(ws.db, ws.get_project(pid), criterion=criterion)
+            refits += 1
+            last_refit = used
+    return refits
+
+
+def _outcome(ws, pid: int, replay: Replay, refits: int, name_of: dict, target: float, export_path) -> Outcome:
+    from assay.engine.resolver import iter_final
+
+    # the labels a user exports (the one resolver), by item name
+    finals = {name_of[f.task_id]: f for f in iter_final(ws.db, ws.get_project(pid))}
+    if export_path is not None:
+        ws.export(pid, export_path)
+    with ws.db.read() as conn:
+        rows = conn.execute(_ANSWERS, {"p": pid}).all()
+        review = conn.execute(_REVIEW, {"p": pid}).scalar_one()
+        settled = conn.execute(_SETTLED, {"p": pid, "t": target}).scalar_one()
+    return Outcome(replay.used, replay.exhausted, replay.mismatches, refits, finals, rows, review, settled)
+
+
+def _share(hits: list) -> float | None:
+    return round(float(np.mean(hits)), 6) if hits else None
+
+
+def _scores(crowd: Crowd, run: Outcome, method: str, target: float) -> dict:
+    """Accuracy of the exported labels, of the resolved ones and of every
+    used answer aggregated afresh with ``method``; where the labels came from."""
+    import orjson
+
+    from assay.quality import aggregate
+
+    rows, truth = run.answers, crowd.truth or {}
+    a_labels = [orjson.loads(r.label) if isinstance(r.label, (str, bytes)) else r.label for r in rows]
+    res = aggregate([r.item[len("item "):] for r in rows], [r.worker for r in rows], a_labels, method=method,
+                    classes=crowd.classes)
+    offline = dict(zip(res.item_ids, res.labels))
+    pred = {x: f.label for x, f in run.finals.items() if f.label is not None}
+    correct = [pred[i] == truth[i] for i in pred if i in truth]
+    resolved = [i for i in pred if (run.finals[i].confidence or 0.0) >= target]
+    sources = Counter(f.source or "none" for f in run.finals.values())
+    return {
+        "method_chosen": getattr(res.model, "method_", method),
+        "items_with_truth": len(correct),
+        "accuracy": _share(correct),
+        "items_resolved": len(resolved),
+        "accuracy_resolved": _share([pred[i] == truth[i] for i in resolved if i in truth]),
+        "accuracy_offline": _share([offline[i] == truth[i] for i in offline if i in truth]),
+        "label_sources": dict(sorted(sources.items())),
+    }
+
+
 def simulate(answers_path, truth_path=None, *, policy: str = "adaptive", overlap: int | None = None,
              target: float = DEFAULT_TARGET, max_answers: int | None = None, method: str = "auto", seed: int = 0,
              refit_min: int = REFIT_MIN, refit_growth: float = REFIT_GROWTH, criterion: str | None = None,
@@ -174,137 +326,46 @@ def simulate(answers_path, truth_path=None, *, policy: str = "adaptive", overlap
     ``"flip"`` or ``"gain"`` (:func:`assay.quality.online.settle_margins`);
     None: :data:`assay.engine.redundancy.STOP_CRITERION`.
     """
-    from assay.quality import METHODS, aggregate
-    from assay.engine.resolver import iter_final
+    from assay.engine.redundancy import STOP_CRITERION
     from assay.workspace import Workspace
 
-    if policy not in POLICIES:
-        raise InvalidInput(f"unknown policy {policy!r}: use fixed or adaptive")
-    if method not in METHODS:
-        raise InvalidInput(f"unknown method {method!r}; choose one of: {', '.join(METHODS)}")
-    from assay.quality.online import STOP_CRITERIA
-    from assay.engine.redundancy import STOP_CRITERION, refit
-
-    if criterion is not None and criterion not in STOP_CRITERIA:
-        raise InvalidInput(f"unknown criterion {criterion!r}; choose one of: {', '.join(STOP_CRITERIA)}")
+    _check_choices(policy, method, criterion)
     started = time.perf_counter()
-    df = _read(answers_path, ("item", "worker", "label"))
-    n_rows = len(df)
-    df = df.drop_duplicates(["item", "worker"], keep="last")  # one worker, one vote (as the database)
-    truth = None
-    if truth_path is not None:
-        t = _read(truth_path, ("item", "label"))
-        truth = dict(zip(t["item"], t["label"]))
-    classes = _sort_classes(df["label"])
-    if len(classes) < 2:
-        classes = classes + ["__other__"]  # a project needs two classes; nobody answers this one
-    per_item = df.groupby("item", sort=False).size()
-    typical = int(math.ceil(per_item.median()))
-    if policy == "fixed":
-        k = overlap if overlap is not None else int(per_item.max())
-        if not 1 <= k <= 100:
-            raise InvalidInput("--overlap must be from 1 to 100")
-        settings = {"overlap": k}
-    else:
-        k = overlap if overlap is not None else 1
-        m = max_answers if max_answers is not None else max(typical, k)
-        settings = {"overlap": k, "target_confidence": target, "max_answers": min(m, 100)}
-
+    crowd = read_crowd(answers_path, truth_path)
+    settings = _policy_settings(policy, crowd.per_item, overlap, target, max_answers)
     rng = np.random.default_rng(seed)
-    item_names = per_item.index.to_numpy()
+    item_names = crowd.per_item.index.to_numpy()
     order = item_names[rng.permutation(len(item_names))]  # processing (= task id) order
-    pools = shuffled_pools(df, rng)
-
+    pools = shuffled_pools(crowd.df, rng)
     with tempfile.TemporaryDirectory(prefix="assay-sim-") as tmp:
         ws = Workspace(Path(tmp) / "ws")
         try:
-            ds = ws.create_dataset("sim")
-            ws.import_dataframe(ds["id"], pd.DataFrame({"text": [f"item {x}" for x in order], "item": order}))
-            proj = ws.create_project("sim", ds["id"], classes, lease_seconds=3600, **settings)
-            pid = proj["id"]
-            users = add_workers(ws, pid, df["worker"].unique())
-            with ws.db.read() as conn:
-                name_of = {r.id: r.name for r in conn.execute(text(
-                    "SELECT t.id, i.text AS name FROM tasks t JOIN items i ON i.id = t.item_id "
-                    "WHERE t.project_id = :p"), {"p": pid})}
-            name_of = {tid: nm[len("item "):] for tid, nm in name_of.items()}
-
+            pid, users, name_of = _new_project(ws, order, crowd, settings)
             replay = Replay(ws, pid, pools, users, name_of, review_exhausted=True)
-            refits = last_refit = 0
-            while (answered := replay.step()) is not None:
-                if not answered:
-                    continue
-                used = replay.used
-                if used - last_refit >= max(refit_min, refit_growth * used):
-                    if criterion is None:
-                        ws.refit_quality(pid)
-                    else:  # what ws.refit_quality does, with the table's criterion
-                        refit(ws.db, ws.get_project(pid), criterion=criterion)
-                    refits += 1
-                    last_refit = used
-            used, exhausted, mismatches = replay.used, replay.exhausted, replay.mismatches
-            # the labels a user exports (the one resolver), by item name
-            finals = {name_of[f.task_id]: f for f in iter_final(ws.db, ws.get_project(pid))}
-            if export_path is not None:
-                ws.export(pid, export_path)
-
-            with ws.db.read() as conn:
-                rows = conn.execute(text(
-                    "SELECT i.text AS item, u.username AS worker, a.label AS label FROM answers a "
-                    "JOIN items i ON i.id = a.item_id JOIN users u ON u.id = a.annotator_id "
-                    "WHERE a.project_id = :p ORDER BY a.id"), {"p": pid}).all()
-                review = conn.execute(text(
-                    "SELECT count(*) FROM item_consensus WHERE project_id = :p AND status = 'review'"),
-                    {"p": pid}).scalar_one()
-                settled = conn.execute(text(
-                    "SELECT count(*) FROM item_consensus WHERE project_id = :p AND status = 'resolved' "
-                    "AND confidence < :t"), {"p": pid, "t": target}).scalar_one()
+            refits = _replay(ws, pid, replay, refit_min, refit_growth, criterion)
+            run = _outcome(ws, pid, replay, refits, name_of, target, export_path)
         finally:
             ws.close()
-
-    import orjson
-
-    a_items = [r.item[len("item "):] for r in rows]
-    a_workers = [r.worker for r in rows]
-    a_labels = [orjson.loads(r.label) if isinstance(r.label, (str, bytes)) else r.label for r in rows]
-    res = aggregate(a_items, a_workers, a_labels, method=method, classes=classes)
-    offline = dict(zip(res.item_ids, res.labels))
-    pred = {x: f.label for x, f in finals.items() if f.label is not None}
-    with_truth = [i for i in pred if truth is not None and i in truth]
-    correct = [pred[i] == truth[i] for i in with_truth]
-    resolved = [i for i in pred if (finals[i].confidence or 0.0) >= target]
-    res_truth = [i for i in resolved if truth is not None and i in truth]
-    off_truth = [i for i in offline if truth is not None and i in truth]
-    sources: dict[str, int] = {}
-    for f in finals.values():
-        key = f.source or "none"
-        sources[key] = sources.get(key, 0) + 1
-    out = {
+    scores = _scores(crowd, run, method, target)
+    n, used = len(crowd.df), run.used
+    return {
         "policy": policy,
         "method": method,
-        "method_chosen": getattr(res.model, "method_", method),
+        "method_chosen": scores.pop("method_chosen"),
         "seed": seed,
         "settings": (settings if policy != "adaptive" or criterion in (None, STOP_CRITERION)
                      else {**settings, "criterion": criterion}),
         "items": int(len(item_names)),
-        "answers_available": int(len(df)),
-        "answers_duplicate_rows_dropped": int(n_rows - len(df)),
+        "answers_available": int(n),
+        "answers_duplicate_rows_dropped": int(crowd.duplicates),
         "answers_used": int(used),
-        "answers_used_share": round(used / len(df), 4),
+        "answers_used_share": round(used / n, 4),
         "answers_per_item": round(used / len(item_names), 4),
-        "items_with_truth": len(with_truth),
-        "accuracy": round(float(np.mean(correct)), 6) if correct else None,
-        "items_resolved": len(resolved),
-        "accuracy_resolved": (round(float(np.mean([pred[i] == truth[i] for i in res_truth])), 6)
-                              if res_truth else None),
-        "accuracy_offline": (round(float(np.mean([offline[i] == truth[i] for i in off_truth])), 6)
-                             if off_truth else None),
-        "label_sources": dict(sorted(sources.items())),
-        "items_review": int(review),
-        "items_settled": int(settled),
-        "items_exhausted": exhausted,
-        "refits": refits,
-        "handout_mismatches": mismatches,
+        **scores,
+        "items_review": int(run.review),
+        "items_settled": int(run.settled),
+        "items_exhausted": run.exhausted,
+        "refits": run.refits,
+        "handout_mismatches": run.mismatches,
         "seconds": round(time.perf_counter() - started, 2),
     }
-    return out

@@ -14,12 +14,11 @@ import os
 import secrets
 import threading
 import time
-import zipfile
 from collections.abc import Iterator, Sequence
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any
 
-from sqlalchemy import JSON, bindparam, func, insert, select, text
+from sqlalchemy import JSON, bindparam, func, select, text
 from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
 
 from assay import audit as _audit
@@ -36,15 +35,19 @@ from assay import kinds, security
 from assay.formats import ingest
 from assay.engine import handout
 from assay.engine import redundancy
-from assay.errors import Conflict, Forbidden, InvalidInput, NotFound, TooManyRequests, Unauthorized, Unavailable
+from assay.engine import accounts as _accounts
+from assay.engine import datasets as _datasets
+from assay.engine import imports as _imports
+from assay.engine import projects as _proj
+from assay.errors import Conflict, Forbidden, InvalidInput, NotFound, Unauthorized, Unavailable
 from assay.store import BlobStore, Database
 from assay.store import migrate
 from assay.store.vectors import VectorStore
 from assay.store.schema import (
-    answers, datasets, items, members, projects, tokens, users,
+    answers, datasets, items, projects, users,
 )
 
-ROLES = ("admin", "reviewer", "annotator")
+ROLES = _accounts.ROLES
 DEFAULT_HOME = "assay-data"
 
 
@@ -89,14 +92,6 @@ def _new_file_beside(path: Path) -> tuple[int, str]:
             os.chmod(fd if os.chmod in os.supports_fd else tmp, mode)  # exactly the replaced file's mode
         return fd, str(tmp)
     raise FileExistsError(f"no free temporary name next to {path}")
-
-
-def _unencodable(s: str) -> bool:
-    try:
-        s.encode("utf-8")
-        return False
-    except UnicodeEncodeError:
-        return True
 
 
 def _row(r) -> dict:
@@ -168,105 +163,51 @@ class Workspace:
         ``projects`` the user joins them in the same transaction: an unknown
         project creates nothing."""
         username, key = security.normalize_username(username)
-        if role not in ROLES:
-            raise InvalidInput(f"unknown role {role!r}: use one of {', '.join(ROLES)}")
-        pw_hash = None
-        if password is not None:
-            pw_hash = security.hash_password(security.check_password(password, self.accounts.min_password_length))
-        joined = [self.get_project(p) for p in projects]
+        _accounts.check_role(role)
+        pw_hash = None if password is None else _accounts.password_hash(password, self.accounts.min_password_length)
+        joined = {p["id"]: p for p in (self.get_project(p) for p in projects)}
         try:
             with self.db.write() as conn:
-                uid = conn.execute(
-                    insert(users).values(
-                        username=username, username_key=key, role=role, created_at=time.time(),
-                        active=True, password_hash=pw_hash,
-                    ).returning(users.c.id)
-                ).scalar_one()
-                _audit.record(conn, "user.create", target_kind="user", target_id=uid, target=username,
-                              details={"role": role, "password": pw_hash is not None})
-                token, _ = self._new_token(conn, {"id": uid, "username": username}, "default")
-                for p in {p["id"]: p for p in joined}.values():
-                    conn.execute(insert(members).values(project_id=p["id"], user_id=uid, created_at=time.time()))
-                    _audit.record(conn, "member.add", target_kind="project", target_id=p["id"], target=p["name"],
-                                  details={"user_id": uid, "username": username})
+                uid, token = _accounts.create_user(conn, username, key, role, pw_hash)
+                for p in joined.values():
+                    _proj.add_member(conn, p, {"id": uid, "username": username})
         except IntegrityError:
             raise Conflict(f"user {username!r} already exists") from None
         if joined:
             self._member_cache_clear()
         return {"id": uid, "username": username, "role": role}, token
 
-    def _new_token(self, conn, user: dict, name: str, *, kind: str = "api", expires_at: float | None = None,
-                   by: dict | None = None) -> tuple[str, int]:
-        token = security.new_token()
-        tid = conn.execute(insert(tokens).values(
-            user_id=user["id"], token_hash=security.token_hash(token), name=name, created_at=time.time(),
-            kind=kind, expires_at=expires_at,
-        ).returning(tokens.c.id)).scalar_one()
-        _audit.record(conn, "token.create", target_kind="token", target_id=tid, target=name, by=by,
-                      details={"user_id": user["id"], "username": user["username"], "kind": kind,
-                               "expires_at": expires_at})
-        return token, tid
-
     def create_token(self, user: int | str, name: str = "token", *, expires_days: float | None = None) -> str:
         """A new API token for ``user`` (shown only once); it never expires
         unless ``expires_days`` is given."""
         u = self.get_user(user)
-        name = (name or "").strip() if isinstance(name, str) else ""
-        if not name or len(name) > 200:
-            raise InvalidInput("token name must be 1–200 characters")
-        expires_at = None
-        if expires_days is not None:
-            if not isinstance(expires_days, (int, float)) or isinstance(expires_days, bool) \
-                    or not 0 < expires_days <= 3650:
-                raise InvalidInput("expires_days must be a number of days from 0 to 3650 (exclusive of 0)")
-            expires_at = time.time() + expires_days * 86400
+        name = _accounts.token_name(name)
+        expires_at = _accounts.token_expiry(expires_days, time.time())
         with self.db.write() as conn:
-            return self._new_token(conn, u, name, expires_at=expires_at)[0]
+            return _accounts.new_token(conn, u, name, expires_at=expires_at)[0]
 
     def list_tokens(self, user: int | str | None = None, *, include_inactive: bool = False) -> list[dict]:
         """Tokens (never their secret): id, user, name, kind, created, last
         used (to the minute), expires, revoked. Only live ones unless
         ``include_inactive``."""
-        q = (select(tokens.c.id, tokens.c.user_id, users.c.username, tokens.c.name, tokens.c.kind,
-                    tokens.c.created_at, tokens.c.last_used_at, tokens.c.expires_at, tokens.c.revoked_at)
-             .join(users, users.c.id == tokens.c.user_id).order_by(tokens.c.id))
-        if user is not None:
-            q = q.where(tokens.c.user_id == self.get_user(user)["id"])
-        now = time.time()
-        out = []
+        user_id = None if user is None else self.get_user(user)["id"]
         with self.db.read() as conn:
-            for r in conn.execute(q):
-                d = _row(r)
-                d["active"] = d["revoked_at"] is None and (d["expires_at"] is None or d["expires_at"] > now)
-                if d["active"] or include_inactive:
-                    out.append(d)
-        return out
+            return _accounts.list_tokens(conn, user_id, include_inactive=include_inactive, now=time.time())
 
     def revoke_token(self, token_id: int, *, user: dict | None = None) -> dict:
         """Revoke a token at once (this process stops accepting it now;
         other server processes within their ``cache_seconds``, 5 s). A
         non-admin ``user`` may revoke only their own tokens."""
-        if not isinstance(token_id, int) or isinstance(token_id, bool):
-            raise InvalidInput("token id must be an integer")
         with self.db.write() as conn:
-            r = conn.execute(select(tokens.c.id, tokens.c.user_id, tokens.c.name, tokens.c.revoked_at)
-                             .where(tokens.c.id == token_id)).first()
-            if r is None or (user is not None and user["role"] != "admin" and r.user_id != user["id"]):
-                raise NotFound(f"token {token_id} does not exist")
-            revoked_at = r.revoked_at
-            if revoked_at is None:
-                revoked_at = time.time()
-                conn.execute(tokens.update().where(tokens.c.id == token_id).values(revoked_at=revoked_at))
-                _audit.record(conn, "token.revoke", target_kind="token", target_id=token_id, target=r.name,
-                              details={"user_id": r.user_id})
+            out = _accounts.revoke_token(conn, token_id, user)
         self._forget_auth(token_id=token_id)
-        return {"id": token_id, "user_id": r.user_id, "name": r.name, "revoked_at": revoked_at}
+        return out
 
     def logout(self, token: str) -> None:
         """Revoke the token that was presented (the browser's "Log out")."""
         user = self.authenticate(token, cache_seconds=0)
         with self.db.read() as conn:
-            tid = conn.execute(select(tokens.c.id).where(tokens.c.token_hash == security.token_hash(token))).scalar_one()
+            tid = _accounts.token_id(conn, token)
         with _audit.acting(user, _audit.actor().get("address")):
             self.revoke_token(tid)
 
@@ -278,51 +219,25 @@ class Workspace:
 
     def set_password(self, user: int | str, password: str) -> None:
         u = self.get_user(user)
-        pw_hash = security.hash_password(security.check_password(password, self.accounts.min_password_length))
+        pw_hash = _accounts.password_hash(password, self.accounts.min_password_length)
         with self.db.write() as conn:
-            conn.execute(users.update().where(users.c.id == u["id"]).values(password_hash=pw_hash))
-            _audit.record(conn, "user.password", target_kind="user", target_id=u["id"], target=u["username"])
+            _accounts.set_password(conn, u, pw_hash)
 
     def set_role(self, user: int | str, role: str) -> dict:
         u = self.get_user(user)
-        if role not in ROLES:
-            raise InvalidInput(f"unknown role {role!r}: use one of {', '.join(ROLES)}")
+        _accounts.check_role(role)
         with self.db.write() as conn:
-            if u["role"] == "admin" and role != "admin":
-                admins = conn.execute(select(func.count()).select_from(users).where(
-                    users.c.role == "admin", users.c.active)).scalar_one()
-                if admins <= 1:
-                    raise Conflict(f"{u['username']!r} is the only admin; make someone else an admin first")
-            conn.execute(users.update().where(users.c.id == u["id"]).values(role=role))
-            _audit.record(conn, "user.role", target_kind="user", target_id=u["id"], target=u["username"],
-                          details={"from": u["role"], "to": role})
+            _accounts.set_role(conn, u, role)
         self._forget_auth(user_id=u["id"])
         return {**u, "role": role}
 
-    def _user_row(self, conn, user: int | str, cols=None):
-        cols = cols or (users.c.id, users.c.username, users.c.role, users.c.active)
-        if isinstance(user, int) and not isinstance(user, bool):
-            return conn.execute(select(*cols).where(users.c.id == user)).first()
-        if not isinstance(user, str) or "\x00" in user or not user.isprintable() and _unencodable(user):
-            return None  # no stored name has these (and PostgreSQL refuses NUL and lone surrogates)
-        # The exact name first (an old account whose name folds like another's), then any spelling.
-        r = conn.execute(select(*cols).where(users.c.username == user)).first()
-        if r is None:
-            r = conn.execute(select(*cols).where(users.c.username_key == security.username_key(user))).first()
-        return r
-
     def get_user(self, user: int | str) -> dict:
         with self.db.read() as conn:
-            r = self._user_row(conn, user)
-        if r is None:
-            raise NotFound(f"user {str(user)[:200]!r} does not exist")
-        return _row(r)
+            return _accounts.get_user(conn, user)
 
     def list_users(self) -> list[dict]:
         with self.db.read() as conn:
-            return [_row(r) for r in conn.execute(
-                select(users.c.id, users.c.username, users.c.role, users.c.active, users.c.created_at)
-                .order_by(users.c.id))]
+            return _accounts.list_users(conn)
 
     def login(self, username: str, password: str, *, address: str | None = None) -> tuple[dict, str]:
         """Check a password and issue an expiring session token for the browser.
@@ -332,46 +247,8 @@ class Workspace:
         each further attempt waits an exponentially growing time
         (TooManyRequests, 429 with Retry-After). Unknown names cost the same
         time as wrong passwords."""
-        s = self.accounts
-        name = username if isinstance(username, str) else ""
-        keys = [(security.throttle_key("user", security.username_key(name)), s.max_failures)]
-        if address:
-            keys.append((security.throttle_key("addr", address), s.max_failures_per_address))
-        now = time.time()
-        with self.db.write() as conn:
-            wait, locks = security.charge(conn, keys, s, now)
-        if wait:
-            raise TooManyRequests(f"too many failed logins: try again in {wait} s", retry_after=wait)
-        with self.db.read() as conn:
-            r = self._user_row(conn, name, (users.c.id, users.c.username, users.c.role, users.c.active,
-                                            users.c.password_hash))
-        ok = security.verify_password(password if isinstance(password, str) else "",
-                                      r.password_hash if r is not None else None)
-        if not (ok and r is not None and r.active):
-            if locks:
-                with self.db.write() as conn:
-                    for key, failures, seconds in locks:
-                        by_user = key.startswith("user:")
-                        _audit.record(conn, "login.locked", target_kind="user" if by_user else "address",
-                                      target=name if by_user else address, address=address,
-                                      by={"id": None, "username": "anonymous"},
-                                      details={"failures": failures, "seconds": seconds})
-            raise Unauthorized("wrong username or password")
-        user = {"id": r.id, "username": r.username, "role": r.role}
-        ttl = s.token_ttl_days * 86400
-        with self.db.write() as conn:
-            security.refund(conn, keys[0][0], keys[1:])
-            # Expired sessions are useless: drop them; keep at most SESSION_LIMIT live ones.
-            conn.execute(tokens.delete().where(tokens.c.user_id == r.id, tokens.c.kind == "session",
-                                               tokens.c.expires_at < now))
-            token, _ = self._new_token(conn, user, "login", kind="session",
-                                       expires_at=now + ttl if ttl > 0 else None, by=user)
-            old = conn.execute(select(tokens.c.id).where(
-                tokens.c.user_id == r.id, tokens.c.kind == "session", tokens.c.revoked_at.is_(None))
-                .order_by(tokens.c.id.desc()).offset(security.SESSION_LIMIT)).scalars().all()
-            if old:
-                conn.execute(tokens.update().where(tokens.c.id.in_(old)).values(revoked_at=now))
-        for tid in old:
+        user, token, revoked = _accounts.login(self.db, self.accounts, username, password, address)
+        for tid in revoked:
             self._forget_auth(token_id=tid)
         return user, token
 
@@ -380,19 +257,8 @@ class Workspace:
                   since: float | None = None, until: float | None = None) -> tuple[list[dict], int | None]:
         """A page of the audit log, newest first (see :func:`assay.audit.read`);
         ``actor`` is a user id, a username or a recorded actor name (``cli:…``)."""
-        actor_id = actor_name = None
-        if isinstance(actor, int) and not isinstance(actor, bool):
-            actor_id = actor
-        elif isinstance(actor, str) and actor:
-            actor_name = actor
-            if actor.isascii() and actor.isdigit() and len(actor) <= 18:
-                actor_id = int(actor)
-            else:
-                with self.db.read() as conn:
-                    r = self._user_row(conn, actor)
-                if r is not None:
-                    actor_id = r.id
         with self.db.read() as conn:
+            actor_id, actor_name = _accounts.actor_filter(conn, actor)
             return _audit.read(conn, before=before, limit=limit, action=action, actor_id=actor_id,
                                actor_name=actor_name, target_kind=target_kind, target_id=target_id,
                                since=since, until=until)
@@ -413,14 +279,9 @@ class Workspace:
         if len(token) > 500:
             raise Unauthorized("invalid, expired or revoked token")
         with self.db.read() as conn:
-            r = conn.execute(
-                text("SELECT t.id AS tid, t.expires_at, t.revoked_at, t.last_used_at, "
-                     "u.id, u.username, u.role, u.active FROM tokens t "
-                     "JOIN users u ON u.id = t.user_id WHERE t.token_hash = :h"),
-                {"h": security.token_hash(token)},
-            ).first()
+            r = _accounts.token_owner(conn, token)
         wall = time.time()
-        if r is None or not r.active or r.revoked_at is not None or (r.expires_at is not None and r.expires_at <= wall):
+        if not _accounts.is_live(r, wall):
             self._auth_cache.pop(token, None)
             raise Unauthorized("invalid, expired or revoked token")
         if r.last_used_at is None or wall - r.last_used_at >= self.token_touch_seconds:
@@ -440,38 +301,25 @@ class Workspace:
 
                 self._toucher = ThreadPoolExecutor(1, thread_name_prefix="assay-token-touch")
             toucher = self._toucher
-        toucher.submit(self._write_touch, token_id, when)
-
-    def _write_touch(self, token_id: int, when: float) -> None:
-        try:
-            with self.db.write() as conn:
-                conn.execute(tokens.update().where(tokens.c.id == token_id).values(last_used_at=when))
-        except Exception:  # noqa: BLE001 - "last used" is a convenience; never fail a request over it
-            pass
+        toucher.submit(_accounts.touch_token, self.db, token_id, when)
 
     # ------------------------------------------------------------ datasets
 
     def create_dataset(self, name: str) -> dict:
-        name = (name or "").strip()
-        if not name or len(name) > 200:
-            raise InvalidInput("dataset name must be 1–200 characters")
+        name = _datasets.check_name(name)
         try:
             with self.db.write() as conn:
-                did = conn.execute(insert(datasets).values(name=name, created_at=time.time())
-                                   .returning(datasets.c.id)).scalar_one()
+                did = _datasets.create(conn, name)
         except IntegrityError:
             raise Conflict(f"dataset {name!r} already exists") from None
         return self.get_dataset(did)
 
     def get_dataset(self, dataset: int | str) -> dict:
-        col = datasets.c.id if isinstance(dataset, int) else datasets.c.name
         with self.db.read() as conn:
-            r = conn.execute(select(datasets).where(col == dataset)).first()
-            if r is None:
-                raise NotFound(f"dataset {dataset!r} does not exist")
-            n = conn.execute(select(func.count()).select_from(items)
-                             .where(items.c.dataset_id == r.id)).scalar_one()
-        return {**_row(r), "item_count": n}
+            ds = _datasets.load(conn, dataset)
+        if ds is None:
+            raise NotFound(f"dataset {dataset!r} does not exist")
+        return ds
 
     def dataset(self, dataset: int | str, create: bool = False) -> dict:
         try:
@@ -483,17 +331,9 @@ class Workspace:
 
     def list_datasets(self, user: dict | None = None) -> list[dict]:
         """Every dataset; with ``user`` (not an admin), only those of their projects."""
-        q = select(datasets.c.id).order_by(datasets.c.id)
-        if user is not None and user["role"] != "admin":
-            q = q.where(datasets.c.id.in_(self._member_datasets(user["id"])))
         with self.db.read() as conn:
-            ids = conn.execute(q).scalars().all()
+            ids = _datasets.dataset_ids(conn, user)
         return [self.get_dataset(i) for i in ids]
-
-    @staticmethod
-    def _member_datasets(user_id: int):
-        return (select(projects.c.dataset_id).join(members, members.c.project_id == projects.c.id)
-                .where(members.c.user_id == user_id))
 
     def require_dataset_access(self, dataset: int | str, user: dict) -> dict:
         """The dataset, if ``user`` may read it: admins every one, others only
@@ -501,60 +341,26 @@ class Workspace:
         ds = self.get_dataset(dataset)
         if user["role"] != "admin":
             with self.db.read() as conn:
-                ok = conn.execute(self._member_datasets(user["id"])
-                                  .where(projects.c.dataset_id == ds["id"]).limit(1)).first()
-            if ok is None:
+                ok = _datasets.in_members_projects(conn, ds["id"], user["id"])
+            if not ok:
                 raise NotFound(f"dataset {dataset!r} does not exist")
         return ds
-
-    def _drop_empty_dataset(self, dataset_id: int) -> None:
-        with self.db.write() as conn:
-            has = conn.execute(select(items.c.id).where(items.c.dataset_id == dataset_id).limit(1)).first()
-            if has is None:
-                conn.execute(text("DELETE FROM imports WHERE dataset_id = :d"), {"d": dataset_id})
-                conn.execute(datasets.delete().where(datasets.c.id == dataset_id))
 
     def _drop_dataset_without_projects(self, dataset_id: int) -> None:
         """Undo a dataset just made (quickstart's, when a later step fails):
         its items, imports and now unreferenced blobs. Not if a project uses it."""
         with self.blobs.session() as journal:  # its blobs go through the sweep's reference check
             with self.db.write() as conn:
-                if conn.execute(select(projects.c.id).where(projects.c.dataset_id == dataset_id)).first():
-                    return
-                for key in conn.execute(select(items.c.blob).where(items.c.dataset_id == dataset_id,
-                                                                   items.c.blob.is_not(None))).scalars():
-                    journal.append(key)
-                conn.execute(items.delete().where(items.c.dataset_id == dataset_id))
-                conn.execute(text("DELETE FROM imports WHERE dataset_id = :d"), {"d": dataset_id})
-                conn.execute(datasets.delete().where(datasets.c.id == dataset_id))
-        self.sweep_litter()
-
-    def _import_target(self, dataset: int | str, create: bool) -> int | str:
-        """The dataset id, or (``create`` and it does not exist) its new name,
-        which the import creates in its own transaction."""
-        try:
-            return self.get_dataset(dataset)["id"]
-        except NotFound:
-            if not (create and isinstance(dataset, str)):
-                raise
-        name = dataset.strip()
-        if not name or len(name) > 200:
-            raise InvalidInput("dataset name must be 1–200 characters")
-        return name
-
-    def _referenced_blobs(self, keys: list[str]) -> list[str]:
-        with self.db.read() as conn:
-            return list(conn.execute(select(items.c.blob).where(items.c.blob.in_(keys))).scalars())
+                dropped = _datasets.drop_without_projects(conn, dataset_id, journal)
+        if dropped:
+            self.sweep_litter()
 
     def sweep_litter(self) -> int:
         """Remove what an import killed mid-way left: blobs no item references
         (written before the rows that never committed) and half-written blob
         files. Never touches a running import's blobs; runs when a workspace
         opens. Returns the number of blobs removed."""
-        try:
-            return self.blobs.sweep(self._referenced_blobs)
-        except OSError:
-            return 0  # a read-only workspace folder: nothing we may clean
+        return _imports.sweep_litter(self.db, self.blobs)
 
     # ------------------------------------------------------------ ingest
 
@@ -570,18 +376,15 @@ class Workspace:
         Re-importing the same content adds nothing. The import is all or
         nothing. Returns ``{"added", "skipped", "dataset_id", "import_id"}``.
         """
-        target = self._import_target(dataset, create)
-        p = Path(path)
-        prov = ingest.Provenance(source or str(p), license, consent)
-        if p.is_dir():
-            return self._import_image_files(target, p, prov, progress, on_invalid)
-        if p.suffix.lower() == ".zip":
-            return self._import_zip(target, p, ingest.Provenance(source or p.name, license, consent),
-                                    progress, on_invalid)
-        batches = ingest.iter_table(p, text_column)
-        rows = ingest.text_rows(batches, text_column, p.name)
-        return ingest.write_items(self.db, target, rows, prov, source_uri or str(p), progress=progress,
-                                  desc=f"import {p.name}").as_dict()
+        try:
+            target = self.get_dataset(dataset)["id"]
+        except NotFound:
+            if not (create and isinstance(dataset, str)):
+                raise
+            target = _datasets.check_name(dataset)  # the import creates it, in its own transaction
+        return _imports.import_path(self.db, self.blobs, target, Path(path), text_column=text_column,
+                                    source=source, license=license, consent=consent, progress=progress,
+                                    on_invalid=on_invalid, source_uri=source_uri)
 
     def import_dataframe(self, dataset: int | str, df, *, text_column: str = "text",
                          source: str | None = None, license: str | None = None,
@@ -589,35 +392,8 @@ class Workspace:
         """Import a pandas DataFrame with a text column; other columns become metadata."""
         ds = self.dataset(dataset)
         prov = ingest.Provenance(source or "dataframe", license, consent)
-        rows = ingest.text_rows(ingest.iter_dataframe(df, text_column), text_column, prov.source)
-        return ingest.write_items(self.db, ds["id"], rows, prov, prov.source, progress=progress,
-                                  total=len(df)).as_dict()
-
-    def _import_image_files(self, target: int | str, folder: Path, prov, progress, on_invalid) -> dict:
-        folder = folder.resolve()  # a relative folder works (and names a stable file:// URI)
-        found, sidecar_path = ingest.scan_image_folder(folder, on_invalid)
-        sidecar = ingest.read_sidecar(sidecar_path)
-        files = [(p.relative_to(folder).as_posix(), p) for p in found]
-        return self._write_images(target, files, sidecar, f"{folder.as_uri()}/", prov, progress,
-                                  on_invalid, len(files))
-
-    def _write_images(self, target, files, sidecar, prefix, prov, progress, on_invalid, total) -> dict:
-        """Blobs are written before their rows commit: the blob journal keeps
-        their keys until the commit, so whatever stops the import (an error,
-        or kill -9) the unreferenced ones are removed, now or by the sweep
-        when a workspace next opens."""
-        limits = ingest.Limits.from_env()
-        try:
-            with self.blobs.session() as journal:
-                rows = ingest.image_rows(files, self.blobs, sidecar, prefix, journal, on_invalid,
-                                         limits=limits)
-                r = ingest.write_items(self.db, target, rows, prov, prefix, progress=progress,
-                                       total=total, desc="import images").as_dict()
-                self.blobs.finish(journal)
-            return r
-        except BaseException:
-            self.sweep_litter()  # this import's new blobs (later, if another import is running)
-            raise
+        return _imports.import_dataframe(self.db, ds["id"], df, text_column=text_column, prov=prov,
+                                         progress=progress)
 
     def import_zip(self, dataset: int | str, path: str | os.PathLike, *, source: str | None = None,
                    license: str | None = None, consent: str | None = None, progress: bool = False,
@@ -628,53 +404,23 @@ class Workspace:
         declared and actually unpacked size, each member's compression ratio.
         """
         p = Path(path)
-        return self._import_zip(self.dataset(dataset)["id"], p,
-                                ingest.Provenance(source or p.name, license, consent), progress, on_invalid)
-
-    def _import_zip(self, target: int | str, p: Path, prov, progress, on_invalid) -> dict:
-        limits = ingest.Limits.from_env()
-        try:
-            zf = zipfile.ZipFile(p)
-        except (zipfile.BadZipFile, OSError) as exc:
-            raise InvalidInput(f"{p.name} is not a readable zip archive: {exc}") from None
-        with zf:
-            members = {i.filename: i for i in ingest.zip_members(zf, p.name, limits)}
-            reader = ingest.ZipReader(zf, p.name, limits)
-            sidecar = {}
-            if "metadata.csv" in members:
-                sidecar = ingest.read_sidecar(Path("metadata.csv"), reader.read(members.pop("metadata.csv")))
-            bad = [n for n in members if PurePosixPath(n).suffix.lower() not in ingest.IMAGE_SUFFIXES]
-            if bad and on_invalid == "error":
-                raise InvalidInput(f"{len(bad)} file(s) in {p.name} are not images (png/jpg/webp): "
-                                   + ", ".join(bad[:5]))
-            names = sorted(n for n in members if n not in bad)
-            if not names:
-                raise InvalidInput(f"no png/jpg/webp images found in {p.name}")
-            files = ((n, reader.read(members[n])) for n in names)
-            return self._write_images(target, files, sidecar, f"zip:{p.name}!/", prov, progress,
-                                      on_invalid, len(names))
+        return _imports.import_zip(self.db, self.blobs, self.dataset(dataset)["id"], p,
+                                   ingest.Provenance(source or p.name, license, consent), progress, on_invalid)
 
     # ------------------------------------------------------------ items
 
     def list_items(self, dataset: int | str, *, after: int | None = None, limit: int = 100) -> tuple[list[dict], int | None]:
         """A keyset page of items: ``(items, next_after)``."""
         ds = self.dataset(dataset)
-        limit = max(1, min(int(limit), 1000))
-        q = (select(items).where(items.c.dataset_id == ds["id"], items.c.id > (after or 0))
-             .order_by(items.c.id).limit(limit))
         with self.db.read() as conn:
-            rows = [self._item(r) for r in conn.execute(q)]
-        return rows, (rows[-1]["id"] if len(rows) == limit else None)
-
-    def _item(self, r) -> dict:
-        return _row(r)
+            return _datasets.list_items(conn, ds["id"], after=after, limit=limit)
 
     def get_item(self, item_id: int) -> dict:
         with self.db.read() as conn:
-            r = conn.execute(select(items).where(items.c.id == item_id)).first()
-        if r is None:
+            it = _datasets.get_item(conn, item_id)
+        if it is None:
             raise NotFound(f"item {item_id} does not exist")
-        return self._item(r)
+        return it
 
     def item_content(self, item_id: int) -> tuple[bytes, str]:
         """The raw bytes and media type of an item (image bytes or UTF-8 text)."""
@@ -688,10 +434,7 @@ class Workspace:
         if user["role"] == "admin":
             return True
         with self.db.read() as conn:
-            return conn.execute(text(
-                "SELECT 1 FROM tasks t JOIN members m ON m.project_id = t.project_id "
-                "WHERE t.item_id = :i AND m.user_id = :u LIMIT 1"
-            ), {"i": item_id, "u": user["id"]}).first() is not None
+            return _datasets.in_members_tasks(conn, item_id, user["id"])
 
     # ------------------------------------------------------------ embeddings
 
@@ -707,11 +450,10 @@ class Workspace:
         ds = self.dataset(dataset)
         if embedder is None:
             with self.db.read() as conn:
-                kinds = [r[0] for r in conn.execute(text(
-                    "SELECT DISTINCT kind FROM items WHERE dataset_id = :d"), {"d": ds["id"]})]
-            if not kinds:
+                found = _datasets.item_kinds(conn, ds["id"])
+            if not found:
                 raise InvalidInput(f"dataset {ds['name']!r} has no items to embed")
-            kind = "image" if kinds == ["image"] else "text"
+            kind = "image" if found == ["image"] else "text"
             done = pending(self, ds["id"], model_name(model, kind), kind)
             if done is not None:
                 return done  # nothing new: don't load the model
@@ -747,21 +489,12 @@ class Workspace:
             show_fields=show_fields,
             target_confidence=target_confidence, max_answers=max_answers, gold_rate=gold_rate,
             gold_min_accuracy=gold_min_accuracy, gold_min_answers=gold_min_answers)
-        name = (name or "").strip()
-        if not name or len(name) > 200:
-            raise InvalidInput("project name must be 1–200 characters")
+        name = _proj.check_name(name)
         spec = kinds.get(kind).normalize_schema({"classes": list(classes), "instructions": s.instructions})
         ds = self.dataset(dataset)
         try:
             with self.db.write() as conn:
-                pid = conn.execute(insert(projects).values(
-                    name=name, dataset_id=ds["id"], schema_kind=kind, schema_spec=spec,
-                    created_at=time.time(), **s.columns(),
-                ).returning(projects.c.id)).scalar_one()
-                _audit.record(conn, "project.create", target_kind="project", target_id=pid, target=name,
-                              details={"dataset_id": ds["id"], "kind": kind, "overlap": overlap})
-                # no gold yet: in id order (gold.add shuffles the pool)
-                ledger.create_tasks(conn, pid, ds["id"], overlap, "1 = 0")
+                pid = _proj.create(conn, name, ds["id"], spec, s)
         except IntegrityError:
             raise Conflict(f"project {name!r} already exists") from None
         return self.get_project(pid)
@@ -775,44 +508,21 @@ class Workspace:
             hit = self._projects.get(project)
             if hit is not None and hit[0] > time.monotonic():
                 return hit[1]
-        col = projects.c.id if isinstance(project, int) else projects.c.name
         with self.db.read() as conn:
-            r = conn.execute(select(projects).where(col == project)).first()
-            has_gold = r is not None and conn.execute(text(
-                "SELECT 1 FROM tasks WHERE project_id = :p AND is_gold LIMIT 1"), {"p": r.id}).first() is not None
-            # any known label (gold or a reviewer's): answers may need scoring
-            has_known = has_gold or (r is not None and conn.execute(text(
-                "SELECT 1 FROM gold WHERE project_id = :p LIMIT 1"), {"p": r.id}).first() is not None)
-        if r is None:
+            p = _proj.load(conn, project)
+        if p is None:
             raise NotFound(f"project {project!r} does not exist")
-        p = {
-            "id": r.id, "name": r.name, "dataset_id": r.dataset_id,
-            "schema": {"kind": r.schema_kind, **r.schema_spec},
-            # the browser widget of the project's label kind (None: a kind this server lacks)
-            "widget": kinds.get(r.schema_kind).widget if r.schema_kind in kinds.names() else None,
-            "overlap": r.overlap, "lease_seconds": r.lease_seconds,
-            "show_fields": list(r.show_fields), "created_at": r.created_at,
-            "target_confidence": r.target_confidence, "max_answers": r.max_answers,
-            "gold_rate": _gold.rate_of({"gold_rate": r.gold_rate}), "gold_min_accuracy": r.gold_min_accuracy,
-            "gold_min_answers": r.gold_min_answers or _gold.DEFAULT_MIN_ANSWERS, "has_gold": has_gold,
-            "has_known": has_known,
-            "ml_space": r.ml_space, "auto_label_target": r.auto_label_target, "audit_rate": r.audit_rate,
-            "target_match": r.target_match,
-            "ml_backend_url": _ml_backend.redact(r.ml_backend_url) if r.ml_backend_url else None,
-        }
-        self._projects[r.id] = (time.monotonic() + self.project_cache_seconds, p)
+        self._projects[p["id"]] = (time.monotonic() + self.project_cache_seconds, p)
         return p
 
     #: what an annotator sees of a project: what labeling needs, nothing of
     #: gold, pauses, the model or its backend
-    ANNOTATOR_PROJECT_KEYS = ("id", "name", "dataset_id", "schema", "widget", "lease_seconds", "show_fields")
+    ANNOTATOR_PROJECT_KEYS = _proj.ANNOTATOR_KEYS
 
     def project_view(self, project: dict, user: dict) -> dict:
         """``project`` as ``user`` may see it: all of it for admins and
         reviewers, :data:`ANNOTATOR_PROJECT_KEYS` for annotators."""
-        if user["role"] in ("admin", "reviewer"):
-            return project
-        return {k: project[k] for k in self.ANNOTATOR_PROJECT_KEYS}
+        return _proj.view(project, user["role"])
 
     def forget_project(self, project_id: int) -> None:
         """Drop the cached settings of a project changed behind this
@@ -828,19 +538,7 @@ class Workspace:
         :meth:`connect_backend`, which also checks it answers)."""
         p = self.get_project(project)
         with self.db.write() as conn:
-            row = conn.execute(select(projects).where(projects.c.id == p["id"])).one()
-            new = _settings.validate_change(_settings.ProjectSettings.from_row(row), **settings)
-            values = {**new.columns(), **_settings.check_context(settings, new, vectors=self.vectors)}
-            if "instructions" in settings:
-                values["schema_spec"] = kinds.get(new.kind).normalize_schema(
-                    {**row.schema_spec, "instructions": new.instructions})
-            conn.execute(projects.update().where(projects.c.id == p["id"]).values(**values))
-            _gold.rescore(conn, {**p, "gold_rate": _gold.rate_of({"gold_rate": new.gold_rate}),
-                                 "gold_min_accuracy": new.gold_min_accuracy,
-                                 "gold_min_answers": new.gold_min_answers or _gold.DEFAULT_MIN_ANSWERS})
-            _audit.record(conn, "project.update", target_kind="project", target_id=p["id"], target=p["name"],
-                          details={k: (_ml_backend.redact(v) if k == "ml_backend_url" and v else v)
-                                   for k, v in settings.items()})
+            _proj.update(conn, p, settings, vectors=self.vectors)
         self._projects.pop(p["id"], None)
         self._backends_seen = (0.0, True)
         return self.get_project(p["id"])
@@ -850,14 +548,11 @@ class Workspace:
         them as a dict, the backend URL without its password)."""
         pid = self.get_project(project)["id"]
         with self.db.read() as conn:
-            return _settings.ProjectSettings.from_row(conn.execute(select(projects).where(projects.c.id == pid)).one())
+            return _proj.settings_of(conn, pid)
 
     def list_projects(self, user: dict | None = None) -> list[dict]:
-        q = select(projects.c.id).order_by(projects.c.id)
-        if user is not None and user["role"] != "admin":
-            q = q.where(projects.c.id.in_(select(members.c.project_id).where(members.c.user_id == user["id"])))
         with self.db.read() as conn:
-            ids = conn.execute(q).scalars().all()
+            ids = _proj.project_ids(conn, user)
         got = [self.get_project(i) for i in ids]
         return got if user is None else [self.project_view(p, user) for p in got]
 
@@ -867,9 +562,7 @@ class Workspace:
         p, u = self.get_project(project), self.get_user(user)
         try:
             with self.db.write() as conn:
-                conn.execute(insert(members).values(project_id=p["id"], user_id=u["id"], created_at=time.time()))
-                _audit.record(conn, "member.add", target_kind="project", target_id=p["id"], target=p["name"],
-                              details={"user_id": u["id"], "username": u["username"]})
+                _proj.add_member(conn, p, u)
         except IntegrityError:
             pass  # already a member: adding twice is harmless
         self._member_cache_clear()
@@ -877,22 +570,13 @@ class Workspace:
     def remove_member(self, project: int | str, user: int | str) -> None:
         p, u = self.get_project(project), self.get_user(user)
         with self.db.write() as conn:
-            gone = conn.execute(members.delete().where(members.c.project_id == p["id"],
-                                                       members.c.user_id == u["id"])).rowcount
-            if gone:
-                _audit.record(conn, "member.remove", target_kind="project", target_id=p["id"], target=p["name"],
-                              details={"user_id": u["id"], "username": u["username"]})
+            _proj.remove_member(conn, p, u)
         self._member_cache_clear()
 
     def list_members(self, project: int | str) -> list[dict]:
         p = self.get_project(project)
         with self.db.read() as conn:
-            rows = conn.execute(
-                select(users.c.id.label("user_id"), users.c.username, users.c.role)
-                .join(members, members.c.user_id == users.c.id)
-                .where(members.c.project_id == p["id"]).order_by(users.c.id)
-            ).all()
-        return [_row(r) for r in rows]
+            return _proj.list_members(conn, p["id"])
 
     def _member_cache_clear(self) -> None:
         self._member_cache = {}
@@ -905,8 +589,7 @@ class Workspace:
         if hit is not None and hit[0] > now:
             return hit[1]
         with self.db.read() as conn:
-            ok = conn.execute(select(members.c.user_id).where(
-                members.c.project_id == project_id, members.c.user_id == user_id)).first() is not None
+            ok = _proj.is_member(conn, project_id, user_id)
         cache[key] = (now + 5.0, ok)
         return ok
 

@@ -1,0 +1,120 @@
+"""Datasets and their items, as stored.
+
+Functions here take a connection and plain values, never the workspace. A
+dataset is a named set of items (texts or images with their metadata);
+projects label it. Who may read which dataset follows the projects: admins
+every one, everyone else those of the projects they are members of.
+Importing items is :mod:`assay.engine.imports`.
+"""
+
+from __future__ import annotations
+
+import time
+
+from sqlalchemy import func, insert, select, text
+
+from assay.errors import InvalidInput
+from assay.store.schema import datasets, items, members, projects
+
+_DELETE_IMPORTS = text("DELETE FROM imports WHERE dataset_id = :d")
+_ITEM_KINDS = text("SELECT DISTINCT kind FROM items WHERE dataset_id = :d")
+# Whether a user is a member of a project that has the item among its tasks.
+_SEES_ITEM = text(
+    "SELECT 1 FROM tasks t JOIN members m ON m.project_id = t.project_id "
+    "WHERE t.item_id = :i AND m.user_id = :u LIMIT 1"
+)
+
+
+def _row(r) -> dict:
+    # Plain str keys: SQLAlchemy's keys are a str subclass that orjson refuses.
+    return {str(k): v for k, v in r._mapping.items()}
+
+
+def check_name(name: str) -> str:
+    name = (name or "").strip()
+    if not name or len(name) > 200:
+        raise InvalidInput("dataset name must be 1–200 characters")
+    return name
+
+
+def create(conn, name: str) -> int:
+    """Insert an empty dataset; a taken name raises the database's IntegrityError."""
+    return conn.execute(insert(datasets).values(name=name, created_at=time.time())
+                        .returning(datasets.c.id)).scalar_one()
+
+
+def load(conn, dataset: int | str) -> dict | None:
+    """A dataset (by id or name) with its ``item_count``, or None."""
+    col = datasets.c.id if isinstance(dataset, int) else datasets.c.name
+    r = conn.execute(select(datasets).where(col == dataset)).first()
+    if r is None:
+        return None
+    n = conn.execute(select(func.count()).select_from(items).where(items.c.dataset_id == r.id)).scalar_one()
+    return {**_row(r), "item_count": n}
+
+
+def _member_datasets(user_id: int):
+    return (select(projects.c.dataset_id).join(members, members.c.project_id == projects.c.id)
+            .where(members.c.user_id == user_id))
+
+
+def dataset_ids(conn, user: dict | None) -> list[int]:
+    """Every dataset's id; with ``user`` (not an admin), those of their projects."""
+    q = select(datasets.c.id).order_by(datasets.c.id)
+    if user is not None and user["role"] != "admin":
+        q = q.where(datasets.c.id.in_(_member_datasets(user["id"])))
+    return list(conn.execute(q).scalars())
+
+
+def in_members_projects(conn, dataset_id: int, user_id: int) -> bool:
+    """Whether a project the user is a member of labels the dataset (who
+    may read it, but for admins, who read every one)."""
+    return conn.execute(_member_datasets(user_id).where(projects.c.dataset_id == dataset_id)
+                        .limit(1)).first() is not None
+
+
+def drop_without_projects(conn, dataset_id: int, journal: list) -> bool:
+    """Delete a dataset with its items and imports, unless a project uses
+    it; the keys of its blobs go to ``journal`` (a blob-store session, whose
+    sweep removes them once no item references them). Returns whether it went."""
+    if conn.execute(select(projects.c.id).where(projects.c.dataset_id == dataset_id)).first():
+        return False
+    for key in conn.execute(select(items.c.blob).where(items.c.dataset_id == dataset_id,
+                                                       items.c.blob.is_not(None))).scalars():
+        journal.append(key)
+    conn.execute(items.delete().where(items.c.dataset_id == dataset_id))
+    conn.execute(_DELETE_IMPORTS, {"d": dataset_id})
+    conn.execute(datasets.delete().where(datasets.c.id == dataset_id))
+    return True
+
+
+def item_kinds(conn, dataset_id: int) -> list[str]:
+    """The kinds of item (``text``, ``image``) the dataset holds."""
+    return [r[0] for r in conn.execute(_ITEM_KINDS, {"d": dataset_id})]
+
+
+# ------------------------------------------------------------ items
+
+def list_items(conn, dataset_id: int, *, after: int | None, limit: int) -> tuple[list[dict], int | None]:
+    """A keyset page of items: ``(items, next_after)``; ``limit`` is clamped to 1–1000."""
+    limit = max(1, min(int(limit), 1000))
+    q = (select(items).where(items.c.dataset_id == dataset_id, items.c.id > (after or 0))
+         .order_by(items.c.id).limit(limit))
+    rows = [_row(r) for r in conn.execute(q)]
+    return rows, (rows[-1]["id"] if len(rows) == limit else None)
+
+
+def get_item(conn, item_id: int) -> dict | None:
+    r = conn.execute(select(items).where(items.c.id == item_id)).first()
+    return None if r is None else _row(r)
+
+
+def referenced_blobs(conn, keys: list[str]) -> list[str]:
+    """Those of ``keys`` some item references."""
+    return list(conn.execute(select(items.c.blob).where(items.c.blob.in_(keys))).scalars())
+
+
+def in_members_tasks(conn, item_id: int, user_id: int) -> bool:
+    """Whether the item is a task of a project the user is a member of (who
+    may see it, but for admins, who see every one)."""
+    return conn.execute(_SEES_ITEM, {"i": item_id, "u": user_id}).first() is not None

@@ -204,7 +204,7 @@ class Outcome:
     exhausted: int
     mismatches: int
     refits: int
-    finals: dict  # item name -> the exported label (assay.engine.resolver.Final)
+    finals: dict  # item name -> the exported label (an assay.engine.resolver.FinalLabel)
     answers: list  # rows (item, worker, label) of every stored answer, in order
     review: int  # items in the reviewer queue
     settled: int  # items resolved below the target (settled)

@@ -26,6 +26,7 @@ import math
 import tempfile
 import time
 from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -34,11 +35,21 @@ from sqlalchemy import JSON, text
 
 from assay.engine.resolver import iter_final
 from assay.errors import InvalidInput
-from assay.simulation.crowd import Replay, _read, _sort_classes, add_workers, shuffled_pools
+from assay.simulation.crowd import Crowd, Replay, _read, _sort_classes, add_workers, shuffled_pools
 
 
 #: ``target="match"``: the target before the first model step sets one
 MATCH_START = 0.95
+#: what the result's ``steps`` shows of each model step
+STEP_FIELDS = ("answers", "version", "verified", "oof_accuracy", "validation_accuracy", "target", "threshold",
+               "auto_labeled", "verify_target", "auto_reachable", "verify_region", "verify_estimate")
+
+_ITEMS = text("SELECT id, text FROM items WHERE dataset_id = :d")
+_TASKS = text("SELECT id, item_id FROM tasks WHERE project_id = :p")
+_ANSWERS_PER_ITEM = text("SELECT item_id, count(*) AS n FROM answers WHERE project_id = :p GROUP BY item_id")
+_CONSENSUS = text("SELECT item_id, label, confidence, answers FROM item_consensus WHERE project_id = :p"
+                  ).columns(label=JSON)
+_AUTO_LABELS = text("SELECT item_id, label, audit FROM auto_labels WHERE project_id = :p").columns(label=JSON)
 
 
 def _features(items, features_path, ids_path) -> tuple[np.ndarray, dict]:
@@ -78,6 +89,201 @@ def baseline_mv(df: pd.DataFrame, truth: dict, k: int, seed: int) -> dict:
     return {"answers": used, "accuracy": right / n if n else None, "overlap": k}
 
 
+@dataclass(frozen=True)
+class ItemSource:
+    """Where the items' vectors come from: exactly one of a CSV of texts, a
+    folder of images or given features (with their ids); ``model``: the
+    embedding model for texts or images (None: the default for the kind)."""
+
+    items_path: Path | str | None = None
+    images_dir: Path | str | None = None
+    features_path: Path | str | None = None
+    feature_ids_path: Path | str | None = None
+    model: str | None = None
+
+
+@dataclass
+class LoopRun:
+    """One replay of the loop: its items, the model steps it ran, and what it
+    left in its workspace (read before the workspace goes)."""
+
+    ids: np.ndarray  # item ids, in processing (= task id) order
+    name_of: dict  # item id -> the answers file's item name
+    space: str  # the vector space the model learns from
+    embed_seconds: float
+    steps: list  # every ml_step's result
+    used: int
+    exhausted: int
+    mismatches: int
+    finals: dict  # item name -> the exported label (an assay.engine.resolver.FinalLabel)
+    per_item_answers: dict  # item id -> people's answers
+    cons: dict  # item id -> (label, confidence, answers) of its consensus row
+    autos: dict  # item id -> (label, audit) of its auto-label
+
+
+def _check(target, source: ItemSource) -> None:
+    if target != "match" and (isinstance(target, str) or not 0.5 <= target < 1):
+        raise InvalidInput(f"--target must be 'match' or a confidence in [0.5, 1), got {target!r}")
+    if sum(x is not None for x in (source.items_path, source.images_dir, source.features_path)) != 1:
+        raise InvalidInput("--ml needs exactly one of --items, --images or --features")
+
+
+def _read_crowd(answers_path, truth_path) -> Crowd:
+    df = _read(answers_path, ("item", "worker", "label"))
+    n_rows = len(df)
+    df = df.drop_duplicates(["item", "worker"], keep="last")
+    t = _read(truth_path, ("item", "label"))
+    truth = dict(zip(t["item"], t["label"]))
+    classes = _sort_classes(set(df["label"]) | set(truth.values()))
+    return Crowd(df, n_rows - len(df), truth, classes, df.groupby("item", sort=False).size())
+
+
+def _texts(items_path, order) -> list[str]:
+    it = _read(items_path, ("item", "text"))
+    by = dict(zip(it["item"], it["text"]))
+    missing = [x for x in order if x not in by]
+    if missing:
+        raise InvalidInput(f"{len(missing)} answered items have no text in {Path(items_path).name}")
+    return [by[x] for x in order]
+
+
+def _image_blobs(images_dir, order) -> list[bytes]:
+    folder = Path(images_dir)
+    files = {f.stem: f for f in folder.rglob("*") if f.suffix.lower() in (".png", ".jpg", ".jpeg", ".webp")}
+    missing = [x for x in order if str(x) not in files]
+    if missing:
+        raise InvalidInput(f"{len(missing)} answered items have no image in {folder} (first: {missing[0]!r})")
+    return [files[str(x)].read_bytes() for x in order]
+
+
+def _embed(ws, ids, order, source: ItemSource, texts) -> str:
+    """Store the items' vectors (given features, or embedded texts or images); returns the space."""
+    model = source.model
+    if source.features_path is not None:
+        X, row = _features(order, source.features_path, source.feature_ids_path)
+        ws.vectors.add("features", ids, X[[row[x] for x in order]], {"model": "features", "kind": "given"})
+        return "features"
+    from assay.learn.embedders import get_embedder
+
+    if texts is not None:
+        emb = get_embedder(model, kind="text")
+        vecs = np.concatenate([emb.embed(texts[i:i + 256]) for i in range(0, len(texts), 256)])
+        ws.vectors.add("sim-text", ids, vecs, {"model": emb.name, "kind": "text"})
+        return "sim-text"
+    blobs = _image_blobs(source.images_dir, order)
+    emb = get_embedder(model, kind="image")
+    vecs = np.concatenate([emb.embed(blobs[i:i + 64]) for i in range(0, len(blobs), 64)])
+    ws.vectors.add("sim-images", ids, vecs, {"model": emb.name, "kind": "image"})
+    return "sim-images"
+
+
+def _import_items(ws, order) -> tuple[int, np.ndarray]:
+    """A dataset with one placeholder item per name in ``order``: (its id, the item ids in that order)."""
+    ds = ws.create_dataset("sim")
+    ws.import_dataframe(ds["id"], pd.DataFrame({"text": [f"item {x}" for x in order], "item": order}))
+    with ws.db.read() as conn:
+        item_of = {r.text[len("item "):]: r.id for r in conn.execute(_ITEMS, {"d": ds["id"]})}
+    return ds["id"], np.array([item_of[x] for x in order], np.int64)
+
+
+def _run_loop(ws, pid: int, replay: Replay, *, batch: int, seed: int, ml_every: float, ml_min: int) -> list:
+    """Hand out until no task has room: the crowd re-fit and the model step
+    on a server's schedule, and both once more at the end; returns the steps."""
+    from assay.learn.step import ml_step
+
+    steps = [ml_step(ws, pid, batch=batch, seed=seed)]
+    last_ml = last_refit = 0
+    while (answered := replay.step()) is not None:
+        if not answered:
+            continue
+        used = replay.used
+        if used - last_refit >= max(200, 0.25 * used):
+            ws.refit_quality(pid)
+            last_refit = used
+            last_ml = -10**9  # the model's prior goes back in right after a re-fit
+        if used - last_ml >= max(ml_min, ml_every * used):
+            steps.append(ml_step(ws, pid, batch=batch, seed=seed + len(steps)))
+            last_ml = used
+    ws.refit_quality(pid)
+    steps.append(ml_step(ws, pid, batch=batch, seed=seed + len(steps)))
+    return steps
+
+
+def _stored(ws, pid: int) -> tuple[dict, dict, dict]:
+    """(answers per item, consensus rows, auto-labels) of the project, by item id."""
+    with ws.db.read() as conn:
+        per_item_answers = {r.item_id: r.n for r in conn.execute(_ANSWERS_PER_ITEM, {"p": pid})}
+        cons = {r.item_id: (r.label, r.confidence, r.answers) for r in conn.execute(_CONSENSUS, {"p": pid})}
+        autos = {r.item_id: (r.label, bool(r.audit)) for r in conn.execute(_AUTO_LABELS, {"p": pid})}
+    return per_item_answers, cons, autos
+
+
+def _replay_loop(ws, crowd: Crowd, order, pools, *, match: bool, target, m: int, auto_target: float,
+                 audit_rate: float, baseline_k: int, batch: int, seed: int, ml_every: float, ml_min: int,
+                 source: ItemSource, export_path) -> LoopRun:
+    """Set the project up in ``ws``, run the loop and read back what it left."""
+    texts = _texts(source.items_path, order) if source.items_path is not None else None
+    ds_id, ids = _import_items(ws, order)
+    embed_t = time.perf_counter()
+    space = _embed(ws, ids, order, source, texts)
+    embed_seconds = time.perf_counter() - embed_t
+    pid = ws.create_project("sim", ds_id, crowd.classes, lease_seconds=3600, overlap=1,
+                            target_confidence=MATCH_START if match else target,
+                            max_answers=min(max(m, 1), 100))["id"]
+    ws.update_project(pid, ml_space=space, auto_label_target=auto_target, audit_rate=audit_rate,
+                      target_match=baseline_k if match else None)
+    users = add_workers(ws, pid, crowd.df["worker"].unique())
+    name_of = {int(i): x for i, x in zip(ids, order)}
+    with ws.db.read() as conn:
+        task_name = {r.id: name_of[r.item_id] for r in conn.execute(_TASKS, {"p": pid})}
+    replay = Replay(ws, pid, pools, users, task_name)
+    steps = _run_loop(ws, pid, replay, batch=batch, seed=seed, ml_every=ml_every, ml_min=ml_min)
+    finals = {name_of[f.item_id]: f for f in iter_final(ws.db, ws.get_project(pid))}
+    if export_path is not None:
+        ws.export(pid, export_path)
+    return LoopRun(ids, name_of, space, embed_seconds, steps, replay.used, replay.exhausted, replay.mismatches,
+                   finals, *_stored(ws, pid))
+
+
+def _label_scores(run: LoopRun, truth: dict) -> tuple[dict, list]:
+    """Accuracy of the exported labels: all, people's, the model's auto-labels;
+    also returns the scored item names."""
+    # the exported labels: people's (consensus, gold, review, majority) or the model's auto-label
+    final = {name: f.label for name, f in run.finals.items() if f.label is not None}
+    how = {name: "auto" if f.source == "auto" else "people" for name, f in run.finals.items() if f.label is not None}
+    model_only = [name for i, name in run.name_of.items() if name not in final and i in run.cons]
+    scored = [x for x in final if x in truth]
+    people_items = [x for x in scored if how[x] == "people"]
+    acc = lambda xs: round(float(np.mean([final[x] == truth[x] for x in xs])), 6) if xs else None  # noqa: E731
+    return {
+        "items_with_truth": len(scored),
+        "accuracy": acc(scored),
+        "items_resolved": len(people_items),
+        "accuracy_resolved": acc(people_items),
+        "items_auto_labeled": len([x for x in final if how[x] == "auto"]),
+        "accuracy_auto_labeled": acc([x for x in scored if how[x] == "auto"]),
+        "items_model_only": len(model_only),
+        "label_sources": dict(sorted(Counter(f.source or "none" for f in run.finals.values()).items())),
+    }, scored
+
+
+def _answers_by_role(run: LoopRun) -> dict:
+    """People's answers on the model's validation items, on audits, elsewhere."""
+    from assay.learn.step import validation_mask
+
+    is_val = dict(zip(run.ids.tolist(), validation_mask(run.ids, len(run.ids)).tolist()))
+    by_role = Counter()
+    for i, n in run.per_item_answers.items():
+        role = "validation" if is_val.get(i) else ("audit" if i in run.autos else "other")
+        by_role[role] += n
+    return dict(by_role)
+
+
+def _step_rows(steps: list) -> list[dict]:
+    """Each step that trained a model version, its main figures."""
+    return [{k: st.get(k) for k in STEP_FIELDS} for st in steps if st.get("version")]
+
+
 def simulate_ml(answers_path, truth_path, *, items_path=None, images_dir=None, features_path=None,
                 feature_ids_path=None, target: float | str = "match", max_answers: int | None = None,
                 auto_target: float = 0.95, audit_rate: float = 0.05, batch: int = 100, seed: int = 0,
@@ -85,176 +291,60 @@ def simulate_ml(answers_path, truth_path, *, items_path=None, images_dir=None, f
                 progress: bool = False, export_path=None) -> dict:
     """One replay of the loop; ``export_path``: also write the project's export
     there (what a user gets; each record's ``meta.item`` is the item id)."""
-    from assay.learn.step import ml_step
     from assay.workspace import Workspace
 
+    source = ItemSource(items_path, images_dir, features_path, feature_ids_path, model)
+    _check(target, source)
     match = target == "match"
-    if not match and (isinstance(target, str) or not 0.5 <= target < 1):
-        raise InvalidInput(f"--target must be 'match' or a confidence in [0.5, 1), got {target!r}")
-    sources = [x is not None for x in (items_path, images_dir, features_path)]
-    if sum(sources) != 1:
-        raise InvalidInput("--ml needs exactly one of --items, --images or --features")
     started = time.perf_counter()
-    df = _read(answers_path, ("item", "worker", "label"))
-    df = df.drop_duplicates(["item", "worker"], keep="last")
-    t = _read(truth_path, ("item", "label"))
-    truth = dict(zip(t["item"], t["label"]))
-    classes = _sort_classes(set(df["label"]) | set(truth.values()))
-    per_item = df.groupby("item", sort=False).size()
-    typical = int(math.ceil(per_item.median()))
-    m = max_answers if max_answers is not None else typical
+    crowd = _read_crowd(answers_path, truth_path)
+    m = max_answers if max_answers is not None else int(math.ceil(crowd.per_item.median()))
     rng = np.random.default_rng(seed)
-    item_names = per_item.index.to_numpy()
+    item_names = crowd.per_item.index.to_numpy()
     order = item_names[rng.permutation(len(item_names))]
-    pools = shuffled_pools(df, rng)
-
+    pools = shuffled_pools(crowd.df, rng)
     with tempfile.TemporaryDirectory(prefix="assay-simml-") as tmp:
         ws = Workspace(Path(tmp) / "ws")
         try:
-            ds = ws.create_dataset("sim")
-            placeholder = pd.DataFrame({"text": [f"item {x}" for x in order], "item": order})
-            texts = None
-            if items_path is not None:
-                it = _read(items_path, ("item", "text"))
-                by = dict(zip(it["item"], it["text"]))
-                missing = [x for x in order if x not in by]
-                if missing:
-                    raise InvalidInput(f"{len(missing)} answered items have no text in {Path(items_path).name}")
-                texts = [by[x] for x in order]
-            ws.import_dataframe(ds["id"], placeholder)
-            with ws.db.read() as conn:
-                item_of = {r.text[len("item "):]: r.id for r in conn.execute(text(
-                    "SELECT id, text FROM items WHERE dataset_id = :d"), {"d": ds["id"]})}
-            ids = np.array([item_of[x] for x in order], np.int64)
-            embed_t = time.perf_counter()
-            if features_path is not None:
-                X, row = _features(order, features_path, feature_ids_path)
-                space = "features"
-                ws.vectors.add(space, ids, X[[row[x] for x in order]], {"model": "features", "kind": "given"})
-            elif texts is not None:
-                from assay.learn.embedders import get_embedder
-
-                emb = get_embedder(model, kind="text")
-                vecs = np.concatenate([emb.embed(texts[i:i + 256]) for i in range(0, len(texts), 256)])
-                space = "sim-text"
-                ws.vectors.add(space, ids, vecs, {"model": emb.name, "kind": "text"})
-            else:
-                from assay.learn.embedders import get_embedder
-
-                folder = Path(images_dir)
-                files = {f.stem: f for f in folder.rglob("*") if f.suffix.lower() in (".png", ".jpg", ".jpeg", ".webp")}
-                missing = [x for x in order if str(x) not in files]
-                if missing:
-                    raise InvalidInput(f"{len(missing)} answered items have no image in {folder} (first: {missing[0]!r})")
-                emb = get_embedder(model, kind="image")
-                blobs = [files[str(x)].read_bytes() for x in order]
-                vecs = np.concatenate([emb.embed(blobs[i:i + 64]) for i in range(0, len(blobs), 64)])
-                space = "sim-images"
-                ws.vectors.add(space, ids, vecs, {"model": emb.name, "kind": "image"})
-            embed_seconds = time.perf_counter() - embed_t
-
-            proj = ws.create_project("sim", ds["id"], classes, lease_seconds=3600, overlap=1,
-                                     target_confidence=MATCH_START if match else target,
-                                     max_answers=min(max(m, 1), 100))
-            pid = proj["id"]
-            ws.update_project(pid, ml_space=space, auto_label_target=auto_target, audit_rate=audit_rate,
-                              target_match=baseline_k if match else None)
-            users = add_workers(ws, pid, df["worker"].unique())
-            name_of = {int(i): x for i, x in zip(ids, order)}
-            with ws.db.read() as conn:
-                task_name = {r.id: name_of[r.item_id] for r in conn.execute(text(
-                    "SELECT id, item_id FROM tasks WHERE project_id = :p"), {"p": pid})}
-
-            steps = [ml_step(ws, pid, batch=batch, seed=seed)]
-            replay = Replay(ws, pid, pools, users, task_name)
-            last_ml = last_refit = 0
-            while (answered := replay.step()) is not None:
-                if not answered:
-                    continue
-                used = replay.used
-                if used - last_refit >= max(200, 0.25 * used):
-                    ws.refit_quality(pid)
-                    last_refit = used
-                    last_ml = -10**9  # the model's prior goes back in right after a re-fit
-                if used - last_ml >= max(ml_min, ml_every * used):
-                    steps.append(ml_step(ws, pid, batch=batch, seed=seed + len(steps)))
-                    last_ml = used
-            ws.refit_quality(pid)
-            steps.append(ml_step(ws, pid, batch=batch, seed=seed + len(steps)))
-            used, exhausted, mismatches = replay.used, replay.exhausted, replay.mismatches
-            finals = {name_of[f.item_id]: f for f in iter_final(ws.db, ws.get_project(pid))}
-            if export_path is not None:
-                ws.export(pid, export_path)
-
-            with ws.db.read() as conn:
-                per_item_answers = {r.item_id: r.n for r in conn.execute(text(
-                    "SELECT item_id, count(*) AS n FROM answers WHERE project_id = :p GROUP BY item_id"), {"p": pid})}
-                cons = {r.item_id: (r.label, r.confidence, r.answers) for r in conn.execute(text(
-                    "SELECT item_id, label, confidence, answers FROM item_consensus WHERE project_id = :p"
-                ).columns(label=JSON), {"p": pid})}
-                autos = {r.item_id: (r.label, bool(r.audit)) for r in conn.execute(text(
-                    "SELECT item_id, label, audit FROM auto_labels WHERE project_id = :p").columns(label=JSON),
-                    {"p": pid})}
+            run = _replay_loop(ws, crowd, order, pools, match=match, target=target, m=m, auto_target=auto_target,
+                               audit_rate=audit_rate, baseline_k=baseline_k, batch=batch, seed=seed,
+                               ml_every=ml_every, ml_min=ml_min, source=source, export_path=export_path)
         finally:
             ws.close()
-
-    from assay.learn.step import validation_mask
-
-    is_val = dict(zip(ids.tolist(), validation_mask(ids, len(ids)).tolist()))
-    by_role = Counter()
-    for i, n in per_item_answers.items():
-        role = "validation" if is_val.get(i) else ("audit" if i in autos else "other")
-        by_role[role] += n
-    targets = [st["target"] for st in steps if st.get("target") is not None]
-    # the exported labels: people's (consensus, gold, review, majority) or the model's auto-label
-    final = {name: f.label for name, f in finals.items() if f.label is not None}
-    how = {name: "auto" if f.source == "auto" else "people" for name, f in finals.items() if f.label is not None}
-    model_only = [name for i, name in name_of.items() if name not in final and i in cons]
-    sources = Counter(f.source or "none" for f in finals.values())
-    scored = [x for x in final if x in truth]
-    auto_items = [x for x in scored if how[x] == "auto"]
-    people_items = [x for x in scored if how[x] == "people"]
-    acc = lambda xs: round(float(np.mean([final[x] == truth[x] for x in xs])), 6) if xs else None  # noqa: E731
-    base = baseline_mv(df, truth, baseline_k, seed)
-    last = steps[-1]
+    truth, used = crowd.truth, run.used
+    targets = [st["target"] for st in run.steps if st.get("target") is not None]
+    scores, scored = _label_scores(run, truth)
+    base = baseline_mv(crowd.df, truth, baseline_k, seed)
+    last = run.steps[-1]
     return {
         "ml": True,
         "seed": seed,
         "settings": {"target_confidence": target, "target_final": targets[-1] if targets else target,
                      "target_range": [min(targets), max(targets)] if targets else None, "max_answers": m,
                      "auto_label_target": auto_target,
-                     "audit_rate": audit_rate, "batch": batch, "space": space},
+                     "audit_rate": audit_rate, "batch": batch, "space": run.space},
         "items": int(len(item_names)),
-        "items_with_truth": len(scored),
-        "answers_available": int(len(df)),
+        "items_with_truth": scores.pop("items_with_truth"),
+        "answers_available": int(len(crowd.df)),
         "answers_used": int(used),
-        "answers_used_share": round(used / len(df), 4),
+        "answers_used_share": round(used / len(crowd.df), 4),
         "answers_per_item": round(used / len(item_names), 4),
-        "accuracy": acc(scored),
-        "items_resolved": len(people_items),
-        "accuracy_resolved": acc(people_items),
-        "items_auto_labeled": len([x for x in final if how[x] == "auto"]),
-        "accuracy_auto_labeled": acc(auto_items),
-        "items_model_only": len(model_only),
-        "label_sources": dict(sorted(sources.items())),
-        "auto_audits": sum(1 for a in autos.values() if a[1]),
-        "model_versions": sum(1 for s in steps if s.get("version")),
+        **scores,
+        "auto_audits": sum(1 for a in run.autos.values() if a[1]),
+        "model_versions": sum(1 for s in run.steps if s.get("version")),
         "threshold": last.get("threshold"),
         "auto_state": last.get("auto_state"),
         "model_oof_accuracy": last.get("oof_accuracy"),
         "baseline": base,
         "answers_vs_baseline": round(used / base["answers"], 4) if base["answers"] else None,
-        "accuracy_vs_baseline": (round(acc(scored) - base["accuracy"], 6)
+        "accuracy_vs_baseline": (round(scores["accuracy"] - base["accuracy"], 6)
                                  if scored and base["accuracy"] is not None else None),
         "answers_histogram": {str(k): v for k, v in sorted(Counter(
-            (cons.get(i) or (None, None, 0))[2] for i in name_of).items())},
-        "answers_by_role": dict(by_role),
-        "steps": [{k: st.get(k) for k in ("answers", "version", "verified", "oof_accuracy", "validation_accuracy",
-                                          "target", "threshold", "auto_labeled", "verify_target", "auto_reachable",
-                                          "verify_region", "verify_estimate")}
-                  for st in steps if st.get("version")],
-        "items_exhausted": exhausted,
-        "handout_mismatches": mismatches,
-        "embed_seconds": round(embed_seconds, 2),
+            (run.cons.get(i) or (None, None, 0))[2] for i in run.name_of).items())},
+        "answers_by_role": _answers_by_role(run),
+        "steps": _step_rows(run.steps),
+        "items_exhausted": run.exhausted,
+        "handout_mismatches": run.mismatches,
+        "embed_seconds": round(run.embed_seconds, 2),
         "seconds": round(time.perf_counter() - started, 2),
     }

@@ -1,10 +1,10 @@
 """The audit log: who did what, when, to what — append-only.
 
-Every change worth answering for is written here by the workspace, in the
-same transaction as the change itself (a rolled-back change leaves no
-record; a committed one always has one). There is no code path that
-updates or deletes a record, and database triggers refuse both (and
-TRUNCATE on PostgreSQL).
+Every change worth answering for is written here (by the workspace or the
+:mod:`assay.engine` module it calls) in the same transaction as the change
+itself (a rolled-back change leaves no record; a committed one always has
+one). There is no code path that updates or deletes a record, and database
+triggers refuse both (and TRUNCATE on PostgreSQL).
 
 The actor is whoever the current context acts for: the HTTP edge sets the
 authenticated user (and the client address) per request, the CLI sets

@@ -2,9 +2,13 @@
 
 A workspace is a folder (``ASSAY_HOME``, default ``./assay-data``) holding
 ``assay.db`` (SQLite) — or a PostgreSQL URL in ``ASSAY_DATABASE_URL`` — plus
-``blobs/`` for images. Every use-case is a method here: it loads rows,
-calls the pure parts, and writes results back in one transaction. The HTTP
-server and the CLI are thin shells over it.
+``blobs/`` for images. Every use-case is a method here: it resolves ids,
+checks who may do it, opens the transaction and calls the module that owns
+the rule (:mod:`assay.engine` — accounts, datasets, imports, projects, the
+ledger, settings, gold, ...; the pure algorithms in :mod:`assay.quality` and
+:mod:`assay.learn`), which writes the change and its audit record on that
+connection. It keeps the per-process caches (projects, memberships,
+authenticated tokens). The HTTP server and the CLI are thin shells over it.
 """
 
 from __future__ import annotations

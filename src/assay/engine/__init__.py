@@ -1,1 +1,1 @@
-"""The labeling engine: the modules that own its rules (the task-counter ledger, the final-label resolver, typed project settings)."""
+"""The labeling engine: the modules that own its rules (the task-counter ledger, the final-label resolver, typed project settings, the hand-out, gold, adaptive redundancy) and its records (accounts, datasets and imports, projects and members). They take a connection or the Database and plain values; the workspace calls them."""

@@ -10,7 +10,8 @@ and ``assay project set PROJECT key=value`` (:func:`parse_value` reads a
 value by its field's type). Checks that need the database or the vector
 store — does the embedding space exist, may the server call that backend URL
 — are :func:`check_context`, called from the same place
-(:meth:`assay.workspace.Workspace.update_project`).
+(:func:`assay.engine.projects.update`, behind
+:meth:`assay.workspace.Workspace.update_project`).
 
 Every error is an :class:`~assay.errors.InvalidInput` with one sentence that
 names the setting and its allowed values, never a pydantic dump.

@@ -27,6 +27,7 @@ the posteriors and re-applies the rules above in one short transaction.
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import JSON, bindparam, text
@@ -51,6 +52,21 @@ _CONSENSUS = text(
     "SELECT log_post, answers FROM item_consensus WHERE project_id = :p AND item_id = :i"
 ).columns(log_post=JSON)
 _COUNTS = text("SELECT needed, answer_count, open_slots, target FROM tasks WHERE id = :t")
+# the re-fit's reads and writes
+_ANSWERS = text("SELECT item_id, annotator_id, label FROM answers WHERE project_id = :p ORDER BY id"
+                ).columns(label=JSON)
+_GOLD = text("SELECT item_id, label, source FROM gold WHERE project_id = :p").columns(label=JSON)
+_PREDICTIONS = text("SELECT item_id, proba FROM predictions WHERE project_id = :p").columns(proba=JSON)
+_DELETE_MODEL = text("DELETE FROM quality_models WHERE project_id = :p")
+_INSERT_MODEL = text(
+    "INSERT INTO quality_models (project_id, method, prior, default_confusion, answers, fitted_at) "
+    "VALUES (:p, 'ds', :prior, :dc, :n, :now)").bindparams(bindparam("prior", type_=JSON), bindparam("dc", type_=JSON))
+_ANSWERED_TASKS = text(
+    "SELECT id, item_id, needed, answer_count, open_slots, target FROM tasks "
+    "WHERE project_id = :p AND answer_count > 0 AND NOT is_gold")
+_ITEM_ANSWERS = text(
+    "SELECT item_id, annotator_id, label FROM answers WHERE project_id = :p AND item_id IN :items"
+).bindparams(bindparam("items", expanding=True)).columns(label=JSON)
 
 
 def class_names(project: dict) -> list[str]:
@@ -174,47 +190,36 @@ def store_crowd(conn, project_id: int, prior, default) -> None:
                  {"p": project_id, "prior": [float(x) for x in prior], "dc": dc})
 
 
-def refit(db, project: dict, *, now: float | None = None, criterion: str | None = None) -> dict:
-    """Re-estimate annotator skills with Dawid-Skene over all the project's
-    answers and rewrite every item's posterior and status with them.
+@dataclass
+class CrowdFit:
+    """A re-fit's estimates, before they are written. Arrays over items follow
+    ``items`` (the answered items, sorted), over annotators ``users``."""
 
-    Also builds the settle table for the project's target and ``max_answers``
-    (:func:`assay.quality.online.settle_margins`, stored with the model as
-    ``default_confusion = {"confusion": ..., "settle": ...}``), which
-    :func:`after_answer` consults to stop an item whose remaining allowed
-    answers could not plausibly change its label.
+    items: Any  # (N,) item ids
+    fitted_n: Any  # (N,) answers per item the fit saw
+    users: Any  # (A,) the annotators skills were learned for
+    per_worker: Any  # (A,) their answers the fit used
+    confusion: Any  # (A, K, K)
+    accuracy: Any  # (A,) the fit's accuracy per annotator (NaN: unknown)
+    skills: dict  # annotator id -> K x K confusion (lists)
+    default: list  # K x K: an annotator without skills of their own
+    prior: list  # (K,) class prior
+    log_proba: Any  # (N, K) each item's log posterior
 
-    ``criterion`` (default :data:`STOP_CRITERION`) says what the settle table
-    bounds: ``"flip"`` or ``"gain"`` (:func:`assay.quality.online.settle_margins`).
+    def index(self) -> dict[int, int]:
+        return {int(i): j for j, i in enumerate(self.items)}
 
-    The fit runs outside any transaction; the write is one transaction. Items
-    that got answers while the model was fitting are recomputed from their
-    answers with the new skills, so no answer is lost.
-    """
+
+def fit_crowd(item_ids, user_ids, labels, code_of: dict, gold: dict, predicted: dict) -> CrowdFit:
+    """Dawid-Skene over the answers ``(item_ids, user_ids, labels)`` (numpy
+    arrays; labels as class codes of ``code_of``, class name -> code);
+    ``gold``: item id -> its known label (clamped in the fit); ``predicted``:
+    item id -> the in-loop model's probabilities (the item's prior)."""
     import numpy as np
 
     from assay.quality import DawidSkene, online
 
-    now = time.time() if now is None else now
-    names = class_names(project)
-    k = len(names)
-    code_of = {n: i for i, n in enumerate(names)}
-    pid = project["id"]
-    q = text("SELECT item_id, annotator_id, label FROM answers WHERE project_id = :p ORDER BY id"
-             ).columns(label=JSON)
-    with db.read() as conn:
-        rows = conn.execute(q, {"p": pid}).all()
-        # known labels (gold questions, reviewers' decisions) are clamped in the fit
-        known = {r.item_id: (r.label, r.source) for r in conn.execute(text(
-            "SELECT item_id, label, source FROM gold WHERE project_id = :p").columns(label=JSON), {"p": pid})}
-        # the in-loop model's predictions (ML projects): each item's prior
-        predicted = {r.item_id: r.proba for r in conn.execute(text(
-            "SELECT item_id, proba FROM predictions WHERE project_id = :p").columns(proba=JSON), {"p": pid})}
-    if not rows:
-        return {"answers": 0, "annotators": 0, "items": 0}
-    item_ids = np.fromiter((r.item_id for r in rows), dtype=np.int64, count=len(rows))
-    user_ids = np.fromiter((r.annotator_id for r in rows), dtype=np.int64, count=len(rows))
-    labels = np.fromiter((code_of[r.label] for r in rows), dtype=np.intp, count=len(rows))
+    k = len(code_of)
     items_u, icode = np.unique(item_ids, return_inverse=True)
     fitted_n = np.bincount(icode, minlength=len(items_u))
     # Skills are learned from items with two or more answers only: under
@@ -236,8 +241,7 @@ def refit(db, project: dict, *, now: float | None = None, criterion: str | None 
         multi = np.ones_like(multi)
     users_u, ucode = np.unique(user_ids[multi], return_inverse=True)
     m_items, m_icode = np.unique(icode[multi], return_inverse=True)
-    gold_codes = np.array([code_of.get((known.get(int(items_u[j])) or (None,))[0], -1) for j in m_items],
-                          dtype=np.intp)
+    gold_codes = np.array([code_of.get(gold.get(int(items_u[j])), -1) for j in m_items], dtype=np.intp)
     gold_arg = gold_codes if (gold_codes >= 0).any() else None
     if has_prior.any():
         model = DawidSkene(prior="one-coin").fit(m_icode, ucode, labels[multi], n_classes=k,
@@ -246,10 +250,9 @@ def refit(db, project: dict, *, now: float | None = None, criterion: str | None 
         model = DawidSkene().fit(m_icode, ucode, labels[multi], n_classes=k, gold=gold_arg)
     confusion = np.asarray(model.confusion_)
     per_worker = np.bincount(ucode, minlength=len(users_u))
-    default = online.crowd_confusion(confusion, per_worker)
     prior = [float(x) for x in model.prior_]
     skills = {int(u): confusion[j].tolist() for j, u in enumerate(users_u)}
-    dlist = default.tolist()
+    dlist = online.crowd_confusion(confusion, per_worker).tolist()
     log_proba = np.empty((len(items_u), k))
     log_proba[m_items] = np.log(np.maximum(model.proba_, online.TINY))
     lp0 = online.initial_log_post(prior, k)
@@ -257,79 +260,145 @@ def refit(db, project: dict, *, now: float | None = None, criterion: str | None 
         log_proba[j] = lp0
     for i, u, lab in zip(icode[~multi], user_ids[~multi], labels[~multi]):
         log_proba[i] = online.update(log_proba[i], skills.get(int(u), dlist), int(lab))
-    target, max_answers = project["target_confidence"], project["max_answers"]
-    table = None
+    return CrowdFit(items_u, fitted_n, users_u, per_worker, confusion, model.accuracy_, skills, dlist, prior,
+                    log_proba)
+
+
+def _settle_table(fit: CrowdFit, k: int, target: float | None, max_answers: int, criterion: str):
+    """The settle table for the project's target (None where the rule does not apply)."""
+    from assay.quality import online
+
     # Binary projects only, for now: with more classes the table (built from
     # the crowd's smoothed confusions) called items settled after a single
     # answer from a sharply-estimated annotator — on a 10-class crowd it
     # stopped most items at one answer (69 % accurate, against 83 % for a
     # 3-vote majority). Measured and trusted on binary crowds only.
-    if target is not None and k == 2 and max_answers > 1:
-        # for every (label, rival, answers left): the margin from which the
-        # answers still allowed turn the label with probability <= 1 - target
-        table = online.settle_margins(confusion, per_worker, (1.0 - target) / (k - 1),
-                                      min(online.SETTLE_MAX_LEFT, max_answers - 1),
-                                      criterion=criterion or STOP_CRITERION)
-    stored_default = ({"confusion": dlist, "settle": table, "criterion": criterion or STOP_CRITERION}
-                      if table else dlist)
+    if target is None or k != 2 or max_answers <= 1:
+        return None
+    # for every (label, rival, answers left): the margin from which the
+    # answers still allowed turn the label with probability <= 1 - target
+    return online.settle_margins(fit.confusion, fit.per_worker, (1.0 - target) / (k - 1),
+                                 min(online.SETTLE_MAX_LEFT, max_answers - 1), criterion=criterion)
+
+
+def _store_fit(conn, pid: int, fit: CrowdFit, stored_default, answers: int, now: float) -> None:
+    import numpy as np
+
+    store_skills(conn, pid, [{"u": int(u), "c": fit.skills[int(u)],
+                              "a": None if np.isnan(fit.accuracy[j]) else float(fit.accuracy[j]),
+                              "n": int(fit.per_worker[j])} for j, u in enumerate(fit.users)])
+    conn.execute(_DELETE_MODEL, {"p": pid})
+    conn.execute(_INSERT_MODEL, {"p": pid, "prior": fit.prior, "dc": stored_default, "n": answers, "now": now})
+
+
+def _late_answers(conn, pid: int, changed: list, code_of: dict) -> dict[int, list]:
+    """item id -> [(annotator, class code)] of the items whose answers changed since the fit read them."""
+    late: dict[int, list] = {}
+    if changed:
+        for r in conn.execute(_ITEM_ANSWERS, {"p": pid, "items": changed}):
+            late.setdefault(r.item_id, []).append((r.annotator_id, code_of[r.label]))
+    return late
+
+
+def _item_log_post(fit: CrowdFit, k: int, item_id: int, index: dict, late: dict, late_prior: dict) -> list:
+    """The item's log posterior: the fit's, or recomputed from its answers if some came in late."""
+    import numpy as np
+
+    from assay.quality import online
+
+    if item_id not in late:
+        return fit.log_proba[index[item_id]].tolist()
+    pr = late_prior.get(item_id)
+    lp = (np.log(np.maximum(pr, online.TINY)).tolist() if pr is not None and np.isfinite(pr).all()
+          else online.initial_log_post(fit.prior, k))
+    for u, lab in late[item_id]:
+        lp = online.update(lp, fit.skills.get(u, fit.default), lab)
+    return lp
+
+
+def _rewrite_items(conn, project: dict, fit: CrowdFit, known: dict, predicted: dict, table,
+                   now: float) -> tuple[list, dict]:
+    """Every answered item's posterior and status under the new fit (on the
+    write transaction ``conn``): ``(consensus rows, counts by status)``."""
+    from assay.quality import online
+
+    names = class_names(project)
+    k, pid = len(names), project["id"]
+    code_of = {n: i for i, n in enumerate(names)}
+    target, max_answers = project["target_confidence"], project["max_answers"]
+    # gold tasks are hidden questions, not items to settle
+    tasks_now = {r.item_id: r for r in conn.execute(_ANSWERED_TASKS, {"p": pid})}
+    index = fit.index()
+    changed = [i for i, t in tasks_now.items() if i not in index or fit.fitted_n[index[i]] != t.answer_count]
+    late = _late_answers(conn, pid, changed, code_of)
+    late_rows = model_priors(predicted, list(late), k)
+    late_prior = dict(zip(list(late), late_rows)) if late_rows is not None else {}
+    upserts, counts = [], {"resolved": 0, "review": 0, "open": 0, "more": 0}
+    for item_id, t in tasks_now.items():
+        row = {"p": pid, "i": item_id, "n": t.answer_count, "now": now}
+        if item_id in known and known[item_id][0] in code_of:  # a reviewer's decision is final
+            lab = code_of[known[item_id][0]]
+            counts["resolved"] += 1
+            upserts.append({**row, "label": names[lab], "conf": 1.0,
+                            "lp": [0.0 if c == lab else -1e9 for c in range(k)], "status": "resolved"})
+            continue
+        lp = _item_log_post(fit, k, item_id, index, late, late_prior)
+        best, conf = online.decision(lp)
+        status = "open"
+        if target is not None:
+            own = t.target is not None  # a task's own target: no settle table (built for the project's)
+            step = decide(lp, conf, t.answer_count, t.needed, t.target if own else target, max_answers,
+                          None if own else table)
+            status = ledger.apply_step(conn, t.id, step)
+            counts["more"] += step == "more"
+        counts[status] += 1
+        upserts.append({**row, "label": names[best], "conf": conf, "lp": lp, "status": status})
+    return upserts, counts
+
+
+def refit(db, project: dict, *, now: float | None = None, criterion: str | None = None) -> dict:
+    """Re-estimate annotator skills with Dawid-Skene over all the project's
+    answers and rewrite every item's posterior and status with them.
+
+    Also builds the settle table for the project's target and ``max_answers``
+    (:func:`assay.quality.online.settle_margins`, stored with the model as
+    ``default_confusion = {"confusion": ..., "settle": ...}``), which
+    :func:`after_answer` consults to stop an item whose remaining allowed
+    answers could not plausibly change its label.
+
+    ``criterion`` (default :data:`STOP_CRITERION`) says what the settle table
+    bounds: ``"flip"`` or ``"gain"`` (:func:`assay.quality.online.settle_margins`).
+
+    The fit runs outside any transaction; the write is one transaction. Items
+    that got answers while the model was fitting are recomputed from their
+    answers with the new skills, so no answer is lost.
+    """
+    import numpy as np
+
+    now = time.time() if now is None else now
+    names = class_names(project)
+    k, pid = len(names), project["id"]
+    code_of = {n: i for i, n in enumerate(names)}
+    with db.read() as conn:
+        rows = conn.execute(_ANSWERS, {"p": pid}).all()
+        # known labels (gold questions, reviewers' decisions) are clamped in the fit
+        known = {r.item_id: (r.label, r.source) for r in conn.execute(_GOLD, {"p": pid})}
+        # the in-loop model's predictions (ML projects): each item's prior
+        predicted = {r.item_id: r.proba for r in conn.execute(_PREDICTIONS, {"p": pid})}
+    if not rows:
+        return {"answers": 0, "annotators": 0, "items": 0}
+    fit = fit_crowd(np.fromiter((r.item_id for r in rows), dtype=np.int64, count=len(rows)),
+                    np.fromiter((r.annotator_id for r in rows), dtype=np.int64, count=len(rows)),
+                    np.fromiter((code_of[r.label] for r in rows), dtype=np.intp, count=len(rows)), code_of,
+                    {i: lab for i, (lab, _) in known.items()}, predicted)
+    criterion = criterion or STOP_CRITERION
+    table = _settle_table(fit, k, project["target_confidence"], project["max_answers"], criterion)
+    stored_default = {"confusion": fit.default, "settle": table, "criterion": criterion} if table else fit.default
     with db.write() as conn:
-        store_skills(conn, pid, [{"u": int(u), "c": skills[int(u)],
-                                  "a": None if np.isnan(model.accuracy_[j]) else float(model.accuracy_[j]),
-                                  "n": int(per_worker[j])} for j, u in enumerate(users_u)])
-        conn.execute(text("DELETE FROM quality_models WHERE project_id = :p"), {"p": pid})
-        conn.execute(text(
-            "INSERT INTO quality_models (project_id, method, prior, default_confusion, answers, fitted_at) "
-            "VALUES (:p, 'ds', :prior, :dc, :n, :now)").bindparams(
-                bindparam("prior", type_=JSON), bindparam("dc", type_=JSON)),
-            {"p": pid, "prior": prior, "dc": stored_default, "n": len(rows), "now": now})
-        # gold tasks are hidden questions, not items to settle
-        tasks_now = {r.item_id: r for r in conn.execute(text(
-            "SELECT id, item_id, needed, answer_count, open_slots, target FROM tasks "
-            "WHERE project_id = :p AND answer_count > 0 AND NOT is_gold"), {"p": pid})}
-        index = {int(i): j for j, i in enumerate(items_u)}
-        changed = [i for i, t in tasks_now.items() if i not in index or fitted_n[index[i]] != t.answer_count]
-        late: dict[int, list] = {}
-        if changed:
-            for r in conn.execute(text(
-                    "SELECT item_id, annotator_id, label FROM answers WHERE project_id = :p "
-                    "AND item_id IN :items").bindparams(bindparam("items", expanding=True)
-                                                        ).columns(label=JSON),
-                    {"p": pid, "items": changed}):
-                late.setdefault(r.item_id, []).append((r.annotator_id, code_of[r.label]))
-        late_items = list(late)
-        late_rows = model_priors(predicted, late_items, k)
-        late_prior = dict(zip(late_items, late_rows)) if late_rows is not None else {}
-        upserts, counts = [], {"resolved": 0, "review": 0, "open": 0, "more": 0}
-        for item_id, t in tasks_now.items():
-            if item_id in known and known[item_id][0] in code_of:  # a reviewer's decision is final
-                lab = code_of[known[item_id][0]]
-                lp = [0.0 if c == lab else -1e9 for c in range(k)]
-                counts["resolved"] += 1
-                upserts.append({"p": pid, "i": item_id, "label": names[lab], "conf": 1.0, "lp": lp,
-                                "n": t.answer_count, "status": "resolved", "now": now})
-                continue
-            if item_id in late:
-                ans = late[item_id]
-                pr = late_prior.get(item_id)
-                lp = (np.log(np.maximum(pr, online.TINY)).tolist() if pr is not None and np.isfinite(pr).all()
-                      else online.initial_log_post(prior, k))
-                for u, lab in ans:
-                    lp = online.update(lp, skills.get(u, dlist), lab)
-            else:
-                lp = log_proba[index[item_id]].tolist()
-            best, conf = online.decision(lp)
-            status = "open"
-            if target is not None:
-                own = t.target is not None  # a task's own target: no settle table (built for the project's)
-                step = decide(lp, conf, t.answer_count, t.needed, t.target if own else target, max_answers,
-                              None if own else table)
-                status = ledger.apply_step(conn, t.id, step)
-                counts["more"] += step == "more"
-            counts[status] += 1
-            upserts.append({"p": pid, "i": item_id, "label": names[best], "conf": conf, "lp": lp,
-                            "n": t.answer_count, "status": status, "now": now})
+        _store_fit(conn, pid, fit, stored_default, len(rows), now)
+        upserts, counts = _rewrite_items(conn, project, fit, known, predicted, table, now)
         ledger.upsert_consensus(conn, upserts)
-    return {"answers": len(rows), "annotators": len(users_u), "items": len(upserts),
+    return {"answers": len(rows), "annotators": len(fit.users), "items": len(upserts),
             "resolved": counts["resolved"], "review": counts["review"], "open": counts["open"],
             "reopened": counts["more"]}
 

@@ -56,3 +56,23 @@ def test_folders_are_the_layers():
     top = {p.stem for p in SRC.glob("*.py")}
     # the top level holds the facade and the few cross-cutting modules only
     assert top <= {"__init__", "workspace", "errors", "config", "audit", "security", "quickstart"}, top
+
+
+def _imported(path: Path) -> set[str]:
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            names.update(a.name for a in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module)
+            names.update(f"{node.module}.{a.name}" for a in node.names)
+    return names
+
+
+def test_the_engine_never_reaches_up():
+    # assay.engine takes a connection (or the Database) and plain values: the workspace calls it,
+    # never the other way round, and neither HTTP nor the CLI is below it
+    above = ("assay.workspace", "assay.server", "assay.cli", "assay.quickstart")
+    for p in sorted((SRC / "engine").glob("*.py")):
+        up = {n for n in _imported(p) if any(n == a or n.startswith(a + ".") for a in above)}
+        assert not up, (p.name, up)

@@ -44,6 +44,7 @@ from typing import Any
 import numpy as np
 from sqlalchemy import JSON, bindparam, text
 
+from assay.config import SCHEDULE
 from assay.engine import ledger
 from assay.errors import InvalidInput
 from assay.learn.plan import (  # noqa: F401  (re-exported: the loop's constants and rules live in learn.plan)
@@ -52,14 +53,12 @@ from assay.learn.plan import (  # noqa: F401  (re-exported: the loop's constants
     item_consensus, validation_mask, verification_region,
 )
 
-DEFAULT_AUTO_TARGET = 0.95
-DEFAULT_AUDIT_RATE = 0.05
 
-
-def ml_due(ws, *, growth: float = 0.1, min_new: int = 50) -> list[int]:
+def ml_due(ws, *, growth: float = SCHEDULE.ml_growth, min_new: int = SCHEDULE.ml_min_new) -> list[int]:
     """Projects with a model whose answers grew by ``growth`` (and at least
     ``min_new``) since its last version, or that have none yet: what the
-    server's background worker trains next (debounced by its interval)."""
+    server's background worker trains next (debounced by its interval).
+    The defaults are the schedule's (:data:`assay.config.SCHEDULE`)."""
     with ws.db.read() as conn:
         rows = conn.execute(text(
             "SELECT p.id, (SELECT count(*) FROM answers a WHERE a.project_id = p.id) AS n, "

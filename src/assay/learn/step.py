@@ -218,6 +218,7 @@ def _write_model(conn, pid: int, plan: StepPlan, now: float) -> None:
         redundancy.store_skills(conn, pid, plan.skills)
         redundancy.store_crowd(conn, pid, plan.prior, plan.default)
     if plan.target_confidence is not None:
+        # target_match's own target, not an owner's change: engine.projects.update would audit and re-score gold
         conn.execute(text("UPDATE projects SET target_confidence = :t WHERE id = :p"),
                      {"t": plan.target_confidence, "p": pid})
 

@@ -214,7 +214,13 @@ def fit_crowd(item_ids, user_ids, labels, code_of: dict, gold: dict, predicted: 
     """Dawid-Skene over the answers ``(item_ids, user_ids, labels)`` (numpy
     arrays; labels as class codes of ``code_of``, class name -> code);
     ``gold``: item id -> its known label (clamped in the fit); ``predicted``:
-    item id -> the in-loop model's probabilities (the item's prior)."""
+    item id -> the in-loop model's probabilities (the item's prior).
+
+    With predictions this is :func:`assay.quality.crowd_with_model`'s fit (the
+    same skills and posteriors, measured to 1e-15), which it does not call:
+    without predictions a plain project needs full Dawid-Skene (no one-coin
+    shrinkage) and the fallback to every answer, and the stored accuracy is
+    Dawid-Skene's (its answers' posterior), not the prior-weighted diagonal."""
     import numpy as np
 
     from assay.quality import DawidSkene, online

@@ -43,6 +43,7 @@ from assay.engine import accounts as _accounts
 from assay.engine import datasets as _datasets
 from assay.engine import imports as _imports
 from assay.engine import projects as _proj
+from assay.engine import reports as _reports
 from assay.errors import Conflict, Forbidden, InvalidInput, NotFound, Unauthorized, Unavailable
 from assay.store import BlobStore, Database
 from assay.store import migrate
@@ -767,154 +768,12 @@ class Workspace:
         return self.item_consensus(project, status="review", after=after, limit=limit)
 
     def quality_report(self, project: int | str, *, page_size: int = 5000) -> dict:
-        """How good the labels are: per annotator (answers, accuracy with a 95 %
-        Wilson interval and what it rests on — ``basis``: gold answers, answers
-        on items shared with someone else, the in-loop model; with no basis
-        the accuracy and confusion are None, not a fit to one's own answers —
-        and confusion matrix), Krippendorff's alpha, a 10-bin histogram of consensus
-        confidence and the items per consensus status. Single-label projects only.
-
-        Skills come from the last re-fit (``annotator_skills``) when there is
-        one (``source: "refit"``); otherwise Dawid-Skene is fitted on the fly
-        over all answers (``source: "fit"``), nothing is stored. The histogram
-        is over ``item_consensus`` when the project has rows there, else over
-        the fit's posteriors. Answers are read in keyset pages of ``page_size``.
-        """
-        import numpy as np
-
-        from assay.quality import DawidSkene
-        from assay.quality.agreement import krippendorff_alpha, wilson_interval
-
-        p = self.get_project(project)
-        label_kind = kinds.of(p)
-        if not label_kind.aggregatable:
-            raise InvalidInput(f"the quality report needs a single-label project; {p['name']!r} is {label_kind.title}")
-        names = [c["name"] for c in p["schema"]["classes"]]
-        k = len(names)
-        code_of = {n: i for i, n in enumerate(names)}
-        pid = p["id"]
-        q = text("SELECT id, item_id, annotator_id, label FROM answers WHERE project_id = :p AND id > :after "
-                 "ORDER BY id LIMIT :n").columns(label=JSON)
-        item_l, user_l, lab_l = [], [], []
-        after = 0
-        while True:
-            with self.db.read() as conn:
-                rows = conn.execute(q, {"p": pid, "after": after, "n": page_size}).all()
-            for r in rows:
-                if r.label in code_of:  # a class is never removed, but stay safe
-                    item_l.append(r.item_id)
-                    user_l.append(r.annotator_id)
-                    lab_l.append(code_of[r.label])
-            if len(rows) < page_size:
-                break
-            after = rows[-1].id
-        item_ids = np.asarray(item_l, dtype=np.int64)
-        user_ids = np.asarray(user_l, dtype=np.int64)
-        labels = np.asarray(lab_l, dtype=np.intp)
-        with self.db.read() as conn:
-            model_row = conn.execute(text(
-                "SELECT method, answers, fitted_at FROM quality_models WHERE project_id = :p"), {"p": pid}).first()
-            skill_rows = conn.execute(text(
-                "SELECT annotator_id, confusion, accuracy, answers FROM annotator_skills WHERE project_id = :p"
-            ).columns(confusion=JSON), {"p": pid}).all()
-            status_rows = conn.execute(text(
-                "SELECT status, count(*) AS n FROM item_consensus WHERE project_id = :p GROUP BY status"),
-                {"p": pid}).all()
-        status_counts = {"open": 0, "resolved": 0, "review": 0}
-        for r in status_rows:
-            status_counts[r.status] = int(r.n)
-        has_consensus = sum(status_counts.values()) > 0
-
-        users_u, ucode = np.unique(user_ids, return_inverse=True)
-        per_user = np.bincount(ucode, minlength=len(users_u))
-        skills: dict[int, tuple] = {}  # user id -> (confusion, accuracy)
-        posteriors = None
-        method = {"method": "ds", "source": None, "fitted_at": None, "fitted_answers": None}
-        if model_row is not None:
-            method.update(method=model_row.method, source="refit", fitted_at=model_row.fitted_at,
-                          fitted_answers=model_row.answers)
-            skills = {int(r.annotator_id): (r.confusion, r.accuracy) for r in skill_rows}
-        elif labels.size:
-            items_u, icode = np.unique(item_ids, return_inverse=True)
-            # known labels (gold, reviewers' decisions) are clamped in the fit
-            with self.db.read() as conn:
-                known = {int(r.item_id): r.label for r in conn.execute(text(
-                    "SELECT item_id, label FROM gold WHERE project_id = :p").columns(label=JSON), {"p": pid})}
-            gold_codes = np.array([code_of.get(known.get(int(i)), -1) for i in items_u], dtype=np.intp)
-            model = DawidSkene().fit(icode, ucode, labels, n_classes=k,
-                                     gold=gold_codes if (gold_codes >= 0).any() else None)
-            method.update(source="fit", fitted_answers=int(labels.size))
-            skills = {int(u): (model.confusion_[j].tolist(),
-                               None if np.isnan(model.accuracy_[j]) else float(model.accuracy_[j]))
-                      for j, u in enumerate(users_u)}
-            posteriors = model.proba_.max(axis=1)
-
-        if has_consensus:
-            conf_l, after_item = [], 0
-            cq = text("SELECT item_id, confidence FROM item_consensus WHERE project_id = :p "
-                      "AND item_id > :after ORDER BY item_id LIMIT :n")
-            while True:
-                with self.db.read() as conn:
-                    rows = conn.execute(cq, {"p": pid, "after": after_item, "n": page_size}).all()
-                conf_l.extend(r.confidence for r in rows)
-                if len(rows) < page_size:
-                    break
-                after_item = rows[-1].item_id
-            confidences = np.asarray(conf_l, dtype=float)
-            hist_source = "item_consensus"
-        elif posteriors is not None:
-            confidences, hist_source = posteriors, "fit"
-        else:
-            confidences, hist_source = np.zeros(0), None
-        counts, edges = np.histogram(np.clip(confidences, 0.0, 1.0), bins=10, range=(0.0, 1.0))
-
-        alpha = float("nan")
-        if labels.size:
-            alpha = krippendorff_alpha(item_ids, user_ids, labels, n_classes=k)
-        usernames = {}
-        if users_u.size:
-            with self.db.read() as conn:
-                usernames = dict(conn.execute(select(users.c.id, users.c.username)
-                                              .where(users.c.id.in_([int(u) for u in users_u]))).all())
-        with self.db.read() as conn:
-            on_gold = {g["user_id"]: g for g in _gold.stats(conn, pid)}
-            has_model = conn.execute(text("SELECT 1 FROM ml_models WHERE project_id = :p LIMIT 1"),
-                                     {"p": pid}).first() is not None
-        # What each estimate rests on: answers on items someone else answered
-        # too, gold answers, the in-loop model. With none of them an accuracy
-        # would be a fit to one's own answers: it is not reported.
-        if labels.size:
-            _, icode_all = np.unique(item_ids, return_inverse=True)
-            shared_answer = np.bincount(icode_all)[icode_all] >= 2
-            shared = np.bincount(ucode, weights=shared_answer, minlength=len(users_u)).astype(int)
-        else:
-            shared = np.zeros(len(users_u), int)
-        annotators = []
-        for j, u in enumerate(users_u):
-            conf, acc = skills.get(int(u), (None, None))
-            g = on_gold.get(int(u), {})
-            basis = {"gold": int(g.get("answers", 0)), "shared": int(shared[j]), "model": has_model}
-            n_eff = basis["gold"] + basis["shared"] + (int(per_user[j]) if has_model else 0)
-            if n_eff == 0:
-                acc = conf = None
-            interval = None if acc is None else [round(x, 4) for x in wilson_interval(acc, n_eff)]
-            annotators.append({"user_id": int(u), "username": usernames.get(int(u)), "answers": int(per_user[j]),
-                               "accuracy": acc, "accuracy_interval": interval, "basis": basis,
-                               "confusion": conf, "gold_answers": g.get("answers", 0),
-                               "gold_accuracy": g.get("accuracy"), "paused": bool(g.get("paused", False))})
-        return {
-            "project_id": pid, "classes": names, **method,
-            "answers": int(labels.size), "items": int(np.unique(item_ids).size),
-            "annotators": annotators,
-            "agreement": {"krippendorff_alpha": None if np.isnan(alpha) else alpha},
-            "confidence_histogram": {"edges": [round(float(e), 10) for e in edges],
-                                     "counts": [int(c) for c in counts], "source": hist_source},
-            "status_counts": status_counts,
-            # what an export holds: items with a final label, by source (assay.engine.resolver)
-            "final_labels": _resolver.summary(self.db, p),
-            "paused": [{"user_id": g["user_id"], "username": g["username"], "paused_at": g["paused_at"]}
-                       for g in on_gold.values() if g["paused"]],
-        }
+        """How good the labels are: per annotator accuracy (with a 95 % Wilson
+        interval and what it rests on) and confusion, Krippendorff's alpha, a
+        histogram of consensus confidence, items per consensus status and
+        final labels by source. Single-label projects only; see
+        :func:`assay.engine.reports.quality_report`."""
+        return _reports.quality_report(self.db, self.get_project(project), page_size=page_size)
 
     # ------------------------------------------------------------ gold and reviews
 
@@ -1046,25 +905,7 @@ class Workspace:
         spent when it was trained, verified labels, out-of-fold and
         validation accuracy, auto-label threshold and state) plus counts of
         predictions and auto-labels."""
-        p = self.get_project(project)
-        with self.db.read() as conn:
-            rows = conn.execute(text(
-                "SELECT version, trained_at, n_train, temperature, oof_accuracy, threshold, auto_state, metrics "
-                "FROM ml_models WHERE project_id = :p ORDER BY version").columns(metrics=JSON), {"p": p["id"]}).all()
-            n_pred = conn.execute(text("SELECT count(*) FROM predictions WHERE project_id = :p"),
-                                  {"p": p["id"]}).scalar_one()
-            n_auto = conn.execute(text("SELECT count(*) FROM auto_labels WHERE project_id = :p"),
-                                  {"p": p["id"]}).scalar_one()
-        versions = []
-        for r in rows:
-            m = r.metrics or {}
-            versions.append({"version": r.version, "trained_at": r.trained_at, "n_train": r.n_train,
-                             "answers": m.get("answers"), "oof_accuracy": r.oof_accuracy,
-                             "validation": m.get("validation"), "validation_accuracy": m.get("validation_accuracy"),
-                             "threshold": r.threshold, "auto_state": r.auto_state,
-                             "source": m.get("source", "loop")})
-        return {"project_id": p["id"], "ml_space": p["ml_space"], "auto_label_target": p["auto_label_target"],
-                "versions": versions, "predictions": n_pred, "auto_labeled": n_auto}
+        return _reports.model_report(self.db, self.get_project(project))
 
     def gold_stats(self, project: int | str) -> list[dict]:
         """Per annotator: gold answers, correct, accuracy, the window since the
@@ -1079,51 +920,7 @@ class Workspace:
         label is known (gold, a review, or a resolved consensus) — the
         accuracy of accepted against overridden answers and of the
         suggestions themselves."""
-        p = self.get_project(project)
-        q = text(
-            "SELECT a.id, a.label, a.suggestion, a.suggestion_accepted, g.label AS gold_label, "
-            "c.label AS cons_label FROM answers a "
-            "LEFT JOIN gold g ON g.project_id = a.project_id AND g.item_id = a.item_id "
-            "LEFT JOIN item_consensus c ON c.project_id = a.project_id AND c.item_id = a.item_id "
-            "AND c.status = 'resolved' "
-            "WHERE a.project_id = :p AND a.suggestion IS NOT NULL AND a.id > :after ORDER BY a.id LIMIT :n"
-        ).columns(label=JSON, suggestion=JSON, gold_label=JSON, cons_label=JSON)
-
-        same = kinds.of(p).same
-        n = acc = 0
-        known = {True: [0, 0], False: [0, 0]}  # accepted? -> [answers with truth, correct]
-        sugg_known = sugg_right = 0
-        after = 0
-        while True:
-            with self.db.read() as conn:
-                rows = conn.execute(q, {"p": p["id"], "after": after, "n": page_size}).all()
-            for r in rows:
-                accepted = bool(r.suggestion_accepted)
-                n += 1
-                acc += accepted
-                truth = r.gold_label if r.gold_label is not None else r.cons_label
-                if truth is None:
-                    continue
-                known[accepted][0] += 1
-                known[accepted][1] += same(r.label, truth)
-                sugg_known += 1
-                sugg_right += same(r.suggestion, truth)
-            if len(rows) < page_size:
-                break
-            after = rows[-1].id
-
-        def share(k: int, m: int) -> float | None:
-            return k / m if m else None
-
-        return {
-            "project_id": p["id"], "answers_with_suggestion": n, "accepted": acc, "overridden": n - acc,
-            "acceptance_rate": share(acc, n), "with_truth": sugg_known,
-            "accepted_with_truth": known[True][0], "accepted_correct": known[True][1],
-            "accepted_accuracy": share(known[True][1], known[True][0]),
-            "overridden_with_truth": known[False][0], "overridden_correct": known[False][1],
-            "overridden_accuracy": share(known[False][1], known[False][0]),
-            "suggestion_accuracy": share(sugg_right, sugg_known),
-        }
+        return _reports.suggestion_stats(self.db, self.get_project(project), page_size=page_size)
 
     def lift_pause(self, project: int | str, user: int | str, *, by: int | str | dict | None = None) -> dict:
         """Let a paused annotator work again; their gold record starts a fresh window."""
@@ -1144,16 +941,7 @@ class Workspace:
     def list_answers(self, project: int | str, *, after: int | None = None, limit: int = 100,
                      annotator_id: int | None = None) -> tuple[list[dict], int | None]:
         p = self.get_project(project)
-        limit = max(1, min(int(limit), 1000))
-        q = select(answers).where(answers.c.project_id == p["id"], answers.c.id > (after or 0))
-        if annotator_id is not None:
-            q = q.where(answers.c.annotator_id == annotator_id)
-        q = q.order_by(answers.c.id).limit(limit)
-        with self.db.read() as conn:
-            rows = [_row(r) for r in conn.execute(q)]
-        for r in rows:
-            r.pop("lead_time", None)
-        return rows, (rows[-1]["id"] if len(rows) == limit else None)
+        return _reports.answers_page(self.db, p["id"], after=after, limit=limit, annotator_id=annotator_id)
 
     def progress(self, project: int | str, *, cache: bool = True) -> dict:
         """Counts for a project: tasks, done (enough answers), remaining, per annotator.
@@ -1176,36 +964,10 @@ class Workspace:
 
     def annotator_progress(self, project: int | str, user_id: int) -> dict:
         """One annotator's own counts (always exact; index lookups only)."""
-        p = self.get_project(project)
-        with self.db.read() as conn:
-            n = conn.execute(text("SELECT count(*) FROM answers WHERE annotator_id = :u AND project_id = :p"),
-                             {"u": user_id, "p": p["id"]}).scalar_one()
-            k = conn.execute(text("SELECT count(*) FROM skips WHERE annotator_id = :u AND project_id = :p"),
-                             {"u": user_id, "p": p["id"]}).scalar_one()
-        return {"answers": n, "skips": k}
+        return _reports.annotator_progress(self.db, self.get_project(project)["id"], user_id)
 
     def _count_progress(self, p: dict) -> dict:
-        with self.db.read() as conn:
-            tot = conn.execute(text(
-                "SELECT count(*) AS tasks, "
-                "COALESCE(SUM(CASE WHEN answer_count >= needed THEN 1 ELSE 0 END), 0) AS done, "
-                "COALESCE(SUM(answer_count), 0) AS answers FROM tasks WHERE project_id = :p AND NOT is_gold"
-            ), {"p": p["id"]}).one()
-            in_progress = conn.execute(text(
-                "SELECT count(*) FROM leases WHERE project_id = :p AND expires_at > :now"
-            ), {"p": p["id"], "now": time.time()}).scalar_one()
-            per = conn.execute(text(
-                "SELECT u.id AS user_id, u.username, "
-                "(SELECT count(*) FROM answers a WHERE a.project_id = :p AND a.annotator_id = u.id) AS answers, "
-                "(SELECT count(*) FROM skips s WHERE s.project_id = :p AND s.annotator_id = u.id) AS skips "
-                "FROM users u WHERE u.id IN (SELECT user_id FROM members WHERE project_id = :p) "
-                "OR u.id IN (SELECT DISTINCT annotator_id FROM answers WHERE project_id = :p) ORDER BY u.id"
-            ), {"p": p["id"]}).all()
-        return {
-            "project_id": p["id"], "tasks": tot.tasks, "done": int(tot.done),
-            "remaining": tot.tasks - int(tot.done), "answers": int(tot.answers),
-            "in_progress": in_progress, "annotators": [_row(r) for r in per],
-        }
+        return _reports.count_progress(self.db, p)
 
     # ------------------------------------------------------------ export
 

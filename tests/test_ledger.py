@@ -4,7 +4,9 @@ PostgreSQL (``ws``)."""
 
 from __future__ import annotations
 
+import random
 import re
+import threading
 import time
 from pathlib import Path
 
@@ -12,7 +14,8 @@ import pytest
 from sqlalchemy import text
 
 from assay.errors import Conflict
-from assay.engine.handout import ADD_LEASE
+from assay.engine import gold, ledger, redundancy
+from assay.engine.handout import ADD_ANSWER, ADD_LEASE, COUNT_ANSWER, DROP_LEASE, window_of
 from factories import answer_item, item_ids, project_with_annotators, task_for_item, task_rows
 
 
@@ -143,8 +146,6 @@ def test_doctor_reports_exactly_the_corrupted_counters_and_fix_repairs_them(ws):
 
 
 def test_recount_keeps_leased_slots_and_gold(ws):
-    from assay.engine import ledger
-
     p, ids = _busy_project(ws)
     before = _counters(ws, p["id"])
     with ws.db.write() as conn:
@@ -248,3 +249,229 @@ def test_the_scan_sees_a_writer():
     found = {rx.pattern for rx in _WRITES if rx.search(text_)}
     assert len(found) >= 3
     assert any(rx.search(_joined('x = ("UPDATE tasks SET is_gold = false, "\n    "needed = 1")')) for rx in _WRITES)
+
+
+# ---------------------------------------------------------------- closed tasks keep their slots
+
+
+def _skilled(ws, p, user) -> None:
+    """Test set-up: ``user`` is a measured, reliable annotator (as a re-fit would store)."""
+    with ws.db.write() as conn:
+        conn.execute(text("INSERT INTO annotator_skills (project_id, annotator_id, confusion, accuracy, answers) "
+                          "VALUES (:p, :u, '[[0.99, 0.01], [0.01, 0.99]]', 0.99, 100)"),
+                     {"p": p["id"], "u": user["id"]})
+
+
+def _counts(ws, task_id: int) -> tuple:
+    with ws.db.read() as conn:
+        r = conn.execute(text("SELECT needed, answer_count, open_slots FROM tasks WHERE id = :t"),
+                         {"t": task_id}).one()
+    return tuple(r)
+
+
+def _close(ws, how: str, p, a, item_id: int, task_id: int) -> None:
+    """Close the item while another annotator holds a lease on its task."""
+    if how == "resolved":  # adaptive redundancy: a reliable annotator's answer reaches the target
+        answer_item(ws, p["id"], item_id, a, "pos")
+    elif how == "review":  # a reviewer's final label
+        answer_item(ws, p["id"], item_id, a, "pos")
+        rev, _ = ws.add_user("rev", "reviewer")
+        ws.review(p["id"], item_id, "pos", rev)
+    else:  # the ML loop's auto-label (what learn.step._write_auto_labels writes, on an unanswered item)
+        with ws.db.write() as conn:
+            conn.execute(text("INSERT INTO auto_labels (project_id, item_id, label, confidence, model_version, "
+                              "audit, created_at) VALUES (:p, :i, '\"pos\"', 0.99, 1, false, 0)"),
+                         {"p": p["id"], "i": item_id})
+            ledger.withdraw(conn, task_id)
+
+
+@pytest.mark.parametrize("how", ["resolved", "review", "auto_label"])
+@pytest.mark.parametrize("ends", ["expires", "skipped"])
+def test_a_lease_ending_on_a_closed_item_gives_no_slot_back(ws, how, ends):
+    """Issue 12, suspicion (a): an item is closed (resolved, decided by a
+    reviewer, auto-labelled) while B holds a lease on its task. When B's lease
+    expires (the sweeper) or B skips, the slot must not go back to the pool:
+    the task wants no more answers, so ``needed`` drops with the lease and
+    nobody else is handed the closed item."""
+    p, (a, b, c) = project_with_annotators(ws, 1, 3, overlap=3, target_confidence=0.95, max_answers=5)
+    _skilled(ws, p, a)
+    item = item_ids(ws, p["dataset_id"])[0]
+    t = ws.next_task(p["id"], b)  # B holds a lease
+    assert t is not None
+    _close(ws, how, p, a, item, t["id"])
+    answers = 0 if how == "auto_label" else 1
+    assert _counts(ws, t["id"]) == (answers + 1, answers, 0)  # B's lease keeps its slot meanwhile
+    if ends == "expires":
+        assert ws.reclaim_expired(now=time.time() + 10 ** 6) == 1
+    else:
+        ws.skip(t["id"], b)
+    assert _counts(ws, t["id"]) == (answers, answers, 0)
+    assert ws.next_task(p["id"], c) is None
+    assert ws.doctor()["drift"] == []
+
+
+def test_a_lease_ending_on_an_open_item_gives_its_slot_back(ws):
+    """The rule above is only for closed items: on an item that still wants
+    answers (adaptive, below target) an expired lease's slot goes back."""
+    p, (a, b, c) = project_with_annotators(ws, 1, 3, overlap=2, target_confidence=0.95, max_answers=5)
+    item = item_ids(ws, p["dataset_id"])[0]
+    t = ws.next_task(p["id"], b)
+    answer_item(ws, p["id"], item, a, "pos")  # an unmeasured annotator: below target, B's answer still wanted
+    assert ws.item_consensus(p["id"])[0][0]["status"] == "open"
+    assert _counts(ws, t["id"]) == (2, 1, 0)
+    assert ws.reclaim_expired(now=time.time() + 10 ** 6) == 1
+    assert _counts(ws, t["id"]) == (2, 1, 1)
+    assert ws.next_task(p["id"], c)["id"] == t["id"]
+    assert ws.doctor()["drift"] == []
+
+
+# ---------------------------------------------------------------- gold removal under concurrency (PostgreSQL)
+
+
+def _pg_only(ws) -> None:
+    if ws.db.is_sqlite:
+        pytest.skip("SQLite writers take turns (BEGIN IMMEDIATE): no interleaving to test")
+
+
+def _someone_waits_on_a_lock(ws, done, timeout: float = 5.0) -> bool:
+    """Poll until another backend waits on a lock (or ``done`` is set)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and not done.is_set():
+        with ws.db.read() as conn:
+            if conn.execute(text("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+                                 " AND datname = current_database()")).scalar_one():
+                return True
+        time.sleep(0.02)
+    return False
+
+
+def _in_thread(fn, *args):
+    """Run ``fn`` in a thread; returns (thread, done event, errors list)."""
+    done, errors = threading.Event(), []
+
+    def run():
+        try:
+            fn(*args)
+        except BaseException as e:  # noqa: BLE001 - reported by the test
+            errors.append(e)
+        finally:
+            done.set()
+
+    th = threading.Thread(target=run, daemon=True)
+    th.start()
+    return th, done, errors
+
+
+def _gold_project(ws):
+    p, (a, b) = project_with_annotators(ws, 3, 2, overlap=2)
+    ids = item_ids(ws, p["dataset_id"])
+    ws.import_gold(p["id"], [{"item_id": ids[0], "label": "pos"}])
+    return p, a, b, ids[0], task_for_item(ws, p["id"], ids[0])
+
+
+def test_gold_removal_waits_for_an_answer_in_flight(ws):
+    """Issue 12, suspicion (b): A answers a gold task (its transaction holds
+    the task row) while an admin removes the gold item. On PostgreSQL (READ
+    COMMITTED) the removal must count A's answer, not the rows it saw before
+    it waited."""
+    _pg_only(ws)
+    p, a, _, item, task = _gold_project(ws)
+    _lease(ws, task, a, p["id"])
+    with ws.db.write() as conn:  # A's answer, in flight: the submit's statements
+        conn.execute(DROP_LEASE, {"task": task, "user": a["id"]})
+        conn.execute(COUNT_ANSWER, {"task": task})
+        conn.execute(ADD_ANSWER, {"task": task, "project": p["id"], "item": item, "user": a["id"],
+                                  "label": "pos", "now": time.time(), "lead": 1.0, "suggestion": None,
+                                  "accepted": None})
+        th, done, errors = _in_thread(ws.remove_gold, p["id"], item)
+        assert _someone_waits_on_a_lock(ws, done)  # the removal waits for the answer's row lock
+    th.join(30)
+    assert not th.is_alive() and errors == []
+    assert _counts(ws, task) == (2, 1, 1)
+    assert ws.doctor()["drift"] == []
+
+
+def test_gold_removal_counts_a_gold_lease_in_flight(ws):
+    """B is being handed the gold task (claim + lease, not committed yet)
+    while the gold item is removed: the removal must see B's lease."""
+    _pg_only(ws)
+    p, _, b, item, task = _gold_project(ws)
+    with ws.db.write() as conn:  # the gold hand-out's statements, in flight
+        key = conn.execute(text("SELECT shuffle_key FROM tasks WHERE id = :t"), {"t": task}).scalar_one()
+        row = gold.claim(conn, p["id"], b["id"], window_of(key), random.Random(0))
+        assert row is not None and row.id == task
+        now = time.time()
+        conn.execute(ADD_LEASE, {"task": task, "user": b["id"], "project": p["id"], "exp": now + 600, "now": now})
+        th, done, errors = _in_thread(ws.remove_gold, p["id"], item)
+        _someone_waits_on_a_lock(ws, done)
+    th.join(30)
+    assert not th.is_alive() and errors == []
+    assert _counts(ws, task) == (2, 0, 1)  # B's lease holds one of the two slots
+    assert ws.doctor()["drift"] == []
+
+
+def test_a_gold_hand_out_waits_for_a_removal_in_flight(ws):
+    """The gold item is being removed (not committed yet) while B asks for a
+    gold question: B must not be handed the task as gold after the removal
+    counted its leases (B's lease would hold a slot the pool gives out)."""
+    _pg_only(ws)
+    p, _, b, item, task = _gold_project(ws)
+    project = ws.get_project(p["id"])
+    got = []
+
+    def hand_out():
+        with ws.db.write() as c2:
+            key = c2.execute(text("SELECT shuffle_key FROM tasks WHERE id = :t"), {"t": task}).scalar_one()
+            row = gold.claim(c2, p["id"], b["id"], window_of(key), random.Random(0))
+            if row is not None:
+                now = time.time()
+                c2.execute(ADD_LEASE, {"task": row.id, "user": b["id"], "project": p["id"],
+                                       "exp": now + 600, "now": now})
+                got.append(row.id)
+
+    with ws.db.write() as conn:
+        gold.remove(conn, project, item)
+        th, done, errors = _in_thread(hand_out)
+        _someone_waits_on_a_lock(ws, done)
+    th.join(30)
+    assert not th.is_alive() and errors == []
+    assert got == []  # no gold question left to give
+    assert _counts(ws, task) == (2, 0, 2)
+    assert ws.doctor()["drift"] == []
+
+
+@pytest.mark.parametrize("ends", ["expires", "skipped"])
+def test_a_lease_ending_while_its_item_is_being_resolved_gives_no_slot_back(ws, ends):
+    """Suspicion (a) under concurrency: A's answer resolves the item (its
+    transaction holds the task row, not committed yet) while C's lease on the
+    task is swept, or C skips. On PostgreSQL (READ COMMITTED) the slot must
+    not go back because the sweep read the item's status before it waited."""
+    _pg_only(ws)
+    p, (a, b, c) = project_with_annotators(ws, 1, 3, overlap=3, target_confidence=0.95, max_answers=5)
+    _skilled(ws, p, a)
+    project = ws.get_project(p["id"])
+    item = item_ids(ws, p["dataset_id"])[0]
+    tb, tc, ta = (ws.next_task(p["id"], u) for u in (b, c, a))  # three leases, no slot open
+    task = ta["id"]
+    assert tb["id"] == tc["id"] == task
+    if ends == "expires":  # C's lease ran out (A's and B's are live)
+        with ws.db.write() as conn:
+            conn.execute(text("UPDATE leases SET expires_at = 0 WHERE task_id = :t AND annotator_id = :u"),
+                         {"t": task, "u": c["id"]})
+    with ws.db.write() as conn:  # A's answer, in flight (Workspace.submit's statements)
+        now = time.time()
+        conn.execute(DROP_LEASE, {"task": task, "user": a["id"]})
+        conn.execute(COUNT_ANSWER, {"task": task})
+        conn.execute(ADD_ANSWER, {"task": task, "project": p["id"], "item": item, "user": a["id"],
+                                  "label": "pos", "now": now, "lead": 1.0, "suggestion": None, "accepted": None})
+        assert redundancy.after_answer(conn, project, task, item, a["id"], "pos", now)["status"] == "resolved"
+        if ends == "expires":
+            th, done, errors = _in_thread(ws.reclaim_expired)
+        else:
+            th, done, errors = _in_thread(ws.skip, task, c)
+        assert _someone_waits_on_a_lock(ws, done)
+    th.join(30)
+    assert not th.is_alive() and errors == []
+    assert _counts(ws, task) == (2, 1, 0)  # A's answer and B's lease
+    assert ws.next_task(p["id"], c) is None
+    assert ws.doctor()["drift"] == []

@@ -53,16 +53,23 @@ PAUSE_CHECK_RATE = 1 / 3
 
 # A gold task this annotator has not had, drawn from a random point of the
 # gold index within the pool's current window (an index probe, as the pool's
-# claim is: their timings match).
+# claim is: their timings match). On PostgreSQL the row is taken FOR KEY
+# SHARE (as the lease's foreign key would take it): a removal of the gold item
+# in flight (assay.engine.ledger.unmake_gold locks the row FOR UPDATE) is
+# waited for and the row re-checked, so a task that just left gold is never
+# leased as gold. KEY SHARE does not wait for answers (they update no key).
 _CLAIM = (
     "SELECT t.id, t.item_id FROM tasks t WHERE t.project_id = :project AND t.is_gold"
     " AND t.shuffle_key {op} :start AND t.shuffle_key >= :lo AND t.shuffle_key < :hi"
     " AND NOT EXISTS (SELECT 1 FROM answers a WHERE a.task_id = t.id AND a.annotator_id = :user)"
     " AND NOT EXISTS (SELECT 1 FROM skips s WHERE s.task_id = t.id AND s.annotator_id = :user)"
     " AND NOT EXISTS (SELECT 1 FROM leases l WHERE l.task_id = t.id AND l.annotator_id = :user)"
-    " ORDER BY t.shuffle_key LIMIT 1"
+    " ORDER BY t.shuffle_key LIMIT 1{lock}"
 )
-CLAIM_FROM, CLAIM_BEFORE = text(_CLAIM.format(op=">=")), text(_CLAIM.format(op="<"))
+CLAIM_FROM, CLAIM_BEFORE = text(_CLAIM.format(op=">=", lock="")), text(_CLAIM.format(op="<", lock=""))
+#: the same on PostgreSQL (the row taken FOR KEY SHARE)
+CLAIM_FROM_PG = text(_CLAIM.format(op=">=", lock=" FOR KEY SHARE OF t"))
+CLAIM_BEFORE_PG = text(_CLAIM.format(op="<", lock=" FOR KEY SHARE OF t"))
 _PAUSED = text(
     "SELECT paused, window_answers, window_correct FROM gold_stats"
     " WHERE project_id = :p AND annotator_id = :u"
@@ -132,8 +139,9 @@ def claim(conn, project_id: int, user_id: int, window: int, rng: random.Random |
     size = engine.SHUFFLE_WINDOW
     args = {"project": project_id, "user": user_id, "lo": window, "hi": window + size,
             "start": window + (rng or random).randrange(size)}
-    row = conn.execute(CLAIM_FROM, args).first()
-    return row if row is not None else conn.execute(CLAIM_BEFORE, args).first()
+    pg = engine.dialect_of(conn) == "postgresql"
+    row = conn.execute(CLAIM_FROM_PG if pg else CLAIM_FROM, args).first()
+    return row if row is not None else conn.execute(CLAIM_BEFORE_PG if pg else CLAIM_BEFORE, args).first()
 
 
 # ---------------------------------------------------------------- scoring

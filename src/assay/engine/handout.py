@@ -7,7 +7,8 @@ The rules, enforced by the database and not by luck:
   statement (SQLite: ``UPDATE … RETURNING`` inside ``BEGIN IMMEDIATE``;
   PostgreSQL: the candidate row is picked ``FOR UPDATE SKIP LOCKED``).
 * ``UNIQUE (task_id, annotator_id)`` on answers: nobody answers twice.
-* Leases expire; :func:`reclaim_expired` gives their slots back.
+* Leases expire; :func:`reclaim_expired` gives their slots back (not on a
+  closed item: :data:`assay.engine.ledger.FREE_SLOT`).
 * An answer is taken only from the annotator holding a live lease on the
   task: never a task picked by hand, never on a lease past its expiry (even
   before the sweeper has returned it).
@@ -37,7 +38,7 @@ from sqlalchemy.exc import IntegrityError
 from assay import kinds
 from assay.engine import gold
 from assay.engine.ledger import (  # the hot path's counter statements: the ledger owns them
-    CLAIM_PG, CLAIM_SQLITE, COUNT_ANSWER, FREE_SLOT, POOL_ORDER, UNCOUNT_ANSWER, answer_refused,
+    CLAIM_PG, CLAIM_SQLITE, COUNT_ANSWER, FREE_SLOT, LOCK_TASKS_PG, POOL_ORDER, UNCOUNT_ANSWER, answer_refused,
 )
 from assay.errors import Conflict, NotFound
 from assay.kinds import LabelKind
@@ -247,6 +248,8 @@ def skip(db: Database, task_id: int, project_id: int, user_id: int, now: float |
         leased = conn.execute(DROP_LEASE, {"task": task_id, "user": user_id}).first()
         if leased is None or leased.expires_at <= now:
             raise Conflict(f"task {task_id} is not leased to you, so it cannot be skipped")
+        if not db.is_sqlite:  # an answer closing the item in flight commits first (FREE_SLOT sees it)
+            conn.execute(LOCK_TASKS_PG, {"ids": [task_id]})
         conn.execute(FREE_SLOT, {"task": task_id})
         conn.execute(ADD_SKIP, {"task": task_id, "user": user_id, "project": project_id, "now": now})
 
@@ -284,7 +287,9 @@ def undo(
 
 
 def reclaim_expired(db: Database, now: float | None = None, batch: int = 1000) -> int:
-    """Give the slots of expired leases back to their tasks. Returns how many."""
+    """Give the slots of expired leases back to their tasks (a closed item's
+    task wants none: :data:`~assay.engine.ledger.FREE_SLOT`). Returns how many
+    leases were swept."""
     now = time.time() if now is None else now
     total = 0
     while True:
@@ -300,6 +305,8 @@ def reclaim_expired(db: Database, now: float | None = None, batch: int = 1000) -
                 {"now": now, "n": batch},
             ).all()
             if freed:
+                if not db.is_sqlite:  # answers closing these items in flight commit first
+                    conn.execute(LOCK_TASKS_PG, {"ids": sorted({r.task_id for r in freed})})
                 conn.execute(FREE_SLOT, [{"task": r.task_id} for r in freed])
             total += len(freed)
         if len(freed) < batch:

@@ -15,13 +15,16 @@ sweeper (:func:`assay.engine.handout.reclaim_expired`) gives an expired lease's 
 back when it deletes the row, so an expired lease that is not swept yet still
 counts here (counting only live ones would give that slot out twice). The
 ``now`` arguments are accepted for the callers' sake and do not change that.
+A lease that ends unanswered on a closed item (its consensus 'resolved' or
+'review', or auto-labelled: :func:`withdraw` left ``needed`` at answers +
+leases) gives no slot back: ``needed`` drops with it (:data:`FREE_SLOT`).
 
 Gold tasks are not in the pool: ``open_slots`` 0, ``needed`` follows their
 answers (:data:`COUNT_ANSWER`), their leases come from :mod:`assay.engine.gold` and
 give nothing back when swept (:data:`FREE_SLOT`).
 
 Hot path: the hand-out's statements (:data:`CLAIM_SQLITE`, :data:`CLAIM_PG`,
-:data:`COUNT_ANSWER`, :data:`UNCOUNT_ANSWER`, :data:`FREE_SLOT`) are module
+:data:`COUNT_ANSWER`, :data:`UNCOUNT_ANSWER`, :data:`FREE_SLOT`, :data:`LOCK_TASKS_PG`) are module
 constants that :mod:`assay.engine.handout` runs itself on its connection, so a
 claim costs one statement as before; they live here because they write the
 counters.
@@ -73,9 +76,31 @@ UNCOUNT_ANSWER = text(
     "UPDATE tasks SET answer_count = answer_count - 1, "
     "needed = CASE WHEN is_gold THEN answer_count - 1 ELSE needed END WHERE id = :task"
 )
+# the task's item wants no more answers: its consensus is final ('resolved' or
+# 'review': adaptive redundancy settled it, or a reviewer decided it) or the
+# ML loop auto-labelled it (not an audit). Two primary-key probes.
+_CLOSED = (
+    "(EXISTS (SELECT 1 FROM item_consensus c WHERE c.project_id = tasks.project_id"
+    " AND c.item_id = tasks.item_id AND c.status <> 'open')"
+    " OR EXISTS (SELECT 1 FROM auto_labels x WHERE x.project_id = tasks.project_id"
+    " AND x.item_id = tasks.item_id AND NOT x.audit))"
+)
 #: a lease on ``:task`` ended without an answer (skip, sweep): its slot goes back
-#: to the pool; gold tasks never enter the pool (their leases come from assay.engine.gold)
-FREE_SLOT = text("UPDATE tasks SET open_slots = open_slots + 1 WHERE id = :task AND NOT is_gold")
+#: to the pool, unless the item is closed (:func:`withdraw` left ``needed`` at
+#: answers + leases): then the slot leaves ``needed`` instead and the closed item
+#: is never handed out again. Gold tasks never enter the pool (their leases come
+#: from assay.engine.gold) and give nothing back.
+FREE_SLOT = text(
+    f"UPDATE tasks SET open_slots = CASE WHEN {_CLOSED} THEN open_slots ELSE open_slots + 1 END, "
+    f"needed = CASE WHEN {_CLOSED} AND needed > answer_count THEN needed - 1 ELSE needed END "
+    "WHERE id = :task AND NOT is_gold"
+)
+#: PostgreSQL, before :data:`FREE_SLOT`: hold the tasks' rows (``:ids``) in a
+#: statement of its own. READ COMMITTED reads FREE_SLOT's subqueries from the
+#: snapshot it started with, so an answer in flight that closes the item (it
+#: holds the row) would not be seen; after this lock it has committed and is.
+LOCK_TASKS_PG = text("SELECT id FROM tasks WHERE id IN :ids ORDER BY id FOR NO KEY UPDATE").bindparams(
+    bindparam("ids", expanding=True))
 
 #: the one constraint that means "this annotator answered this task already"
 #: (its name on PostgreSQL; SQLite names the columns)
@@ -261,13 +286,28 @@ def make_gold(conn, project_id: int, item_ids: Sequence[int]) -> None:
         conn.execute(stmt, {"p": project_id, "ids": chunk})
 
 
+_LOCK_GOLD_TASK = text("SELECT id FROM tasks WHERE project_id = :p AND item_id = :i AND is_gold FOR UPDATE")
+_UNMAKE_GOLD = text(f"UPDATE tasks SET is_gold = false, {_settle_sql(':k', pool=True)}"
+                    " WHERE project_id = :p AND item_id = :i AND is_gold")
+
+
 def unmake_gold(conn, project_id: int, item_id: int, overlap: int, *, now: float | None = None) -> None:
     """A gold task goes back to the pool wanting ``overlap`` answers (or as
     many as it has): leases on it keep their slots, so the pool gives out
-    only what is left (never a slot somebody holds)."""
-    conn.execute(text(f"UPDATE tasks SET is_gold = false, {_settle_sql(':k', pool=True)}"
-                      " WHERE project_id = :p AND item_id = :i AND is_gold"),
-                 {"p": project_id, "i": item_id, "k": overlap})
+    only what is left (never a slot somebody holds).
+
+    PostgreSQL (READ COMMITTED): the task row is locked ``FOR UPDATE`` first
+    and the counters computed by the next statement, whose snapshot is taken
+    after the lock: an answer in flight (it holds the row), a gold lease in
+    flight (its foreign key holds ``KEY SHARE``) or a gold claim (it takes
+    ``KEY SHARE``: :data:`assay.engine.gold.CLAIM_FROM`) commits first and
+    is counted, or waits and then finds the task no longer gold. One UPDATE
+    alone would wait for the row but count from the rows it saw before."""
+    args = {"p": project_id, "i": item_id, "k": overlap}
+    if _engine.dialect_of(conn) == "postgresql":
+        if conn.execute(_LOCK_GOLD_TASK, args).first() is None:
+            return
+    conn.execute(_UNMAKE_GOLD, args)
 
 
 # ---------------------------------------------------------------- consensus

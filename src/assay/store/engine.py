@@ -33,6 +33,13 @@ _log = logging.getLogger("assay.store")
 SHUFFLE_WINDOW = 65536
 
 
+def dialect_of(conn) -> str:
+    """``"sqlite"`` or ``"postgresql"``: the database behind a SQLAlchemy
+    connection or a fast lane's :class:`FastConnection`."""
+    fast_db = getattr(conn, "db", None)
+    return fast_db.dialect if fast_db is not None else conn.dialect.name
+
+
 def shuffle_key_sql(dialect: str, item_id: str, shuffled: str = "1 = 1") -> str:
     """SQL for a task's ``shuffle_key`` from the SQL expression of its item
     id: the item's window of :data:`SHUFFLE_WINDOW` ids, plus a random place

@@ -328,9 +328,9 @@ def test_a_lease_ending_on_an_open_item_gives_its_slot_back(ws):
 # ---------------------------------------------------------------- gold removal under concurrency (PostgreSQL)
 
 
-def _pg_only(ws) -> None:
-    if ws.db.is_sqlite:
-        pytest.skip("SQLite writers take turns (BEGIN IMMEDIATE): no interleaving to test")
+#: these interleavings exist on PostgreSQL only (SQLite writers take turns,
+#: BEGIN IMMEDIATE): the tests run there, and none is skipped on SQLite
+pg_only = pytest.mark.parametrize("migrated_db_url", ["postgres"], indirect=True)
 
 
 def _someone_waits_on_a_lock(ws, done, timeout: float = 5.0) -> bool:
@@ -369,12 +369,12 @@ def _gold_project(ws):
     return p, a, b, ids[0], task_for_item(ws, p["id"], ids[0])
 
 
+@pg_only
 def test_gold_removal_waits_for_an_answer_in_flight(ws):
     """Issue 12, suspicion (b): A answers a gold task (its transaction holds
     the task row) while an admin removes the gold item. On PostgreSQL (READ
     COMMITTED) the removal must count A's answer, not the rows it saw before
     it waited."""
-    _pg_only(ws)
     p, a, _, item, task = _gold_project(ws)
     _lease(ws, task, a, p["id"])
     with ws.db.write() as conn:  # A's answer, in flight: the submit's statements
@@ -391,10 +391,10 @@ def test_gold_removal_waits_for_an_answer_in_flight(ws):
     assert ws.doctor()["drift"] == []
 
 
+@pg_only
 def test_gold_removal_counts_a_gold_lease_in_flight(ws):
     """B is being handed the gold task (claim + lease, not committed yet)
     while the gold item is removed: the removal must see B's lease."""
-    _pg_only(ws)
     p, _, b, item, task = _gold_project(ws)
     with ws.db.write() as conn:  # the gold hand-out's statements, in flight
         key = conn.execute(text("SELECT shuffle_key FROM tasks WHERE id = :t"), {"t": task}).scalar_one()
@@ -410,11 +410,11 @@ def test_gold_removal_counts_a_gold_lease_in_flight(ws):
     assert ws.doctor()["drift"] == []
 
 
+@pg_only
 def test_a_gold_hand_out_waits_for_a_removal_in_flight(ws):
     """The gold item is being removed (not committed yet) while B asks for a
     gold question: B must not be handed the task as gold after the removal
     counted its leases (B's lease would hold a slot the pool gives out)."""
-    _pg_only(ws)
     p, _, b, item, task = _gold_project(ws)
     project = ws.get_project(p["id"])
     got = []
@@ -440,13 +440,13 @@ def test_a_gold_hand_out_waits_for_a_removal_in_flight(ws):
     assert ws.doctor()["drift"] == []
 
 
+@pg_only
 @pytest.mark.parametrize("ends", ["expires", "skipped"])
 def test_a_lease_ending_while_its_item_is_being_resolved_gives_no_slot_back(ws, ends):
     """Suspicion (a) under concurrency: A's answer resolves the item (its
     transaction holds the task row, not committed yet) while C's lease on the
     task is swept, or C skips. On PostgreSQL (READ COMMITTED) the slot must
     not go back because the sweep read the item's status before it waited."""
-    _pg_only(ws)
     p, (a, b, c) = project_with_annotators(ws, 1, 3, overlap=3, target_confidence=0.95, max_answers=5)
     _skilled(ws, p, a)
     project = ws.get_project(p["id"])

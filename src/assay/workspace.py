@@ -27,6 +27,7 @@ from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
 
 from assay import audit as _audit
 from assay.learn import ml_backend as _ml_backend
+from assay.learn import predict as _predict
 from assay.formats import export as _export
 from assay.engine import gold as _gold
 from assay.engine import ledger
@@ -1034,7 +1035,8 @@ class Workspace:
 
     # ------------------------------------------------------------ bring your own model
     # A Label Studio compatible ML backend or a registered Python model
-    # pre-labels a project's items; see assay.learn.ml_backend for the protocol.
+    # pre-labels a project's items; assay.learn.ml_backend speaks the protocol,
+    # assay.learn.predict runs it over the items and stores the predictions.
 
     _backends_seen: tuple[float, bool] = (0.0, True)
     #: this server's address for content URLs in webhooks (set by the server;
@@ -1049,29 +1051,17 @@ class Workspace:
         now = time.monotonic()
         if now < until:
             return used
-        with self.db.read() as conn:
-            used = conn.execute(text("SELECT 1 FROM projects WHERE ml_backend_url IS NOT NULL LIMIT 1")).first() is not None
+        used = _predict.any_backend(self.db)
         self._backends_seen = (now + self.project_cache_seconds, used)
         return used
 
     def _backend_url(self, project_id: int) -> str | None:
         """The stored URL, password included (get_project shows it redacted)."""
-        with self.db.read() as conn:
-            return conn.execute(text("SELECT ml_backend_url FROM projects WHERE id = :p"),
-                                {"p": project_id}).scalar()
+        return _predict.stored_url(self.db, project_id)
 
     def _backend(self, p: dict):
-        url = self._backend_url(p["id"])
-        if not url:
-            raise InvalidInput(f"project {p['name']!r} has no ML backend: set one first "
-                               "(assay project backend, or PUT /api/projects/{id}/ml-backend)")
-        return _ml_backend.connect(url)
-
-    def _backend_item_kind(self, p: dict) -> str:
-        with self.db.read() as conn:
-            kind = conn.execute(text("SELECT kind FROM items WHERE dataset_id = :d ORDER BY id LIMIT 1"),
-                                {"d": p["dataset_id"]}).scalar()
-        return kind or "text"
+        """A client for the project's backend; InvalidInput when it has none."""
+        return _predict.backend(self.db, p)
 
     def connect_backend(self, project: int | str, url: str | None, *, base_url: str | None = None,
                         access_token: str | None = None) -> dict:
@@ -1088,7 +1078,7 @@ class Workspace:
             return {"project_id": p["id"], "url": None, "health": None, "model_version": None}
         client = _ml_backend.connect(url)
         health = client.health()
-        setup = self._backend_setup(p, client, base_url=base_url, access_token=access_token)
+        setup = _predict.setup(self.db, p, client, base_url=base_url, access_token=access_token)
         self.update_project(p["id"], ml_backend_url=url)
         return {"project_id": p["id"], "url": _ml_backend.redact(url), "health": health,
                 "model_version": setup["model_version"]}
@@ -1108,45 +1098,8 @@ class Workspace:
         (this server's address) goes as ``hostname``; ``access_token`` lets
         the backend fetch image content (sent back as a Bearer token)."""
         p = self.get_project(project)
-        return self._backend_setup(p, self._backend(p), base_url=base_url, access_token=access_token,
-                                   extra_params=extra_params)
-
-    def _backend_setup(self, p: dict, client, *, base_url=None, access_token=None, extra_params=None) -> dict:
-        payload = {"project": _ml_backend.project_uid(p),
-                   "schema": _ml_backend.label_config(p, self._backend_item_kind(p)),
-                   "hostname": _ml_backend.public_url(base_url) or "", "access_token": access_token or "",
-                   "model_version": None, "extra_params": extra_params or {}}
-        body = client.setup(payload)
-        mv = body.get("model_version")
-        return {"project_id": p["id"], "model_version": None if mv is None else str(mv)[:200], "response": body}
-
-    def _backend_items(self, p: dict, item_ids: Sequence[int] | None, batch: int) -> Iterator[list]:
-        """The project's items in pages of ``batch`` (``id, kind, text, blob``)."""
-        q = ("SELECT i.id, i.kind, i.text, i.blob FROM tasks t JOIN items i ON i.id = t.item_id "
-             "WHERE t.project_id = :p ")
-        if item_ids is not None:
-            wanted = sorted(set(item_ids))
-            rows: list = []
-            stmt = text(q + "AND t.item_id IN :ids ORDER BY t.item_id").bindparams(bindparam("ids", expanding=True))
-            with self.db.read() as conn:
-                for k in range(0, len(wanted), 1000):
-                    rows.extend(conn.execute(stmt, {"p": p["id"], "ids": wanted[k:k + 1000]}).all())
-            missing = sorted(set(wanted) - {r.id for r in rows})
-            if missing:
-                raise InvalidInput(f"{len(missing)} item(s) are not in project {p['name']!r}: {missing[:10]}")
-            for k in range(0, len(rows), batch):
-                yield rows[k:k + batch]
-            return
-        stmt = text(q + "AND t.item_id > :after ORDER BY t.item_id LIMIT :n")
-        after = 0
-        while True:
-            with self.db.read() as conn:
-                rows = conn.execute(stmt, {"p": p["id"], "after": after, "n": batch}).all()
-            if rows:
-                yield rows
-            if len(rows) < batch:
-                return
-            after = rows[-1].id
+        return _predict.setup(self.db, p, self._backend(p), base_url=base_url, access_token=access_token,
+                              extra_params=extra_params)
 
     def backend_predict(self, project: int | str, item_ids: Sequence[int] | None = None, batch: int = 64,
                         base_url: str | None = None) -> dict:
@@ -1166,121 +1119,9 @@ class Workspace:
         Returns counts: ``tasks`` (sent), ``stored``, ``no_prediction``,
         ``skipped_unknown`` (tasks with no known class), ``unknown_choices``,
         ``without_score``, ``model_versions`` ({backend version: int}) and
-        ``seconds``.
+        ``seconds`` (:func:`assay.learn.predict.predict`).
         """
-        p = self.get_project(project)
-        if not isinstance(batch, int) or isinstance(batch, bool) or not 1 <= batch <= 1000:
-            raise InvalidInput("batch must be an integer from 1 to 1000")
-        if item_ids is not None:
-            if not all(isinstance(i, int) and not isinstance(i, bool) for i in item_ids):
-                raise InvalidInput("item_ids must be integers")
-        client = self._backend(p)
-        started = time.monotonic()
-        names = [c["name"] for c in p["schema"]["classes"]]
-        label_kind = kinds.of(p)
-        config = _ml_backend.label_config(p, self._backend_item_kind(p))
-        uid = _ml_backend.project_uid(p)
-        where = f"the ML backend at {client.name}"
-        found: list[tuple[int, Any, float, str]] = []
-        stats = {"tasks": 0, "no_prediction": 0, "skipped_unknown": 0, "unknown_choices": 0, "without_score": 0}
-        unknown_seen: dict[str, int] = {}
-        for rows in self._backend_items(p, item_ids, batch):
-            outcomes: list[tuple[Any, float | None, str | None]] = []
-            if isinstance(client, _ml_backend.PythonBackend):
-                batch_items = [{"id": r.id, "image_bytes": self.blobs.get(r.blob)} if r.kind == "image"
-                               else {"id": r.id, "text": r.text or ""} for r in rows]
-                out, version = client.predict_items(batch_items)
-                for o in out:
-                    if o is None or o.get("label") is None:
-                        outcomes.append((None, None, version))
-                        continue
-                    lab = o["label"]
-                    mv = o.get("model_version")
-                    outcomes.append((label_kind.to_choices(lab), _ml_backend._score(o.get("score")),
-                                     version if mv is None else str(mv)))
-            else:
-                tasks = [_ml_backend.ls_task({"id": r.id, "kind": r.kind, "text": r.text},
-                                           _ml_backend.public_url(base_url)) for r in rows]
-                body = client.predict({"tasks": tasks, "model_version": None, "project": uid, "label_config": config,
-                                       "params": {"login": None, "password": None, "context": None}})
-                per_task, top = _ml_backend.parse_predict_response(body, len(tasks), where)
-                for preds in per_task:
-                    pr = _ml_backend.pick_prediction(preds)
-                    if pr is None:
-                        outcomes.append((None, None, top))
-                        continue
-                    choices, score = _ml_backend.prediction_choices(pr)
-                    mv = pr.get("model_version")
-                    outcomes.append((choices, score, top if mv in (None, "") else str(mv)))
-            for r, (choices, score, version) in zip(rows, outcomes):
-                stats["tasks"] += 1
-                if not choices:
-                    stats["no_prediction"] += 1
-                    continue
-                label, unknown = _ml_backend.map_choices(choices, names, label_kind)
-                for u in unknown:
-                    unknown_seen[u] = unknown_seen.get(u, 0) + 1
-                stats["unknown_choices"] += len(unknown)
-                if label is None:
-                    stats["skipped_unknown"] += 1
-                    continue
-                if score is None:
-                    stats["without_score"] += 1
-                found.append((r.id, label, 1.0 if score is None else score, version or "unversioned"))
-        if unknown_seen:
-            _ml_backend.log.warning("project %s: %d choice(s) the project does not have were skipped: %s",
-                                  p["id"], stats["unknown_choices"],
-                                  ", ".join(f"{k!r}×{v}" for k, v in sorted(unknown_seen.items())[:10]))
-        stored_url = _ml_backend.redact(self._backend_url(p["id"]) or client.name)
-        versions: dict[str, int] = {}
-        if found:
-            for attempt in range(3):
-                try:
-                    with self.db.write() as conn:
-                        versions = self._backend_versions(conn, p, stored_url, {f[3] for f in found})
-                        ids = [f[0] for f in found]
-                        drop = text("DELETE FROM predictions WHERE project_id = :p AND item_id IN :ids").bindparams(
-                            bindparam("ids", expanding=True))
-                        for k in range(0, len(ids), 1000):
-                            conn.execute(drop, {"p": p["id"], "ids": ids[k:k + 1000]})
-                        conn.execute(text(
-                            "INSERT INTO predictions (project_id, item_id, model_version, label, confidence, proba) "
-                            "VALUES (:p, :i, :v, :label, :c, :pr)").bindparams(
-                                bindparam("label", type_=JSON), bindparam("pr", type_=JSON)),
-                            [{"p": p["id"], "i": i, "v": versions[v], "label": lab, "c": float(sc),
-                              "pr": label_kind.proba(lab, sc, names)} for i, lab, sc, v in found])
-                    break
-                except IntegrityError:  # another run numbered the same version: read again
-                    if attempt == 2:
-                        raise
-        return {"project_id": p["id"], "url": stored_url, **stats, "stored": len(found),
-                "model_versions": versions, "seconds": round(time.monotonic() - started, 3)}
-
-    def _backend_versions(self, conn, p: dict, url: str, wanted: set[str]) -> dict[str, int]:
-        """Integer ``model_version`` for each backend version string (see
-        :meth:`backend_predict`); new ones get new ``ml_models`` rows."""
-        rows = conn.execute(text(
-            "SELECT version, threshold, auto_state, metrics FROM ml_models WHERE project_id = :p ORDER BY version"
-        ).columns(metrics=JSON), {"p": p["id"]}).all()
-        have: dict[str, int] = {}
-        for r in rows:
-            m = r.metrics if isinstance(r.metrics, dict) else {}
-            if m.get("source") == "backend" and m.get("url") == url and m.get("backend_version") in wanted:
-                have[m["backend_version"]] = r.version
-        last = rows[-1] if rows else None
-        nxt = (last.version if last is not None else 0) + 1
-        add = text("INSERT INTO ml_models (project_id, version, trained_at, n_train, temperature, oof_accuracy, "
-                   "threshold, auto_state, metrics) VALUES (:p, :v, :now, 0, 1.0, NULL, :th, :st, :m)"
-                   ).bindparams(bindparam("m", type_=JSON))
-        for s in sorted(wanted - set(have)):
-            conn.execute(add, {"p": p["id"], "v": nxt, "now": time.time(),
-                               "th": last.threshold if last is not None else None,
-                               "st": last.auto_state if last is not None else "off",
-                               "m": {"source": "backend", "backend_version": s, "url": url,
-                                     "classes": [c["name"] for c in p["schema"]["classes"]]}})
-            have[s] = nxt
-            nxt += 1
-        return have
+        return _predict.predict(self.db, self.blobs, self.get_project(project), item_ids, batch, base_url)
 
     def notify_backend(self, answer: dict, *, base_url: str | None = None) -> bool:
         """Queue a new answer for the project's backend (``/webhook``, as Label

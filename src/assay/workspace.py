@@ -37,6 +37,7 @@ from assay.engine import resolver as _resolver
 from assay.config import SCHEDULE, config
 from assay.engine import settings as _settings
 from assay import kinds, security
+from assay.formats import gold as _gold_file
 from assay.formats import ingest
 from assay.engine import handout
 from assay.engine import redundancy
@@ -786,34 +787,8 @@ class Workspace:
         own id). Their tasks become gold questions. All or nothing: a bad label
         or an unknown item stores none of them."""
         p = self.get_project(project)
-        label_kind = kinds.of(p)
         u = None if user is None else (user if isinstance(user, dict) else self.get_user(user))
-        if not rows:
-            raise InvalidInput("no gold rows given")
-        lookup: dict[str, int] = {}
-        if key is not None:
-            lookup = self._items_by_field(p["dataset_id"], key, {str(r.get(key)) for r in rows if isinstance(r, dict)})
-        pairs = []
-        for n, r in enumerate(rows, 1):
-            if not isinstance(r, dict) or "label" not in r:
-                raise InvalidInput(f"gold row {n}: needs a label; nothing was stored")
-            if key is None:
-                iid = r.get("item_id")
-                if isinstance(iid, str) and iid.strip().isdigit():
-                    iid = int(iid)
-                if not isinstance(iid, int) or isinstance(iid, bool):
-                    raise InvalidInput(f"gold row {n}: item_id must be an integer (or pass key=… to match "
-                                       "a metadata field); nothing was stored")
-            else:
-                ref = r.get(key)
-                if ref is None or str(ref) not in lookup:
-                    raise InvalidInput(f"gold row {n}: no item has {key} = {ref!r}; nothing was stored")
-                iid = lookup[str(ref)]
-            try:
-                label = label_kind.validate(r["label"], p["schema"])
-            except InvalidInput as e:
-                raise InvalidInput(f"gold row {n}: {e.message}; nothing was stored") from None
-            pairs.append((iid, label))
+        pairs = _gold.match_rows(self.db, p, rows, key)
         with self.db.write() as conn:
             out = _gold.add(conn, p, pairs, None if u is None else u["id"])
             _audit.record(conn, "gold.import", target_kind="project", target_id=p["id"], target=p["name"],
@@ -827,48 +802,9 @@ class Workspace:
                          user: int | str | dict | None = None) -> dict:
         """Gold from a CSV or JSONL file with ``item_id`` (or the ``key``
         column) and ``label``. Multi-label CSV cells list classes joined by
-        ``|``; JSONL may give a list."""
-        import pandas as pd
-
-        path = Path(path)
-        if not path.is_file():
-            raise InvalidInput(f"{path} is not a file")
-        try:
-            if path.suffix.lower() in (".jsonl", ".ndjson"):
-                df = pd.read_json(path, lines=True, dtype=False)
-            else:
-                df = pd.read_csv(path, dtype=str, keep_default_na=False)
-        except (ValueError, pd.errors.ParserError, UnicodeDecodeError) as e:
-            raise InvalidInput(f"cannot read {path.name}: {e}") from None
-        need = [key or "item_id", "label"]
-        missing = [c for c in need if c not in df.columns]
-        if missing:
-            raise InvalidInput(f"{path.name} needs the column(s) {', '.join(missing)}")
-        label_kind = kinds.of(self.get_project(project))
-        rows = []
-        for rec in df[need].to_dict("records"):
-            if isinstance(rec["label"], str):
-                rec["label"] = label_kind.parse_text(rec["label"])
-            rows.append(rec)
+        ``|``; JSONL may give a list (:mod:`assay.formats.gold`)."""
+        rows = _gold_file.read_rows(path, kinds.of(self.get_project(project)), key)
         return self.import_gold(project, rows, key=key, user=user)
-
-    def _items_by_field(self, dataset_id: int, field: str, wanted: set[str]) -> dict[str, int]:
-        found: dict[str, int] = {}
-        after = 0
-        while True:
-            with self.db.read() as conn:
-                rows = conn.execute(text(
-                    "SELECT id, meta FROM items WHERE dataset_id = :d AND id > :a ORDER BY id LIMIT 5000"
-                ).columns(meta=JSON), {"d": dataset_id, "a": after}).all()
-            for r in rows:
-                v = (r.meta or {}).get(field)
-                if v is not None and str(v) in wanted:
-                    if str(v) in found:
-                        raise InvalidInput(f"{field} = {v!r} matches more than one item; use item_id")
-                    found[str(v)] = r.id
-            if len(rows) < 5000:
-                return found
-            after = rows[-1].id
 
     def list_gold(self, project: int | str, *, after: int | None = None, limit: int = 100):
         """A keyset page of the project's known labels (imported gold and reviews)."""

@@ -240,6 +240,73 @@ def rescore(conn, project: dict, annotator_ids: Iterable[int] | None = None, now
 # ---------------------------------------------------------------- gold sets
 
 
+_ITEMS_META_PAGE = text(
+    "SELECT id, meta FROM items WHERE dataset_id = :d AND id > :a ORDER BY id LIMIT 5000"
+).columns(meta=JSON)
+
+
+def match_rows(db, project: dict, rows: Sequence[dict], key: str | None = None) -> list[tuple[int, Any]]:
+    """Gold rows as a user gives them — ``{"item_id": …, "label": …}``, or
+    with ``key`` ``{key: …, "label": …}`` where ``key`` names an item metadata
+    field — as (item id, label validated by the project's kind) pairs for
+    :func:`add`. The first bad row raises InvalidInput naming it (nothing is
+    stored: this only reads)."""
+    label_kind = kinds.of(project)
+    if not rows:
+        raise InvalidInput("no gold rows given")
+    lookup: dict[str, int] = {}
+    if key is not None:
+        wanted = {str(r.get(key)) for r in rows if isinstance(r, dict)}
+        lookup = items_by_field(db, project["dataset_id"], key, wanted)
+    pairs = []
+    for n, r in enumerate(rows, 1):
+        if not isinstance(r, dict) or "label" not in r:
+            raise InvalidInput(f"gold row {n}: needs a label; nothing was stored")
+        iid = _row_item(n, r, key, lookup)
+        try:
+            label = label_kind.validate(r["label"], project["schema"])
+        except InvalidInput as e:
+            raise InvalidInput(f"gold row {n}: {e.message}; nothing was stored") from None
+        pairs.append((iid, label))
+    return pairs
+
+
+def _row_item(n: int, r: dict, key: str | None, lookup: dict[str, int]) -> int:
+    """The item id gold row ``n`` names (its ``item_id``, or its ``key`` looked up)."""
+    if key is None:
+        iid = r.get("item_id")
+        if isinstance(iid, str) and iid.strip().isdigit():
+            iid = int(iid)
+        if not isinstance(iid, int) or isinstance(iid, bool):
+            raise InvalidInput(f"gold row {n}: item_id must be an integer (or pass key=… to match "
+                               "a metadata field); nothing was stored")
+        return iid
+    ref = r.get(key)
+    if ref is None or str(ref) not in lookup:
+        raise InvalidInput(f"gold row {n}: no item has {key} = {ref!r}; nothing was stored")
+    return lookup[str(ref)]
+
+
+def items_by_field(db, dataset_id: int, field: str, wanted: set[str]) -> dict[str, int]:
+    """The dataset's items whose metadata ``field`` (as text) is one of
+    ``wanted``: {value: item id}, read in pages; a value two items share
+    raises InvalidInput."""
+    found: dict[str, int] = {}
+    after = 0
+    while True:
+        with db.read() as conn:
+            rows = conn.execute(_ITEMS_META_PAGE, {"d": dataset_id, "a": after}).all()
+        for r in rows:
+            v = (r.meta or {}).get(field)
+            if v is not None and str(v) in wanted:
+                if str(v) in found:
+                    raise InvalidInput(f"{field} = {v!r} matches more than one item; use item_id")
+                found[str(v)] = r.id
+        if len(rows) < 5000:
+            return found
+        after = rows[-1].id
+
+
 def add(conn, project: dict, rows: Sequence[tuple[int, Any]], user_id: int | None,
         now: float | None = None) -> dict:
     """Store gold labels (validated by the caller) for items of the project and

@@ -1,0 +1,40 @@
+"""Gold label files: CSV or JSONL with ``item_id`` (or a metadata column
+named by ``key``) and ``label``, read into the rows
+:func:`assay.engine.gold.match_rows` takes. Multi-label CSV cells list
+classes joined by ``|`` (the label kind parses them); JSONL may give a list."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from assay.errors import InvalidInput
+from assay.kinds import LabelKind
+
+
+def read_rows(path: str | os.PathLike, label_kind: LabelKind, key: str | None = None) -> list[dict]:
+    """The file's ``{key or "item_id", "label"}`` rows, text labels parsed by
+    ``label_kind``; InvalidInput for a missing file, an unreadable one or a
+    missing column."""
+    import pandas as pd
+
+    path = Path(path)
+    if not path.is_file():
+        raise InvalidInput(f"{path} is not a file")
+    try:
+        if path.suffix.lower() in (".jsonl", ".ndjson"):
+            df = pd.read_json(path, lines=True, dtype=False)
+        else:
+            df = pd.read_csv(path, dtype=str, keep_default_na=False)
+    except (ValueError, pd.errors.ParserError, UnicodeDecodeError) as e:
+        raise InvalidInput(f"cannot read {path.name}: {e}") from None
+    need = [key or "item_id", "label"]
+    missing = [c for c in need if c not in df.columns]
+    if missing:
+        raise InvalidInput(f"{path.name} needs the column(s) {', '.join(missing)}")
+    rows = []
+    for rec in df[need].to_dict("records"):
+        if isinstance(rec["label"], str):
+            rec["label"] = label_kind.parse_text(rec["label"])
+        rows.append(rec)
+    return rows

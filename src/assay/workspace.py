@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import copy
 import os
-import secrets
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -58,7 +57,6 @@ ROLES = _accounts.ROLES
 DEFAULT_HOME = "assay-data"
 
 
-_TASK_ITEM = text("SELECT id, kind, text, meta FROM items WHERE id = :i").columns(meta=JSON)
 # The item and the model's prediction for it (pre-label), one indexed lookup each side.
 _TASK_ITEM_PREDICTION = text(
     "SELECT i.id, i.kind, i.text, i.meta, pr.label AS s_label, pr.confidence AS s_confidence, "
@@ -79,31 +77,6 @@ def _connect_problem(db: Database, exc: Exception) -> str:
     why = why.rstrip(".?! ")
     return (f"cannot connect to PostgreSQL at {where}: {why}. Check ASSAY_DATABASE_URL, that the server "
             "is running and reachable, and that the database and role exist (createdb NAME)")
-
-
-def _new_file_beside(path: Path) -> tuple[int, str]:
-    """A new hidden file next to ``path``, to be renamed onto it: created with
-    the mode a plain ``open(path, "w")`` would give (0666 less the umask, or
-    the mode of the file it replaces), not mkstemp's 0600."""
-    try:
-        mode = path.stat().st_mode & 0o7777
-    except OSError:
-        mode = 0o666  # the kernel applies the umask
-    for _ in range(100):
-        tmp = path.parent / f".{path.name[:80]}.{secrets.token_hex(4)}.tmp"
-        try:
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), mode)
-        except FileExistsError:
-            continue
-        if mode != 0o666:
-            os.chmod(fd if os.chmod in os.supports_fd else tmp, mode)  # exactly the replaced file's mode
-        return fd, str(tmp)
-    raise FileExistsError(f"no free temporary name next to {path}")
-
-
-def _row(r) -> dict:
-    # Plain str keys: SQLAlchemy's keys are a str subclass that orjson refuses.
-    return {str(k): v for k, v in r._mapping.items()} if r is not None else None
 
 
 class Workspace:
@@ -914,8 +887,7 @@ class Workspace:
 
     def _audit_export(self, project: int | str, fmt: str, labeled_only: bool, path: Path | None = None) -> None:
         """Exports are reads; the record of one is written when it starts."""
-        if fmt not in _export.FORMATS:
-            raise InvalidInput(f"unknown export format {str(fmt)[:20]!r}: use one of {', '.join(_export.FORMATS)}")
+        _export.check_format(fmt)
         p = self.get_project(project)
         with self.db.write() as conn:
             _audit.record(conn, "export", target_kind="project", target_id=p["id"], target=p["name"],
@@ -926,14 +898,8 @@ class Workspace:
         """The export as a stream of byte chunks (jsonl, csv or parquet; a
         Parquet file is built in an anonymous temporary file first)."""
         self._audit_export(project, fmt, labeled_only)
-        lk = kinds.of(self.get_project(project))
-        if fmt == "jsonl":
-            return _export.jsonl_chunks(self.export_records(project, labeled_only=labeled_only))
-        if fmt == "csv":
-            return _export.csv_chunks(self.export_records(project, labeled_only=labeled_only), label_kind=lk)
-        if fmt == "parquet":
-            return _export.parquet_chunks(self.export_records(project, labeled_only=labeled_only), label_kind=lk)
-        raise InvalidInput(f"unknown export format {fmt!r}: use one of {', '.join(_export.FORMATS)}")
+        p = self.get_project(project)
+        return _export.chunks(self.export_records(p["id"], labeled_only=labeled_only), fmt, kinds.of(p))
 
     def export(self, project: int | str, path: str | os.PathLike, fmt: str | None = None, *,
                labeled_only: bool = False) -> dict:
@@ -944,29 +910,10 @@ class Workspace:
         """
         path = Path(path)
         fmt = (fmt or path.suffix.lstrip(".") or "jsonl").lower()
-        if fmt not in _export.FORMATS:
-            raise InvalidInput(f"unknown export format {fmt!r}: use one of {', '.join(_export.FORMATS)}")
+        _export.check_format(fmt)
         self._audit_export(project, fmt, labeled_only, path=path)
-        lk = kinds.of(self.get_project(project))
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = _new_file_beside(path)
-        n = 0
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                if fmt == "parquet":
-                    n = _export.write_parquet(self.export_records(project, labeled_only=labeled_only), fh,
-                                              label_kind=lk)
-                else:
-                    counted = _counting(self.export_records(project, labeled_only=labeled_only))
-                    chunks = (_export.jsonl_chunks(counted) if fmt == "jsonl"
-                              else _export.csv_chunks(counted, label_kind=lk))
-                    for chunk in chunks:
-                        fh.write(chunk)
-                    n = counted.n
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        p = self.get_project(project)
+        n = _export.write_file(self.export_records(p["id"], labeled_only=labeled_only), path, fmt, kinds.of(p))
         return {"path": str(path), "format": fmt, "items": n}
 
     # ------------------------------------------------------------ bring your own model
@@ -1097,12 +1044,3 @@ class Workspace:
         return {"home": str(self.home), "database": self.db.dialect, **counts,
                 "schema_revision": migrate.current(self.db)}
 
-
-class _counting:
-    def __init__(self, it):
-        self.it, self.n = it, 0
-
-    def __iter__(self):
-        for x in self.it:
-            self.n += 1
-            yield x

@@ -17,11 +17,14 @@ from __future__ import annotations
 
 import csv
 import io
+import os
 import re
+import secrets
 import tempfile
 import unicodedata
 import urllib.parse
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -29,6 +32,7 @@ from sqlalchemy import JSON, text
 
 from assay import kinds
 from assay.engine import resolver
+from assay.errors import InvalidInput
 from assay.kinds import LabelKind
 from assay.store import Database
 
@@ -177,6 +181,79 @@ def parquet_chunks(records: Iterator[dict], chunk_bytes: int = 1 << 20, *,
         fh.seek(0)
         while chunk := fh.read(chunk_bytes):
             yield chunk
+
+
+def check_format(fmt: str) -> str:
+    """``fmt`` if it is one of :data:`FORMATS`; InvalidInput otherwise."""
+    if fmt not in FORMATS:
+        raise InvalidInput(f"unknown export format {str(fmt)[:20]!r}: use one of {', '.join(FORMATS)}")
+    return fmt
+
+
+def chunks(records: Iterator[dict], fmt: str, label_kind: LabelKind) -> Iterator[bytes]:
+    """The export in format ``fmt`` as a stream of byte chunks (a Parquet
+    file is built in an anonymous temporary file first)."""
+    check_format(fmt)
+    if fmt == "jsonl":
+        return jsonl_chunks(records)
+    if fmt == "csv":
+        return csv_chunks(records, label_kind=label_kind)
+    return parquet_chunks(records, label_kind=label_kind)
+
+
+def write_file(records: Iterator[dict], path: Path, fmt: str, label_kind: LabelKind) -> int:
+    """Write the export to ``path``; how many items it holds. Written to a
+    new file next to it and renamed, so a failed export leaves no partial
+    file and a reader never sees half of one."""
+    check_format(fmt)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = _new_file_beside(path)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            if fmt == "parquet":
+                n = write_parquet(records, fh, label_kind=label_kind)
+            else:
+                counted = _Counting(records)
+                for chunk in chunks(counted, fmt, label_kind):
+                    fh.write(chunk)
+                n = counted.n
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return n
+
+
+def _new_file_beside(path: Path) -> tuple[int, str]:
+    """A new hidden file next to ``path``, to be renamed onto it: created with
+    the mode a plain ``open(path, "w")`` would give (0666 less the umask, or
+    the mode of the file it replaces), not mkstemp's 0600."""
+    try:
+        mode = path.stat().st_mode & 0o7777
+    except OSError:
+        mode = 0o666  # the kernel applies the umask
+    for _ in range(100):
+        tmp = path.parent / f".{path.name[:80]}.{secrets.token_hex(4)}.tmp"
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), mode)
+        except FileExistsError:
+            continue
+        if mode != 0o666:
+            os.chmod(fd if os.chmod in os.supports_fd else tmp, mode)  # exactly the replaced file's mode
+        return fd, str(tmp)
+    raise FileExistsError(f"no free temporary name next to {path}")
+
+
+class _Counting:
+    """Passes records through, counting them."""
+
+    def __init__(self, records: Iterator[dict]):
+        self.records, self.n = records, 0
+
+    def __iter__(self) -> Iterator[dict]:
+        for rec in self.records:
+            self.n += 1
+            yield rec
 
 
 _UNSAFE_NAME = re.compile(r'[\x00-\x1f\x7f/\\:*?"<>|]+')

@@ -21,7 +21,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import JSON, bindparam, func, select, text
+from sqlalchemy import JSON, func, select, text
 from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
 
 from assay import audit as _audit
@@ -710,18 +710,7 @@ class Workspace:
         never fitted): what the server's background re-fitter runs next. A
         fixed-overlap project is fitted too: its final labels are its
         aggregation (:mod:`assay.engine.resolver`), not a plain vote."""
-        with self.db.read() as conn:
-            rows = conn.execute(text(
-                "SELECT p.id, q.answers AS fitted, (SELECT count(*) FROM answers a WHERE a.project_id = p.id) AS n "
-                "FROM projects p LEFT JOIN quality_models q ON q.project_id = p.id "
-                "WHERE p.schema_kind IN :kinds ORDER BY p.id"
-            ).bindparams(bindparam("kinds", expanding=True)), {"kinds": kinds.aggregatable()}).all()
-        due = []
-        for r in rows:
-            fitted = r.fitted or 0
-            if r.n - fitted >= max(min_new, growth * fitted):
-                due.append(r.id)
-        return due
+        return redundancy.refits_due(self.db, kinds.aggregatable(), growth=growth, min_new=min_new)
 
     def item_consensus(self, project: int | str, *, status: str | None = None, after: int | None = None,
                        limit: int = 100) -> tuple[list[dict], int | None]:

@@ -423,3 +423,24 @@ def consensus(db, project_id: int, *, status: str | None = None, after: int | No
     with db.read() as conn:
         rows = [{str(k): v for k, v in r._mapping.items()} for r in conn.execute(q, args)]
     return rows, (rows[-1]["item_id"] if len(rows) == limit else None)
+
+
+_FITTED_AND_ANSWERS = text(
+    "SELECT p.id, q.answers AS fitted, (SELECT count(*) FROM answers a WHERE a.project_id = p.id) AS n "
+    "FROM projects p LEFT JOIN quality_models q ON q.project_id = p.id "
+    "WHERE p.schema_kind IN :kinds ORDER BY p.id"
+).bindparams(bindparam("kinds", expanding=True))
+
+
+def refits_due(db, aggregatable: list[str], *, growth: float, min_new: int) -> list[int]:
+    """Projects of an ``aggregatable`` kind whose answers grew by ``growth``
+    and at least ``min_new`` answers since their last re-fit (or that have
+    ``min_new`` answers and were never fitted), in id order."""
+    with db.read() as conn:
+        rows = conn.execute(_FITTED_AND_ANSWERS, {"kinds": aggregatable}).all()
+    due = []
+    for r in rows:
+        fitted = r.fitted or 0
+        if r.n - fitted >= max(min_new, growth * fitted):
+            due.append(r.id)
+    return due

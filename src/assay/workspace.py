@@ -5,7 +5,9 @@ A workspace is a folder (``ASSAY_HOME``, default ``./assay-data``) holding
 ``blobs/`` for images. Every use-case is a method here: it resolves ids,
 checks who may do it, opens the transaction and calls the module that owns
 the rule (:mod:`assay.engine` — accounts, datasets, imports, projects, the
-ledger, settings, gold, ...; the pure algorithms in :mod:`assay.quality` and
+hand-out, the ledger, settings, gold, redundancy, the resolver, reports;
+files in :mod:`assay.formats`; backend prediction runs in
+:mod:`assay.learn.predict`; the pure algorithms in :mod:`assay.quality` and
 :mod:`assay.learn`), which writes the change and its audit record on that
 connection. It keeps the per-process caches (projects, memberships,
 authenticated tokens). The HTTP server and the CLI are thin shells over it.
@@ -63,6 +65,7 @@ _TASK_ITEM_PREDICTION = text(
     "pr.model_version AS s_version FROM items i "
     "LEFT JOIN predictions pr ON pr.project_id = :p AND pr.item_id = i.id WHERE i.id = :i"
 ).columns(meta=JSON, s_label=JSON)
+_ANSWER_PROJECT = text("SELECT project_id FROM answers WHERE id = :a")
 
 
 def _connect_problem(db: Database, exc: Exception) -> str:
@@ -671,7 +674,7 @@ class Workspace:
         """Take back one's own answer; the task is leased back to relabel."""
         u = user if isinstance(user, dict) else self.get_user(user)
         with self.db.read() as conn:
-            pid = conn.execute(text("SELECT project_id FROM answers WHERE id = :a"), {"a": answer_id}).scalar()
+            pid = conn.execute(_ANSWER_PROJECT, {"a": answer_id}).scalar()
         if pid is None:
             raise NotFound(f"answer {answer_id} does not exist")
         p = self.get_project(pid)
@@ -731,6 +734,8 @@ class Workspace:
         """Items that reached ``max_answers`` below the target confidence."""
         return self.item_consensus(project, status="review", after=after, limit=limit)
 
+    # ------------------------------------------------------------ reports (assay.engine.reports)
+
     def quality_report(self, project: int | str, *, page_size: int = 5000) -> dict:
         """How good the labels are: per annotator accuracy (with a 95 % Wilson
         interval and what it rests on) and confusion, Krippendorff's alpha, a
@@ -738,6 +743,21 @@ class Workspace:
         final labels by source. Single-label projects only; see
         :func:`assay.engine.reports.quality_report`."""
         return _reports.quality_report(self.db, self.get_project(project), page_size=page_size)
+
+    def model_report(self, project: int | str) -> dict:
+        """The in-loop model's learning curve: one row per version (answers
+        spent when it was trained, verified labels, out-of-fold and
+        validation accuracy, auto-label threshold and state) plus counts of
+        predictions and auto-labels."""
+        return _reports.model_report(self.db, self.get_project(project))
+
+    def suggestion_stats(self, project: int | str, *, page_size: int = 5000) -> dict:
+        """How answers treated the model's pre-labels (anchoring): answers
+        shown a suggestion, how many accepted it, and — where the item's true
+        label is known (gold, a review, or a resolved consensus) — the
+        accuracy of accepted against overridden answers and of the
+        suggestions themselves."""
+        return _reports.suggestion_stats(self.db, self.get_project(project), page_size=page_size)
 
     # ------------------------------------------------------------ gold and reviews
 
@@ -799,27 +819,12 @@ class Workspace:
         self._projects.pop(p["id"], None)  # has_known may have changed
         return out
 
-    def model_report(self, project: int | str) -> dict:
-        """The in-loop model's learning curve: one row per version (answers
-        spent when it was trained, verified labels, out-of-fold and
-        validation accuracy, auto-label threshold and state) plus counts of
-        predictions and auto-labels."""
-        return _reports.model_report(self.db, self.get_project(project))
-
     def gold_stats(self, project: int | str) -> list[dict]:
         """Per annotator: gold answers, correct, accuracy, the window since the
         last lifted pause, and whether they are paused."""
         p = self.get_project(project)
         with self.db.read() as conn:
             return _gold.stats(conn, p["id"])
-
-    def suggestion_stats(self, project: int | str, *, page_size: int = 5000) -> dict:
-        """How answers treated the model's pre-labels (anchoring): answers
-        shown a suggestion, how many accepted it, and — where the item's true
-        label is known (gold, a review, or a resolved consensus) — the
-        accuracy of accepted against overridden answers and of the
-        suggestions themselves."""
-        return _reports.suggestion_stats(self.db, self.get_project(project), page_size=page_size)
 
     def lift_pause(self, project: int | str, user: int | str, *, by: int | str | dict | None = None) -> dict:
         """Let a paused annotator work again; their gold record starts a fresh window."""

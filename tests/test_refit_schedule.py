@@ -46,6 +46,29 @@ def test_refits_due_follows_answer_growth(ws):
     assert ws.refits_due(min_new=30) == []
 
 
+def test_a_fixed_overlap_project_without_anything_to_learn_from_is_not_refitted(ws):
+    # one answer per item and nothing known: no skill can be learned, the answers are the labels
+    single, people = project_with_annotators(ws, 300, 3, overlap=1, name="single")
+    assert _answer_all(ws, single, people) == 300
+    assert ws.refits_due(min_new=50) == []
+    # a known label gives the fit something to learn from
+    ws.import_gold(single["id"], [{"item_id": t, "label": "pos"} for t in range(1, 4)])
+    assert ws.refits_due(min_new=50) == [single["id"]]
+    ws.refit_quality(single["id"])
+    assert count(ws, "quality_models", "project_id = :p", p=single["id"]) == 1
+
+
+def test_fixed_overlap_projects_are_refitted_when_their_answers_doubled(ws):
+    fixed, people = project_with_annotators(ws, 200, 2, overlap=2, name="fixed")
+    _answer_all(ws, fixed, people, n=100)
+    ws.refit_quality(fixed["id"])
+    _answer_all(ws, fixed, people, n=50)  # +50 % : an adaptive project would be due
+    assert ws.refits_due(min_new=10) == []
+    assert ws.refits_due(min_new=10, growth=0.25) == []  # the fixed-overlap share is its own
+    _answer_all(ws, fixed, people, n=50)  # doubled
+    assert ws.refits_due(min_new=10) == [fixed["id"]]
+
+
 def test_server_refits_in_the_background(ws):
     p, people = project_with_annotators(ws, 100, 3, overlap=2, target_confidence=0.99, max_answers=3)
     _answer_all(ws, p, people, n=250)

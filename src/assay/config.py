@@ -43,6 +43,10 @@ class Schedule:
     refit_growth: float = 0.25
     #: ... and by at least this many answers since the last re-fit
     refit_min_new: int = 200
+    #: a fixed-overlap project's share instead: its skills shape only its final
+    #: labels (answers after a fit are scored with the stored skills), not its
+    #: hand-out, so it is re-fitted when its answers doubled
+    refit_growth_fixed: float = 1.0
     #: a project's model trains again once its answers grew by this share ...
     ml_growth: float = 0.1
     #: ... and by at least this many answers since its last version

@@ -20,8 +20,10 @@ and stored in ``item_consensus``. Then:
   annotator (its ``NOT EXISTS`` on answers keeps everyone who answered away).
 
 :func:`refit` re-estimates every annotator's confusion matrix with
-Dawid-Skene over all answers (outside any write transaction), then rewrites
-the posteriors and re-applies the rules above in one short transaction.
+Dawid-Skene over all answers (outside any write transaction), stores them,
+then rewrites the posteriors and re-applies the rules above in short write
+transactions of :data:`REWRITE_CHUNK` items each, so that answers keep
+flowing while a large project is rewritten (on SQLite one writer at a time).
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from typing import Any
 
 from sqlalchemy import JSON, bindparam, text
 
+from assay.config import SCHEDULE
 from assay.engine import ledger
 
 # assay.quality (pandas) is imported on first use: ``import assay`` stays light.
@@ -63,10 +66,14 @@ _INSERT_MODEL = text(
     "VALUES (:p, 'ds', :prior, :dc, :n, :now)").bindparams(bindparam("prior", type_=JSON), bindparam("dc", type_=JSON))
 _ANSWERED_TASKS = text(
     "SELECT id, item_id, needed, answer_count, open_slots, target FROM tasks "
-    "WHERE project_id = :p AND answer_count > 0 AND NOT is_gold")
-_ITEM_ANSWERS = text(
-    "SELECT item_id, annotator_id, label FROM answers WHERE project_id = :p AND item_id IN :items"
-).bindparams(bindparam("items", expanding=True)).columns(label=JSON)
+    "WHERE project_id = :p AND item_id >= :lo AND item_id < :hi AND answer_count > 0 AND NOT is_gold")
+_TASK_ANSWERS = text("SELECT annotator_id, label FROM answers WHERE task_id = :t").columns(label=JSON)
+
+#: items per write transaction when a re-fit rewrites the posteriors: the
+#: write lock is held for one chunk at a time (a few milliseconds), not for
+#: the whole project
+REWRITE_CHUNK = 2000
+_NO_ID = 2 ** 62  # above every item id: the last chunk's open end
 
 
 def class_names(project: dict) -> list[str]:
@@ -264,8 +271,13 @@ def fit_crowd(item_ids, user_ids, labels, code_of: dict, gold: dict, predicted: 
     lp0 = online.initial_log_post(prior, k)
     for j in np.flatnonzero(~np.isin(np.arange(len(items_u)), m_items)):
         log_proba[j] = lp0
-    for i, u, lab in zip(icode[~multi], user_ids[~multi], labels[~multi]):
-        log_proba[i] = online.update(log_proba[i], skills.get(int(u), dlist), int(lab))
+    single = ~multi  # items with one answer and no prior: the prior times that answer's likelihood
+    if single.any():
+        known_user = np.isin(user_ids[single], users_u)
+        conf_of = np.concatenate([confusion, np.asarray(dlist, dtype=float)[None]])  # last row: the crowd's
+        who = np.where(known_user, np.searchsorted(users_u, user_ids[single]), len(users_u))
+        lik = conf_of[who, :, labels[single]]  # (n, K): P(answer | true class)
+        np.add.at(log_proba, icode[single], np.log(np.maximum(lik, online.TINY)))
     return CrowdFit(items_u, fitted_n, users_u, per_worker, confusion, model.accuracy_, skills, dlist, prior,
                     log_proba)
 
@@ -297,23 +309,20 @@ def _store_fit(conn, pid: int, fit: CrowdFit, stored_default, answers: int, now:
     conn.execute(_INSERT_MODEL, {"p": pid, "prior": fit.prior, "dc": stored_default, "n": answers, "now": now})
 
 
-def _late_answers(conn, pid: int, changed: list, code_of: dict) -> dict[int, list]:
-    """item id -> [(annotator, class code)] of the items whose answers changed since the fit read them."""
-    late: dict[int, list] = {}
-    if changed:
-        for r in conn.execute(_ITEM_ANSWERS, {"p": pid, "items": changed}):
-            late.setdefault(r.item_id, []).append((r.annotator_id, code_of[r.label]))
-    return late
+def _late_answers(conn, changed: list, code_of: dict) -> dict[int, list]:
+    """item id -> [(annotator, class code)] of the tasks ``changed`` (their answers
+    changed since the fit read them), read on the write transaction ``conn``."""
+    return {t.item_id: [(r.annotator_id, code_of[r.label]) for r in conn.execute(_TASK_ANSWERS, {"t": t.id}).all()]
+            for t in changed}
 
 
-def _item_log_post(fit: CrowdFit, k: int, item_id: int, index: dict, late: dict, late_prior: dict) -> list:
-    """The item's log posterior: the fit's, or recomputed from its answers if some came in late."""
+def _item_log_post(fit: CrowdFit, k: int, item_id: int, late: dict, late_prior: dict) -> list:
+    """The log posterior of an item whose answers came in (or went) after the fit read them:
+    recomputed from its answers with the fit's skills."""
     import numpy as np
 
     from assay.quality import online
 
-    if item_id not in late:
-        return fit.log_proba[index[item_id]].tolist()
     pr = late_prior.get(item_id)
     lp = (np.log(np.maximum(pr, online.TINY)).tolist() if pr is not None and np.isfinite(pr).all()
           else online.initial_log_post(fit.prior, k))
@@ -322,25 +331,48 @@ def _item_log_post(fit: CrowdFit, k: int, item_id: int, index: dict, late: dict,
     return lp
 
 
-def _rewrite_items(conn, project: dict, fit: CrowdFit, known: dict, predicted: dict, table,
-                   now: float) -> tuple[list, dict]:
-    """Every answered item's posterior and status under the new fit (on the
-    write transaction ``conn``): ``(consensus rows, counts by status)``."""
+@dataclass
+class _Decided:
+    """The fit's decision for every fitted item, computed once outside the write transactions."""
+
+    index: dict  # item id -> row of the fit
+    best: list  # (N,) class code
+    conf: list  # (N,) its probability
+    lp: list  # (N,) log posterior (lists, ready to store)
+
+    @classmethod
+    def of(cls, fit: CrowdFit) -> _Decided:
+        import numpy as np
+
+        lp = np.asarray(fit.log_proba, dtype=float)
+        if not len(lp):
+            return cls({}, [], [], [])
+        best = lp.argmax(axis=1)  # the lowest code on ties, as online.decision
+        conf = 1.0 / np.exp(lp - lp[np.arange(len(lp)), best][:, None]).sum(axis=1)
+        return cls(fit.index(), best.tolist(), conf.tolist(), lp.tolist())
+
+
+def _rewrite_chunk(conn, project: dict, fit: CrowdFit, decided: _Decided, known: dict, predicted: dict,
+                   table, now: float, lo: int, hi: int, counts: dict) -> list:
+    """The posteriors and statuses of the answered items with ids in ``[lo, hi)``
+    under the new fit, on the write transaction ``conn`` (the ledger steps are
+    applied there); returns their consensus rows and adds to ``counts``."""
     from assay.quality import online
 
     names = class_names(project)
     k, pid = len(names), project["id"]
     code_of = {n: i for i, n in enumerate(names)}
     target, max_answers = project["target_confidence"], project["max_answers"]
+    index = decided.index
     # gold tasks are hidden questions, not items to settle
-    tasks_now = {r.item_id: r for r in conn.execute(_ANSWERED_TASKS, {"p": pid})}
-    index = fit.index()
-    changed = [i for i, t in tasks_now.items() if i not in index or fit.fitted_n[index[i]] != t.answer_count]
-    late = _late_answers(conn, pid, changed, code_of)
+    tasks_now = conn.execute(_ANSWERED_TASKS, {"p": pid, "lo": lo, "hi": hi}).all()
+    changed = [t for t in tasks_now if t.item_id not in index or fit.fitted_n[index[t.item_id]] != t.answer_count]
+    late = _late_answers(conn, changed, code_of)
     late_rows = model_priors(predicted, list(late), k)
     late_prior = dict(zip(list(late), late_rows)) if late_rows is not None else {}
-    upserts, counts = [], {"resolved": 0, "review": 0, "open": 0, "more": 0}
-    for item_id, t in tasks_now.items():
+    upserts = []
+    for t in tasks_now:
+        item_id = t.item_id
         row = {"p": pid, "i": item_id, "n": t.answer_count, "now": now}
         if item_id in known and known[item_id][0] in code_of:  # a reviewer's decision is final
             lab = code_of[known[item_id][0]]
@@ -348,8 +380,12 @@ def _rewrite_items(conn, project: dict, fit: CrowdFit, known: dict, predicted: d
             upserts.append({**row, "label": names[lab], "conf": 1.0,
                             "lp": [0.0 if c == lab else -1e9 for c in range(k)], "status": "resolved"})
             continue
-        lp = _item_log_post(fit, k, item_id, index, late, late_prior)
-        best, conf = online.decision(lp)
+        if item_id in late:
+            lp = _item_log_post(fit, k, item_id, late, late_prior)
+            best, conf = online.decision(lp)
+        else:
+            j = index[item_id]
+            lp, best, conf = decided.lp[j], decided.best[j], decided.conf[j]
         status = "open"
         if target is not None:
             own = t.target is not None  # a task's own target: no settle table (built for the project's)
@@ -359,7 +395,14 @@ def _rewrite_items(conn, project: dict, fit: CrowdFit, known: dict, predicted: d
             counts["more"] += step == "more"
         counts[status] += 1
         upserts.append({**row, "label": names[best], "conf": conf, "lp": lp, "status": status})
-    return upserts, counts
+    return upserts
+
+
+def _chunk_bounds(item_ids, size: int) -> list[tuple[int, int]]:
+    """``[lo, hi)`` item id ranges of about ``size`` fitted items each, covering
+    every id (items first answered after the fit fall in one of them)."""
+    ids = [int(i) for i in item_ids[::size]]
+    return list(zip([0] + ids[1:], ids[1:] + [_NO_ID])) if ids else [(0, _NO_ID)]
 
 
 def refit(db, project: dict, *, now: float | None = None, criterion: str | None = None) -> dict:
@@ -375,9 +418,13 @@ def refit(db, project: dict, *, now: float | None = None, criterion: str | None 
     ``criterion`` (default :data:`STOP_CRITERION`) says what the settle table
     bounds: ``"flip"`` or ``"gain"`` (:func:`assay.quality.online.settle_margins`).
 
-    The fit runs outside any transaction; the write is one transaction. Items
-    that got answers while the model was fitting are recomputed from their
-    answers with the new skills, so no answer is lost.
+    The fit runs outside any transaction; the skills are stored in one
+    transaction, then the items are rewritten in chunks of
+    :data:`REWRITE_CHUNK` (one transaction each, on the fast lane: a re-fit
+    writes one row per answered item). Items that got answers since the fit
+    read them are recomputed from their answers with the new skills, in the
+    chunk's transaction, so no answer is lost; an answer that lands between
+    the skills and its item's chunk is counted the same way.
     """
     import numpy as np
 
@@ -385,12 +432,12 @@ def refit(db, project: dict, *, now: float | None = None, criterion: str | None 
     names = class_names(project)
     k, pid = len(names), project["id"]
     code_of = {n: i for i, n in enumerate(names)}
-    with db.read() as conn:
+    with db.fast_read() as conn:  # one snapshot; the fast lane: a row per answer
         rows = conn.execute(_ANSWERS, {"p": pid}).all()
         # known labels (gold questions, reviewers' decisions) are clamped in the fit
-        known = {r.item_id: (r.label, r.source) for r in conn.execute(_GOLD, {"p": pid})}
+        known = {r.item_id: (r.label, r.source) for r in conn.execute(_GOLD, {"p": pid}).all()}
         # the in-loop model's predictions (ML projects): each item's prior
-        predicted = {r.item_id: r.proba for r in conn.execute(_PREDICTIONS, {"p": pid})}
+        predicted = {r.item_id: r.proba for r in conn.execute(_PREDICTIONS, {"p": pid}).all()}
     if not rows:
         return {"answers": 0, "annotators": 0, "items": 0}
     fit = fit_crowd(np.fromiter((r.item_id for r in rows), dtype=np.int64, count=len(rows)),
@@ -400,11 +447,16 @@ def refit(db, project: dict, *, now: float | None = None, criterion: str | None 
     criterion = criterion or STOP_CRITERION
     table = _settle_table(fit, k, project["target_confidence"], project["max_answers"], criterion)
     stored_default = {"confusion": fit.default, "settle": table, "criterion": criterion} if table else fit.default
+    decided = _Decided.of(fit)
     with db.write() as conn:
         _store_fit(conn, pid, fit, stored_default, len(rows), now)
-        upserts, counts = _rewrite_items(conn, project, fit, known, predicted, table, now)
-        ledger.upsert_consensus(conn, upserts)
-    return {"answers": len(rows), "annotators": len(fit.users), "items": len(upserts),
+    counts, items = {"resolved": 0, "review": 0, "open": 0, "more": 0}, 0
+    for lo, hi in _chunk_bounds(fit.items, REWRITE_CHUNK):
+        with db.fast_write() as conn:
+            upserts = _rewrite_chunk(conn, project, fit, decided, known, predicted, table, now, lo, hi, counts)
+            ledger.upsert_consensus(conn, upserts)
+        items += len(upserts)
+    return {"answers": len(rows), "annotators": len(fit.users), "items": items,
             "resolved": counts["resolved"], "review": counts["review"], "open": counts["open"],
             "reopened": counts["more"]}
 
@@ -425,22 +477,40 @@ def consensus(db, project_id: int, *, status: str | None = None, after: int | No
     return rows, (rows[-1]["item_id"] if len(rows) == limit else None)
 
 
+# A fixed-overlap project with one answer per item and nothing known (no gold,
+# no reviewer's decision, no model prediction) has nothing to learn skills
+# from: every item's only answer agrees with itself. It is not fitted (its
+# final labels are its answers), so the re-fitter does not spend a pass over
+# its answers, and holds no lock, for nothing.
 _FITTED_AND_ANSWERS = text(
-    "SELECT p.id, q.answers AS fitted, (SELECT count(*) FROM answers a WHERE a.project_id = p.id) AS n "
+    "SELECT p.id, p.target_confidence IS NULL AS fixed, q.answers AS fitted, "
+    "(SELECT count(*) FROM answers a WHERE a.project_id = p.id) AS n "
     "FROM projects p LEFT JOIN quality_models q ON q.project_id = p.id "
-    "WHERE p.schema_kind IN :kinds ORDER BY p.id"
+    "WHERE p.schema_kind IN :kinds AND (p.target_confidence IS NOT NULL OR p.overlap >= 2 "
+    "OR EXISTS (SELECT 1 FROM gold g WHERE g.project_id = p.id) "
+    "OR EXISTS (SELECT 1 FROM predictions pr WHERE pr.project_id = p.id)) ORDER BY p.id"
 ).bindparams(bindparam("kinds", expanding=True))
 
 
-def refits_due(db, aggregatable: list[str], *, growth: float, min_new: int) -> list[int]:
+def refits_due(db, aggregatable: list[str], *, growth: float, min_new: int,
+               growth_fixed: float | None = None) -> list[int]:
     """Projects of an ``aggregatable`` kind whose answers grew by ``growth``
     and at least ``min_new`` answers since their last re-fit (or that have
-    ``min_new`` answers and were never fitted), in id order."""
+    ``min_new`` answers and were never fitted), in id order.
+
+    A fixed-overlap project grows by ``growth_fixed`` (default
+    :attr:`assay.config.Schedule.refit_growth_fixed`) instead: its fit shapes
+    only its final labels, and the answers after the fit are scored with the
+    stored skills anyway (:mod:`assay.engine.resolver`), while an adaptive
+    project's skills decide who answers next. A fixed-overlap project needs
+    something to learn from: overlap of two or more, gold or reviewers'
+    decisions, or the model's predictions."""
+    growth_fixed = SCHEDULE.refit_growth_fixed if growth_fixed is None else growth_fixed
     with db.read() as conn:
         rows = conn.execute(_FITTED_AND_ANSWERS, {"kinds": aggregatable}).all()
     due = []
     for r in rows:
         fitted = r.fitted or 0
-        if r.n - fitted >= max(min_new, growth * fitted):
+        if r.n - fitted >= max(min_new, (growth_fixed if r.fixed else growth) * fitted):
             due.append(r.id)
     return due

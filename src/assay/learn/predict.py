@@ -184,7 +184,7 @@ def _python_outcomes(client, rows, blobs, label_kind) -> list[tuple[Any, float |
             outcomes.append((None, None, version))
             continue
         mv = o.get("model_version")
-        outcomes.append((label_kind.to_choices(o["label"]), _ml_backend._score(o.get("score")),
+        outcomes.append((label_kind.to_choices(o["label"]), _ml_backend.clamp_score(o.get("score")),
                          version if mv is None else str(mv)))
     return outcomes
 

@@ -221,6 +221,20 @@ class Database:
         self._close_own_connections()
         self.engine.dispose()
 
+    def connect_problem(self, exc: Exception) -> str:
+        """One line for an error opening this database: which one (password
+        hidden), why, and what to check."""
+        where = self.url.render_as_string(hide_password=True)
+        orig = getattr(exc, "orig", None) or exc
+        why = " ".join(str(orig).split())  # psycopg's messages span lines
+        if len(why) > 300:
+            why = why[:300] + "…"
+        if self.is_sqlite:
+            return f"cannot open the database {where}: {why}"
+        why = why.rstrip(".?! ")
+        return (f"cannot connect to PostgreSQL at {where}: {why}. Check ASSAY_DATABASE_URL, that the server "
+                "is running and reachable, and that the database and role exist (createdb NAME)")
+
 
 def _checkpoint_loop(path: str, interval: float, stop: threading.Event) -> None:
     import sqlite3

@@ -113,7 +113,7 @@ from assay.learn.ml_backend.payloads import (
     project_uid,
 )
 from assay.learn.ml_backend.predictions import (
-    _score,  # noqa: F401 - the score clamp, also used by the workspace's Python-model path
+    clamp_score,
     map_choices,
     parse_predict_response,
     pick_prediction,
@@ -136,7 +136,7 @@ __all__ = [
     "ALLOW_ENV", "DENY_ENV", "FROM_NAME", "HEALTH_TIMEOUT", "MAX_RESPONSE_BYTES", "NEVER_HOSTS", "NEVER_NETS",
     "PREDICT_TIMEOUT", "SETUP_TIMEOUT", "WEBHOOK_TIMEOUT", "BackendProtocolError", "BackendUnreachable",
     "HttpBackend", "PythonBackend", "annotation_payload", "check_addresses", "check_host", "check_url",
-    "connect", "content_url", "label_config", "log", "ls_project", "ls_result", "ls_task", "map_choices",
-    "object_tag", "parse_predict_response", "pick_prediction", "prediction_choices", "project_uid",
+    "clamp_score", "connect", "content_url", "label_config", "log", "ls_project", "ls_result", "ls_task",
+    "map_choices", "object_tag", "parse_predict_response", "pick_prediction", "prediction_choices", "project_uid",
     "public_url", "redact", "register_model", "registered_models", "resolve", "unregister_model",
 ]

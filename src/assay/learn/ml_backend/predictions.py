@@ -40,7 +40,8 @@ def map_choices(choices: Sequence[str], names: Sequence[str], kind: str | LabelK
     return (kind if isinstance(kind, LabelKind) else kinds.get(kind)).from_choices(known, names), unknown
 
 
-def _score(value: Any) -> float | None:
+def clamp_score(value: Any) -> float | None:
+    """A prediction's score as a confidence in [0, 1]; None when it is not a number (or NaN)."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return None
     v = float(value)
@@ -92,7 +93,7 @@ def pick_prediction(preds: list[dict]) -> dict | None:
     """The prediction to keep when a task has several: the highest score."""
     if not preds:
         return None
-    return max(preds, key=lambda p: (_score(p.get("score")) is not None, _score(p.get("score")) or 0.0))
+    return max(preds, key=lambda p: (clamp_score(p.get("score")) is not None, clamp_score(p.get("score")) or 0.0))
 
 
 def prediction_choices(pred: dict) -> tuple[list[str] | None, float | None]:
@@ -103,7 +104,7 @@ def prediction_choices(pred: dict) -> tuple[list[str] | None, float | None]:
                and str(r.get("type", "")).lower() == "choices" and isinstance(r.get("value"), dict)]
     mine = [r for r in results if r.get("from_name") == FROM_NAME] or results
     if not mine:
-        return None, _score(pred.get("score"))
+        return None, clamp_score(pred.get("score"))
     choices: list[str] = []
     scores = []
     for r in mine:
@@ -112,9 +113,9 @@ def prediction_choices(pred: dict) -> tuple[list[str] | None, float | None]:
             got = [got]
         if isinstance(got, list):
             choices.extend(got)
-        if _score(r.get("score")) is not None:
-            scores.append(_score(r.get("score")))
-    score = _score(pred.get("score"))
+        if clamp_score(r.get("score")) is not None:
+            scores.append(clamp_score(r.get("score")))
+    score = clamp_score(pred.get("score"))
     if score is None and scores:
         score = max(scores)
     return choices, score

@@ -13,10 +13,10 @@ MAX_FUNCTION_LINES = 80
 
 #: the layers (docs/architecture.md); a new top-level package is a decision, not an accident
 LAYERS = {"store", "kinds", "engine", "formats", "quality", "learn", "jobs", "simulation", "server", "cli",
-          "samples"}
+          "samples", "workspace"}
 
 #: over the limits today, each on its way out (an entry may only be removed)
-TOO_LONG_MODULES: set[str] = {"workspace.py"}
+TOO_LONG_MODULES: set[str] = set()
 TOO_LONG_FUNCTIONS: set[str] = set()
 
 
@@ -51,8 +51,8 @@ def test_folders_are_the_layers():
     packages = {p.name for p in SRC.iterdir() if p.is_dir() and p.name != "__pycache__"}
     assert packages <= LAYERS, packages - LAYERS
     top = {p.stem for p in SRC.glob("*.py")}
-    # the top level holds the facade and the few cross-cutting modules only
-    assert top <= {"__init__", "workspace", "errors", "config", "audit", "security", "quickstart"}, top
+    # the top level holds the few cross-cutting modules only (the facade is the workspace package)
+    assert top <= {"__init__", "errors", "config", "audit", "security", "quickstart"}, top
 
 
 def _imported(path: Path) -> set[str]:

@@ -43,7 +43,7 @@ DBAPI_MODULES = {"store/engine.py"}
 # The hot path: modules that may run statements on the fast lane (bare cursors).
 FAST_LANE_USERS = {
     "engine/handout.py",  # hand-out and answers (through db.fast, passed in by the workspace)
-    "workspace.py",    # next_task / submit open the fast transaction that handout runs in
+    "workspace/labeling.py",  # next_task / submit open the fast transaction that handout runs in
     "simulation/crowd.py",  # the simulator replays the hand-out in a tight loop
 }
 

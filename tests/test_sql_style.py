@@ -45,6 +45,7 @@ FAST_LANE_USERS = {
     "engine/handout.py",  # hand-out and answers (through db.fast, passed in by the workspace)
     "workspace/labeling.py",  # next_task / submit open the fast transaction that handout runs in
     "simulation/crowd.py",  # the simulator replays the hand-out in a tight loop
+    "engine/redundancy.py",  # a re-fit reads every answer and writes a row per answered item
 }
 
 SQL_SINKS = {"text", "exec_driver_sql", "execute", "executemany", "executescript"}

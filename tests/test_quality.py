@@ -108,7 +108,7 @@ def test_mace_finds_the_spammer():
 def test_auto_reports_its_choice():
     items, workers, labels, _ = _crowd()
     m = Auto().fit(items, workers, labels)
-    assert set(m.scores_) == {"mv", "mace", "ds", "minimax", "habits"}
+    assert set(m.scores_) == {"mv", "mace", "ds", "minimax", "ebcc", "habits"}
     assert m.method_ == "ds" and m.scores_["ds"] > m.scores_["habits"] > m.scores_["mv"]
     assert m.scores_["mace"] < m.scores_["ds"]  # MACE cannot read a consistent liar backwards
     assert m.scores_["minimax"] < m.scores_["ds"]  # no item effects here: the richer model does not win

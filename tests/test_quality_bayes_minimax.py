@@ -159,12 +159,16 @@ def _decoy_crowd(seed=0, n_items=200, n_workers=25, k=3):
     return items, workers, labels, truth
 
 
-def test_auto_takes_minimax_when_items_have_their_own_confusions():
+def test_auto_takes_an_item_effect_model_when_items_have_their_own_confusions():
+    # minimax (a confusion per item) and EBCC (a confusion per item subtype)
+    # both express a decoy per item; EBCC's subtypes explain it better here
     items, workers, labels, truth = _decoy_crowd()
     m = Auto().fit(items, workers, labels)
-    assert m.method_ == "minimax", m.scores_
-    assert m.scores_["minimax"] > m.scores_["ds"] > m.scores_["mv"]
-    np.testing.assert_array_equal(m.proba_, MinimaxEntropy().fit(items, workers, labels).proba_)
+    assert m.method_ == "ebcc", m.scores_
+    assert m.scores_["ebcc"] > m.scores_["minimax"] > m.scores_["ds"] > m.scores_["mv"]
+    from assay.quality.auto import EBCC_RESTARTS  # auto's EBCC: the default model, from this many starts
+
+    np.testing.assert_array_equal(m.proba_, EBCC(n_restarts=EBCC_RESTARTS).fit(items, workers, labels).proba_)
     assert (m.labels_ == truth).mean() >= (MajorityVote().fit(items, workers, labels).labels_ == truth).mean()
 
 
@@ -173,6 +177,9 @@ def test_auto_leaves_minimax_out_of_large_crowds(monkeypatch):
 
     items, workers, labels, _ = _crowd(seed=5)
     monkeypatch.setattr(auto_mod, "MINIMAX_MAX_CELLS", items.size * 4 - 1)  # one cell short
+    m = Auto().fit(items, workers, labels)
+    assert set(m.scores_) == {"mv", "mace", "ds", "ebcc", "habits"}
+    monkeypatch.setattr(auto_mod, "EBCC_MAX_CELLS", items.size * 4 * auto_mod.EBCC_SUBTYPES - 1)
     m = Auto().fit(items, workers, labels)
     assert set(m.scores_) == {"mv", "mace", "ds", "habits"}
     np.testing.assert_array_equal(m.labels_, DawidSkene().fit(items, workers, labels).labels_)

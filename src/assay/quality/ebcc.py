@@ -101,6 +101,15 @@ class EBCC(Aggregator):
         self._finish(data, best["z"], prior=prior, confusion=conf, history=best["history"],
                      converged=best["converged"], gold_idx=gold_idx, gold_lab=gold_lab)
 
+    def heldout_logprob(self, items, workers, labels) -> np.ndarray:
+        """Log-probability of answers not used in fitting: the item's
+        (class, subtype) posterior times the worker's posterior-mean
+        confusion row for it."""
+        n = self.subtype_proba_.shape[0]
+        zg = self.subtype_proba_.reshape(n, -1)[items]
+        p = np.einsum("ac,ac->a", zg, self._conf_km[workers, :, labels])
+        return np.log(np.maximum(p, 1e-300))
+
     def _run(self, data, z0, nu0, beta, eta0, rng, gold_idx, gold_lab) -> dict:
         k, m = data.n_classes, self.n_subtypes
         n = data.n_items
@@ -153,12 +162,3 @@ class BCC(EBCC):
                  duplicates: str = "last") -> None:
         super().__init__(n_subtypes=1, a_v=a_v, b_v=b_v, alpha=alpha, empirical_prior=empirical_prior,
                          n_restarts=1, max_iter=max_iter, tol=tol, duplicates=duplicates)
-
-    def heldout_logprob(self, items, workers, labels) -> np.ndarray:
-        """Log-probability of answers not used in fitting: the item's
-        (class, subtype) posterior times the worker's posterior-mean
-        confusion row for it."""
-        n = self.subtype_proba_.shape[0]
-        zg = self.subtype_proba_.reshape(n, -1)[items]
-        p = np.einsum("ac,ac->a", zg, self._conf_km[workers, :, labels])
-        return np.log(np.maximum(p, 1e-300))

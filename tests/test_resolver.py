@@ -209,3 +209,43 @@ def test_quality_report_says_what_an_export_holds(ws):
     ws.import_gold(p["id"], [{"item_id": ids[0], "label": "a"}])
     fl = ws.quality_report(p["id"])["final_labels"]
     assert fl == {"items": 4, "labeled": 4, "sources": {"auto": 1, "gold": 1, "majority": 2}}
+
+
+def test_answers_after_the_fit_use_the_models_prediction_as_the_items_prior(ws):
+    """An item answered after the last re-fit is scored from the stored fit;
+    where the project's model predicted it, the prediction is its prior, as
+    in the re-fit (here a sure prediction outweighs one answer against it)."""
+    from assay.quality import online
+
+    p, ids, truth, answer = _fixed_crowd(ws)
+    ws.refit_quality(p["id"])
+    later = [ids[j] for j in range(40, 42)]
+    for j in range(40, 42):
+        answer(j, False, False)
+    before = _records(ws, p["id"])
+    assert all(before[i]["label"] == truth[i] for i in later)
+    # the model is sure of the other class on the first item, and agrees on the second
+    sure = {"a": [0.001, 0.999], "b": [0.999, 0.001]}
+    with ws.db.write() as conn:
+        conn.execute(text("INSERT INTO predictions (project_id, item_id, model_version, label, confidence, proba) "
+                          "VALUES (:p, :i, 1, :label, 0.999, :proba)").bindparams(
+            bindparam("label", type_=JSON), bindparam("proba", type_=JSON)),
+            [{"p": p["id"], "i": later[0], "label": "ab"[truth[later[0]] == "a"], "proba": sure[truth[later[0]]]},
+             {"p": p["id"], "i": later[1], "label": truth[later[1]],
+              "proba": sure["b" if truth[later[1]] == "a" else "a"]}])
+    after = _records(ws, p["id"])
+    assert after[later[1]]["label"] == truth[later[1]]
+    assert after[later[1]]["confidence"] > before[later[1]]["confidence"]
+    # recomputed exactly as the re-fit would: prior from the prediction, then each answer
+    with ws.db.read() as conn:
+        skills = {r.annotator_id: r.confusion for r in conn.execute(text(
+            "SELECT annotator_id, confusion FROM annotator_skills WHERE project_id = :p").columns(confusion=JSON),
+            {"p": p["id"]})}
+        rows = conn.execute(text("SELECT annotator_id, label FROM answers WHERE item_id = :i ORDER BY id"
+                                 ).columns(label=JSON), {"i": later[0]}).all()
+    lp = [float(__import__("math").log(x)) for x in sure[truth[later[0]]]]
+    for r in rows:
+        lp = online.update(lp, skills[r.annotator_id], "ab".index(r.label))
+    best, conf = online.decision(lp)
+    assert after[later[0]]["label"] == "ab"[best]
+    assert after[later[0]]["confidence"] == pytest.approx(conf)

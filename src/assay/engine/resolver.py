@@ -66,6 +66,7 @@ _MODEL = text("SELECT method, prior, default_confusion FROM quality_models WHERE
               ).columns(prior=JSON, default_confusion=JSON)
 #: the model's prediction of one item: its prior where a posterior is recomputed
 _PROBA = text("SELECT proba FROM predictions WHERE project_id = :p AND item_id = :i").columns(proba=JSON)
+_ANY_PREDICTION = text("SELECT 1 FROM predictions WHERE project_id = :p LIMIT 1")
 _SKILLS = text("SELECT annotator_id, confusion FROM annotator_skills WHERE project_id = :p").columns(confusion=JSON)
 #: ids per ``IN`` list when resolving chosen items
 _CHUNK = 1000
@@ -113,6 +114,8 @@ class Resolver:
         self._prior = model.prior if model is not None else None
         self._default = _default_confusion(model.default_confusion if model is not None else None)
         self._skills: dict[int, list] | None = None
+        # only a project with a model has predictions to read, item by item, as priors
+        self._predicted = self.aggregates and conn.execute(_ANY_PREDICTION, {"p": project["id"]}).first() is not None
         self._conn = conn
         self._consensus = f"consensus:{self.method}"
         self._majority = kinds.get(self.kind).majority  # the kind's plain vote (the only fallback to one)
@@ -141,7 +144,8 @@ class Resolver:
         k = len(self.classes)
         if self._skills is None:  # read on first need, on the page's connection
             self._skills = {r.annotator_id: r.confusion for r in self._conn.execute(_SKILLS, {"p": self.project["id"]})}
-        proba = self._conn.execute(_PROBA, {"p": self.project["id"], "i": item_id}).scalar()
+        proba = (self._conn.execute(_PROBA, {"p": self.project["id"], "i": item_id}).scalar()
+                 if self._predicted else None)
         if proba is not None and len(proba) == k and all(x >= 0 for x in proba) and sum(proba) > 0:
             total = sum(proba)  # the model's prediction is the item's prior (as in a re-fit)
             lp = [math.log(max(x / total, online.TINY)) for x in proba]

@@ -1,0 +1,92 @@
+"""Annotator skill per class and per class pair with its uncertainty
+(assay.quality.skills): recovers planted confusions, shrinks what few answers
+cannot tell, and on real crowds predicts an annotator's later answers better
+than one accuracy per person or one confusion for everyone."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from assay.errors import InvalidInput
+from assay.quality.skills import confused_pairs, estimate_skills
+
+
+def _crowd(rng, n_workers=12, per_worker=300, k=4, planted=None):
+    """Annotators 85 % right; ``planted``: worker -> (truth, answer) they swap 60 % of the time."""
+    w, t, y = [], [], []
+    for a in range(n_workers):
+        for _ in range(per_worker):
+            truth = int(rng.integers(k))
+            ans = truth if rng.random() < 0.85 else int(rng.integers(k))
+            if planted and a in planted and truth == planted[a][0] and rng.random() < 0.6:
+                ans = planted[a][1]
+            w.append(a), t.append(truth), y.append(ans)
+    return np.array(w), np.array(t), np.array(y)
+
+
+def test_finds_the_pair_each_annotator_confuses():
+    rng = np.random.default_rng(0)
+    planted = {0: (1, 2), 3: (0, 3), 7: (2, 0)}
+    w, t, y = _crowd(rng, planted=planted)
+    est = estimate_skills(w, t, y, n_classes=4)
+    for a, (truth, answer) in planted.items():
+        top = confused_pairs(est, a, top=1)[0]
+        assert (top[0], top[1]) == (truth, answer)
+        assert top[3] > 0.3  # sure of it: the interval's low end
+    # an annotator with no planted weakness has no sure mistake of that size
+    assert confused_pairs(est, 5, top=1)[0][3] < 0.2
+    mean, low, high = est.class_skill()
+    assert mean[0, 1] < mean[0, 0] and mean[0, 1] < mean[5, 1] - 0.2  # weaker on its planted class
+    assert np.all(low <= mean) and np.all(mean <= high)
+
+
+def test_few_answers_are_shrunk_and_less_sure():
+    rng = np.random.default_rng(1)
+    w, t, y = _crowd(rng, n_workers=10, per_worker=200)
+    # a newcomer with 3 answers, all wrong the same way
+    w = np.r_[w, [10, 10, 10]]
+    t = np.r_[t, [0, 0, 0]]
+    y = np.r_[y, [1, 1, 1]]
+    est = estimate_skills(w, t, y, n_classes=4)
+    # three answers do not make a 0 % annotator: the prior (crowd-like accuracy) still weighs
+    assert 0.1 < est.confusion[10, 0, 0] < est.confusion[0, 0, 0]
+    mean, low, high = est.class_skill()
+    assert (high - low)[10, 0] > (high - low)[0, 0]  # fewer answers, wider interval
+    # rows the newcomer never answered follow the prior: their accuracy, the crowd's kind of mistakes
+    assert est.confusion[10, 2].argmax() == 2
+    # an annotator code with no answers at all gets a valid (prior) row
+    est2 = estimate_skills(w, t, y, n_classes=4, n_workers=12)
+    assert np.allclose(est2.confusion[11].sum(axis=1), 1.0)
+
+
+def test_bad_input_is_refused():
+    with pytest.raises(InvalidInput, match="same length"):
+        estimate_skills([0, 1], [0], [0, 1])
+    with pytest.raises(InvalidInput, match="integer codes"):
+        estimate_skills([0, 1], [0, -1], [0, 1])
+    with pytest.raises(InvalidInput, match="n_classes"):
+        estimate_skills([0], [3], [0], n_classes=2)
+    with pytest.raises(InvalidInput, match="two classes"):
+        estimate_skills([0], [0], [0], n_classes=1)
+
+
+def _bench():
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "quality" / "bench_skills.py"
+    spec = importlib.util.spec_from_file_location("bench_skills", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+@pytest.mark.parametrize("name", ["web", "s_rel"])
+def test_skills_from_first_answers_predict_later_ones_on_real_crowds(shared_data, name):
+    bench = _bench()
+    bench.DATA = shared_data / "crowd"
+    for n in (10, 20, 50):
+        r = bench.score(name, n)
+        assert r["annotators"] >= 20, r
+        assert r["skills"] > max(r["crowd"], r["accuracy"], r["own"]), r

@@ -90,3 +90,45 @@ def test_skills_from_first_answers_predict_later_ones_on_real_crowds(shared_data
         r = bench.score(name, n)
         assert r["annotators"] >= 20, r
         assert r["skills"] > max(r["crowd"], r["accuracy"], r["own"]), r
+
+
+def test_skill_map_of_a_project_over_http(ws):
+    """Gold shows who confuses which classes; staff read the map, annotators may not."""
+    from fastapi.testclient import TestClient
+
+    from assay.server import create_app
+    from factories import answer_item, item_ids, project_with_annotators
+
+    classes = ("cat", "dog", "fox")
+    p, people = project_with_annotators(ws, 90, 3, overlap=3, classes=classes)
+    ids = item_ids(ws, p["dataset_id"])
+    truth = {i: classes[j % 3] for j, i in enumerate(ids)}
+    good, dog_fox, other = people
+    for i in ids:
+        answer_item(ws, p["id"], i, good, truth[i])
+        # this one takes every dog for a fox
+        answer_item(ws, p["id"], i, dog_fox, "fox" if truth[i] == "dog" else truth[i])
+        answer_item(ws, p["id"], i, other, truth[i] if i % 5 else classes[(classes.index(truth[i]) + 1) % 3])
+    ws.import_gold(p["id"], [{"item_id": i, "label": truth[i]} for i in ids[:60]])
+    m = ws.skill_map(p["id"])
+    assert m["classes"] == list(classes)
+    assert m["truth_basis"]["gold"] == 60 and m["truth_basis"]["consensus"] > 0
+    row = {a["user_id"]: a for a in m["annotators"]}
+    weak = row[dog_fox["id"]]
+    assert weak["confused"][0]["truth"] == "dog" and weak["confused"][0]["answer"] == "fox"
+    dog = {c["class"]: c for c in weak["classes"]}["dog"]
+    assert dog["skill"] < 0.5 and dog["interval"][0] <= dog["skill"] <= dog["interval"][1]
+    assert {c["class"]: c for c in row[good["id"]]["classes"]}["dog"]["skill"] > 0.8
+    admin, tok = ws.add_user("boss", "admin")
+    _, ann_tok = ws.add_user("peek", "annotator")
+    ws.add_member(p["id"], "peek")
+    with TestClient(create_app(ws, reclaim_interval=0, refit_interval=0)) as c:
+        r = c.get(f"/api/projects/{p['id']}/skills", headers={"Authorization": f"Bearer {tok}"})
+        assert r.status_code == 200, r.text
+        assert r.json()["annotators"] == m["annotators"]
+        # an annotator must not see who is weak at what (nor the truth it rests on)
+        r = c.get(f"/api/projects/{p['id']}/skills", headers={"Authorization": f"Bearer {ann_tok}"})
+        assert r.status_code == 403
+        bad = c.get(f"/api/projects/{p['id']}/skills", headers={"Authorization": f"Bearer {tok}"},
+                    params={"min_confidence": 2})
+        assert bad.status_code == 422

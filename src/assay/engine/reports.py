@@ -1,5 +1,6 @@
 """Reports on a project, read-only: how good the labels are
-(:func:`quality_report`), how answers treated the model's pre-labels
+(:func:`quality_report`), each annotator's skill per class and the class
+pairs they confuse (:func:`skill_map`), how answers treated the model's pre-labels
 (:func:`suggestion_stats`), the in-loop model's learning curve
 (:func:`model_report`), the counts an annotator's screen polls
 (:func:`count_progress`, :func:`annotator_progress`) and pages of answers
@@ -243,6 +244,78 @@ def _annotators(db, item_ids, users_u, ucode, skills: dict, on_gold: dict, has_m
                     "accuracy": acc, "accuracy_interval": interval, "basis": basis,
                     "confusion": conf, "gold_answers": g.get("answers", 0),
                     "gold_accuracy": g.get("accuracy"), "paused": bool(g.get("paused", False))})
+    return out
+
+
+# ---------------------------------------------------------------- skill map
+
+#: a final label from the answers counts as an item's truth for skills from this confidence on
+SKILL_TRUTH_CONFIDENCE = 0.95
+
+
+def _truths(db, p: dict, code_of: dict[str, int], min_confidence: float) -> tuple[dict[int, int], dict[str, int]]:
+    """item id -> class code of the items whose truth the skills are scored
+    against (gold, reviewers' decisions, and final labels from the answers at
+    ``min_confidence`` or more), and how many of each source."""
+    truth: dict[int, int] = {}
+    basis = {"gold": 0, "review": 0, "consensus": 0}
+    for f in _resolver.iter_final(db, p):
+        if f.label not in code_of or f.source is None:
+            continue
+        if f.source in ("gold", "review"):
+            key = f.source
+        elif f.source.startswith("consensus:") or f.source == "majority":
+            if f.confidence is None or f.confidence < min_confidence:
+                continue
+            key = "consensus"
+        else:
+            continue  # an auto-label is the model's, not a check of people
+        truth[f.item_id] = code_of[f.label]
+        basis[key] += 1
+    return truth, basis
+
+
+def skill_map(db, p: dict, *, min_confidence: float = SKILL_TRUTH_CONFIDENCE, top: int = 3,
+              page_size: int = 5000) -> dict:
+    """Each annotator's skill per class (the chance they answer the class
+    when it is the truth) with a 90 % interval, and the class pairs they
+    confuse most (the nuances found in the answers), from
+    :func:`assay.quality.skills.estimate_skills` over their answers on items
+    whose truth is known: gold, reviewers' decisions, and final labels from
+    the answers with confidence >= ``min_confidence`` (``truth_basis`` says
+    how many of each). Single-label projects only."""
+    from assay.quality.skills import confused_pairs, estimate_skills
+
+    label_kind = kinds.of(p)
+    if not label_kind.aggregatable:
+        raise InvalidInput(f"the skill map needs a single-label project; {p['name']!r} is {label_kind.title}")
+    names = [c["name"] for c in p["schema"]["classes"]]
+    code_of = {n: i for i, n in enumerate(names)}
+    truth, basis = _truths(db, p, code_of, min_confidence)
+    item_ids, user_ids, labels = _answer_codes(db, p["id"], code_of, page_size)
+    t = np.fromiter((truth.get(int(i), -1) for i in item_ids), dtype=np.intp, count=item_ids.size)
+    keep = t >= 0
+    out = {"project_id": p["id"], "classes": names, "truth_basis": basis, "min_confidence": min_confidence,
+           "strength": None, "annotators": []}
+    if not keep.any():
+        return out
+    users_u, ucode = np.unique(user_ids[keep], return_inverse=True)
+    est = estimate_skills(ucode, t[keep], labels[keep], n_classes=len(names), n_workers=len(users_u))
+    mean, low, high = est.class_skill()
+    seen = est.counts.sum(axis=2)
+    with db.read() as conn:
+        usernames = dict(conn.execute(select(users.c.id, users.c.username)
+                                      .where(users.c.id.in_([int(u) for u in users_u]))).all())
+    out["strength"] = est.strength
+    for a, u in enumerate(users_u):
+        out["annotators"].append({
+            "user_id": int(u), "username": usernames.get(int(u)), "answers_scored": int(seen[a].sum()),
+            "accuracy": float(est.accuracy[a]),
+            "classes": [{"class": names[c], "skill": float(mean[a, c]), "interval": [float(low[a, c]),
+                                                                                     float(high[a, c])],
+                         "answers": int(seen[a, c])} for c in range(len(names))],
+            "confused": [{"truth": names[ti], "answer": names[j], "rate": rate, "low": lo}
+                         for ti, j, rate, lo in confused_pairs(est, a, top=top)]})
     return out
 
 

@@ -36,6 +36,13 @@ class Reports:
         :func:`assay.engine.reports.quality_report`."""
         return _reports.quality_report(self.db, self.get_project(project), page_size=page_size)
 
+    def skill_map(self, project: int | str, *, min_confidence: float | None = None) -> dict:
+        """Each annotator's skill per class with a 90 % interval and the class
+        pairs they confuse most, scored on items whose truth is known (gold,
+        reviews, confident final labels); see :func:`assay.engine.reports.skill_map`."""
+        kw = {} if min_confidence is None else {"min_confidence": min_confidence}
+        return _reports.skill_map(self.db, self.get_project(project), **kw)
+
     def model_report(self, project: int | str) -> dict:
         """The in-loop model's learning curve: one row per version (answers
         spent when it was trained, verified labels, out-of-fold and

@@ -190,6 +190,16 @@ def quality_report(project_id: int, ws: WS, user: Staff):
     return json(ws.quality_report(project_id))
 
 
+@router.get("/projects/{project_id}/skills")
+def skill_map(project_id: int, ws: WS, user: Staff,
+              min_confidence: float = Query(0.95, ge=0.5, le=1.0,
+                                            description="final labels from answers count as truth from this confidence")):
+    """Each annotator's skill per class (with a 90 % interval) and the class pairs
+    they confuse most, scored on gold, reviews and confident final labels."""
+    ws.require_access(project_id, user, roles=("admin", "reviewer"))
+    return json(ws.skill_map(project_id, min_confidence=min_confidence))
+
+
 @router.get("/projects/{project_id}/model")
 def model_report(project_id: int, ws: WS, user: Staff):
     """The in-loop model's versions (its learning curve), predictions and auto-labels."""

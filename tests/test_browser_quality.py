@@ -156,3 +156,37 @@ def test_learning_curve_on_the_quality_page(ws, tabs):  # noqa: F811
     assert tab.page.locator("circle.curve-oof.curve-point").count() == 2
     assert "Version 2" in tab.page.locator("#model-summary").inner_text()
     tab.assert_clean()
+
+
+def test_skill_map_shows_who_confuses_what(ws, tabs):  # noqa: F811
+    from factories import answer_item, item_ids
+
+    classes = ("cat", "dog", "fox")
+    p, (good, dog_fox) = project_with_annotators(ws, 45, 2, overlap=2, classes=classes)
+    ids = item_ids(ws, p["dataset_id"])
+    truth = {i: classes[j % 3] for j, i in enumerate(ids)}
+    for i in ids:
+        answer_item(ws, p["id"], i, good, truth[i])
+        answer_item(ws, p["id"], i, dog_fox, "fox" if truth[i] == "dog" else truth[i])
+    ws.import_gold(p["id"], [{"item_id": i, "label": truth[i]} for i in ids])
+    _, token = ws.add_user("boss", "admin")
+    tab = tabs()
+    tab.login_link(token)
+    tab.goto(f"/quality/{p['id']}")
+    tab.page.wait_for_selector("#skills tbody tr[data-user-id]")
+    rows = tab.page.locator("#skills tbody tr[data-user-id]")
+    assert rows.count() == 2
+    weak = tab.page.locator(f'#skills tr[data-user-id="{dog_fox["id"]}"]')
+    assert weak.locator("td.skill-cell").count() == 3
+    dog = float(weak.locator('td[data-class="dog"]').get_attribute("data-skill"))
+    cat = float(weak.locator('td[data-class="cat"]').get_attribute("data-skill"))
+    assert dog < 0.5 < cat
+    assert "dog>fox" in weak.locator("td[data-confused]").get_attribute("data-confused").split(",")
+    assert "dog \u2192 fox" in weak.inner_text()
+    strong = tab.page.locator(f'#skills tr[data-user-id="{good["id"]}"] td[data-class="dog"]')
+    assert float(strong.get_attribute("data-skill")) > 0.8
+    assert "45 gold items" in tab.page.locator("#skills-basis").inner_text()
+    tab.assert_clean()
+    ARTIFACTS.mkdir(exist_ok=True)
+    suffix = "" if ws.db.dialect == "sqlite" else f"-{ws.db.dialect}"
+    tab.page.locator("#skills-card").screenshot(path=str(ARTIFACTS / f"skill-map{suffix}.png"))

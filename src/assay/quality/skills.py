@@ -39,7 +39,7 @@ from assay.errors import InvalidInput
 
 #: the grid of prior strengths (pseudo-answers per confusion row) empirical Bayes chooses from
 STRENGTHS = np.geomspace(0.25, 256.0, 31)
-#: z for the two-sided 90 % interval of a skill (normal approximation of its Beta posterior)
+#: z for the two-sided 90 % interval of a skill (Wilson score interval on its posterior pseudo-counts)
 Z90 = 1.6448536269514722
 
 
@@ -80,9 +80,14 @@ class SkillEstimate:
 
 
 def _beta_interval(a: np.ndarray, n: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The posterior mean ``a / n`` and a 90 % Wilson score interval on ``n``
+    (pseudo-)answers: unlike mean ± z·sd it stays wide near 0 and 1, where
+    a handful of answers all alike is no proof of a perfect skill."""
     mean = a / n
-    sd = np.sqrt(mean * (1 - mean) / (n + 1))
-    return mean, np.clip(mean - Z90 * sd, 0.0, 1.0), np.clip(mean + Z90 * sd, 0.0, 1.0)
+    z2 = Z90 * Z90
+    centre = (mean + z2 / (2 * n)) / (1 + z2 / n)
+    half = Z90 * np.sqrt(mean * (1 - mean) / n + z2 / (4 * n * n)) / (1 + z2 / n)
+    return mean, np.clip(centre - half, 0.0, 1.0), np.clip(centre + half, 0.0, 1.0)
 
 
 def _lgamma(x: np.ndarray) -> np.ndarray:

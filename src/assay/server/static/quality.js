@@ -1,4 +1,6 @@
-/* Project quality page: annotator accuracy and confusion heatmaps,
+/* Project quality page: annotator accuracy and confusion heatmaps, the
+ * skill map (skill per annotator and class with intervals, the pairs each
+ * one confuses most; GET /api/projects/{id}/skills),
  * Krippendorff's alpha, the consensus-confidence histogram, status counts,
  * and a "Re-fit now" button (admins). Data: GET /api/projects/{id}/quality. */
 (function () {
@@ -125,7 +127,7 @@
   async function load() {
     const r = await api.get(base + "/quality");
     render(r);
-    await Promise.all([loadGold(), loadReview(), loadModel()]);
+    await Promise.all([loadGold(), loadReview(), loadModel(), loadSkills()]);
     return r;
   }
 
@@ -173,6 +175,47 @@
       " · " + num(m.auto_labeled) + " items auto-labeled. Blue: validation accuracy; grey: out of fold.";
     document.getElementById("learning-curve").replaceChildren(learningCurve(m.versions));
     card.hidden = false;
+  }
+
+  /** Skill map: annotators (rows) by classes (columns), each cell the chance the
+   *  annotator answers the class when it is the truth, shaded, with its 90 % interval;
+   *  the last column names the pairs they confuse most. */
+  async function loadSkills() {
+    const m = await api.get(base + "/skills");
+    const b = m.truth_basis || {};
+    document.getElementById("skills-basis").textContent = "Scored on " + num(b.gold) + " gold items, " + num(b.review) +
+      " reviewed items and " + num(b.consensus) + " items whose label from the answers is at least " +
+      pct(m.min_confidence) + " sure. Each cell: how often the annotator answers the class when it is the truth, " +
+      "with a 90 % interval; few answers lean on the annotator's overall accuracy and the crowd's usual mistakes.";
+    const classes = m.classes || [];
+    const head = el("tr", null, el("th", { text: "annotator" }));
+    classes.forEach(function (c) { head.append(el("th", { class: "num", text: c })); });
+    head.append(el("th", { text: "confuses most" }));
+    document.querySelector("#skills thead").replaceChildren(head);
+    const rows = (m.annotators || []).map(function (a) {
+      const tr = el("tr", { "data-user-id": a.user_id }, el("td", { text: a.username || ("#" + a.user_id) }));
+      a.classes.forEach(function (c) {
+        const v = Math.max(0, Math.min(1, c.skill));
+        const td = el("td", { class: "num skill-cell" + (v > 0.55 ? " hm-dark" : ""), "data-class": c.class,
+            "data-skill": v.toFixed(4),
+            title: a.username + " on " + c.class + ": " + pct(c.skill) + " (90 % interval " + pct(c.interval[0]) + "–" +
+              pct(c.interval[1]) + ", " + c.answers + " answers)" },
+          el("span", { text: pct(c.skill) }),
+          el("span", { class: "skill-interval", text: pct(c.interval[0]) + "–" + pct(c.interval[1]) }));
+        td.style.backgroundColor = "rgba(47, 111, 235, " + (0.06 + 0.94 * v).toFixed(3) + ")";
+        tr.append(td);
+      });
+      const pairs = (a.confused || []).filter(function (c) { return c.low >= 0.05; });
+      tr.append(el("td", { class: "small", "data-confused": pairs.map(function (c) { return c.truth + ">" + c.answer; }).join(",") },
+        pairs.length ? pairs.map(function (c) { return c.truth + " → " + c.answer + " " + pct(c.rate); }).join(" · ")
+          : "no sure mistake"));
+      return tr;
+    });
+    if (!rows.length) {
+      rows.push(el("tr", null, el("td", { colspan: String(classes.length + 2), class: "muted",
+        text: "No answers on items with a known label yet" })));
+    }
+    document.querySelector("#skills tbody").replaceChildren(...rows);
   }
 
   /** Gold record per annotator; admins can lift a pause. */

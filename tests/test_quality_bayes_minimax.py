@@ -166,9 +166,7 @@ def test_auto_takes_an_item_effect_model_when_items_have_their_own_confusions():
     m = Auto().fit(items, workers, labels)
     assert m.method_ == "ebcc", m.scores_
     assert m.scores_["ebcc"] > m.scores_["minimax"] > m.scores_["ds"] > m.scores_["mv"]
-    from assay.quality.auto import EBCC_RESTARTS  # auto's EBCC: the default model, from this many starts
-
-    np.testing.assert_array_equal(m.proba_, EBCC(n_restarts=EBCC_RESTARTS).fit(items, workers, labels).proba_)
+    np.testing.assert_array_equal(m.proba_, EBCC().fit(items, workers, labels).proba_)
     assert (m.labels_ == truth).mean() >= (MajorityVote().fit(items, workers, labels).labels_ == truth).mean()
 
 

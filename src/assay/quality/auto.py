@@ -27,10 +27,11 @@ MINIMAX_MAX_CELLS = 2_000_000
 #: candidate only while n_answers * K^2 * n_subtypes stays below this (a
 #: cost bound of the same kind as minimax's; larger crowds choose without it)
 EBCC_MAX_CELLS = 2_000_000
-#: EBCC's subtypes per class (the authors' default) and random starts (one:
-#: each start costs a full fit; the starts are seeded by ``random_state``)
+#: EBCC's subtypes per class (the authors' default); its random starts when
+#: only scored (each start costs a full fit; seeded by ``random_state``) —
+#: chosen, it is refitted with the estimator's default starts
 EBCC_SUBTYPES = 10
-EBCC_RESTARTS = 1
+EBCC_SCORING_RESTARTS = 1
 
 
 def heldout_logprob(model: Aggregator, items, workers, labels) -> np.ndarray:
@@ -96,8 +97,9 @@ class Auto(Aggregator):
       regularisation); only while ``n_answers * K^2 <= MINIMAX_MAX_CELLS``;
     - ``"ebcc"``: EBCC, latent subtypes within each class so that workers
       who err alike on a kind of item are modelled as correlated
-      (``EBCC(n_subtypes=EBCC_SUBTYPES, n_restarts=EBCC_RESTARTS,
-      random_state=random_state)``); only while
+      (scored from ``EBCC_SCORING_RESTARTS`` random start, refitted if
+      chosen as ``EBCC(n_subtypes=EBCC_SUBTYPES, random_state=random_state)``,
+      the estimator's five starts); only while
       ``n_answers * K^2 * EBCC_SUBTYPES <= EBCC_MAX_CELLS``.
 
     A random ``holdout`` share of the answers (seeded by ``random_state``)
@@ -141,7 +143,7 @@ class Auto(Aggregator):
         if data.n_answers * data.n_classes ** 2 <= MINIMAX_MAX_CELLS:
             make["minimax"] = lambda: MinimaxEntropy()
         if data.n_answers * data.n_classes ** 2 * EBCC_SUBTYPES <= EBCC_MAX_CELLS:
-            make["ebcc"] = lambda: EBCC(n_subtypes=EBCC_SUBTYPES, n_restarts=EBCC_RESTARTS,
+            make["ebcc"] = lambda: EBCC(n_subtypes=EBCC_SUBTYPES, n_restarts=EBCC_SCORING_RESTARTS,
                                         random_state=self.random_state)
         return make
 
@@ -187,6 +189,8 @@ class Auto(Aggregator):
             chosen = self._score(data, make, gold_idx, gold_lab)
         if chosen == "mv":
             model = MajorityVote()._fit_data(data, gold_idx, gold_lab)
+        elif chosen == "ebcc":  # the estimator's own number of random starts
+            model = EBCC(n_subtypes=EBCC_SUBTYPES, random_state=self.random_state)._fit_data(data, gold_idx, gold_lab)
         else:
             model = make[chosen]()._fit_data(data, gold_idx, gold_lab)
         self.method_ = chosen

@@ -168,7 +168,8 @@ def test_skill_map_shows_who_confuses_what(ws, tabs):  # noqa: F811
     for i in ids:
         answer_item(ws, p["id"], i, good, truth[i])
         answer_item(ws, p["id"], i, dog_fox, "fox" if truth[i] == "dog" else truth[i])
-    ws.import_gold(p["id"], [{"item_id": i, "label": truth[i]} for i in ids])
+    ws.import_gold(p["id"], [{"item_id": i, "label": truth[i],
+                              "nuance": "dog vs fox" if truth[i] in ("dog", "fox") else None} for i in ids])
     _, token = ws.add_user("boss", "admin")
     tab = tabs()
     tab.login_link(token)
@@ -177,7 +178,7 @@ def test_skill_map_shows_who_confuses_what(ws, tabs):  # noqa: F811
     rows = tab.page.locator("#skills tbody tr[data-user-id]")
     assert rows.count() == 2
     weak = tab.page.locator(f'#skills tr[data-user-id="{dog_fox["id"]}"]')
-    assert weak.locator("td.skill-cell").count() == 3
+    assert weak.locator("td.skill-cell[data-class]").count() == 3
     dog = float(weak.locator('td[data-class="dog"]').get_attribute("data-skill"))
     cat = float(weak.locator('td[data-class="cat"]').get_attribute("data-skill"))
     assert dog < 0.5 < cat
@@ -186,6 +187,12 @@ def test_skill_map_shows_who_confuses_what(ws, tabs):  # noqa: F811
     strong = tab.page.locator(f'#skills tr[data-user-id="{good["id"]}"] td[data-class="dog"]')
     assert float(strong.get_attribute("data-skill")) > 0.8
     assert "45 gold items" in tab.page.locator("#skills-basis").inner_text()
+    # the named nuance has its own column: the dog/fox mixer is weak on it, the other is not
+    assert "dog vs fox" in tab.page.locator("#skills thead").inner_text()
+    mix = float(weak.locator('td[data-nuance="dog vs fox"]').get_attribute("data-skill"))
+    sure = float(tab.page.locator(f'#skills tr[data-user-id="{good["id"]}"] td[data-nuance="dog vs fox"]')
+                 .get_attribute("data-skill"))
+    assert mix < 0.7 < sure
     tab.assert_clean()
     ARTIFACTS.mkdir(exist_ok=True)
     suffix = "" if ws.db.dialect == "sqlite" else f"-{ws.db.dialect}"

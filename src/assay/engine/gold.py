@@ -245,12 +245,14 @@ _ITEMS_META_PAGE = text(
 ).columns(meta=JSON)
 
 
-def match_rows(db, project: dict, rows: Sequence[dict], key: str | None = None) -> list[tuple[int, Any]]:
+def match_rows(db, project: dict, rows: Sequence[dict], key: str | None = None) -> list[tuple[int, Any, dict]]:
     """Gold rows as a user gives them — ``{"item_id": …, "label": …}``, or
     with ``key`` ``{key: …, "label": …}`` where ``key`` names an item metadata
-    field — as (item id, label validated by the project's kind) pairs for
-    :func:`add`. The first bad row raises InvalidInput naming it (nothing is
-    stored: this only reads)."""
+    field, each optionally with a ``nuance`` (the edge case it stands for),
+    an ``explanation`` and ``reference_items`` (item ids) — as (item id, label
+    validated by the project's kind, nuance fields) triples for :func:`add`.
+    The first bad row raises InvalidInput naming it (nothing is stored: this
+    only reads)."""
     label_kind = kinds.of(project)
     if not rows:
         raise InvalidInput("no gold rows given")
@@ -267,8 +269,40 @@ def match_rows(db, project: dict, rows: Sequence[dict], key: str | None = None) 
             label = label_kind.validate(r["label"], project["schema"])
         except InvalidInput as e:
             raise InvalidInput(f"gold row {n}: {e.message}; nothing was stored") from None
-        pairs.append((iid, label))
+        pairs.append((iid, label, nuance_fields(n, r)))
     return pairs
+
+
+#: the longest nuance tag and explanation, and the most reference items, a gold row may carry
+NUANCE_MAX, EXPLANATION_MAX, REFERENCES_MAX = 200, 10_000, 20
+
+
+def nuance_fields(n: int, r: dict) -> dict:
+    """Gold row ``n``'s ``nuance``, ``explanation`` and ``reference_items``,
+    checked (blank text is none); InvalidInput naming the row otherwise."""
+    out: dict = {}
+    for name, most in (("nuance", NUANCE_MAX), ("explanation", EXPLANATION_MAX)):
+        v = r.get(name)
+        if v is None or (isinstance(v, float) and v != v):  # pandas' missing cell
+            out[name] = None
+            continue
+        if not isinstance(v, str) or len(v.strip()) > most:
+            raise InvalidInput(f"gold row {n}: {name} must be text of at most {most:,} characters; "
+                               "nothing was stored")
+        out[name] = v.strip() or None
+    refs = r.get("reference_items")
+    if refs is None or refs == "" or (isinstance(refs, float) and refs != refs):
+        out["reference_items"] = None
+    else:
+        if isinstance(refs, str):
+            refs = [x.strip() for x in refs.split("|") if x.strip()]
+        if (not isinstance(refs, list) or len(refs) > REFERENCES_MAX
+                or not all(isinstance(x, int) and not isinstance(x, bool)
+                           or isinstance(x, str) and x.isdigit() for x in refs)):
+            raise InvalidInput(f"gold row {n}: reference_items must be a list of at most {REFERENCES_MAX} item ids "
+                               "(in a CSV: ids joined by |); nothing was stored")
+        out["reference_items"] = sorted({int(x) for x in refs}) or None
+    return out
 
 
 def _row_item(n: int, r: dict, key: str | None, lookup: dict[str, int]) -> int:
@@ -307,24 +341,26 @@ def items_by_field(db, dataset_id: int, field: str, wanted: set[str]) -> dict[st
         after = rows[-1].id
 
 
-def add(conn, project: dict, rows: Sequence[tuple[int, Any]], user_id: int | None,
+def add(conn, project: dict, rows: Sequence[tuple], user_id: int | None,
         now: float | None = None) -> dict:
-    """Store gold labels (validated by the caller) for items of the project and
-    turn their tasks into gold tasks. One transaction (the caller's): an item
-    that is not in the project fails the whole call."""
+    """Store gold labels (validated by the caller: ``(item id, label)`` or
+    ``(item id, label, nuance fields)`` from :func:`match_rows`) for items of
+    the project and turn their tasks into gold tasks. One transaction (the
+    caller's): an item, or a reference item, that is not in the project fails
+    the whole call. A later row for the same item replaces it whole."""
     pid = project["id"]
     now = time.time() if now is None else now
-    by_item = dict(rows)  # a later row for the same item wins
+    by_item = {r[0]: (r[1], r[2] if len(r) > 2 else {}) for r in rows}  # a later row for the same item wins
     ids = sorted(by_item)
-    known: set[int] = set()
-    for i in range(0, len(ids), 500):
-        chunk = ids[i:i + 500]
-        known.update(r.item_id for r in conn.execute(
-            text("SELECT item_id FROM tasks WHERE project_id = :p AND item_id IN :ids")
-            .bindparams(bindparam("ids", expanding=True)), {"p": pid, "ids": chunk}))
+    refs = sorted({x for _, extra in by_item.values() for x in (extra.get("reference_items") or ())})
+    known = _project_items(conn, pid, sorted(set(ids) | set(refs)))
     missing = [i for i in ids if i not in known]
     if missing:
         raise InvalidInput(f"{len(missing)} gold item(s) are not items of project {project['name']!r} "
+                           f"(first: {missing[:5]}); nothing was stored", missing=missing[:20])
+    missing = [i for i in refs if i not in known]
+    if missing:
+        raise InvalidInput(f"{len(missing)} reference item(s) are not items of project {project['name']!r} "
                            f"(first: {missing[:5]}); nothing was stored", missing=missing[:20])
     existing = set()
     for i in range(0, len(ids), 500):
@@ -332,16 +368,19 @@ def add(conn, project: dict, rows: Sequence[tuple[int, Any]], user_id: int | Non
             text("SELECT item_id FROM gold WHERE project_id = :p AND item_id IN :ids")
             .bindparams(bindparam("ids", expanding=True)), {"p": pid, "ids": ids[i:i + 500]}))
     upsert = text(
-        "INSERT INTO gold (project_id, item_id, label, source, created_by, created_at)"
-        " VALUES (:p, :i, :label, 'import', :u, :now)"
+        "INSERT INTO gold (project_id, item_id, label, source, created_by, created_at, nuance, explanation,"
+        " reference_items) VALUES (:p, :i, :label, 'import', :u, :now, :nuance, :explanation, :refs)"
         " ON CONFLICT (project_id, item_id) DO UPDATE SET label = excluded.label,"
-        " source = excluded.source, created_by = excluded.created_by, created_at = excluded.created_at"
-    ).bindparams(bindparam("label", type_=JSON))
+        " source = excluded.source, created_by = excluded.created_by, created_at = excluded.created_at,"
+        " nuance = excluded.nuance, explanation = excluded.explanation, reference_items = excluded.reference_items"
+    ).bindparams(bindparam("label", type_=JSON), bindparam("refs", type_=JSON))
     if ids:
         if not conn.execute(text("SELECT 1 FROM tasks WHERE project_id = :p AND is_gold LIMIT 1"),
                             {"p": pid}).first():
             shuffle_pool(conn, pid)
-        conn.execute(upsert, [{"p": pid, "i": i, "label": by_item[i], "u": user_id, "now": now} for i in ids])
+        conn.execute(upsert, [{"p": pid, "i": i, "label": by_item[i][0], "u": user_id, "now": now,
+                               "nuance": by_item[i][1].get("nuance"), "explanation": by_item[i][1].get("explanation"),
+                               "refs": by_item[i][1].get("reference_items")} for i in ids])
         # Out of the pool: live leases on these tasks stay valid (their answers
         # are scored), ``needed`` follows the answers from now on.
         ledger.make_gold(conn, pid, ids)
@@ -352,6 +391,16 @@ def add(conn, project: dict, rows: Sequence[tuple[int, Any]], user_id: int | Non
             .bindparams(bindparam("ids", expanding=True)), {"p": pid, "ids": ids})]
         rescore(conn, project, answered, now)
     return {"added": len(set(ids) - existing), "updated": len(existing & set(ids)), "gold": count(conn, pid)}
+
+
+def _project_items(conn, pid: int, ids: list[int]) -> set[int]:
+    """Those of ``ids`` that are items of the project (have a task there)."""
+    known: set[int] = set()
+    for i in range(0, len(ids), 500):
+        known.update(r.item_id for r in conn.execute(
+            text("SELECT item_id FROM tasks WHERE project_id = :p AND item_id IN :ids")
+            .bindparams(bindparam("ids", expanding=True)), {"p": pid, "ids": ids[i:i + 500]}))
+    return known
 
 
 def shuffle_pool(conn, project_id: int) -> None:
@@ -408,8 +457,9 @@ def count(conn, project_id: int) -> int:
 
 def list_gold(conn, project_id: int, *, after: int | None, limit: int) -> tuple[list[dict], int | None]:
     rows = conn.execute(text(
-        "SELECT item_id, label, source, created_by, created_at FROM gold"
-        " WHERE project_id = :p AND item_id > :after ORDER BY item_id LIMIT :n").columns(label=JSON),
+        "SELECT item_id, label, source, created_by, created_at, nuance, explanation, reference_items FROM gold"
+        " WHERE project_id = :p AND item_id > :after ORDER BY item_id LIMIT :n"
+    ).columns(label=JSON, reference_items=JSON),
         {"p": project_id, "after": after or 0, "n": limit}).all()
     out = [dict(r._mapping) for r in rows]
     return out, (out[-1]["item_id"] if len(out) == limit else None)

@@ -296,7 +296,7 @@ def skill_map(db, p: dict, *, min_confidence: float = SKILL_TRUTH_CONFIDENCE, to
     t = np.fromiter((truth.get(int(i), -1) for i in item_ids), dtype=np.intp, count=item_ids.size)
     keep = t >= 0
     out = {"project_id": p["id"], "classes": names, "truth_basis": basis, "min_confidence": min_confidence,
-           "strength": None, "annotators": []}
+           "strength": None, "annotators": [], "nuances": []}
     if not keep.any():
         return out
     users_u, ucode = np.unique(user_ids[keep], return_inverse=True)
@@ -307,6 +307,7 @@ def skill_map(db, p: dict, *, min_confidence: float = SKILL_TRUTH_CONFIDENCE, to
         usernames = dict(conn.execute(select(users.c.id, users.c.username)
                                       .where(users.c.id.in_([int(u) for u in users_u]))).all())
     out["strength"] = est.strength
+    out["nuances"] = _nuance_skills(db, p["id"], item_ids, user_ids, labels, code_of, usernames)
     for a, u in enumerate(users_u):
         out["annotators"].append({
             "user_id": int(u), "username": usernames.get(int(u)), "answers_scored": int(seen[a].sum()),
@@ -316,6 +317,33 @@ def skill_map(db, p: dict, *, min_confidence: float = SKILL_TRUTH_CONFIDENCE, to
                          "answers": int(seen[a, c])} for c in range(len(names))],
             "confused": [{"truth": names[ti], "answer": names[j], "rate": rate, "low": lo}
                          for ti, j, rate, lo in confused_pairs(est, a, top=top)]})
+    return out
+
+
+_NUANCED_GOLD = text("SELECT item_id, label, nuance FROM gold WHERE project_id = :p AND nuance IS NOT NULL"
+                     ).columns(label=JSON)
+
+
+def _nuance_skills(db, pid: int, item_ids, user_ids, labels, code_of: dict, usernames: dict) -> list[dict]:
+    """Per named nuance (the gold items tagged with it): each annotator's share
+    of right answers on them, shrunk towards the crowd's with a 90 % interval."""
+    from assay.quality.skills import rate_skills
+
+    with db.read() as conn:
+        tagged = [r for r in conn.execute(_NUANCED_GOLD, {"p": pid}).all() if r.label in code_of]
+    out = []
+    for tag in sorted({r.nuance for r in tagged}):
+        right = {r.item_id: code_of[r.label] for r in tagged if r.nuance == tag}
+        on = np.fromiter((int(i) in right for i in item_ids), dtype=bool, count=item_ids.size)
+        ok = np.fromiter((right.get(int(i)) == lab for i, lab in zip(item_ids[on], labels[on])), dtype=bool,
+                         count=int(on.sum()))
+        users_u, ucode = np.unique(user_ids[on], return_inverse=True)
+        n = np.bincount(ucode, minlength=len(users_u))
+        hits = np.bincount(ucode, weights=ok, minlength=len(users_u))
+        mean, low, high = rate_skills(hits, n) if len(users_u) else ([], [], [])
+        out.append({"nuance": tag, "items": len(right), "annotators": [
+            {"user_id": int(u), "username": usernames.get(int(u)), "answers": int(n[a]), "skill": float(mean[a]),
+             "interval": [float(low[a]), float(high[a])]} for a, u in enumerate(users_u)]})
     return out
 
 

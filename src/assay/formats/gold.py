@@ -1,7 +1,9 @@
 """Gold label files: CSV or JSONL with ``item_id`` (or a metadata column
-named by ``key``) and ``label``, read into the rows
-:func:`assay.engine.gold.match_rows` takes. Multi-label CSV cells list
-classes joined by ``|`` (the label kind parses them); JSONL may give a list."""
+named by ``key``) and ``label``, and optionally ``nuance`` (the edge case the
+item stands for), ``explanation`` and ``reference_items`` (item ids; in a CSV
+joined by ``|``), read into the rows :func:`assay.engine.gold.match_rows`
+takes. Multi-label CSV cells list classes joined by ``|`` (the label kind
+parses them); JSONL may give a list."""
 
 from __future__ import annotations
 
@@ -10,6 +12,9 @@ from pathlib import Path
 
 from assay.errors import InvalidInput
 from assay.kinds import LabelKind
+
+#: columns a gold file may add to ``item_id``/``label`` (see :func:`assay.engine.gold.nuance_fields`)
+OPTIONAL = ("nuance", "explanation", "reference_items")
 
 
 def read_rows(path: str | os.PathLike, label_kind: LabelKind, key: str | None = None) -> list[dict]:
@@ -32,6 +37,7 @@ def read_rows(path: str | os.PathLike, label_kind: LabelKind, key: str | None = 
     missing = [c for c in need if c not in df.columns]
     if missing:
         raise InvalidInput(f"{path.name} needs the column(s) {', '.join(missing)}")
+    need += [c for c in OPTIONAL if c in df.columns]
     rows = []
     for rec in df[need].to_dict("records"):
         if isinstance(rec["label"], str):

@@ -160,9 +160,27 @@ def _prior_mean(acc: np.ndarray, off: np.ndarray) -> np.ndarray:
     return acc[:, None, None] * eye + (1 - acc)[:, None, None] * off[None]
 
 
+def rate_skills(hits, n) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(mean, low, high)`` per annotator of a rate (e.g. answers right on a
+    nuance's gold items: ``hits`` out of ``n``), each shrunk towards the
+    crowd's rate with an empirically chosen strength, and a 90 % interval."""
+    hits, n = np.asarray(hits, dtype=float), np.asarray(n, dtype=float)
+    if hits.shape != n.shape or (hits < 0).any() or (hits > n).any():
+        raise InvalidInput("hits must be between 0 and n, one per annotator")
+    pooled = float((hits.sum() + 1.0) / (n.sum() + 2.0))
+    strength = _rate_strength(hits, n, pooled)
+    return _beta_interval(strength * pooled + hits, strength + n)
+
+
 def _shrunk_rate(hits: np.ndarray, n: np.ndarray, mean: float) -> np.ndarray:
     """Posterior mean rates under a Beta prior with mean ``mean`` whose strength
     maximises the beta-binomial marginal likelihood of ``hits`` out of ``n``."""
+    s = _rate_strength(hits, n, mean)
+    mean = min(max(mean, 1e-3), 1 - 1e-3)
+    return (s * mean + hits) / (s + n)
+
+
+def _rate_strength(hits: np.ndarray, n: np.ndarray, mean: float) -> float:
     mean = min(max(mean, 1e-3), 1 - 1e-3)
     rows = n > 0
     best, best_ll = STRENGTHS[0], -np.inf
@@ -172,7 +190,7 @@ def _shrunk_rate(hits: np.ndarray, n: np.ndarray, mean: float) -> np.ndarray:
                    + rows.sum() * (math.lgamma(s) - math.lgamma(a0) - math.lgamma(b0)))
         if ll > best_ll:
             best, best_ll = s, ll
-    return (best * mean + hits) / (best + n)
+    return float(best)
 
 
 def confused_pairs(estimate: SkillEstimate, worker: int, *, top: int = 3) -> list[tuple[int, int, float, float]]:

@@ -305,6 +305,11 @@ gold = Table(
     Column("source", String(10), nullable=False),
     Column("created_by", Id, ForeignKey("users.id", ondelete="SET NULL")),
     Column("created_at", Float, nullable=False),
+    # the edge case the item stands for, why its label is what it is, and items
+    # that show the contrast (staff only: gold stays hidden from annotators)
+    Column("nuance", String(200)),
+    Column("explanation", Text),
+    Column("reference_items", JSON),
     CheckConstraint("source IN ('import', 'review')", name="source"),
 )
 

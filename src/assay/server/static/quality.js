@@ -186,10 +186,16 @@
     document.getElementById("skills-basis").textContent = "Scored on " + num(b.gold) + " gold items, " + num(b.review) +
       " reviewed items and " + num(b.consensus) + " items whose label from the answers is at least " +
       pct(m.min_confidence) + " sure. Each cell: how often the annotator answers the class when it is the truth, " +
-      "with a 90 % interval; few answers lean on the annotator's overall accuracy and the crowd's usual mistakes.";
+      "with a 90 % interval; few answers lean on the annotator's overall accuracy and the crowd's usual mistakes. " +
+      "\u2691 columns: the share right on the gold items of a named nuance.";
     const classes = m.classes || [];
     const head = el("tr", null, el("th", { text: "annotator" }));
     classes.forEach(function (c) { head.append(el("th", { class: "num", text: c })); });
+    const nuances = m.nuances || [];
+    nuances.forEach(function (n) {
+      head.append(el("th", { class: "num nuance-head", title: "nuance: " + n.nuance + " (" + n.items + " gold items)",
+        text: "\u2691 " + n.nuance }));
+    });
     head.append(el("th", { text: "confuses most" }));
     document.querySelector("#skills thead").replaceChildren(head);
     const rows = (m.annotators || []).map(function (a) {
@@ -205,6 +211,19 @@
         td.style.backgroundColor = "rgba(47, 111, 235, " + (0.06 + 0.94 * v).toFixed(3) + ")";
         tr.append(td);
       });
+      nuances.forEach(function (n) {
+        const r = (n.annotators || []).find(function (x) { return x.user_id === a.user_id; });
+        if (!r) { tr.append(el("td", { class: "num muted", "data-nuance": n.nuance, text: "\u2014" })); return; }
+        const v = Math.max(0, Math.min(1, r.skill));
+        const td = el("td", { class: "num skill-cell" + (v > 0.55 ? " hm-dark" : ""), "data-nuance": n.nuance,
+            "data-skill": v.toFixed(4),
+            title: a.username + " on " + n.nuance + ": " + pct(r.skill) + " right (90 % interval " + pct(r.interval[0]) +
+              "\u2013" + pct(r.interval[1]) + ", " + r.answers + " gold answers)" },
+          el("span", { text: pct(r.skill) }),
+          el("span", { class: "skill-interval", text: pct(r.interval[0]) + "\u2013" + pct(r.interval[1]) }));
+        td.style.backgroundColor = "rgba(47, 111, 235, " + (0.06 + 0.94 * v).toFixed(3) + ")";
+        tr.append(td);
+      });
       const pairs = (a.confused || []).filter(function (c) { return c.low >= 0.05; });
       tr.append(el("td", { class: "small", "data-confused": pairs.map(function (c) { return c.truth + ">" + c.answer; }).join(",") },
         pairs.length ? pairs.map(function (c) { return c.truth + " → " + c.answer + " " + pct(c.rate); }).join(" · ")
@@ -212,7 +231,7 @@
       return tr;
     });
     if (!rows.length) {
-      rows.push(el("tr", null, el("td", { colspan: String(classes.length + 2), class: "muted",
+      rows.push(el("tr", null, el("td", { colspan: String(classes.length + nuances.length + 2), class: "muted",
         text: "No answers on items with a known label yet" })));
     }
     document.querySelector("#skills tbody").replaceChildren(...rows);

@@ -26,7 +26,7 @@ from assay.store.schema import audit
 ACTIONS = (
     "user.create", "user.role", "user.password", "token.create", "token.revoke", "login.locked",
     "project.create", "project.update", "member.add", "member.remove", "gold.import", "gold.remove",
-    "review.decide", "pause.lift", "export", "dataset.import",
+    "review.decide", "pause.lift", "exam.pass", "exam.fail", "exam.reset", "export", "dataset.import",
 )
 
 _LOCAL = {"id": None, "username": "local", "address": None}

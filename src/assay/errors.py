@@ -41,6 +41,12 @@ class Paused(Forbidden):
     code = "paused"
 
 
+class ExamFailed(Forbidden):
+    """The annotator failed the project's qualification exam with no attempt left."""
+
+    code = "exam_failed"
+
+
 class NotFound(AssayError):
     code = "not_found"
     status = 404

@@ -64,6 +64,9 @@ _CLAIM = (
     " AND NOT EXISTS (SELECT 1 FROM answers a WHERE a.task_id = t.id AND a.annotator_id = :user)"
     " AND NOT EXISTS (SELECT 1 FROM skips s WHERE s.task_id = t.id AND s.annotator_id = :user)"
     " AND NOT EXISTS (SELECT 1 FROM leases l WHERE l.task_id = t.id AND l.annotator_id = :user)"
+    # exam items (assay.engine.exam) are shown as exam items: never a hidden check
+    " AND NOT EXISTS (SELECT 1 FROM gold g WHERE g.project_id = t.project_id AND g.item_id = t.item_id"
+    " AND g.purpose = 'exam')"
     " ORDER BY t.shuffle_key LIMIT 1{lock}"
 )
 CLAIM_FROM, CLAIM_BEFORE = text(_CLAIM.format(op=">=", lock="")), text(_CLAIM.format(op="<", lock=""))
@@ -275,12 +278,22 @@ def match_rows(db, project: dict, rows: Sequence[dict], key: str | None = None) 
 
 #: the longest nuance tag and explanation, and the most reference items, a gold row may carry
 NUANCE_MAX, EXPLANATION_MAX, REFERENCES_MAX = 200, 10_000, 20
+#: what a gold row is for: a hidden check among real work, or a qualification exam item
+PURPOSES = ("check", "exam")
 
 
 def nuance_fields(n: int, r: dict) -> dict:
-    """Gold row ``n``'s ``nuance``, ``explanation`` and ``reference_items``,
-    checked (blank text is none); InvalidInput naming the row otherwise."""
-    out: dict = {}
+    """Gold row ``n``'s ``nuance``, ``explanation``, ``reference_items`` and
+    ``purpose`` ('check', the default: a hidden gold question; 'exam': an item
+    of the qualification exam, :mod:`assay.engine.exam`), checked (blank text
+    is none); InvalidInput naming the row otherwise."""
+    purpose = r.get("purpose")
+    if purpose is None or purpose == "" or (isinstance(purpose, float) and purpose != purpose):
+        purpose = "check"
+    if purpose not in PURPOSES:
+        raise InvalidInput(f"gold row {n}: purpose must be 'check' (a hidden gold question) or 'exam' "
+                           "(a qualification exam item); nothing was stored")
+    out: dict = {"purpose": purpose}
     for name, most in (("nuance", NUANCE_MAX), ("explanation", EXPLANATION_MAX)):
         v = r.get(name)
         if v is None or (isinstance(v, float) and v != v):  # pandas' missing cell
@@ -362,14 +375,22 @@ def add(conn, project: dict, rows: Sequence[tuple], user_id: int | None,
     if missing:
         raise InvalidInput(f"{len(missing)} reference item(s) are not items of project {project['name']!r} "
                            f"(first: {missing[:5]}); nothing was stored", missing=missing[:20])
-    existing = set()
+    existing: dict[int, str] = {}
     for i in range(0, len(ids), 500):
-        existing.update(r.item_id for r in conn.execute(
-            text("SELECT item_id FROM gold WHERE project_id = :p AND item_id IN :ids")
+        existing.update((r.item_id, r.purpose) for r in conn.execute(
+            text("SELECT item_id, purpose FROM gold WHERE project_id = :p AND item_id IN :ids")
             .bindparams(bindparam("ids", expanding=True)), {"p": pid, "ids": ids[i:i + 500]}))
+    # An exam item was shown as one (a hidden check that became one would be
+    # told apart afterwards, and one that left the exam would be recognised)
+    moved = [i for i in ids if i in existing and existing[i] != by_item[i][1].get("purpose", "check")]
+    if moved:
+        raise InvalidInput(f"{len(moved)} gold item(s) would change purpose between 'check' and 'exam' "
+                           f"(first: {moved[:5]}): exam items are shown to exam takers as such, so an item "
+                           "keeps its purpose; pick other items; nothing was stored", items=moved[:20])
     upsert = text(
         "INSERT INTO gold (project_id, item_id, label, source, created_by, created_at, nuance, explanation,"
-        " reference_items) VALUES (:p, :i, :label, 'import', :u, :now, :nuance, :explanation, :refs)"
+        " reference_items, purpose) VALUES (:p, :i, :label, 'import', :u, :now, :nuance, :explanation, :refs,"
+        " :purpose)"
         " ON CONFLICT (project_id, item_id) DO UPDATE SET label = excluded.label,"
         " source = excluded.source, created_by = excluded.created_by, created_at = excluded.created_at,"
         " nuance = excluded.nuance, explanation = excluded.explanation, reference_items = excluded.reference_items"
@@ -380,17 +401,24 @@ def add(conn, project: dict, rows: Sequence[tuple], user_id: int | None,
             shuffle_pool(conn, pid)
         conn.execute(upsert, [{"p": pid, "i": i, "label": by_item[i][0], "u": user_id, "now": now,
                                "nuance": by_item[i][1].get("nuance"), "explanation": by_item[i][1].get("explanation"),
-                               "refs": by_item[i][1].get("reference_items")} for i in ids])
+                               "refs": by_item[i][1].get("reference_items"),
+                               "purpose": by_item[i][1].get("purpose", "check")} for i in ids])
         # Out of the pool: live leases on these tasks stay valid (their answers
         # are scored), ``needed`` follows the answers from now on.
         ledger.make_gold(conn, pid, ids)
+        exam = [i for i in ids if by_item[i][1].get("purpose") == "exam"]
+        for i in range(0, len(exam), 500):  # a lease from before is no way to answer an exam item as work
+            conn.execute(text("DELETE FROM leases WHERE task_id IN (SELECT id FROM tasks WHERE project_id = :p"
+                              " AND item_id IN :ids)").bindparams(bindparam("ids", expanding=True)),
+                         {"p": pid, "ids": exam[i:i + 500]})
         for i in range(0, len(ids), 500):  # answers given before the items became gold
             conn.execute(_RECORD_ANSWERS, {"p": pid, "ids": ids[i:i + 500]})
         answered = [r.annotator_id for r in conn.execute(
             text("SELECT DISTINCT annotator_id FROM first_answers WHERE project_id = :p AND item_id IN :ids")
             .bindparams(bindparam("ids", expanding=True)), {"p": pid, "ids": ids})]
         rescore(conn, project, answered, now)
-    return {"added": len(set(ids) - existing), "updated": len(existing & set(ids)), "gold": count(conn, pid)}
+    return {"added": len(set(ids) - set(existing)), "updated": len(set(existing) & set(ids)),
+            "gold": count(conn, pid)}
 
 
 def _project_items(conn, pid: int, ids: list[int]) -> set[int]:
@@ -437,10 +465,13 @@ def remove(conn, project: dict, item_id: int) -> None:
     """Forget one gold label; an imported gold task goes back to the pool with
     the project's overlap (less what live leases on it hold: :func:`assay.engine.ledger.unmake_gold`)."""
     pid = project["id"]
-    row = conn.execute(text("SELECT source FROM gold WHERE project_id = :p AND item_id = :i"),
+    row = conn.execute(text("SELECT source, purpose FROM gold WHERE project_id = :p AND item_id = :i"),
                        {"p": pid, "i": item_id}).first()
     if row is None:
         raise NotFound(f"item {item_id} has no gold label in project {project['name']!r}")
+    if row.purpose == "exam":
+        raise InvalidInput(f"item {item_id} is a qualification exam item: exam takers have seen it as one, so it "
+                           "never goes back to the pool (import it again to change its label)")
     conn.execute(text("DELETE FROM gold WHERE project_id = :p AND item_id = :i"), {"p": pid, "i": item_id})
     # back to the pool: a lease somebody holds on it keeps its slot
     ledger.unmake_gold(conn, pid, item_id, project["overlap"])
@@ -457,7 +488,8 @@ def count(conn, project_id: int) -> int:
 
 def list_gold(conn, project_id: int, *, after: int | None, limit: int) -> tuple[list[dict], int | None]:
     rows = conn.execute(text(
-        "SELECT item_id, label, source, created_by, created_at, nuance, explanation, reference_items FROM gold"
+        "SELECT item_id, label, source, created_by, created_at, nuance, explanation, reference_items, purpose"
+        " FROM gold"
         " WHERE project_id = :p AND item_id > :after ORDER BY item_id LIMIT :n"
     ).columns(label=JSON, reference_items=JSON),
         {"p": project_id, "after": after or 0, "n": limit}).all()

@@ -79,6 +79,7 @@ def load(conn, project: int | str) -> dict | None:
         "gold_rate": _gold.rate_of({"gold_rate": r.gold_rate}), "gold_min_accuracy": r.gold_min_accuracy,
         "gold_min_answers": r.gold_min_answers or _gold.DEFAULT_MIN_ANSWERS, "has_gold": has_gold,
         "has_known": has_known,
+        "exam_size": r.exam_size, "exam_pass": r.exam_pass, "exam_retries": r.exam_retries,
         "ml_space": r.ml_space, "auto_label_target": r.auto_label_target, "audit_rate": r.audit_rate,
         "target_match": r.target_match,
         "ml_backend_url": _ml_backend.redact(r.ml_backend_url) if r.ml_backend_url else None,

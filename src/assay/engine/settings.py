@@ -39,6 +39,9 @@ DEFAULT_AUDIT_RATE = 0.05
 #: what ``gold_rate`` / ``gold_min_answers`` mean when unset (the gold module's rules)
 DEFAULT_GOLD_RATE = 0.05
 DEFAULT_GOLD_MIN_ANSWERS = 5
+#: what ``exam_pass`` / ``exam_retries`` mean when unset (the exam module's rules)
+DEFAULT_EXAM_PASS = 0.8
+DEFAULT_EXAM_RETRIES = 1
 
 
 class _Rule(ValueError):
@@ -128,6 +131,15 @@ class ProjectSettings(BaseModel):
     gold_min_answers: _whole_in(ge=1, le=1000) | None = _setting(
         None, f"Gold answers before the accuracy bar applies (null: {DEFAULT_GOLD_MIN_ANSWERS}).",
         "gold_min_answers must be an integer from 1 to 1000")
+    exam_size: _whole_in(ge=1, le=200) | None = _setting(
+        None, "Qualification exam: exam items (gold with purpose 'exam') per attempt, answered before any real "
+        "work (null: no exam).", "exam_size (exam items per attempt) must be an integer from 1 to 200 (or null)")
+    exam_pass: _number_in(gt=0.0, le=1.0) | None = _setting(
+        None, f"Qualification exam: share of an attempt's items answered right to pass (null: {DEFAULT_EXAM_PASS}).",
+        "exam_pass (share right to pass the exam) must be above 0 and at most 1")
+    exam_retries: _whole_in(ge=0, le=100) | None = _setting(
+        None, f"Qualification exam: attempts allowed after a failed one (null: {DEFAULT_EXAM_RETRIES}).",
+        "exam_retries (attempts after a failed exam) must be an integer from 0 to 100")
     ml_space: _text_of(min_length=1, max_length=200) | None = _setting(
         None, "Machine learning in the loop: the embedding space of the project's model (`assay embed`; "
         "null: no model).", "ml_space must be the name of an embedding space (or null)")
@@ -191,7 +203,8 @@ class ProjectSettings(BaseModel):
             kind=row.schema_kind, instructions=str(spec.get("instructions") or ""), overlap=row.overlap,
             lease_seconds=row.lease_seconds, show_fields=tuple(row.show_fields or ()),
             target_confidence=row.target_confidence, max_answers=row.max_answers, gold_rate=row.gold_rate,
-            gold_min_accuracy=row.gold_min_accuracy, gold_min_answers=row.gold_min_answers, ml_space=row.ml_space,
+            gold_min_accuracy=row.gold_min_accuracy, gold_min_answers=row.gold_min_answers, exam_size=row.exam_size,
+            exam_pass=row.exam_pass, exam_retries=row.exam_retries, ml_space=row.ml_space,
             auto_label_target=row.auto_label_target, audit_rate=row.audit_rate, target_match=row.target_match,
             ml_backend_url=row.ml_backend_url)
 
@@ -292,7 +305,7 @@ def _json_schema(name: str) -> dict[str, Any]:
 #: the settings a new project takes besides its schema (kind, classes,
 #: instructions); the model's are set afterwards (they need embeddings or a reachable backend)
 CREATE_FIELDS = ("overlap", "lease_seconds", "show_fields", "target_confidence", "max_answers", "gold_rate",
-                 "gold_min_accuracy", "gold_min_answers")
+                 "gold_min_accuracy", "gold_min_answers", "exam_size", "exam_pass", "exam_retries")
 
 
 def create_fields() -> dict[str, Any]:

@@ -1,7 +1,7 @@
 """Gold label files: CSV or JSONL with ``item_id`` (or a metadata column
 named by ``key``) and ``label``, and optionally ``nuance`` (the edge case the
 item stands for), ``explanation`` and ``reference_items`` (item ids; in a CSV
-joined by ``|``), read into the rows :func:`assay.engine.gold.match_rows`
+joined by ``|``) and ``purpose`` ('check' or 'exam'), read into the rows :func:`assay.engine.gold.match_rows`
 takes. Multi-label CSV cells list classes joined by ``|`` (the label kind
 parses them); JSONL may give a list."""
 
@@ -14,7 +14,7 @@ from assay.errors import InvalidInput
 from assay.kinds import LabelKind
 
 #: columns a gold file may add to ``item_id``/``label`` (see :func:`assay.engine.gold.nuance_fields`)
-OPTIONAL = ("nuance", "explanation", "reference_items")
+OPTIONAL = ("nuance", "explanation", "reference_items", "purpose")
 
 
 def read_rows(path: str | os.PathLike, label_kind: LabelKind, key: str | None = None) -> list[dict]:

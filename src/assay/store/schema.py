@@ -147,6 +147,11 @@ projects = Table(
     Column("audit_rate", Float),
     # Bring your own model: a Label Studio compatible ML backend (see assay.learn.ml_backend)
     Column("ml_backend_url", Text),
+    # Qualification exam (see assay.engine.exam): items per attempt (NULL = no
+    # exam), share right to pass (NULL = 0.8), attempts after a fail (NULL = 1).
+    Column("exam_size", Integer),
+    Column("exam_pass", Float),
+    Column("exam_retries", Integer),
     CheckConstraint("overlap >= 1", name="overlap"),
 )
 
@@ -310,7 +315,51 @@ gold = Table(
     Column("nuance", String(200)),
     Column("explanation", Text),
     Column("reference_items", JSON),
+    # 'check': a hidden gold question; 'exam': an item of the qualification
+    # exam (revealed as such to exam takers: never a hidden check nor real work)
+    Column("purpose", String(10), nullable=False, server_default=text("'check'")),
     CheckConstraint("source IN ('import', 'review')", name="source"),
+)
+
+# Qualification exam (assay.engine.exam): each annotator's standing per
+# project ('open', 'passed', 'failed' = refused) and the attempts an admin
+# granted after a final fail; every attempt (the drawn items, progress, the
+# lease on its current question, the score); and the answers given in them,
+# which never enter ``answers``.
+exam_status = Table(
+    "exam_status",
+    metadata,
+    Column("project_id", Id, ForeignKey("projects.id", ondelete="CASCADE"), primary_key=True),
+    Column("annotator_id", Id, ForeignKey("users.id", ondelete="CASCADE"), primary_key=True),
+    Column("status", String(10), nullable=False),
+    Column("granted", Integer, nullable=False, server_default=text("0")),
+    Column("updated_at", Float, nullable=False),
+)
+exam_attempts = Table(
+    "exam_attempts",
+    metadata,
+    Column("project_id", Id, ForeignKey("projects.id", ondelete="CASCADE"), primary_key=True),
+    Column("annotator_id", Id, ForeignKey("users.id", ondelete="CASCADE"), primary_key=True),
+    Column("attempt", Integer, primary_key=True, autoincrement=False),
+    Column("items", JSON, nullable=False),
+    Column("answered", Integer, nullable=False, server_default=text("0")),
+    Column("correct", Integer, nullable=False, server_default=text("0")),
+    Column("expires_at", Float),
+    Column("started_at", Float, nullable=False),
+    Column("finished_at", Float),
+    Column("score", Float),
+    Column("passed", Boolean),
+)
+exam_answers = Table(
+    "exam_answers",
+    metadata,
+    Column("project_id", Id, ForeignKey("projects.id", ondelete="CASCADE"), primary_key=True),
+    Column("annotator_id", Id, ForeignKey("users.id", ondelete="CASCADE"), primary_key=True),
+    Column("attempt", Integer, primary_key=True, autoincrement=False),
+    Column("item_id", Id, ForeignKey("items.id", ondelete="CASCADE"), primary_key=True),
+    Column("label", JSON, nullable=False),
+    Column("correct", Boolean, nullable=False),
+    Column("created_at", Float, nullable=False),
 )
 
 # Each annotator's record on gold, per project, updated with every scored

@@ -19,6 +19,10 @@ through this workspace drops the entry at once:
 - ``_progress_cache``: project id -> ``progress`` counts, big projects only
   (``progress_cache_min_tasks``), for ten times what the count cost (at
   least 2 s). Nothing drops it: entries expire.
+- ``_exam_passed``: (project id, user id) pairs that passed the project's
+  qualification exam (:mod:`assay.engine.exam`), so the exam gate costs a
+  set look-up once passed. A pass is final: nothing drops an entry (the set
+  is emptied past 100,000 entries).
 - ``_backends_seen``: whether any project has an ML backend, for
   ``project_cache_seconds``. Reset by ``update_project``.
 
@@ -76,6 +80,7 @@ class Core:
         self.accounts = security.AccountSettings.from_env()
         self._progress_cache: dict[int, tuple[float, dict]] = {}
         self._member_cache: dict[tuple[int, int], tuple[float, bool]] = {}
+        self._exam_passed: set[tuple[int, int]] = set()
         self._lock = threading.Lock()
         _webhooks.install()  # answers reach ML backends from the answer.created event
 

@@ -20,10 +20,11 @@ from sqlalchemy import JSON, text
 from assay import audit as _audit
 from assay import kinds
 from assay.config import SCHEDULE
+from assay.engine import exam as _exam
 from assay.engine import gold as _gold
 from assay.engine import handout, ledger, redundancy
 from assay.engine import resolver as _resolver
-from assay.errors import Forbidden, InvalidInput, NotFound
+from assay.errors import Conflict, ExamFailed, Forbidden, InvalidInput, NotFound
 from assay.formats import gold as _gold_file
 from assay.jobs import events as _events
 
@@ -34,6 +35,7 @@ _TASK_ITEM_PREDICTION = text(
     "LEFT JOIN predictions pr ON pr.project_id = :p AND pr.item_id = i.id WHERE i.id = :i"
 ).columns(meta=JSON, s_label=JSON)
 _ANSWER_PROJECT = text("SELECT project_id FROM answers WHERE id = :a")
+_EXAM_PASSED_MAX = 100_000
 
 
 class Labeling:
@@ -51,6 +53,15 @@ class Labeling:
         u = user if isinstance(user, dict) else self.get_user(user)
         if u["role"] != "admin" and not self.is_member(p["id"], u["id"]):
             raise Forbidden(f"{u['username']} is not a member of project {p['name']!r}")
+        if self._in_exam(p, u):  # qualification first: exam questions instead of real work
+            with self.db.write() as conn:
+                got = _exam.current(conn, p, u["id"], p["lease_seconds"])
+            if got is not None:
+                task_id, item_id, exp, question, of = got
+                view = self._task_view(p, task_id, item_id, exp)
+                # no pre-label: a model that learned from gold could give the right answer away
+                return {**view, "suggestion": None, "exam": {"question": question, "of": of}}
+            self._exam_passed.add((p["id"], u["id"]))
         for attempt in range(2):
             # db.fast: the hand-out's text() statements go straight to the
             # driver, and the lease and the item it shows are one transaction.
@@ -61,6 +72,21 @@ class Labeling:
             # Expired leases may be holding the last tasks: give them back and retry once.
             if attempt or not handout.reclaim_expired(self.db):
                 return None
+
+    def _in_exam(self, p: dict, u: dict) -> bool:
+        """Whether ``u`` must take ``p``'s qualification exam before real work
+        (admins never do). Costs a dict look-up for a project without an exam
+        and a set look-up once they passed (``_exam_passed``: a pass is final)."""
+        if p.get("exam_size") is None or u["role"] == "admin" or (p["id"], u["id"]) in self._exam_passed:
+            return False
+        with self.db.fast_read() as conn:
+            st = conn.execute(_exam.STATUS, {"p": p["id"], "u": u["id"]}).first()
+        if st is not None and st.status == "passed":
+            if len(self._exam_passed) > _EXAM_PASSED_MAX:
+                self._exam_passed.clear()
+            self._exam_passed.add((p["id"], u["id"]))
+            return False
+        return True
 
     def _task_view(self, p: dict, task_id: int, item_id: int, exp: float) -> dict:
         with self.db.fast_read() as conn:
@@ -93,22 +119,34 @@ class Labeling:
                 raise NotFound(f"task {task_id} does not exist")
             label_kind = kinds.of(p)
             label = label_kind.validate(label, p["schema"])
-            if suggestion is not None:
+            in_exam = self._in_exam(p, u)
+            if in_exam:
+                suggestion = None
+            elif suggestion is not None:
                 try:
                     suggestion = label_kind.validate(suggestion, p["schema"])
                 except InvalidInput as e:
                     raise InvalidInput(f"suggestion: {e.message}") from None
-            got = handout.submit(self.db.fast, task_id, p["id"], t.item_id, u["id"], label,
-                                 suggestion=suggestion, project=p)
-            with self.db.fast_write() as conn:  # same transaction
-                # every answer goes through the same steps, gold or not
-                known = _gold.score_answer(conn, p, t.item_id, u["id"], label, got["created_at"])
-                if p["target_confidence"] is not None:  # adaptive redundancy (a known label stays)
-                    redundancy.after_answer(conn, p, task_id, t.item_id, u["id"], label, got["created_at"],
-                                            known=known)
-                _gold.maybe_pause(conn, p, u["id"], got["created_at"])
+            if not in_exam:
+                got = self._submit_real(task_id, t.item_id, p, u, label, suggestion)
+        if in_exam:  # the exam's own record, never an answer (no consensus, no gold score, no export)
+            with self.db.write() as conn:
+                return _exam.answer(conn, p, u["id"], task_id, t.item_id, label)
         if _events.wanted("answer.created"):  # committed: tell subscribers (webhooks, …)
             _events.emit("answer.created", {"workspace": self, "answer": got})
+        return got
+
+    def _submit_real(self, task_id: int, item_id: int, p: dict, u: dict, label: Any, suggestion: Any) -> dict:
+        """The answer and what it decides, in the caller's fast transaction."""
+        got = handout.submit(self.db.fast, task_id, p["id"], item_id, u["id"], label,
+                             suggestion=suggestion, project=p)
+        with self.db.fast_write() as conn:  # same transaction
+            # every answer goes through the same steps, gold or not
+            known = _gold.score_answer(conn, p, item_id, u["id"], label, got["created_at"])
+            if p["target_confidence"] is not None:  # adaptive redundancy (a known label stays)
+                redundancy.after_answer(conn, p, task_id, item_id, u["id"], label, got["created_at"],
+                                        known=known)
+            _gold.maybe_pause(conn, p, u["id"], got["created_at"])
         return got
 
     def skip(self, task_id: int, user: int | str | dict) -> None:
@@ -116,7 +154,11 @@ class Labeling:
         t = handout.task_row(self.db, task_id)
         if u["role"] != "admin" and not self.is_member(t.project_id, u["id"]):
             raise NotFound(f"task {task_id} does not exist")
-        handout.skip(self.db, task_id, t.project_id, u["id"], project=self.get_project(t.project_id))
+        p = self.get_project(t.project_id)
+        if self._in_exam(p, u):
+            self._exam_refusal(p, u)
+            raise Conflict("exam questions cannot be skipped: answer this one (ask tasks/next for it)")
+        handout.skip(self.db, task_id, t.project_id, u["id"], project=p)
 
     def undo(self, answer_id: int, user: int | str | dict) -> dict:
         """Take back one's own answer; the task is leased back to relabel."""
@@ -128,6 +170,9 @@ class Labeling:
         p = self.get_project(pid)
         if u["role"] != "admin" and not self.is_member(p["id"], u["id"]):
             raise NotFound(f"answer {answer_id} does not exist")
+        if self._in_exam(p, u):
+            self._exam_refusal(p, u)
+            raise Conflict("finish the qualification exam first (ask tasks/next for its next question)")
         # the gold record keeps the undone answer: undo never changes it
         task_id, _, item_id, exp = handout.undo(self.db, answer_id, u["id"], p["lease_seconds"], project=p)
         return self._task_view(p, task_id, item_id, exp)
@@ -241,6 +286,40 @@ class Labeling:
                           details={"item_id": item_id, "label": label})
         self._projects.pop(p["id"], None)  # has_known may have changed
         return out
+
+    # ------------------------------------------------------------ qualification exam
+
+    def _exam_refusal(self, p: dict, u: dict) -> None:
+        """Raise ExamFailed when ``u`` failed ``p``'s exam with no attempt left."""
+        with self.db.read() as conn:
+            st = conn.execute(_exam.STATUS, {"p": p["id"], "u": u["id"]}).first()
+        if st is not None and st.status == "failed":
+            raise ExamFailed(_exam.refusal(p))
+
+    def exam_report(self, project: int | str) -> dict:
+        """The qualification exam's settings and, per annotator who started it,
+        status ('open', 'passed', 'failed'), attempts with scores and times,
+        best score and attempts left (staff only)."""
+        p = self.get_project(project)
+        with self.db.read() as conn:
+            pool = conn.execute(text("SELECT count(*) FROM gold WHERE project_id = :p AND purpose = 'exam'"),
+                                {"p": p["id"]}).scalar_one()
+            rows = _exam.report(conn, p)
+        return {"exam_size": p.get("exam_size"), "exam_pass": _exam.pass_bar(p), "exam_retries": _exam.retries(p),
+                "exam_items": pool, "annotators": rows}
+
+    def reset_exam(self, project: int | str, user: int | str, *, by: int | str | dict | None = None) -> dict:
+        """Grant one more exam attempt to an annotator refused after failing."""
+        p = self.get_project(project)
+        u = self.get_user(user)
+        with self.db.write() as conn:
+            try:
+                out = _exam.reset(conn, p, u["id"])
+            except NotFound:
+                raise NotFound(f"{u['username']!r} has not failed the exam of project {p['name']!r}") from None
+            _audit.record(conn, "exam.reset", target_kind="project", target_id=p["id"], target=p["name"],
+                          details={"user_id": u["id"], "username": u["username"], "granted": out["granted"]})
+        return {**out, "username": u["username"]}
 
     def gold_stats(self, project: int | str) -> list[dict]:
         """Per annotator: gold answers, correct, accuracy, the window since the

@@ -32,7 +32,8 @@ class Projects:
                        lease_seconds: int = 600, show_fields: Sequence[str] = (),
                        target_confidence: float | None = None, max_answers: int | None = None,
                        gold_rate: float | None = None, gold_min_accuracy: float | None = None,
-                       gold_min_answers: int | None = None) -> dict:
+                       gold_min_answers: int | None = None, exam_size: int | None = None,
+                       exam_pass: float | None = None, exam_retries: int | None = None) -> dict:
         """Create a labeling project over a dataset; every item becomes a task.
 
         ``target_confidence`` (e.g. 0.95) turns on adaptive redundancy: each
@@ -44,12 +45,17 @@ class Projects:
         annotator's tasks that are gold once gold is imported (default 0.05);
         ``gold_min_accuracy`` pauses an annotator whose gold accuracy falls
         below it after ``gold_min_answers`` (default 5) gold answers.
+
+        Qualification exam (:mod:`assay.engine.exam`): ``exam_size`` exam items
+        per attempt before any real work, ``exam_pass`` (default 0.8) right to
+        pass, ``exam_retries`` (default 1) attempts after a fail.
         """
         s = _settings.validate_new(
             kind=kind, instructions=instructions, overlap=overlap, lease_seconds=lease_seconds,
             show_fields=show_fields,
             target_confidence=target_confidence, max_answers=max_answers, gold_rate=gold_rate,
-            gold_min_accuracy=gold_min_accuracy, gold_min_answers=gold_min_answers)
+            gold_min_accuracy=gold_min_accuracy, gold_min_answers=gold_min_answers, exam_size=exam_size,
+            exam_pass=exam_pass, exam_retries=exam_retries)
         name = _proj.check_name(name)
         spec = kinds.get(kind).normalize_schema({"classes": list(classes), "instructions": s.instructions})
         ds = self.dataset(dataset)

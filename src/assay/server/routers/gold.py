@@ -1,4 +1,4 @@
-"""Gold questions, reviewers' decisions and paused annotators."""
+"""Gold questions, reviewers' decisions, paused annotators and the qualification exam."""
 
 from __future__ import annotations
 
@@ -62,3 +62,18 @@ def gold_stats(project_id: int, ws: WS, user: Staff):
 def lift_pause(project_id: int, user_id: int, ws: WS, admin: Admin):
     """Let a paused annotator work again (a fresh gold window starts)."""
     return json(ws.lift_pause(project_id, user_id, by=admin))
+
+
+@router.get("/projects/{project_id}/exam")
+def exam_report(project_id: int, ws: WS, user: Staff):
+    """The qualification exam: its settings, how many exam items there are
+    and, per annotator who started it, status (open, passed, failed),
+    attempts (score, passed, times), best score and attempts left."""
+    ws.require_access(project_id, user, roles=("admin", "reviewer"))
+    return json(ws.exam_report(project_id))
+
+
+@router.post("/projects/{project_id}/annotators/{user_id}/exam/reset")
+def reset_exam(project_id: int, user_id: int, ws: WS, admin: Admin):
+    """Grant one more exam attempt to an annotator refused after failing it."""
+    return json(ws.reset_exam(project_id, user_id, by=admin))

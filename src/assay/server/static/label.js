@@ -53,6 +53,7 @@
     retryTimer: null,
     submitted: 0,
     pending: 0,
+    examInflight: 0,          // exam answers in flight: the next question comes after they land
   };
 
   const $ = function (id) { return document.getElementById(id); };
@@ -195,6 +196,12 @@
     if (state.fetching || state.exhausted || !projectId || Date.now() < state.pausedUntil) return;
     dropStale();
     if (state.queue.length >= QUEUE_TARGET) return;
+    if (state.examInflight > 0 || (state.current && state.current.task.exam)) {
+      // Qualification exam: one question at a time (the server hands the same one out
+      // until it is answered), so no prefetch; ask again when the answer lands (see send).
+      state.heldBack = true;
+      return;
+    }
     if (state.inflight.size > 0 && excludedIds().size >= SERVER_MAX_HELD) {
       // An answer/skip in flight still holds its lease: the server would refuse (409).
       state.heldBack = true; // send() calls fill() again when it lands
@@ -259,7 +266,10 @@
     state.exhausted = false;
   }
 
-  function isPaused(err) { return !!err && err.status === 403 && err.code === "paused"; }
+  /** Paused, or refused after failing the qualification exam: nothing is taken until an admin acts. */
+  function isPaused(err) {
+    return !!err && err.status === 403 && (err.code === "paused" || err.code === "exam_failed");
+  }
 
   /** Paused in this project: the server takes no answer, skip or undo until an
    * admin lifts the pause, so say so at once (the held tasks come back from
@@ -269,6 +279,7 @@
     state.pausedMsg = api.messageOf(err);
     state.exhausted = true;
     state.queue = [];
+    ui.pausedTitle.textContent = err.code === "exam_failed" ? "Qualification not passed" : "Paused";
     ui.pausedReason.textContent = state.pausedMsg;
     renderEmpty();
   }
@@ -392,7 +403,7 @@
     });
     ui.submit.disabled = !on;
     ui.accept.disabled = !sugg;
-    ui.skip.disabled = !on;
+    ui.skip.disabled = !on || !!(state.current && state.current.task.exam); // exam questions: no skipping
     ui.undo.disabled = state.history.length === 0;
   }
 
@@ -403,6 +414,9 @@
     ui.loading.hidden = true;
     ui.done.hidden = true;
     ui.paused.hidden = true;
+    const exam = entry.task.exam;
+    ui.exam.hidden = !exam;
+    ui.exam.textContent = exam ? "Qualification: question " + exam.question + " of " + exam.of : "";
     ui.item.hidden = false;
     ui.item.dataset.taskId = entry.task.id;
     ui.item.dataset.itemId = item.id;
@@ -476,6 +490,7 @@
     ui.text.textContent = "";
     ui.image.removeAttribute("src");
     renderSuggestion(null);
+    ui.exam.hidden = true;
     const finished = state.exhausted && !state.fetching && state.queue.length === 0;
     const paused = finished && !!state.pausedMsg;
     const done = finished && !paused;
@@ -531,11 +546,14 @@
   /** Send a request about `entry` in the background, after any undo of it has landed. */
   function send(entry, fn) {
     const id = entry.task.id;
+    const exam = !!entry.task.exam;
+    if (exam) state.examInflight++;
     inflightAdd(id);
     setPending(1);
     setStatus("saving…");
     const p = Promise.resolve(entry.ready).then(function () { return withRetry(fn); });
     const settle = function () {
+      if (exam) state.examInflight--;
       inflightDel(id);
       setPending(-1);
       if (state.heldBack) { state.heldBack = false; resume(); fill(); } // its lease is gone now
@@ -582,7 +600,7 @@
       rec.answer = data.answer;
       state.submitted++;
       document.body.dataset.submitted = String(state.submitted);
-      settleStatus(gen, "saved");
+      settleStatus(gen, examResult(data.answer && data.answer.exam) || "saved");
       refreshProgress();
       return data.answer;
     }, function (err) {
@@ -600,9 +618,18 @@
     });
     gen = state.statusGen;
     rec.promise.catch(function () {});
-    state.history.push(rec);
+    if (!entry.task.exam) state.history.push(rec); // an exam answer is final: no undo
     if (state.history.length > HISTORY_MAX) state.history.shift();
     finish(entry);
+  }
+
+  /** What a finished exam attempt says (never which answers were right), or null. */
+  function examResult(exam) {
+    if (!exam || !exam.finished) return null;
+    if (exam.passed) return "qualification passed: on to the work";
+    return exam.attempts_left > 0
+      ? "qualification not passed: a new attempt starts (" + exam.attempts_left + " left)"
+      : "qualification not passed";
   }
 
   /** Take the model's suggestion: submit it (single-label) or select it (multi: then Enter). */
@@ -620,6 +647,7 @@
   function skip() {
     const entry = state.current;
     if (!entry) return;
+    if (entry.task.exam) { setStatus("exam questions cannot be skipped"); return; }
     const id = entry.task.id;
     let gen = 0;
     send(entry, function () {
@@ -739,7 +767,8 @@
       classes: $("classes"), submit: $("submit"), skip: $("skip"), undo: $("undo"),
       keysHelp: $("keys-help"), instructions: $("instructions"), instructionsBox: $("instructions-box"),
       projectName: $("project-name"), stage: document.querySelector(".stage"),
-      paused: $("paused"), pausedReason: $("paused-reason"),
+      paused: $("paused"), pausedReason: $("paused-reason"), pausedTitle: $("paused-title"),
+      exam: $("exam-banner"),
       suggestion: $("suggestion"), suggestionLabel: $("suggestion-label"),
       suggestionConfidence: $("suggestion-confidence"), suggestionHint: $("suggestion-hint"), accept: $("accept"),
     };

@@ -80,3 +80,27 @@ def test_a_final_fail_is_said_clearly_and_nothing_more_is_served(ws, tabs):  # n
     assert "qualification exam" in page.locator("#paused-reason").inner_text()
     assert page.locator("#item").is_hidden() and _banner(page) is None
     assert tab.js_errors == []
+
+
+def test_the_quality_page_shows_the_exam_and_an_admin_grants_an_attempt(ws, tabs):  # noqa: F811
+    p, exam = _project(ws, retries=0)
+    ann, _ = ws.add_user("carl", "annotator")
+    ws.add_member(p["id"], ann["id"])
+    for _ in range(2):  # two wrong answers: failed, no attempt left
+        t = ws.next_task(p["id"], ann)
+        ws.submit(t["id"], ann, "negative")
+    _, admin_token = ws.add_user("boss", "admin")
+    admin = tabs()
+    admin.login_link(admin_token)
+    admin.goto(f"/quality/{p['id']}")
+    row = admin.page.locator(f'#exam tbody tr[data-user-id="{ann["id"]}"]')
+    row.wait_for()
+    assert "failed" in row.inner_text() and "0.0%" in row.inner_text()
+    assert "2 questions per attempt from 4 exam items" in admin.page.locator("#exam-settings").inner_text()
+    row.locator("[data-grant]").click()
+    admin.page.wait_for_function(
+        f"() => document.querySelector('#exam tbody tr[data-user-id=\"{ann['id']}\"] [data-status]')"
+        ".dataset.status === 'open'")
+    assert ws.exam_report(p["id"])["annotators"][0]["status"] == "open"
+    assert "exam" in ws.next_task(p["id"], ann)
+    admin.assert_clean()

@@ -127,7 +127,7 @@
   async function load() {
     const r = await api.get(base + "/quality");
     render(r);
-    await Promise.all([loadGold(), loadReview(), loadModel(), loadSkills()]);
+    await Promise.all([loadGold(), loadExam(), loadReview(), loadModel(), loadSkills()]);
     return r;
   }
 
@@ -267,6 +267,38 @@
     });
     if (!rows.length) rows.push(el("tr", null, el("td", { colspan: "5", class: "muted", text: "No gold answers yet" })));
     document.querySelector("#gold tbody").replaceChildren(...rows);
+  }
+
+  /** The qualification exam: each annotator's attempts and status; admins grant another attempt. */
+  async function loadExam() {
+    const card = document.getElementById("exam-card");
+    card.hidden = !(project && typeof project.exam_size === "number");
+    if (card.hidden) return;
+    const x = await api.get(base + "/exam");
+    document.getElementById("exam-settings").textContent = x.exam_size + " questions per attempt from " +
+      x.exam_items + " exam items; " + pct(x.exam_pass) + " right passes; " + x.exam_retries +
+      " more attempt(s) after a fail." + (x.exam_items ? "" : " Import gold with purpose 'exam' first.");
+    const rows = (x.annotators || []).map(function (a) {
+      const status = el("td", { "data-status": a.status });
+      const label = { open: "taking it", passed: "passed", failed: "failed" }[a.status] || a.status;
+      status.append(el("span", { class: a.status === "failed" ? "badge badge-warn" : "badge", text: label }));
+      if (a.status === "failed" && me && me.role === "admin") {
+        const btn = el("button", { type: "button", class: "btn btn-small", "data-grant": a.user_id, text: "Grant an attempt" });
+        btn.addEventListener("click", async function () {
+          btn.disabled = true;
+          try { await api.post(base + "/annotators/" + a.user_id + "/exam/reset"); await loadExam(); }
+          catch (err) { btn.disabled = false; api.showError(err, "Could not grant an attempt"); }
+        });
+        status.append(" ", btn);
+      }
+      const scores = a.attempts.map(function (t) { return t.score === null ? "…" : pct(t.score); }).join(" · ");
+      return el("tr", { "data-user-id": a.user_id },
+        el("td", { text: a.username }), status, el("td", { class: "num", text: num(a.attempts.length) }),
+        el("td", { class: "num", text: scores || "—" }), el("td", { class: "num", text: pct(a.best_score) }),
+        el("td", { class: "num", text: num(a.attempts_left) }));
+    });
+    if (!rows.length) rows.push(el("tr", null, el("td", { colspan: "6", class: "muted", text: "Nobody has started the exam yet" })));
+    document.querySelector("#exam tbody").replaceChildren(...rows);
   }
 
   /** The first items of the review queue, each with one button per class. */

@@ -97,3 +97,41 @@ def test_an_answer_during_the_step_is_not_overwritten(ws):
     assert c.answers == 1 and c.label == label and c.confidence > 0.9
     assert ledger.check(ws.db, p["id"]) == []  # counters and consensus rows agree with the answers
     assert step["recomputed"] >= 1
+
+
+def test_training_labels_are_verified_by_answers_not_by_a_collapsed_class_prior():
+    """Early on, Dawid-Skene on the few items answered twice can put most of
+    the class prior on one class with confusions near chance (0.82 and 0.22
+    on a weak 8-class crowd). A training label must be what the answers say:
+    decoded with that prior, every single answer "verified" the prior's class
+    (and the loop locked onto it); decoded under a flat prior, no lone
+    answer of a chance-level annotator verifies anything, and two strong
+    annotators who agree do."""
+    from assay.learn.plan import StepInput, StepSettings
+    from assay.learn.planner import Planner
+
+    rng = np.random.default_rng(0)
+    k, n = 8, 200
+    y = rng.integers(k, size=n)
+    chance = (np.full((k, k), 1.0) + np.eye(k)) / (k + 1)  # 2/9 right: Dawid-Skene's pseudo-counts alone
+    strong = np.full((k, k), 0.05 / (k - 1)) + np.eye(k) * (0.95 - 0.05 / (k - 1))
+    skills = {u: chance.tolist() for u in range(10)} | {100: strong.tolist(), 101: strong.tolist()}
+    prior = np.full(k, 0.18 / (k - 1))
+    prior[1] = 0.82
+    ans_task = np.r_[np.arange(n), [0, 0, 1, 1]]
+    ans_user = np.r_[rng.integers(10, size=n), [100, 101, 100, 101]]
+    ans_label = np.r_[y, [y[0], y[0], y[1], y[1]]]
+    inp = StepInput(
+        settings=StepSettings([f"c{c}" for c in range(k)], 1, 0.9, 3, None, None, None),
+        task_ids=np.arange(1, n + 1), item_ids=np.arange(1, n + 1), answer_count=np.bincount(ans_task, minlength=n),
+        needed=np.ones(n, np.int64), is_gold=np.zeros(n, bool), open_now=np.zeros(n, bool),
+        leases=np.zeros(n, np.int64), ans_task=ans_task, ans_user=ans_user, ans_label=ans_label,
+        answers_total=len(ans_task), answers_by_annotator={}, skills=skills, default=chance.tolist(),
+        prior=prior.tolist(), previous=None, known_mask=np.zeros(n, bool), known_code=np.full(n, -1),
+        autos={}, status={}, last=None, X=rng.normal(size=(n, 4)).astype(np.float32), vec_row=np.arange(n))
+    planner = Planner(inp, batch=10, seed=0)
+    planner._crowd_from_last()
+    planner._labels()
+    labeled = np.flatnonzero(planner.y >= 0)
+    assert set(labeled.tolist()) == {0, 1}, labeled  # the two items two strong annotators agree on
+    assert (planner.y[labeled] == y[labeled]).all()

@@ -53,12 +53,12 @@ class Planner:
 
     # ---- crowd
 
-    def _fit_crowd(self, pred_probs, gold):
+    def _fit_crowd(self, pred_probs, gold, prior_weight: float | str = "learn"):
         from assay.quality.crowd_model import crowd_with_model
 
         inp = self.inp
         return crowd_with_model(inp.ans_task, inp.ans_user, inp.ans_label, pred_probs, gold=gold,
-                                min_answers=MIN_TRAIN)
+                                min_answers=MIN_TRAIN, prior_weight=prior_weight)
 
     def _loglik(self) -> tuple[np.ndarray, np.ndarray]:
         """Each item's answers' log-likelihood under the current skills, and its answers."""
@@ -82,7 +82,7 @@ class Planner:
         self.prior = np.asarray(inp.prior if inp.prior is not None else np.full(self.k, 1.0 / self.k))
         if inp.previous is not None:
             gold = np.where(inp.known_mask, inp.known_code, -1)
-            first = self._fit_crowd(inp.previous, gold)
+            first = self._fit_crowd(inp.previous, gold, 1.0)  # stored as the last step weighed them
             if first is not None:
                 # its class prior too: with many classes and few items answered
                 # twice, the re-fit's (answers alone) can collapse onto one class
@@ -99,8 +99,16 @@ class Planner:
         self.val = validation_mask(inp.item_ids, self.n)
         done = ~inp.open_now & (n_ans > 0)
         y = np.full(self.n, -1, np.intp)
-        confident = (n_ans > 0) & (self.post_answers.max(axis=1) >= TRAIN_CONFIDENCE)
-        y[confident] = self.post_answers[confident].argmax(axis=1)
+        # A training label is verified by its answers, not by the class prior:
+        # decoded under a flat prior. Early on, Dawid-Skene on the few items
+        # answered twice can put most of the class prior on one class (0.82 on
+        # a weak 8-class crowd, with confusions at chance); decoded with it,
+        # every single answer "verified" that class, the first model learned
+        # it, and the loop locked onto it.
+        evidence = np.exp(self.ans_ll - self.ans_ll.max(axis=1, keepdims=True))
+        evidence /= evidence.sum(axis=1, keepdims=True)
+        confident = (n_ans > 0) & (evidence.max(axis=1) >= TRAIN_CONFIDENCE)
+        y[confident] = evidence[confident].argmax(axis=1)
         with_code = inp.known_mask & (inp.known_code >= 0)
         y[with_code] = inp.known_code[with_code]
         # validation items: people's answers alone, once they are done
@@ -144,18 +152,31 @@ class Planner:
     def _crowd_with_model(self) -> None:
         """Annotator skills, with the model's held-out prediction as each
         item's prior where there is a model (the class prior elsewhere)."""
-        from assay.quality.crowd_model import annotator_accuracy
+        from assay.quality.crowd_model import admit_unseen, annotator_accuracy
 
         held_proba = np.full((self.n, self.k), np.nan)
         if self.proba is not None:
             out = self.with_vec & ~self.val
             held_proba[out] = self.proba[out]
             held_proba[np.flatnonzero(self.train)] = self.oof  # items it trained on: out-of-fold only
-        self.held_proba = held_proba
+        # as a prior, a class the model never trained on is not ruled out (admit_unseen)
+        self.held_proba = held_proba = admit_unseen(held_proba)
+        self.prior_proba = None if self.proba is None else admit_unseen(self.proba)
         fit = self._fit_crowd(held_proba, np.where(self.inp.known_mask, self.y, -1))
         if fit is None:
             return
         self.skills, self.default, self.prior = fit.skills(), fit.default_confusion.tolist(), fit.prior
+        # The model's weight as a prior, learned with the skills from the
+        # answers (its temperature was fitted on noisy labels: under-confident
+        # about the truth when the crowd is weak). Everything that uses the
+        # model as a prior uses it so weighed: the stored predictions (the
+        # re-fit's and the resolver's priors), the open items' consensus and
+        # the matching target; the auto-label threshold keeps the model's own
+        # calibrated confidence (chosen on held-out items, whatever its scale).
+        self.held_proba = fit.item_prior(held_proba)
+        if self.proba is not None:
+            self.prior_proba = fit.item_prior(self.prior_proba)
+        self.summary["prior_weight"] = round(float(fit.prior_weight), 4)
         self.ans_ll, _ = self._loglik()
         self.summary["skills_refit"] = len(self.skills)
         n_of = self.inp.answers_by_annotator
@@ -347,7 +368,7 @@ class Planner:
             return ItemRule(item, task, _log(self.prior), target, when_answered=answered)
         if not self.with_vec[j] or status == "resolved":
             return None
-        return ItemRule(item, task, _log(self.proba[j]), self.target_c)
+        return ItemRule(item, task, _log(self.prior_proba[j]), self.target_c)
 
     def _consensus(self) -> None:
         inp, plan = self.inp, self.plan_

@@ -66,6 +66,14 @@ class CrowdModel:
     default_confusion: np.ndarray
     #: (K,) the learned class prior
     prior: np.ndarray
+    #: w: the fit used ``pred_probs ** w`` (renormalised) as each item's prior
+    #: (learned by default; 1.0: as given)
+    prior_weight: float = 1.0
+
+    def item_prior(self, pred_probs) -> np.ndarray:
+        """``pred_probs`` as the fit weighs them: ``pred_probs ** prior_weight``,
+        rows renormalised (NaN rows stay NaN)."""
+        return weigh(pred_probs, self.prior_weight)
 
     def skills(self) -> dict[int, list[list[float]]]:
         """``{annotator id: K x K confusion as lists}`` (the stored form)."""
@@ -115,8 +123,48 @@ def answer_loglik(items, annotators, labels, skills: dict, default, n_items: int
     return ll, n
 
 
+def admit_unseen(pred_probs) -> np.ndarray:
+    """A model's probabilities made fit to be a prior: a class it gives
+    exactly 0 (one it was never trained on: no logit at all) gets ``1 / K``,
+    the rest share what is left in their proportions; NaN rows stay NaN.
+
+    A model trained on the first few labels knows only the classes they
+    happen to hold. Taken as given, its zeros rule the other classes out for
+    every item: no answer can bring them back, the annotators' confusions
+    are learned to explain those answers as mistakes, and the training
+    labels decoded with them never hold those classes either — the loop
+    locks itself onto the classes it saw first (on a weak 8-class crowd every
+    final label fell in 3 classes). A model knows nothing of a class it never
+    saw, which is what 1/K says."""
+    pp = np.array(pred_probs, float)
+    if pp.ndim != 2 or not pp.size:
+        return pp
+    k = pp.shape[1]
+    ok = np.isfinite(pp).all(axis=1)
+    zero = (pp == 0) & ok[:, None]
+    rows = zero.any(axis=1) & ~zero.all(axis=1)
+    if rows.any():
+        share = 1.0 - zero[rows].sum(axis=1, keepdims=True) / k
+        sub = pp[rows]
+        pp[rows] = np.where(zero[rows], 1.0 / k, sub / sub.sum(axis=1, keepdims=True) * share)
+    return pp
+
+
+def weigh(pred_probs, weight: float) -> np.ndarray:
+    """``pred_probs ** weight``, rows renormalised (a temperature of
+    ``1 / weight`` on the log probabilities); NaN rows stay NaN."""
+    pp = np.array(pred_probs, float)
+    ok = np.isfinite(pp).all(axis=1) if pp.ndim == 2 else np.zeros(0, bool)
+    if weight == 1.0 or not ok.any():
+        return pp
+    lp = weight * np.log(np.maximum(pp[ok], _TINY))
+    e = np.exp(lp - lp.max(axis=1, keepdims=True))
+    pp[ok] = e / e.sum(axis=1, keepdims=True)
+    return pp
+
+
 def crowd_with_model(items, annotators, labels, pred_probs, *, gold=None,
-                     min_answers: int = MIN_ANSWERS) -> CrowdModel | None:
+                     min_answers: int = MIN_ANSWERS, prior_weight: float | str = "learn") -> CrowdModel | None:
     """Fit annotator confusion matrices with the model's probabilities as
     each item's prior, and the consensus of every item.
 
@@ -128,11 +176,19 @@ def crowd_with_model(items, annotators, labels, pred_probs, *, gold=None,
     - ``gold`` (N,), optional: a known class per item, -1 where unknown; those
       items are clamped at it.
     - ``min_answers``: fewer usable answers than this returns None.
+    - ``prior_weight``: the prior is ``pred_probs ** w`` (renormalised);
+      ``"learn"`` (default): :func:`learn_prior_weight`, the ``w`` under
+      which the answers are best predicted on items the skills were not
+      learned on. A model whose temperature was fitted on noisy labels is
+      under-confident about the truth, and a weak crowd's single answers
+      would overrule it.
 
     Returns a :class:`CrowdModel`, or None when too few answers are usable
     (items with two or more answers, or one answer and a model prediction).
     """
     items, annotators, labels, pp, gold = _check(items, annotators, labels, pred_probs, gold)
+    if prior_weight != "learn" and not (isinstance(prior_weight, (int, float)) and prior_weight > 0):
+        raise InvalidInput(f"prior_weight must be 'learn' or a number > 0, got {prior_weight!r}")
     n_items, k = pp.shape
     from assay.quality import online
     from assay.quality.dawid_skene import DawidSkene
@@ -147,6 +203,9 @@ def crowd_with_model(items, annotators, labels, pred_probs, *, gold=None,
     g = None
     if gold is not None and (gold[items_u] >= 0).any():
         g = gold[items_u]
+    w = (learn_prior_weight(items, annotators, labels, pp, gold=gold, min_answers=min_answers)
+         if prior_weight == "learn" else float(prior_weight))
+    pp = weigh(pp, w)
     ds = DawidSkene(prior="one-coin").fit(icode, ucode, labels[use], n_classes=k, n_items=len(items_u),
                                           item_prior=pp[items_u], gold=g)
     conf = np.asarray(ds.confusion_, float)
@@ -168,7 +227,81 @@ def crowd_with_model(items, annotators, labels, pred_probs, *, gold=None,
     accuracy = np.einsum("k,akk->a", prior, conf)
     return CrowdModel(consensus_label=label, consensus_quality=quality, proba=proba, annotators_=users_u,
                       confusion=conf, annotator_quality=accuracy, answers_used=used,
-                      default_confusion=default, prior=prior)
+                      default_confusion=default, prior=prior, prior_weight=w)
+
+
+#: where :func:`learn_prior_weight` looks for ``w`` (a temperature of 1/10 to 10)
+WEIGHT_RANGE = (0.1, 10.0)
+#: golden-section steps of that search (the bracket ends within 3 % of w)
+WEIGHT_STEPS = 12
+
+
+def _heldout_loglik(items, annotators, labels, pp, gold, fold, w: float, min_answers: int) -> float | None:
+    """The answers' log-likelihood on each fold's items under skills learned
+    on the other fold with the prior ``pp ** w`` (summed over the two folds;
+    None when a fold has too few usable answers)."""
+    n_items, k = pp.shape
+    pw = weigh(pp, w)
+    total = 0.0
+    for learn in (fold, ~fold):
+        on = learn[items]
+        fit = crowd_with_model(items[on], annotators[on], labels[on], np.where(learn[:, None], pp, np.nan),
+                               gold=None if gold is None else np.where(learn, gold, -1), min_answers=min_answers,
+                               prior_weight=w)
+        if fit is None:
+            return None
+        ll, n = answer_loglik(items[~on], annotators[~on], labels[~on], fit.skills(), fit.default_confusion,
+                              n_items, k)
+        test = ~learn & (n > 0) & np.isfinite(pw).all(axis=1)
+        if gold is not None:
+            test &= gold < 0  # a known class: nothing to predict
+        lp = np.log(np.maximum(pw[test], _TINY)) + ll[test]
+        m = lp.max(axis=1)
+        total += float((m + np.log(np.exp(lp - m[:, None]).sum(axis=1))).sum())
+    return total
+
+
+def learn_prior_weight(items, annotators, labels, pred_probs, *, gold=None, min_answers: int = MIN_ANSWERS,
+                       seed: int = 0) -> float:
+    """How much a model's probabilities are worth as each item's prior: the
+    ``w`` (prior = ``pred_probs ** w``, renormalised) that best predicts the
+    people's answers on items whose annotators' skills were learned without
+    them (two folds of the items, each predicted from skills learned on the
+    other; golden-section search over ``log w`` in :data:`WEIGHT_RANGE`).
+
+    Held out, because in-sample the likelihood always prefers a sharper prior:
+    with the posteriors pinned to the model's guess, every annotator's
+    confusion matrix is re-fitted to agreement with the model and explains
+    the answers as well, while the truth (two answers that agree with each
+    other against the model) is what an unseen item's answers test. 1.0 when
+    there is too little to learn from (fewer than ``min_answers`` usable
+    answers in a fold). Arguments as :func:`crowd_with_model`'s."""
+    items, annotators, labels, pp, gold = _check(items, annotators, labels, pred_probs, gold)
+    n_items = pp.shape[0]
+    fold = np.random.default_rng(seed).random(n_items) < 0.5
+    cache: dict[float, float | None] = {}
+
+    def score(log_w: float) -> float:
+        if log_w not in cache:
+            cache[log_w] = _heldout_loglik(items, annotators, labels, pp, gold, fold, float(np.exp(log_w)),
+                                           min_answers)
+        v = cache[log_w]
+        return -np.inf if v is None else v
+
+    if score(0.0) == -np.inf:
+        return 1.0
+    a, b = np.log(WEIGHT_RANGE[0]), np.log(WEIGHT_RANGE[1])
+    g = (np.sqrt(5) - 1) / 2
+    c, d = b - g * (b - a), a + g * (b - a)
+    for _ in range(WEIGHT_STEPS):
+        if score(c) > score(d):
+            b, d = d, c
+            c = b - g * (b - a)
+        else:
+            a, c = c, d
+            d = a + g * (b - a)
+    best = max(cache, key=lambda x: cache[x] if cache[x] is not None else -np.inf)
+    return float(np.exp(best))
 
 
 def annotator_accuracy(confusion, prior) -> float:

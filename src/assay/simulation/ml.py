@@ -50,6 +50,8 @@ _ANSWERS_PER_ITEM = text("SELECT item_id, count(*) AS n FROM answers WHERE proje
 _CONSENSUS = text("SELECT item_id, label, confidence, answers FROM item_consensus WHERE project_id = :p"
                   ).columns(label=JSON)
 _AUTO_LABELS = text("SELECT item_id, label, audit FROM auto_labels WHERE project_id = :p").columns(label=JSON)
+_USED_ANSWERS = text("SELECT item_id, label FROM answers WHERE project_id = :p ORDER BY id").columns(label=JSON)
+_PREDICTED = text("SELECT item_id, label FROM predictions WHERE project_id = :p").columns(label=JSON)
 
 
 def _features(items, features_path, ids_path) -> tuple[np.ndarray, dict]:
@@ -119,6 +121,8 @@ class LoopRun:
     per_item_answers: dict  # item id -> people's answers
     cons: dict  # item id -> (label, confidence, answers) of its consensus row
     autos: dict  # item id -> (label, audit) of its auto-label
+    answered: dict  # item id -> the labels people gave it (in the order given)
+    predicted: dict  # item id -> the last model's held-out label (no row: validation, audits)
 
 
 def _check(target, source: ItemSource) -> None:
@@ -209,13 +213,18 @@ def _run_loop(ws, pid: int, replay: Replay, *, batch: int, seed: int, ml_every: 
     return steps
 
 
-def _stored(ws, pid: int) -> tuple[dict, dict, dict]:
-    """(answers per item, consensus rows, auto-labels) of the project, by item id."""
+def _stored(ws, pid: int) -> tuple[dict, dict, dict, dict, dict]:
+    """(answers per item, consensus rows, auto-labels, people's labels, the
+    model's predicted labels) of the project, by item id."""
     with ws.db.read() as conn:
         per_item_answers = {r.item_id: r.n for r in conn.execute(_ANSWERS_PER_ITEM, {"p": pid})}
         cons = {r.item_id: (r.label, r.confidence, r.answers) for r in conn.execute(_CONSENSUS, {"p": pid})}
         autos = {r.item_id: (r.label, bool(r.audit)) for r in conn.execute(_AUTO_LABELS, {"p": pid})}
-    return per_item_answers, cons, autos
+        answered: dict = {}
+        for r in conn.execute(_USED_ANSWERS, {"p": pid}):
+            answered.setdefault(r.item_id, []).append(r.label)
+        predicted = {r.item_id: r.label for r in conn.execute(_PREDICTED, {"p": pid})}
+    return per_item_answers, cons, autos, answered, predicted
 
 
 def _replay_loop(ws, crowd: Crowd, order, pools, *, match: bool, target, m: int, auto_target: float,
@@ -267,6 +276,43 @@ def _label_scores(run: LoopRun, truth: dict) -> tuple[dict, list]:
     }, scored
 
 
+def parts_scores(run: LoopRun, truth: dict, final: dict, seed: int) -> dict:
+    """The loop's parts, each scored against the truth: majority vote over
+    the answers the loop bought (items with answers; ties at random), the
+    last model's held-out label (out-of-fold where it trained; items with a
+    prediction), and the final labels on the same items; ``parts_gap``:
+    final accuracy minus the better part (the bar: >= -0.01)."""
+    rng = np.random.default_rng(seed)
+    mv_right, mv_final, model_right, model_final = [], [], [], []
+    for i, labels in run.answered.items():
+        name = run.name_of.get(i)
+        if name not in truth:
+            continue
+        counts = Counter(labels)
+        top = max(counts.values())
+        winners = sorted(c for c, v in counts.items() if v == top)
+        mv_right.append(winners[int(rng.integers(len(winners)))] == truth[name])
+        mv_final.append(final.get(name) == truth[name])
+    for i, label in run.predicted.items():
+        name = run.name_of.get(i)
+        if name in truth:
+            model_right.append(label == truth[name])
+            model_final.append(final.get(name) == truth[name])
+    from assay.learn.step import validation_mask
+
+    is_val = dict(zip(run.ids.tolist(), validation_mask(run.ids, len(run.ids)).tolist()))
+    by_role: dict = {}
+    for i, name in run.name_of.items():
+        if name in truth and name in final:
+            role = "validation" if is_val.get(i) else ("audit" if run.autos.get(i, (None, False))[1] else "other")
+            by_role.setdefault(role, []).append(final[name] == truth[name])
+    mean = lambda xs: round(float(np.mean(xs)), 6) if xs else None  # noqa: E731
+    return {"accuracy_by_role": {r: [len(v), mean(v)] for r, v in sorted(by_role.items())},
+            "items_answered": len(mv_right), "majority_used_accuracy": mean(mv_right),
+            "accuracy_on_answered": mean(mv_final), "items_predicted": len(model_right),
+            "model_heldout_accuracy": mean(model_right), "accuracy_on_predicted": mean(model_final)}
+
+
 def _answers_by_role(run: LoopRun) -> dict:
     """People's answers on the model's validation items, on audits, elsewhere."""
     from assay.learn.step import validation_mask
@@ -315,6 +361,12 @@ def simulate_ml(answers_path, truth_path, *, items_path=None, images_dir=None, f
     targets = [st["target"] for st in run.steps if st.get("target") is not None]
     scores, scored = _label_scores(run, truth)
     base = baseline_mv(crowd.df, truth, baseline_k, seed)
+    final = {name: f.label for name, f in run.finals.items() if f.label is not None}
+    parts = parts_scores(run, truth, final, seed)
+    best_part = max([x for x in (parts["majority_used_accuracy"], parts["model_heldout_accuracy"]) if x is not None],
+                    default=None)
+    parts["parts_gap"] = (round(scores["accuracy"] - best_part, 6)
+                          if best_part is not None and scores["accuracy"] is not None else None)
     last = run.steps[-1]
     return {
         "ml": True,
@@ -336,6 +388,7 @@ def simulate_ml(answers_path, truth_path, *, items_path=None, images_dir=None, f
         "auto_state": last.get("auto_state"),
         "model_oof_accuracy": last.get("oof_accuracy"),
         "baseline": base,
+        "parts": parts,
         "answers_vs_baseline": round(used / base["answers"], 4) if base["answers"] else None,
         "accuracy_vs_baseline": (round(scores["accuracy"] - base["accuracy"], 6)
                                  if scored and base["accuracy"] is not None else None),

@@ -47,6 +47,7 @@ _CURRENT = text(
 ).columns(items=JSON)
 _N_ATTEMPTS = text("SELECT count(*) FROM exam_attempts WHERE project_id = :p AND annotator_id = :u")
 _POOL = text("SELECT item_id FROM gold WHERE project_id = :p AND purpose = 'exam' ORDER BY item_id")
+_POOL_SIZE = text("SELECT count(*) FROM gold WHERE project_id = :p AND purpose = 'exam'")
 _START = text(
     "INSERT INTO exam_attempts (project_id, annotator_id, attempt, items, answered, correct, started_at)"
     " VALUES (:p, :u, :a, :items, 0, 0, :now) ON CONFLICT DO NOTHING"
@@ -87,9 +88,24 @@ def refusal(project: dict) -> str:
             "left. An admin can grant another attempt.")
 
 
-def _attempts_left(conn, project: dict, user_id: int, granted: int) -> int:
-    used = conn.execute(_N_ATTEMPTS, {"p": project["id"], "u": user_id}).scalar_one()
+def _left(project: dict, granted: int, used: int) -> int:
+    """Attempts not yet started: the first, the retries and those an admin granted."""
     return max(1 + retries(project) + granted - used, 0)
+
+
+def _attempts_left(conn, project: dict, user_id: int, granted: int) -> int:
+    return _left(project, granted, conn.execute(_N_ATTEMPTS, {"p": project["id"], "u": user_id}).scalar_one())
+
+
+def status(conn, project_id: int, user_id: int) -> str | None:
+    """'open', 'passed' or 'failed' (None: never started) of ``user_id`` in the project's exam."""
+    st = conn.execute(STATUS, {"p": project_id, "u": user_id}).first()
+    return None if st is None else st.status
+
+
+def pool_size(conn, project_id: int) -> int:
+    """How many exam items the project has."""
+    return conn.execute(_POOL_SIZE, {"p": project_id}).scalar_one()
 
 
 def current(conn, project: dict, user_id: int, lease_seconds: float, now: float | None = None,
@@ -201,6 +217,6 @@ def report(conn, project: dict) -> list[dict]:
         out.append({"user_id": r.annotator_id, "username": r.username, "status": r.status,
                     "attempts": mine, "best_score": max(scores) if scores else None,
                     # attempts not yet started (a running one counts as used)
-                    "attempts_left": 0 if r.status != "open" else max(1 + retries(project) + r.granted - used, 0),
+                    "attempts_left": 0 if r.status != "open" else _left(project, r.granted, used),
                     "granted": r.granted})
     return out

@@ -406,11 +406,8 @@ def add(conn, project: dict, rows: Sequence[tuple], user_id: int | None,
         # Out of the pool: live leases on these tasks stay valid (their answers
         # are scored), ``needed`` follows the answers from now on.
         ledger.make_gold(conn, pid, ids)
-        exam = [i for i in ids if by_item[i][1].get("purpose") == "exam"]
-        for i in range(0, len(exam), 500):  # a lease from before is no way to answer an exam item as work
-            conn.execute(text("DELETE FROM leases WHERE task_id IN (SELECT id FROM tasks WHERE project_id = :p"
-                              " AND item_id IN :ids)").bindparams(bindparam("ids", expanding=True)),
-                         {"p": pid, "ids": exam[i:i + 500]})
+        # a lease from before is no way to answer an exam item as work
+        ledger.revoke_gold_leases(conn, pid, [i for i in ids if by_item[i][1].get("purpose") == "exam"])
         for i in range(0, len(ids), 500):  # answers given before the items became gold
             conn.execute(_RECORD_ANSWERS, {"p": pid, "ids": ids[i:i + 500]})
         answered = [r.annotator_id for r in conn.execute(

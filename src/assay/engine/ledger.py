@@ -286,6 +286,18 @@ def make_gold(conn, project_id: int, item_ids: Sequence[int]) -> None:
         conn.execute(stmt, {"p": project_id, "ids": chunk})
 
 
+_REVOKE_LEASES = text("DELETE FROM leases WHERE task_id IN (SELECT id FROM tasks WHERE project_id = :p"
+                      " AND item_id IN :ids AND is_gold)").bindparams(bindparam("ids", expanding=True))
+
+
+def revoke_gold_leases(conn, project_id: int, item_ids: Sequence[int]) -> None:
+    """End every lease on the items' gold tasks (e.g. items that became exam
+    items: a lease taken before must not answer them as work). A gold task's
+    counters do not count leases, so nothing else moves."""
+    for chunk in _chunks(item_ids):
+        conn.execute(_REVOKE_LEASES, {"p": project_id, "ids": chunk})
+
+
 _LOCK_GOLD_TASK = text("SELECT id FROM tasks WHERE project_id = :p AND item_id = :i AND is_gold FOR UPDATE")
 _UNMAKE_GOLD = text(f"UPDATE tasks SET is_gold = false, {_settle_sql(':k', pool=True)}"
                     " WHERE project_id = :p AND item_id = :i AND is_gold")

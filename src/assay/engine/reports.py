@@ -334,9 +334,11 @@ def _nuance_skills(db, pid: int, item_ids, user_ids, labels, code_of: dict, user
     out = []
     for tag in sorted({r.nuance for r in tagged}):
         right = {r.item_id: code_of[r.label] for r in tagged if r.nuance == tag}
-        on = np.fromiter((int(i) in right for i in item_ids), dtype=bool, count=item_ids.size)
-        ok = np.fromiter((right.get(int(i)) == lab for i, lab in zip(item_ids[on], labels[on])), dtype=bool,
-                         count=int(on.sum()))
+        keys = np.fromiter(right, dtype=np.int64, count=len(right))
+        order = np.argsort(keys)
+        keys, truth = keys[order], np.fromiter(right.values(), dtype=np.intp, count=len(right))[order]
+        on = np.isin(item_ids, keys)
+        ok = truth[np.searchsorted(keys, item_ids[on])] == labels[on]
         users_u, ucode = np.unique(user_ids[on], return_inverse=True)
         n = np.bincount(ucode, minlength=len(users_u))
         hits = np.bincount(ucode, weights=ok, minlength=len(users_u))

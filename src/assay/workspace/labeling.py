@@ -80,8 +80,8 @@ class Labeling:
         if p.get("exam_size") is None or u["role"] == "admin" or (p["id"], u["id"]) in self._exam_passed:
             return False
         with self.db.fast_read() as conn:
-            st = conn.execute(_exam.STATUS, {"p": p["id"], "u": u["id"]}).first()
-        if st is not None and st.status == "passed":
+            st = _exam.status(conn, p["id"], u["id"])
+        if st == "passed":
             if len(self._exam_passed) > _EXAM_PASSED_MAX:
                 self._exam_passed.clear()
             self._exam_passed.add((p["id"], u["id"]))
@@ -292,8 +292,8 @@ class Labeling:
     def _exam_refusal(self, p: dict, u: dict) -> None:
         """Raise ExamFailed when ``u`` failed ``p``'s exam with no attempt left."""
         with self.db.read() as conn:
-            st = conn.execute(_exam.STATUS, {"p": p["id"], "u": u["id"]}).first()
-        if st is not None and st.status == "failed":
+            failed = _exam.status(conn, p["id"], u["id"]) == "failed"
+        if failed:
             raise ExamFailed(_exam.refusal(p))
 
     def exam_report(self, project: int | str) -> dict:
@@ -302,8 +302,7 @@ class Labeling:
         best score and attempts left (staff only)."""
         p = self.get_project(project)
         with self.db.read() as conn:
-            pool = conn.execute(text("SELECT count(*) FROM gold WHERE project_id = :p AND purpose = 'exam'"),
-                                {"p": p["id"]}).scalar_one()
+            pool = _exam.pool_size(conn, p["id"])
             rows = _exam.report(conn, p)
         return {"exam_size": p.get("exam_size"), "exam_pass": _exam.pass_bar(p), "exam_retries": _exam.retries(p),
                 "exam_items": pool, "annotators": rows}

@@ -17,6 +17,17 @@ annotators.
 
 Bars (SQLite): >= 500 answers/s sustained, p95 of next <= 50 ms.
 
+Skill-aware routing (issue 13): ``--routing off,skill`` runs each mode in
+turn (``--repeat`` pairs, alternated, each on a fresh copy) and prints the
+ratio routed/plain of answers/s and of server CPU per answer (bar: routed >=
+0.80 of plain). ``--fitted`` (implied when ``skill`` is among the modes, and
+applied to both modes of a pair) gives every copy a fitted crowd model before
+the server starts: a class prior and default confusion, a confusion matrix
+for every annotator, and a posterior for each of the first
+``--fitted-items`` items in pool order (what re-fits leave), so the routed
+path does its whole work: a window of 32 candidates that all have a stored
+posterior, a skill row, the scoring, and the claim by id.
+
 The 1M-task workspace is built once and cached under ``--cache`` (default
 /tmp/assay-bench-handout); each run works on a fresh copy (SQLite: a file
 copy, PostgreSQL: CREATE DATABASE ... TEMPLATE).
@@ -102,6 +113,66 @@ def build(cache: Path, backend: str, n_tasks: int, n_annotators: int) -> dict:
             "build_s": round(time.perf_counter() - t0, 1), "tasks": n_tasks}
     meta_path.write_text(json.dumps(meta))
     return meta
+
+
+def fit_copy(home: Path, url: str | None, project_id: int, routing: str, fitted: bool, n_items: int,
+             seed: int) -> dict:
+    """Set the copy's routing and (``fitted``) write a fitted crowd model: the
+    class prior and default confusion, a random confusion matrix per member
+    (accuracy 0.55-0.95), the close table of the answers-saved rule (as a
+    routed adaptive project's re-fit stores it) and a random posterior for each of the first
+    ``n_items`` pool tasks' items. Returns what was written."""
+    import numpy as np
+    from sqlalchemy import JSON, bindparam, text
+
+    from assay import Workspace
+    from assay.engine import ledger, redundancy
+
+    t0 = time.perf_counter()
+    ws = Workspace(home, database_url=url)
+    try:
+        ws.update_project(project_id, routing=routing)
+        if not fitted:
+            return {"routing": routing, "fitted": False}
+        rng = np.random.default_rng(seed)
+        k = len(CLASSES)
+        with ws.db.write() as conn:
+            users = [r[0] for r in conn.execute(text("SELECT user_id FROM members WHERE project_id = :p"),
+                                                {"p": project_id})]
+            skills = []
+            for u in users:
+                acc = rng.uniform(0.55, 0.95)
+                off = rng.dirichlet(np.ones(k - 1), size=k) * (1 - acc)
+                conf = np.array([np.insert(off[c], c, acc) for c in range(k)])
+                skills.append({"u": u, "c": conf.tolist(), "a": float(acc), "n": 100})
+            redundancy.store_skills(conn, project_id, skills)
+            conn.execute(text("DELETE FROM quality_models WHERE project_id = :p"), {"p": project_id})
+            default = (np.full((k, k), 0.2 / (k - 1)) + np.eye(k) * (0.8 - 0.2 / (k - 1))).tolist()
+            # what a routed adaptive project's re-fit leaves: the close table of the
+            # answers-saved rule, so that the routed hand-out scores by it
+            from assay.quality import routing as rule
+
+            close = rule.close_table(np.array([s["c"] for s in skills]), np.ones(len(skills)), 0.995, 3).as_dict()
+            conn.execute(text(
+                "INSERT INTO quality_models (project_id, method, prior, default_confusion, answers, fitted_at) "
+                "VALUES (:p, 'ds', :prior, :dc, :n, :now)").bindparams(
+                    bindparam("prior", type_=JSON), bindparam("dc", type_=JSON)),
+                {"p": project_id, "prior": [1.0 / k] * k, "dc": {"confusion": default, "settle": None, "close": close},
+                 "n": 100 * len(users), "now": time.time()})
+            items = [r[0] for r in conn.execute(text(
+                "SELECT item_id FROM tasks t WHERE project_id = :p AND open_slots > 0 "
+                f"ORDER BY {ledger.POOL_ORDER} LIMIT :n"), {"p": project_id, "n": n_items})]
+            post = rng.dirichlet(np.ones(k) * 0.7, size=len(items))
+            lp = np.log(np.maximum(post, 1e-12))
+            rows = [{"p": project_id, "i": i, "label": CLASSES[int(np.argmax(post[j]))],
+                     "conf": float(post[j].max()), "lp": lp[j].tolist(), "n": 0, "status": "open", "now": 0.0}
+                    for j, i in enumerate(items)]
+            for c in range(0, len(rows), 5000):
+                ledger.upsert_consensus(conn, rows[c:c + 5000])
+    finally:
+        ws.close()
+    return {"routing": routing, "fitted": True, "skills": len(users), "posteriors": len(items),
+            "fit_s": round(time.perf_counter() - t0, 1)}
 
 
 def fresh_copy(cache: Path, backend: str, n_tasks: int, meta: dict, run_dir: Path) -> tuple[Path, str | None, str | None]:
@@ -346,11 +417,15 @@ def pct(xs: list[float], p: float) -> float | None:
 # ---------------------------------------------------------------- main
 
 
-def run(a, backend: str) -> dict:
+def run(a, backend: str, routing: str = "off") -> dict:
     cache = Path(a.cache)
     meta = build(cache, backend, a.tasks, a.annotators)
     run_dir = cache / f"run-{backend}-{os.getpid()}"
     home, url, dbname = fresh_copy(cache, backend, a.tasks, meta, run_dir)
+    prep = None
+    if a.routing != ["off"] or a.fitted:
+        prep = fit_copy(home, url, meta["project_id"], routing, a.fitted or "skill" in a.routing, a.fitted_items,
+                        seed=11)
     port = free_port()
     load_before = os.getloadavg()
     server = start_server(home, url, port, a.workers, run_dir / "server.log")
@@ -414,7 +489,8 @@ def run(a, backend: str) -> dict:
     rps = win_answers / a.window
     p95 = pct(next_lat, 95)
     out = {
-        "bench": "handout", "backend": backend, "tasks": a.tasks, "annotators": a.annotators,
+        "bench": "handout", "backend": backend, "routing": routing, "prepared": prep, "tasks": a.tasks,
+        "annotators": a.annotators,
         "clients": a.clients, "server_workers": a.workers, "warmup_s": a.warmup, "window_s": a.window,
         "answers_per_s": round(rps, 1),
         "next_ms": {"p50": pct(next_lat, 50), "p95": p95, "p99": pct(next_lat, 99), "n": len(next_lat)},
@@ -439,6 +515,43 @@ def run(a, backend: str) -> dict:
     return out
 
 
+def paired(a, backend: str, header: list, row) -> None:
+    """``--repeat`` rounds of every ``--routing`` mode in turn (the first mode
+    first in even rounds, last in odd ones); each round's ratio of the last
+    mode to the first in answers/s and server CPU per answer."""
+    rounds = []
+    for i in range(a.repeat):
+        modes = a.routing if i % 2 == 0 else a.routing[::-1]
+        got = {m: run(a, backend, m) for m in modes}
+        rounds.append(got)
+        base, other = got[a.routing[0]], got[a.routing[-1]]
+        print(json.dumps({"round": i + 1, "order": modes, **{m: {
+            "answers_per_s": r["answers_per_s"], "server_cpu_per_answer_ms": r["server_cpu_per_answer_ms"],
+            "next_p95_ms": r["next_ms"]["p95"], "integrity_ok": r["integrity"]["ok"], "errors": r["errors"]}
+            for m, r in got.items()},
+            "ratio_answers_per_s": round(other["answers_per_s"] / max(base["answers_per_s"], 1e-9), 3),
+            "ratio_cpu_per_answer": round(other["server_cpu_per_answer_ms"]
+                                          / max(base["server_cpu_per_answer_ms"], 1e-9), 3)}), flush=True)
+    first, last = a.routing[0], a.routing[-1]
+    ratios = sorted(r[last]["answers_per_s"] / r[first]["answers_per_s"] for r in rounds)
+    cpu = sorted(r[last]["server_cpu_per_answer_ms"] / r[first]["server_cpu_per_answer_ms"] for r in rounds)
+    summary = {"bench": "handout_routing_paired", "backend": backend, "modes": a.routing, "rounds": a.repeat,
+               "ratio_answers_per_s_median": round(ratios[len(ratios) // 2], 3),
+               "ratio_answers_per_s_all": [round(x, 3) for x in ratios],
+               "ratio_cpu_per_answer_median": round(cpu[len(cpu) // 2], 3),
+               "ratio_cpu_per_answer_all": [round(x, 3) for x in cpu],
+               "integrity_ok_all": all(r[m]["integrity"]["ok"] for r in rounds for m in r),
+               "bar_ratio": 0.80, "pass": ratios[len(ratios) // 2] >= 0.80,
+               "runs": [r[m] for r in rounds for m in a.routing]}
+    print(json.dumps(summary, indent=2))
+    print()
+    print("| round | routing | " + " | ".join(header) + " |")
+    print("|" + "---|" * (len(header) + 2))
+    for i, r in enumerate(rounds, 1):
+        for m in a.routing:
+            print(f"| {i} | {m} | " + " | ".join(str(x) for x in row(r[m])) + " |")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--backend", choices=["sqlite", "postgresql", "both"], default="sqlite")
@@ -452,12 +565,19 @@ def main() -> None:
     ap.add_argument("--keep", action="store_true", help="keep the run folder (server log, client data)")
     ap.add_argument("--repeat", type=int, default=1, help="runs per backend (reports each and the median)")
     ap.add_argument("--build-only", action="store_true")
+    ap.add_argument("--routing", default="off", help="off, skill, or off,skill: each in turn, --repeat pairs")
+    ap.add_argument("--fitted", action="store_true", help="write a fitted crowd model into each copy "
+                    "(implied with skill)")
+    ap.add_argument("--fitted-items", type=int, default=100_000, help="items given a posterior (pool order)")
     ap.add_argument("--profile", help="write a py-spy profile of the server's window here")
     ap.add_argument("--profile-format", default="speedscope", choices=["speedscope", "flamegraph", "raw"])
     ap.add_argument("--client", help=argparse.SUPPRESS)
     a = ap.parse_args()
     if a.client:
         return client_main(a.client)
+    a.routing = [m.strip() for m in a.routing.split(",") if m.strip()]
+    if not a.routing or any(m not in ("off", "skill") for m in a.routing):
+        raise SystemExit("--routing: off, skill, or off,skill")
     backends = ["sqlite", "postgresql"] if a.backend == "both" else [a.backend]
     if a.build_only:
         for b in backends:
@@ -482,7 +602,10 @@ def main() -> None:
                 doubles if chk["ok"] else f"{doubles} (integrity FAILED)", "yes" if r["pass"] else "NO"]
 
     for b in backends:
-        runs = [run(a, b) for _ in range(a.repeat)]
+        if len(a.routing) > 1:
+            paired(a, b, header, row)
+            continue
+        runs = [run(a, b, a.routing[0]) for _ in range(a.repeat)]
         if a.repeat == 1:
             C.emit(runs[0], header, row(runs[0]))
             continue

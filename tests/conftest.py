@@ -368,3 +368,15 @@ def pytest_sessionfinish(session, exitstatus):
     if skipped:
         reporter.write_line(f"CI: {len(skipped)} test(s) skipped; skips are failures in CI", red=True)
         session.exitstatus = 1
+
+
+@pytest.fixture
+def seeded_gold():
+    """Seed the engine's coin flips (gold draws, pause checks, teaching) for
+    one test; they are drawn from the OS again after it, so that no later
+    test inherits a fixed sequence."""
+    from assay.engine import gold
+
+    yield gold.seed
+    gold.seed()
+

@@ -147,7 +147,7 @@ def test_admin_sets_up_a_project_over_http(env, tmp_path):
                         "schema": {"classes": ["pos", "pos"]}}, headers=h), 400, "bad_request")
     assert_error(c.post("/api/projects", json={**body, "name": "c", "overlap": 0}, headers=h), 422)
     assert_error(c.post("/api/projects", json={**body, "name": "d",
-                        "schema": {"kind": "boxes", "classes": ["a"]}}, headers=h), 422)
+                        "schema": {"kind": "cuboids", "classes": ["a"]}}, headers=h), 422)
     assert_error(c.post("/api/projects", json={**body, "name": "e", "schema": {"classes": []}}, headers=h), 422)
     assert_error(c.post("/api/projects", json={**body, "name": "f", "dataset_id": 999}, headers=h), 404)
     assert snapshot(env.ws) == before

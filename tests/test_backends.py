@@ -497,6 +497,11 @@ def test_python_hook(ws, proj):
         assert ws.wait_backend_notifications(10) and len(hooks) == 2
         assert hooks[0]["action"] == "ANNOTATION_CREATED"
         assert hooks[0]["annotation"]["result"][0]["value"]["choices"] == ["pos"]
+        # an undo tells the backend the annotation is gone (Label Studio's ANNOTATIONS_DELETED)
+        ws.undo(answer["id"], u)
+        assert ws.wait_backend_notifications(10) and len(hooks) == 3
+        assert hooks[2]["action"] == "ANNOTATIONS_DELETED"
+        assert hooks[2]["annotations"] == [{"id": answer["id"]}] and hooks[2]["project"]["id"] == p["id"]
 
         # a model that breaks the contract: a clear error, nothing stored
         backends.register_model("keywords", lambda items: [{"label": "pos"}])

@@ -158,6 +158,16 @@ def test_learning_curve_on_the_quality_page(ws, tabs):  # noqa: F811
     tab.assert_clean()
 
 
+def _skill_map_as_admin(ws, tabs, p):  # noqa: F811
+    """A new admin's tab on the project's quality page, once the skill map shows; its rows."""
+    _, token = ws.add_user("boss", "admin")
+    tab = tabs()
+    tab.login_link(token)
+    tab.goto(f"/quality/{p['id']}")
+    tab.page.wait_for_selector("#skills tbody tr[data-user-id]")
+    return tab, tab.page.locator("#skills tbody tr[data-user-id]")
+
+
 def test_skill_map_shows_who_confuses_what(ws, tabs):  # noqa: F811
     from factories import answer_item, item_ids
 
@@ -170,12 +180,7 @@ def test_skill_map_shows_who_confuses_what(ws, tabs):  # noqa: F811
         answer_item(ws, p["id"], i, dog_fox, "fox" if truth[i] == "dog" else truth[i])
     ws.import_gold(p["id"], [{"item_id": i, "label": truth[i],
                               "nuance": "dog vs fox" if truth[i] in ("dog", "fox") else None} for i in ids])
-    _, token = ws.add_user("boss", "admin")
-    tab = tabs()
-    tab.login_link(token)
-    tab.goto(f"/quality/{p['id']}")
-    tab.page.wait_for_selector("#skills tbody tr[data-user-id]")
-    rows = tab.page.locator("#skills tbody tr[data-user-id]")
+    tab, rows = _skill_map_as_admin(ws, tabs, p)
     assert rows.count() == 2
     weak = tab.page.locator(f'#skills tr[data-user-id="{dog_fox["id"]}"]')
     assert weak.locator("td.skill-cell[data-class]").count() == 3
@@ -197,3 +202,26 @@ def test_skill_map_shows_who_confuses_what(ws, tabs):  # noqa: F811
     ARTIFACTS.mkdir(exist_ok=True)
     suffix = "" if ws.db.dialect == "sqlite" else f"-{ws.db.dialect}"
     tab.page.locator("#skills-card").screenshot(path=str(ARTIFACTS / f"skill-map{suffix}.png"))
+
+
+def test_skill_map_pages_through_every_annotator(ws, tabs):  # noqa: F811
+    from factories import answer_item, item_ids
+
+    n = 104  # more than one page of 100
+    p, people = project_with_annotators(ws, 4, n, overlap=60, classes=("cat", "dog"), name="many")
+    ids = item_ids(ws, p["dataset_id"])
+    for k, u in enumerate(people):  # two items each, half the people on each pair
+        for j in (2 * (k % 2), 2 * (k % 2) + 1):
+            answer_item(ws, p["id"], ids[j], u, "cat" if j % 2 else "dog")
+    ws.import_gold(p["id"], [{"item_id": i, "label": "cat" if j % 2 else "dog"} for j, i in enumerate(ids)])
+    tab, rows = _skill_map_as_admin(ws, tabs, p)
+    assert rows.count() == 100
+    more = tab.page.locator("#skills-more")
+    assert more.is_visible()
+    more.click()
+    rows.nth(n - 1).wait_for()
+    assert rows.count() == n
+    shown = {int(rows.nth(i).get_attribute("data-user-id")) for i in range(rows.count())}
+    assert shown == {u["id"] for u in people}  # each once, none missing
+    assert more.is_hidden()
+    tab.assert_clean()

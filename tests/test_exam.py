@@ -162,7 +162,7 @@ def test_bad_exam_settings_and_gold_rows_are_refused_clearly(ws):
         assert words in e.value.message
     assert ws.get_project(p["id"])["exam_size"] == 3  # nothing changed
     with pytest.raises(InvalidInput, match="purpose must be"):
-        ws.import_gold(p["id"], [{"item_id": ids[0], "label": "pos", "purpose": "teach"}])
+        ws.import_gold(p["id"], [{"item_id": ids[0], "label": "pos", "purpose": "train"}])
     some_exam, some_check = min(exam), min(check)
     with pytest.raises(InvalidInput, match="keeps its purpose"):
         ws.import_gold(p["id"], [{"item_id": some_exam, "label": "neg"}])

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import random
 import time
 
 import pytest
@@ -178,8 +177,8 @@ def test_gold_by_key_from_a_file_with_the_cli(gold_env, tmp_path):
     assert count(ws, "tasks", "item_id = :i AND NOT is_gold AND open_slots = 1", i=ids[3]) == 1
 
 
-def test_expired_or_undone_gold_leases_never_enter_the_pool(ws):
-    random.seed(1)  # which tasks are gold draws is random; fix it so both cases below occur
+def test_expired_or_undone_gold_leases_never_enter_the_pool(ws, seeded_gold):
+    seeded_gold(1)  # which tasks are gold draws is random; fix it so both cases below occur
     ds = text_dataset(ws, "d", [f"t{i}" for i in range(20)])
     p = ws.create_project("p", ds["id"], ["a", "b"], overlap=1, gold_rate=0.5)
     ids = item_ids(ws, ds["id"])
@@ -265,10 +264,10 @@ def test_settings_are_checked(gold_env):
         ws.update_project(p["id"], overlap=3)
 
 
-def test_refits_keep_gold_out_of_the_pool_and_reviews_final(ws):
+def test_refits_keep_gold_out_of_the_pool_and_reviews_final(ws, seeded_gold):
     """A re-fit rewrites posteriors from the answers: it must neither reopen
     a gold task nor overturn a reviewer's decision, and it clamps both."""
-    random.seed(3)  # gold questions are drawn at random; fix the draw
+    seeded_gold(3)  # gold questions are drawn at random; fix the draw
     ds = text_dataset(ws, "d", [f"t{i}" for i in range(12)])
     p = ws.create_project("p", ds["id"], ["x", "y"], overlap=1, target_confidence=0.99, max_answers=2,
                           gold_rate=0.5)

@@ -139,7 +139,7 @@ def test_the_pause_lands_at_no_tell_tale_answer(ws):
     last_was_gold = []
     rng = random.Random(1)
     with LiveServer(ws) as srv, _client(srv) as c:
-        for k in range(12):
+        for k in range(20):
             u = _user(ws, f"w{k}", project_id=p["id"])
             last = None
             for _ in range(400):
@@ -155,8 +155,11 @@ def test_the_pause_lands_at_no_tell_tale_answer(ws):
                 last = task
             if r.status_code == 403:
                 last_was_gold.append(last["item"]["id"] in gold_ids)
-    assert len(last_was_gold) >= 8
-    # with the rule checked at the gold answer itself this was 12 of 12
+    assert len(last_was_gold) >= 15
+    # With the rule checked at the gold answer itself every last answer was
+    # gold; now about half are (checked there with chance 1/3, else at a
+    # later answer, gold with chance 1/4): 20 annotators all but 3 times
+    # gold by luck has chance 2e-4 (12 had 2 %, and it happened).
     assert sum(last_was_gold) <= len(last_was_gold) - 3, last_was_gold
 
 

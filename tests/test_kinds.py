@@ -32,8 +32,8 @@ def test_registry_names_and_unknown_kind():
     assert kinds.names()[:2] == ["single", "multi"]
     assert kinds.get("single").widget == "single" and kinds.get("multi").widget == "multi"
     assert kinds.aggregatable() == ["single"]
-    with pytest.raises(InvalidInput, match="unknown label kind 'boxes'.*'single', 'multi'"):
-        kinds.get("boxes")
+    with pytest.raises(InvalidInput, match="unknown label kind 'cuboids'.*'single', 'multi'"):
+        kinds.get("cuboids")
     with pytest.raises(ValueError, match="already registered"):
         kinds.register(type(kinds.get("single"))())
     with pytest.raises(TypeError):

@@ -145,7 +145,7 @@ def test_project_schema_and_bounds_are_checked(ws):
         dict(classes=["a", ""]),
         dict(classes=["a", {"description": "no name"}]),
         dict(classes=["a", 3]),
-        dict(kind="boxes"),
+        dict(kind="cuboids"),
         dict(kind=""),
         dict(overlap=0),
         dict(overlap=101),

@@ -32,14 +32,20 @@ NEW_VALUES = [
     ("max_answers", 7, "7"),
     ("gold_rate", 0.2, "0.2"),
     ("gold_min_accuracy", 0.7, "0.7"),
+    ("gold_min_score", 0.6, "0.6"),
     ("gold_min_answers", 3, "3"),
     ("exam_size", 4, "4"),
     ("exam_pass", 0.75, "0.75"),
     ("exam_retries", 0, "0"),
+    ("teach_bar", 0.6, "0.6"),
+    ("teach_rate", 0.3, "0.3"),
+    ("teach_items", 4, "4"),
     ("ml_space", "f", "f"),
     ("auto_label_target", 0.9, "0.9"),
     ("audit_rate", 0.1, "0.1"),
     ("target_match", 3, "3"),
+    ("routing", "skill", "skill"),
+    ("routing_random_share", 0.2, "0.2"),
     ("ml_backend_url", "python:toy", "python:toy"),
 ]
 
@@ -52,14 +58,20 @@ BAD_VALUES = {
     "max_answers": [1, 101, 3.5, False],  # 1 < overlap
     "gold_rate": [-0.1, 0.51, "0.1", True],
     "gold_min_accuracy": [0, 1.2, "high"],
+    "gold_min_score": [0, -0.5, 1.01, "0.9", True],
     "gold_min_answers": [0, 1001, 2.5],
     "exam_size": [0, 201, 2.5, True, "3"],
     "exam_pass": [0, 1.01, "0.8", False],
     "exam_retries": [-1, 101, 1.5, "1"],
+    "teach_bar": [0, 1.1, "0.6", True],
+    "teach_rate": [0, 1.5, "0.2", False],
+    "teach_items": [0, 101, 2.5, True, "3"],
     "ml_space": ["", "nope", 5],
     "auto_label_target": [0.3, 1, "0.9"],
     "audit_rate": [-0.01, 0.6, False],
     "target_match": [0, 16, 2.5, True, "3"],
+    "routing": ["smart", None, 1, True, ""],
+    "routing_random_share": [-0.1, 1.5, "0.1", True],
     "ml_backend_url": [5, "ftp://x", "http://169.254.169.254/", "python:bad name"],
 }
 
@@ -221,7 +233,7 @@ def test_the_model_is_frozen_and_validated_in_one_place():
     with pytest.raises(InvalidInput, match="max_answers must be an integer from overlap to 100"):
         settings.validate_change(s, max_answers=2)
     with pytest.raises(InvalidInput, match="unknown label kind"):
-        settings.validate_new(kind="boxes")
+        settings.validate_new(kind="cuboids")
     # no rule is written twice: the old validators are gone
     src = Path(assay.__file__).resolve().parent
     for path in src.rglob("*.py"):
@@ -276,3 +288,15 @@ def test_only_the_config_module_reads_the_environment():
     for p in src.rglob("*.py"):
         used |= set(re.findall(r"\bASSAY_[A-Z_]+\b", p.read_text()))
     assert used <= documented, used - documented
+
+
+def test_create_project_takes_every_setting_of_the_model(ws):
+    ds, _, _ = embedded_dataset(ws, 10)
+    p = ws.create_project("routed", ds["id"], ["a", "b"], routing="skill", routing_random_share=0.2,
+                          teach_bar=0.7, teach_rate=0.3)
+    assert (p["routing"], p["routing_random_share"], p["teach_bar"], p["teach_rate"]) == ("skill", 0.2, 0.7, 0.3)
+    # checked like every other setting; a bad one creates nothing
+    for bad in ({"routing": "fast"}, {"no_such": 1}, {"ml_space": "x"}):
+        with pytest.raises(InvalidInput):
+            ws.create_project("bad", ds["id"], ["a", "b"], **bad)
+    assert [q["name"] for q in ws.list_projects()] == ["routed"]

@@ -44,6 +44,7 @@ DBAPI_MODULES = {"store/engine.py"}
 FAST_LANE_USERS = {
     "engine/handout.py",  # hand-out and answers (through db.fast, passed in by the workspace)
     "workspace/labeling.py",  # next_task / submit open the fast transaction that handout runs in
+    "workspace/teaching.py",  # next_task's probe for open teaching needs (one indexed read)
     "simulation/crowd.py",  # the simulator replays the hand-out in a tight loop
     "engine/redundancy.py",  # a re-fit reads every answer and writes a row per answered item
 }

@@ -16,7 +16,12 @@ def project_create(
     name: str,
     dataset: Annotated[str, typer.Option(help="Dataset to label.")],
     classes: Annotated[str, typer.Option(help="Comma-separated class names, e.g. pos,neg.")],
-    kind: Annotated[str, typer.Option(help="Label kind (assay.kinds): single or multi (multi-label).")] = "single",
+    kind: Annotated[str, typer.Option(
+        help="Label kind (assay.kinds): single, multi (multi-label), spans (text spans, NER), "
+             "boxes or polygons (shapes on images).")] = "single",
+    option: Annotated[Optional[list[str]], typer.Option(
+        help="A schema option of the kind, KEY=VALUE (JSON values), e.g. --option overlap=true "
+             "(spans may share characters).")] = None,
     overlap: Annotated[int, typer.Option(help="Answers wanted per item.")] = 1,
     instructions: Annotated[str, typer.Option(help="Instructions shown to annotators.")] = "",
     show_fields: Annotated[str, typer.Option(help="Comma-separated metadata fields annotators may see.")] = "",
@@ -28,6 +33,11 @@ def project_create(
     gold_min_accuracy: Annotated[Optional[float], typer.Option(
         help="Pause annotators whose gold accuracy falls below this (default: never pause).")] = None,
     gold_min_answers: Annotated[Optional[int], typer.Option(help="Gold answers before the bar applies (default 5).")] = None,
+    exam_size: Annotated[Optional[int], typer.Option(
+        help="Qualification exam: exam items (gold with purpose 'exam') per attempt before any real work "
+             "(default: no exam).")] = None,
+    exam_pass: Annotated[Optional[float], typer.Option(help="Exam: share right to pass (default 0.8).")] = None,
+    exam_retries: Annotated[Optional[int], typer.Option(help="Exam: attempts after a failed one (default 1).")] = None,
     home: Home = None,
 ):
     """Create a labeling project over a dataset."""
@@ -38,8 +48,26 @@ def project_create(
         show_fields=[f.strip() for f in show_fields.split(",") if f.strip()],
         target_confidence=target_confidence, max_answers=max_answers, gold_rate=gold_rate,
         gold_min_accuracy=gold_min_accuracy, gold_min_answers=gold_min_answers,
+        exam_size=exam_size, exam_pass=exam_pass, exam_retries=exam_retries,
+        kind_options=_options(option) if option else None,
     )
     typer.echo(f"project {p['name']!r} created (id {p['id']}) with {ws.progress(p['id'])['tasks']} tasks")
+
+
+def _options(given: list[str]) -> dict:
+    """``KEY=VALUE`` pairs as a dict; a value is read as JSON (``true``, ``3``), else kept as text."""
+    import json
+
+    out = {}
+    for pair in given:
+        key, eq, value = pair.partition("=")
+        if not eq or not key.strip():
+            fail(f"--option takes KEY=VALUE, got {pair!r}")
+        try:
+            out[key.strip()] = json.loads(value)
+        except ValueError:
+            out[key.strip()] = value
+    return out
 
 
 @project_app.command("list")
@@ -68,7 +96,9 @@ def project_add_member(project: str, usernames: list[str], home: Home = None):
 @command
 def project_gold(
     project: str,
-    path: Annotated[Path, typer.Argument(help="CSV or JSONL with item_id (or the --key column) and label.")],
+    path: Annotated[Path, typer.Argument(
+        help="CSV or JSONL with item_id (or the --key column) and label; spans: spaCy JSONL or CoNLL (.conll); "
+        "boxes/polygons: a COCO .json, or a YOLO or Pascal VOC folder.")],
     key: Annotated[Optional[str], typer.Option(
         help="Match items on this metadata field (a column of the imported data) instead of item_id.")] = None,
     home: Home = None,
@@ -103,12 +133,16 @@ def project_set(
     gold_min_accuracy: Annotated[Optional[float], typer.Option(help="Same as gold_min_accuracy=VALUE.")] = None,
     no_pause: Annotated[bool, typer.Option("--no-pause", help="Same as gold_min_accuracy=null.")] = False,
     gold_min_answers: Annotated[Optional[int], typer.Option(help="Same as gold_min_answers=VALUE.")] = None,
+    exam_size: Annotated[Optional[int], typer.Option(help="Same as exam_size=VALUE (exam_size=null: no exam).")] = None,
+    exam_pass: Annotated[Optional[float], typer.Option(help="Same as exam_pass=VALUE.")] = None,
+    exam_retries: Annotated[Optional[int], typer.Option(help="Same as exam_retries=VALUE.")] = None,
     home: Home = None,
 ):
     from assay.engine import settings
 
     changes = {k: v for k, v in (("gold_rate", gold_rate), ("gold_min_accuracy", gold_min_accuracy),
-                                 ("gold_min_answers", gold_min_answers)) if v is not None}
+                                 ("gold_min_answers", gold_min_answers), ("exam_size", exam_size),
+                                 ("exam_pass", exam_pass), ("exam_retries", exam_retries)) if v is not None}
     if no_pause:
         changes["gold_min_accuracy"] = None
     for pair in pairs or []:

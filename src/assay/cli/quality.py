@@ -35,18 +35,60 @@ def _aggregate_multilabel(answers: Path, method: str, gold: Path | None, out: Pa
         typer.echo(f"wrote {len(frame)} items to {out} (multi-label, {len(r.classes)} classes, method {method})")
 
 
+def _aggregate_shapes(answers: Path, kind: str | None, items: Path | None, method: str, out: Path | None) -> None:
+    """Long JSON lines of spans or boxes -> one JSON row per item (written whole or not at all)."""
+    import os
+    import sys
+    import tempfile
+
+    from assay.quality.io import aggregate_shapes, read_jsonl, shape_kind, write_jsonl
+
+    rows = read_jsonl(answers)
+    kind = shape_kind(rows, kind)
+    item_info = None
+    if items is not None:
+        item_info = {}
+        for n, row in enumerate(read_jsonl(items, "items"), 1):
+            if "item" not in row:
+                fail(f"{items}, item {n} has no 'item'")
+            item_info[row["item"]] = row
+    result = aggregate_shapes(rows, kind, items=item_info, method=method)
+    if out is None:
+        write_jsonl(result, sys.stdout.buffer)
+        return
+    fd, tmp = tempfile.mkstemp(dir=out.resolve().parent, prefix=f".{out.name}.")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write_jsonl(result, f)
+        os.replace(tmp, out)
+    except BaseException:
+        os.unlink(tmp)
+        raise
+    typer.echo(f"wrote {len(result)} items to {out} ({kind}, method {method})")
+
+
 @app.command()
 @command
 def aggregate(
-    answers: Annotated[Path, typer.Argument(help="CSV with a header item,worker,label (any ids and labels).")],
-    method: Annotated[str, typer.Option(help="auto, mv, wawa, ds, one-coin, glad, mace, bwa, bcc, ebcc or minimax.")] = "auto",
+    answers: Annotated[Path, typer.Argument(help="CSV with a header item,worker,label (any ids and labels); or JSON lines of spans or boxes, one answer per line: item, worker and a list of spans (start, end, label) or of boxes (x1, y1, x2, y2, label).")],
+    method: Annotated[str, typer.Option(help="auto, mv, wawa, ds, one-coin, glad, mace, bwa, bcc, ebcc or minimax; spans: auto, mv, ds or seq; boxes: auto, vote or em.")] = "auto",
     gold: Annotated[Optional[Path], typer.Option(help="CSV item,label of known true labels (kept as given).")] = None,
     out: Annotated[Optional[Path], typer.Option(help="Write item,label,confidence here (default: stdout).")] = None,
     multi_label: Annotated[bool, typer.Option(
         "--multi-label", help="Each label cell is a set of classes joined by --sep (binary relevance).")] = False,
     sep: Annotated[str, typer.Option(help="Separator of classes in a multi-label cell.")] = "|",
+    kind: Annotated[Optional[str], typer.Option(help="spans or boxes: the kind of JSON-lines answers (default: read from the rows).")] = None,
+    items: Annotated[Optional[Path], typer.Option(help="Spans: JSON lines {item, text, tokens}; boxes: {item, width, height} (optional).")] = None,
 ):
-    """Infer one label per item from several people's answers (truth inference)."""
+    """Infer one label per item from several people's answers (truth inference).
+
+    JSON-lines answers of spans or boxes give one JSON row per item: its
+    item, its spans (start, end, label, confidence) or boxes (x1, y1, x2, y2,
+    label, confidence) in the input's coordinates, and the item's confidence."""
+    if kind is not None or answers.suffix.lower() in (".jsonl", ".ndjson"):
+        return _aggregate_shapes(answers, kind, items, method, out)
+    if items is not None:
+        fail("--items is for JSON-lines answers of spans or boxes")
     if multi_label:
         return _aggregate_multilabel(answers, method, gold, out, sep)
     from assay.quality.io import aggregate_csv
@@ -67,9 +109,10 @@ def _confidence(text_value: str) -> float:
 @app.command()
 @command
 def simulate(
-    answers: Annotated[Path, typer.Option("--answers", help="Real crowd answers: CSV item,worker,label.")],
+    answers: Annotated[Optional[Path], typer.Option("--answers", help="Real crowd answers: CSV item,worker,label (needed unless --teach).")] = None,
     truth: Annotated[Optional[Path], typer.Option("--truth", help="True labels: CSV item,label.")] = None,
-    policy: Annotated[str, typer.Option(help="fixed (every item gets --overlap answers) or adaptive.")] = "adaptive",
+    policy: Annotated[str, typer.Option(help="fixed (every item gets --overlap answers), adaptive, or routed (adaptive with skill-aware routing: each arriving worker gets the item where their answer adds the most).")] = "adaptive",
+    arrivals: Annotated[Optional[str], typer.Option(help="items (the next task draws one of its real answers; default of fixed and adaptive) or workers (workers arrive in a random order, as often as they answered, and the hand-out picks among their real items; default of routed). Same --arrivals to compare policies.")] = None,
     overlap: Annotated[Optional[int], typer.Option(help="fixed: answers per item (default: all); adaptive: answers to start with (default 1).")] = None,
     target: Annotated[Optional[str], typer.Option(
         help="Target confidence (adaptive; also what 'resolved' means). Default 0.995. With --ml: a confidence, "
@@ -86,8 +129,23 @@ def simulate(
     audit_rate: Annotated[float, typer.Option("--audit-rate", help="--ml: share of auto-labels still sent to people.")] = 0.05,
     model: Annotated[Optional[str], typer.Option("--model", help="--ml: embedding model (default per input kind).")] = None,
     export: Annotated[Optional[Path], typer.Option("--export", help="Also write the simulated project's export here (jsonl, csv or parquet by suffix): the labels a user would get.")] = None,
+    teach: Annotated[bool, typer.Option("--teach", help="Teaching by nuance end to end with synthetic annotators (no --answers): weak nuances detected on hidden checks, teaching served, before/after measured vs simulated. JSON on stdout, a summary on stderr.")] = False,
+    teach_rate: Annotated[float, typer.Option("--teach-rate", help="--teach: chance that one teaching item fixes a weak nuance (the simulated effect; not the project's teach_rate).")] = 0.5,
+    annotators: Annotated[int, typer.Option("--annotators", help="--teach: synthetic annotators.")] = 30,
+    weak_share: Annotated[float, typer.Option("--weak-share", help="--teach: share of (annotator, nuance) pairs that are weak.")] = 0.3,
 ):
     """Replay real crowd answers through the real hand-out and aggregation; print one JSON object."""
+    if teach:
+        if answers is not None or truth is not None or ml:
+            fail("--teach runs synthetic annotators: it takes no --answers, --truth or --ml", 2)
+        from assay.simulation.teach import simulate_teach, summary_text
+
+        r = simulate_teach(teach_rate=teach_rate, annotators=annotators, weak_share=weak_share, seed=seed)
+        typer.echo(summary_text(r), err=True)
+        typer.echo(json.dumps(r))
+        return
+    if answers is None:
+        fail("--answers is required (or --teach for the synthetic teaching simulation)", 2)
     if ml:
         from assay.simulation.ml import simulate_ml
 
@@ -103,5 +161,5 @@ def simulate(
     from assay.simulation.crowd import simulate as run
 
     r = run(answers, truth, policy=policy, overlap=overlap, target=DEFAULT_TARGET if target is None else _confidence(target),
-            max_answers=max_answers, method=method, seed=seed, export_path=export)
+            max_answers=max_answers, method=method, seed=seed, export_path=export, arrivals=arrivals)
     typer.echo(json.dumps(r))

@@ -48,8 +48,13 @@ def status(home: Home = None):
 @command
 def export(
     project: str,
-    out: Annotated[Path, typer.Argument(help="Output file: .jsonl, .csv or .parquet.")],
-    format: Annotated[Optional[str], typer.Option(help="jsonl, csv or parquet (default: from the file name).")] = None,
+    out: Annotated[Path, typer.Argument(help="Output file: .jsonl, .csv or .parquet (span projects: .conll too; "
+                                             "boxes/polygons: .json for COCO, a folder for yolo/voc).")],
+    format: Annotated[Optional[str], typer.Option(
+        help="jsonl, csv or parquet; span projects also spacy (spaCy-compatible JSON lines) and conll "
+             "(BIO tags); boxes and polygons also coco, yolo and voc (boxes); every kind labelstudio "
+             "(Label Studio's JSON export) and hf (a Hugging Face datasets folder, the hf extra) "
+             "(default: from the file name).")] = None,
     labeled_only: Annotated[bool, typer.Option(help="Only items with at least one answer.")] = False,
     home: Home = None,
 ):

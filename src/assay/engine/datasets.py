@@ -18,6 +18,7 @@ from assay.store.schema import datasets, items, members, projects
 
 _DELETE_IMPORTS = text("DELETE FROM imports WHERE dataset_id = :d")
 _ITEM_KINDS = text("SELECT DISTINCT kind FROM items WHERE dataset_id = :d")
+_ITEM_CONTENT = text("SELECT kind, text FROM items WHERE id = :i")
 # Whether a user is a member of a project that has the item among its tasks.
 _SEES_ITEM = text(
     "SELECT 1 FROM tasks t JOIN members m ON m.project_id = t.project_id "
@@ -107,6 +108,31 @@ def list_items(conn, dataset_id: int, *, after: int | None, limit: int) -> tuple
 def get_item(conn, item_id: int) -> dict | None:
     r = conn.execute(select(items).where(items.c.id == item_id)).first()
     return None if r is None else _row(r)
+
+
+def check_fits(conn, label_kind, label, item_id: int) -> None:
+    """Refuse a (validated) label that does not fit its item, for kinds that
+    check answers against their item (spans: inside the text); one lookup by
+    key, none for other kinds."""
+    if not label_kind.checks_item:
+        return
+    r = conn.execute(_ITEM_CONTENT, {"i": item_id}).first()
+    label_kind.check_item(label, {} if r is None else {"kind": r.kind, "text": r.text})
+
+
+def items_by_text(conn, dataset_id: int, texts: list[str]) -> dict[str, int]:
+    """The dataset's text items whose text is one of ``texts``: text -> item
+    id (by content hash, an indexed lookup)."""
+    from assay.formats.ingest import content_hash
+
+    by_hash = {content_hash(t): t for t in texts}
+    out: dict[str, int] = {}
+    keys = list(by_hash)
+    for i in range(0, len(keys), 500):
+        q = select(items.c.id, items.c.content_hash).where(
+            items.c.dataset_id == dataset_id, items.c.kind == "text", items.c.content_hash.in_(keys[i:i + 500]))
+        out.update({by_hash[h]: iid for iid, h in conn.execute(q)})
+    return out
 
 
 def referenced_blobs(conn, keys: list[str]) -> list[str]:

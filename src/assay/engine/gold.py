@@ -42,11 +42,13 @@ from sqlalchemy import JSON, bindparam, text
 
 from assay import kinds
 from assay.errors import InvalidInput, NotFound, Paused
+from assay.engine import datasets as _datasets
 from assay.engine import ledger
 from assay.store import engine
 
 DEFAULT_RATE = 0.05
 DEFAULT_MIN_ANSWERS = 5
+DEFAULT_MIN_SCORE = 0.8  # assay.engine.settings.DEFAULT_GOLD_MIN_SCORE
 #: chance that an answer (gold or not) checks the pause rule: a pause lands
 #: 1/rate - 1 answers after the crossing on average, at no tell-tale answer
 PAUSE_CHECK_RATE = 1 / 3
@@ -64,9 +66,9 @@ _CLAIM = (
     " AND NOT EXISTS (SELECT 1 FROM answers a WHERE a.task_id = t.id AND a.annotator_id = :user)"
     " AND NOT EXISTS (SELECT 1 FROM skips s WHERE s.task_id = t.id AND s.annotator_id = :user)"
     " AND NOT EXISTS (SELECT 1 FROM leases l WHERE l.task_id = t.id AND l.annotator_id = :user)"
-    # exam items (assay.engine.exam) are shown as exam items: never a hidden check
+    # exam and teaching items (assay.engine.exam, assay.engine.teach) are shown as such: never a hidden check
     " AND NOT EXISTS (SELECT 1 FROM gold g WHERE g.project_id = t.project_id AND g.item_id = t.item_id"
-    " AND g.purpose = 'exam')"
+    " AND g.purpose <> 'check')"
     " ORDER BY t.shuffle_key LIMIT 1{lock}"
 )
 CLAIM_FROM, CLAIM_BEFORE = text(_CLAIM.format(op=">=", lock="")), text(_CLAIM.format(op="<", lock=""))
@@ -106,9 +108,35 @@ _PAUSE = text(
 )
 
 
+#: The generator of the engine's coin flips (a gold draw and its place, the
+#: pause check, a teaching item now or not): this module's own, seeded by the
+#: OS. Not the ``random`` module's, which any code in the process (a user's
+#: script, a library, a test) may seed: the draws would then repeat from run
+#: to run, the same unlucky sequence every time. :func:`seed` it for a
+#: reproducible run (simulations, tests).
+_rng = random.Random()
+
+
+def seed(value=None) -> None:
+    """Seed the engine's coin flips (None: from the OS again)."""
+    _rng.seed(value)
+
+
+def draws() -> random.Random:
+    """The engine's generator of coin flips (see :data:`_rng`)."""
+    return _rng
+
+
 def rate_of(project: dict) -> float:
     r = project.get("gold_rate")
     return DEFAULT_RATE if r is None else r
+
+
+def min_score_of(project: dict) -> float:
+    """The kind's score (:meth:`~assay.kinds.base.LabelKind.score`, e.g. span or shape F1) at which a gold
+    answer counts right: a partly right answer is right when its score reaches this bar."""
+    r = project.get("gold_min_score")
+    return DEFAULT_MIN_SCORE if r is None else r
 
 
 # ---------------------------------------------------------------- hand-out
@@ -131,7 +159,7 @@ def pause_reason(project: dict) -> str:
 
 def wants_gold(project: dict, rng: random.Random | None = None) -> bool:
     rate = rate_of(project)
-    return rate > 0 and (rng or random).random() < rate
+    return rate > 0 and (rng or _rng).random() < rate
 
 
 def claim(conn, project_id: int, user_id: int, window: int, rng: random.Random | None = None):
@@ -141,7 +169,7 @@ def claim(conn, project_id: int, user_id: int, window: int, rng: random.Random |
     caller leases it."""
     size = engine.SHUFFLE_WINDOW
     args = {"project": project_id, "user": user_id, "lo": window, "hi": window + size,
-            "start": window + (rng or random).randrange(size)}
+            "start": window + (rng or _rng).randrange(size)}
     pg = engine.dialect_of(conn) == "postgresql"
     row = conn.execute(CLAIM_FROM_PG if pg else CLAIM_FROM, args).first()
     return row if row is not None else conn.execute(CLAIM_BEFORE_PG if pg else CLAIM_BEFORE, args).first()
@@ -172,7 +200,7 @@ def score_answer(conn, project: dict, item_id: int, user_id: int, label: Any, no
         first = conn.execute(_RECORD, record).first() is not None
     scored = first and known is not None
     conn.execute(_ENSURE_STATS, args)
-    ok = scored and kinds.of(project).same(label, known)
+    ok = scored and kinds.of(project).score(label, known) >= min_score_of(project)
     conn.execute(_COUNT, {**args, "n": int(scored), "ok": int(ok)})
     return known
 
@@ -181,7 +209,7 @@ def maybe_pause(conn, project: dict, user_id: int, now: float, rng: random.Rando
     """At any answer (gold or not) in a project with a bar: with probability
     :data:`PAUSE_CHECK_RATE`, pause the annotator if their window is below
     the bar. Returns whether they are paused now."""
-    if project.get("gold_min_accuracy") is None or (rng or random).random() >= PAUSE_CHECK_RATE:
+    if project.get("gold_min_accuracy") is None or (rng or _rng).random() >= PAUSE_CHECK_RATE:
         return False
     row = conn.execute(_PAUSED, {"p": project["id"], "u": user_id}).first()
     if row is None or row.paused or not _below_bar(project, row.window_answers, row.window_correct):
@@ -218,10 +246,10 @@ def rescore(conn, project: dict, annotator_ids: Iterable[int] | None = None, now
     lifted = {r.annotator_id: r.lifted_at for r in conn.execute(
         text("SELECT annotator_id, lifted_at FROM gold_stats WHERE project_id = :p"), {"p": pid})}
     counts: dict[int, list[int]] = {u: [0, 0, 0, 0] for u in (ids if ids is not None else lifted)}
-    same = kinds.of(project).same
+    score, bar = kinds.of(project).score, min_score_of(project)
     for r in rows:
         c = counts.setdefault(r.annotator_id, [0, 0, 0, 0])
-        ok = int(same(r.answer, r.gold))
+        ok = int(score(r.answer, r.gold) >= bar)
         c[0] += 1
         c[1] += ok
         since = lifted.get(r.annotator_id)
@@ -273,26 +301,34 @@ def match_rows(db, project: dict, rows: Sequence[dict], key: str | None = None) 
         except InvalidInput as e:
             raise InvalidInput(f"gold row {n}: {e.message}; nothing was stored") from None
         pairs.append((iid, label, nuance_fields(n, r)))
+    if label_kind.checks_item:  # e.g. spans inside their item's text
+        with db.read() as conn:
+            for n, (iid, label, _) in enumerate(pairs, 1):
+                try:
+                    _datasets.check_fits(conn, label_kind, label, iid)
+                except InvalidInput as e:
+                    raise InvalidInput(f"gold row {n}: {e.message}; nothing was stored") from None
     return pairs
 
 
 #: the longest nuance tag and explanation, and the most reference items, a gold row may carry
 NUANCE_MAX, EXPLANATION_MAX, REFERENCES_MAX = 200, 10_000, 20
-#: what a gold row is for: a hidden check among real work, or a qualification exam item
-PURPOSES = ("check", "exam")
+#: what a gold row is for: a hidden check among real work, a qualification exam item, or a teaching item
+PURPOSES = ("check", "exam", "teach")
 
 
 def nuance_fields(n: int, r: dict) -> dict:
     """Gold row ``n``'s ``nuance``, ``explanation``, ``reference_items`` and
     ``purpose`` ('check', the default: a hidden gold question; 'exam': an item
-    of the qualification exam, :mod:`assay.engine.exam`), checked (blank text
-    is none); InvalidInput naming the row otherwise."""
+    of the qualification exam, :mod:`assay.engine.exam`; 'teach': a teaching
+    item, :mod:`assay.engine.teach`, which needs a nuance and an explanation),
+    checked (blank text is none); InvalidInput naming the row otherwise."""
     purpose = r.get("purpose")
     if purpose is None or purpose == "" or (isinstance(purpose, float) and purpose != purpose):
         purpose = "check"
     if purpose not in PURPOSES:
-        raise InvalidInput(f"gold row {n}: purpose must be 'check' (a hidden gold question) or 'exam' "
-                           "(a qualification exam item); nothing was stored")
+        raise InvalidInput(f"gold row {n}: purpose must be 'check' (a hidden gold question), 'exam' "
+                           "(a qualification exam item) or 'teach' (a teaching item); nothing was stored")
     out: dict = {"purpose": purpose}
     for name, most in (("nuance", NUANCE_MAX), ("explanation", EXPLANATION_MAX)):
         v = r.get(name)
@@ -315,6 +351,9 @@ def nuance_fields(n: int, r: dict) -> dict:
             raise InvalidInput(f"gold row {n}: reference_items must be a list of at most {REFERENCES_MAX} item ids "
                                "(in a CSV: ids joined by |); nothing was stored")
         out["reference_items"] = sorted({int(x) for x in refs}) or None
+    if purpose == "teach" and not (out["nuance"] and out["explanation"]):
+        raise InvalidInput(f"gold row {n}: a teaching item (purpose 'teach') needs a nuance and an explanation; "
+                           "nothing was stored")
     return out
 
 
@@ -380,13 +419,16 @@ def add(conn, project: dict, rows: Sequence[tuple], user_id: int | None,
         existing.update((r.item_id, r.purpose) for r in conn.execute(
             text("SELECT item_id, purpose FROM gold WHERE project_id = :p AND item_id IN :ids")
             .bindparams(bindparam("ids", expanding=True)), {"p": pid, "ids": ids[i:i + 500]}))
-    # An exam item was shown as one (a hidden check that became one would be
-    # told apart afterwards, and one that left the exam would be recognised)
+    # An exam or teaching item was shown as one (a hidden check that became one
+    # would be told apart afterwards, and one that left would be recognised)
     moved = [i for i in ids if i in existing and existing[i] != by_item[i][1].get("purpose", "check")]
     if moved:
-        raise InvalidInput(f"{len(moved)} gold item(s) would change purpose between 'check' and 'exam' "
-                           f"(first: {moved[:5]}): exam items are shown to exam takers as such, so an item "
+        raise InvalidInput(f"{len(moved)} gold item(s) would change purpose between 'check', 'exam' and 'teach' "
+                           f"(first: {moved[:5]}): exam and teaching items are shown as such, so an item "
                            "keeps its purpose; pick other items; nothing was stored", items=moved[:20])
+    from assay.engine import teach as _teach  # (teach imports this module)
+
+    _teach.check_references(conn, pid, {i: extra for i, (_, extra) in by_item.items()})
     upsert = text(
         "INSERT INTO gold (project_id, item_id, label, source, created_by, created_at, nuance, explanation,"
         " reference_items, purpose) VALUES (:p, :i, :label, 'import', :u, :now, :nuance, :explanation, :refs,"
@@ -406,8 +448,8 @@ def add(conn, project: dict, rows: Sequence[tuple], user_id: int | None,
         # Out of the pool: live leases on these tasks stay valid (their answers
         # are scored), ``needed`` follows the answers from now on.
         ledger.make_gold(conn, pid, ids)
-        # a lease from before is no way to answer an exam item as work
-        ledger.revoke_gold_leases(conn, pid, [i for i in ids if by_item[i][1].get("purpose") == "exam"])
+        # a lease from before is no way to answer an exam or teaching item as work
+        ledger.revoke_gold_leases(conn, pid, [i for i in ids if by_item[i][1].get("purpose") in ("exam", "teach")])
         for i in range(0, len(ids), 500):  # answers given before the items became gold
             conn.execute(_RECORD_ANSWERS, {"p": pid, "ids": ids[i:i + 500]})
         answered = [r.annotator_id for r in conn.execute(
@@ -466,9 +508,10 @@ def remove(conn, project: dict, item_id: int) -> None:
                        {"p": pid, "i": item_id}).first()
     if row is None:
         raise NotFound(f"item {item_id} has no gold label in project {project['name']!r}")
-    if row.purpose == "exam":
-        raise InvalidInput(f"item {item_id} is a qualification exam item: exam takers have seen it as one, so it "
-                           "never goes back to the pool (import it again to change its label)")
+    if row.purpose in ("exam", "teach"):
+        raise InvalidInput(f"item {item_id} is a {'qualification exam' if row.purpose == 'exam' else 'teaching'} "
+                           "item: annotators have seen it as one, so it never goes back to the pool (import it "
+                           "again to change its label)")
     conn.execute(text("DELETE FROM gold WHERE project_id = :p AND item_id = :i"), {"p": pid, "i": item_id})
     # back to the pool: a lease somebody holds on it keeps its slot
     ledger.unmake_gold(conn, pid, item_id, project["overlap"])

@@ -36,7 +36,7 @@ from sqlalchemy import JSON, bindparam, text
 from sqlalchemy.exc import IntegrityError
 
 from assay import kinds
-from assay.engine import gold
+from assay.engine import gold, routing
 from assay.engine.ledger import (  # the hot path's counter statements: the ledger owns them
     CLAIM_PG, CLAIM_SQLITE, COUNT_ANSWER, FREE_SLOT, LOCK_TASKS_PG, POOL_ORDER, UNCOUNT_ANSWER, answer_refused,
 )
@@ -108,22 +108,32 @@ def next_task(
     exclude: Sequence[int] = (),
     now: float | None = None,
     project: dict | None = None,
+    restrict: Sequence[int] | None = None,
+    rng=None,
 ) -> tuple[int, int, float] | None:
     """Lease a task to ``user_id``: ``(task_id, item_id, expires_at)`` or None.
 
     A live lease the user already holds (and did not exclude) is handed back
     first, so asking twice never hoards tasks. With ``project`` (the
     project's dict) gold questions are mixed in at its rate and a paused
-    annotator is refused (:mod:`assay.engine.gold`).
+    annotator is refused (:mod:`assay.engine.gold`); a project with
+    ``routing = 'skill'`` hands out the candidate where this annotator's
+    answer is expected to add the most (:mod:`assay.engine.routing`; ``rng``:
+    the numpy generator of its random share, default the process's).
+
+    ``restrict``: only these task ids may be handed out (no gold then), e.g.
+    the items a simulated worker really answered; None (the server): the
+    whole pool, at the plain claim's cost.
     """
     now = time.time() if now is None else now
     exp = now + lease_seconds
     excluded = set(exclude)
+    allowed = None if restrict is None else set(restrict)
     with db.write() as conn:
         held = conn.execute(MY_LEASES, {"user": user_id, "project": project_id}).all()
         live = [(t, e) for t, e in held if e > now]
         for task_id, _ in live:
-            if task_id not in excluded:
+            if task_id not in excluded and (allowed is None or task_id in allowed):
                 conn.execute(EXTEND, {"exp": exp, "task": task_id, "user": user_id})
                 item_id = conn.execute(TASK, {"task": task_id}).one().item_id
                 return task_id, item_id, exp
@@ -135,24 +145,28 @@ def next_task(
         args = {"project": project_id, "user": user_id}
         if project is not None:
             gold.check_not_paused(conn, project, user_id)
-        if project is not None and project.get("has_gold"):
+        window = choice = None
+        if restrict is not None or (project is not None and project.get("routing") == "skill"):
+            window, choice = _routed_choice(conn, project, args, allowed, rng)
+        if project is not None and project.get("has_gold") and restrict is None:
             # A gold question now and then, but only while real work is left
             # for this user (gold alone would never end), and from the window
             # of the pool that real work comes from. Both ways run the same
             # kinds of statements (a probe for the next real task, an index
             # probe for the task, the lease): timing does not tell them apart.
-            upcoming = conn.execute(NEXT_CANDIDATE, args).first()
+            # Routed: the probe is the routing window, scored before this
+            # decision, and the task is claimed by id (an index probe too).
+            if window is None:
+                upcoming = conn.execute(NEXT_CANDIDATE, args).first()
+            else:
+                upcoming = window[0] if window else None
             if gold.wants_gold(project) and upcoming is not None:
                 row = gold.claim(conn, project_id, user_id, window_of(upcoming.shuffle_key))
                 if row is not None:
                     conn.execute(ADD_LEASE, {"task": row.id, "user": user_id, "project": project_id,
                                              "exp": exp, "now": now})
                     return row.id, row.item_id, exp
-        if db.is_sqlite:
-            row = conn.execute(CLAIM_SQLITE, args).first()
-        else:
-            # SKIP LOCKED, then brief back-off while a candidate is locked (no waits on row locks: no deadlocks).
-            row = _claim_pg(conn, args)
+        row = _claim(db, conn, args, window, choice, restrict)
         if row is None:
             return None
         conn.execute(
@@ -160,6 +174,46 @@ def next_task(
             {"task": row.id, "user": user_id, "project": project_id, "exp": exp, "now": now},
         )
         return row.id, row.item_id, exp
+
+
+def _claim(db: Database, conn, args: dict, window: list | None, choice: int | None,
+           restrict: Sequence[int] | None):
+    """Take a slot: the routed choice by id when there is a window (none left
+    in it: nothing for this user), else (or when another claim took it) the
+    plain claim of the pool's next task; a restricted hand-out tries its
+    other candidates instead."""
+    if window is not None:
+        if not window:
+            return None
+        others = restrict is not None or getattr(window, "cached", False)
+        row = routing.claim(conn, args, window, choice, pg=not db.is_sqlite, others=others)
+        if row is not None or restrict is not None:
+            return row
+    if db.is_sqlite:
+        return conn.execute(CLAIM_SQLITE, args).first()
+    # SKIP LOCKED, then brief back-off while a candidate is locked (no waits on row locks: no deadlocks).
+    return _claim_pg(conn, args)
+
+
+def _routed_choice(conn, project: dict | None, args: dict, restrict: set[int] | None, rng) -> tuple[list, int]:
+    """The routing window (:func:`assay.engine.routing.candidates`) and the
+    index of the task to claim: scored in a routed project, else the first
+    (a restricted hand-out in the pool's order). ``([], 0)``: nothing left.
+    Routed without ``restrict``: the annotator's cached scored list
+    (:func:`assay.engine.routing.cached_pick`), its picks tried in turn."""
+    if restrict is None and project is not None and project.get("routing") == "skill" and routing.LIST_CACHE:
+        window = routing.cached_pick(conn, project, args, rng)
+        window.cached = True
+        return window, 0
+    # a routed restricted hand-out scores as many candidates as the server's cached list
+    # (the first few in pool order are the same few for everyone: docs/quality.md)
+    routed = project is not None and project.get("routing") == "skill"
+    window = routing.candidates(conn, args, restrict, n=routing.LIST_WINDOW if routed else None)
+    if not window:
+        return window, 0
+    if project is None or project.get("routing") != "skill":
+        return window, 0
+    return window, routing.choose(conn, project, args, window, rng)
 
 
 def window_of(shuffle_key: int) -> int:

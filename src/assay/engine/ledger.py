@@ -24,7 +24,7 @@ answers (:data:`COUNT_ANSWER`), their leases come from :mod:`assay.engine.gold` 
 give nothing back when swept (:data:`FREE_SLOT`).
 
 Hot path: the hand-out's statements (:data:`CLAIM_SQLITE`, :data:`CLAIM_PG`,
-:data:`COUNT_ANSWER`, :data:`UNCOUNT_ANSWER`, :data:`FREE_SLOT`, :data:`LOCK_TASKS_PG`) are module
+:data:`CLAIM_ID_SQLITE`, :data:`CLAIM_ID_PG`, :data:`COUNT_ANSWER`, :data:`UNCOUNT_ANSWER`, :data:`FREE_SLOT`, :data:`LOCK_TASKS_PG`) are module
 constants that :mod:`assay.engine.handout` runs itself on its connection, so a
 claim costs one statement as before; they live here because they write the
 counters.
@@ -49,23 +49,36 @@ POOL_ORDER = "t.priority DESC, t.shuffle_key, t.id"
 
 # ---------------------------------------------------------------- hot path
 
+#: a pool task ``t`` that ``:user`` may get: not answered, skipped or held by them
+FOR_USER = (
+    " AND NOT EXISTS (SELECT 1 FROM answers a WHERE a.task_id = t.id AND a.annotator_id = :user)"
+    " AND NOT EXISTS (SELECT 1 FROM skips s WHERE s.task_id = t.id AND s.annotator_id = :user)"
+    " AND NOT EXISTS (SELECT 1 FROM leases l WHERE l.task_id = t.id AND l.annotator_id = :user)"
+)
 _CLAIM = """
 UPDATE tasks SET open_slots = open_slots - 1
 WHERE id = (
     SELECT t.id FROM tasks t
-    WHERE t.project_id = :project AND t.open_slots > 0
-      AND NOT EXISTS (SELECT 1 FROM answers a WHERE a.task_id = t.id AND a.annotator_id = :user)
-      AND NOT EXISTS (SELECT 1 FROM skips s WHERE s.task_id = t.id AND s.annotator_id = :user)
-      AND NOT EXISTS (SELECT 1 FROM leases l WHERE l.task_id = t.id AND l.annotator_id = :user)
-    ORDER BY {order}
+    WHERE {which} AND t.open_slots > 0 {for_user}
+    {order}
     LIMIT 1 {lock}
 ) AND open_slots > 0
 RETURNING id, item_id
 """
+_NEXT_TASK = "t.project_id = :project"
+_NEXT_ORDER = f"ORDER BY {POOL_ORDER}"
+_BY_ID = "t.id = :task AND t.project_id = :project"
 #: take one slot of the next pool task for ``:user`` in ``:project`` (SQLite, inside BEGIN IMMEDIATE)
-CLAIM_SQLITE = text(_CLAIM.format(order=POOL_ORDER, lock=""))
+CLAIM_SQLITE = text(_CLAIM.format(which=_NEXT_TASK, for_user=FOR_USER, order=_NEXT_ORDER, lock=""))
 #: the same on PostgreSQL: the candidate row is picked FOR UPDATE SKIP LOCKED
-CLAIM_PG = text(_CLAIM.format(order=POOL_ORDER, lock="FOR UPDATE SKIP LOCKED"))
+CLAIM_PG = text(_CLAIM.format(which=_NEXT_TASK, for_user=FOR_USER, order=_NEXT_ORDER,
+                              lock="FOR UPDATE SKIP LOCKED"))
+#: take one slot of pool task ``:task`` (the one skill-aware routing chose) for
+#: ``:user`` in ``:project``, if it still has room and they may get it: the same
+#: conditions as :data:`CLAIM_SQLITE` in one statement; no row when it is gone
+CLAIM_ID_SQLITE = text(_CLAIM.format(which=_BY_ID, for_user=FOR_USER, order="", lock=""))
+#: the same on PostgreSQL: a row another claim holds is skipped (no row), never waited for
+CLAIM_ID_PG = text(_CLAIM.format(which=_BY_ID, for_user=FOR_USER, order="", lock="FOR UPDATE SKIP LOCKED"))
 #: one answer more on ``:task`` (its lease's slot becomes the answer); a gold task's ``needed`` follows
 COUNT_ANSWER = text(
     "UPDATE tasks SET answer_count = answer_count + 1, "

@@ -78,10 +78,14 @@ def load(conn, project: int | str) -> dict | None:
         "target_confidence": r.target_confidence, "max_answers": r.max_answers,
         "gold_rate": _gold.rate_of({"gold_rate": r.gold_rate}), "gold_min_accuracy": r.gold_min_accuracy,
         "gold_min_answers": r.gold_min_answers or _gold.DEFAULT_MIN_ANSWERS, "has_gold": has_gold,
+        "gold_min_score": _gold.min_score_of({"gold_min_score": r.gold_min_score}),
         "has_known": has_known,
         "exam_size": r.exam_size, "exam_pass": r.exam_pass, "exam_retries": r.exam_retries,
+        "teach_bar": r.teach_bar, "teach_rate": r.teach_rate, "teach_items": r.teach_items,
         "ml_space": r.ml_space, "auto_label_target": r.auto_label_target, "audit_rate": r.audit_rate,
         "target_match": r.target_match,
+        "routing": r.routing, "routing_random_share": (
+            _settings.DEFAULT_ROUTING_RANDOM_SHARE if r.routing_random_share is None else r.routing_random_share),
         "ml_backend_url": _ml_backend.redact(r.ml_backend_url) if r.ml_backend_url else None,
     }
 
@@ -111,7 +115,8 @@ def update(conn, p: dict, changes: Mapping[str, Any], *, vectors) -> None:
     conn.execute(projects.update().where(projects.c.id == p["id"]).values(**values))
     _gold.rescore(conn, {**p, "gold_rate": _gold.rate_of({"gold_rate": new.gold_rate}),
                          "gold_min_accuracy": new.gold_min_accuracy,
-                         "gold_min_answers": new.gold_min_answers or _gold.DEFAULT_MIN_ANSWERS})
+                         "gold_min_answers": new.gold_min_answers or _gold.DEFAULT_MIN_ANSWERS,
+                         "gold_min_score": _gold.min_score_of({"gold_min_score": new.gold_min_score})})
     _audit.record(conn, "project.update", target_kind="project", target_id=p["id"], target=p["name"],
                   details={k: (_ml_backend.redact(v) if k == "ml_backend_url" and v else v)
                            for k, v in changes.items()})

@@ -217,11 +217,14 @@ class CrowdFit:
         return {int(i): j for j, i in enumerate(self.items)}
 
 
-def fit_crowd(item_ids, user_ids, labels, code_of: dict, gold: dict, predicted: dict) -> CrowdFit:
+def fit_crowd(item_ids, user_ids, labels, code_of: dict, gold: dict, predicted: dict, *,
+              every_item: bool = False) -> CrowdFit:
     """Dawid-Skene over the answers ``(item_ids, user_ids, labels)`` (numpy
     arrays; labels as class codes of ``code_of``, class name -> code);
     ``gold``: item id -> its known label (clamped in the fit); ``predicted``:
-    item id -> the in-loop model's probabilities (the item's prior).
+    item id -> the in-loop model's probabilities (the item's prior);
+    ``every_item``: learn skills from every answered item, not only from
+    those with two or more answers (a routed project: see below).
 
     With predictions this is :func:`assay.quality.crowd_with_model`'s fit (the
     same skills and posteriors, measured to 1e-15), which it does not call:
@@ -247,9 +250,20 @@ def fit_crowd(item_ids, user_ids, labels, code_of: dict, gold: dict, predicted: 
     # items count too, and the confusion rows are shrunk towards each
     # annotator's own accuracy. Answers alone on the few items answered twice
     # can collapse onto one class when there are many classes.
+    #
+    # Under skill-aware routing (``every_item``) the items with two or more
+    # answers are a chosen few — the ones whose first answers left them
+    # unsure — and a fit on them alone learns a class prior from the
+    # contested items only: in the arrival-model replica of d_product (seed
+    # 5) one re-fit put the prior at 0.023 / 0.977 for a 0.895 / 0.105 set and
+    # every later item closed on the wrong class (-5.5 points). Fitting on
+    # every answered item removed this in all ten seeds measured
+    # (benchmarks/quality/bench_routing.py --fit-all; docs/quality.md).
     item_prior = model_priors(predicted, items_u, k)
     has_prior = np.isfinite(item_prior).all(axis=1) if item_prior is not None else np.zeros(len(items_u), bool)
     multi = (fitted_n[icode] >= 2) | has_prior[icode]
+    if every_item:
+        multi = np.ones_like(multi)
     if not multi.any():
         multi = np.ones_like(multi)
     users_u, ucode = np.unique(user_ids[multi], return_inverse=True)
@@ -280,6 +294,30 @@ def fit_crowd(item_ids, user_ids, labels, code_of: dict, gold: dict, predicted: 
         np.add.at(log_proba, icode[single], np.log(np.maximum(lik, online.TINY)))
     return CrowdFit(items_u, fitted_n, users_u, per_worker, confusion, model.accuracy_, skills, dlist, prior,
                     log_proba)
+
+
+def _close_table(fit: CrowdFit, project: dict, settle) -> dict | None:
+    """A routed adaptive project's close table (:func:`assay.quality.routing.close_table`:
+    the answers an item still needs under this project's stop rule — its
+    ``settle`` table too —, by answers so far and posterior margin), built
+    from the fit's skills; None for any other project."""
+    from assay.quality import routing
+
+    target = project.get("target_confidence")
+    if project.get("routing") != "skill" or target is None or project["max_answers"] <= 1:
+        return None
+    table = routing.close_table(fit.confusion, fit.per_worker, target, project["max_answers"], settle=settle)
+    return table.as_dict()
+
+
+def model_close_table(default_confusion):
+    """The close table a re-fit stored with the model (``quality_models.default_confusion``),
+    as a :class:`assay.quality.routing.CloseTable`, or None."""
+    if not isinstance(default_confusion, dict) or default_confusion.get("close") is None:
+        return None
+    from assay.quality.routing import CloseTable
+
+    return CloseTable.from_dict(default_confusion["close"])
 
 
 def _settle_table(fit: CrowdFit, k: int, target: float | None, max_answers: int, criterion: str):
@@ -443,10 +481,15 @@ def refit(db, project: dict, *, now: float | None = None, criterion: str | None 
     fit = fit_crowd(np.fromiter((r.item_id for r in rows), dtype=np.int64, count=len(rows)),
                     np.fromiter((r.annotator_id for r in rows), dtype=np.int64, count=len(rows)),
                     np.fromiter((code_of[r.label] for r in rows), dtype=np.intp, count=len(rows)), code_of,
-                    {i: lab for i, (lab, _) in known.items()}, predicted)
+                    {i: lab for i, (lab, _) in known.items()}, predicted,
+                    every_item=project.get("routing") == "skill")
     criterion = criterion or STOP_CRITERION
     table = _settle_table(fit, k, project["target_confidence"], project["max_answers"], criterion)
     stored_default = {"confusion": fit.default, "settle": table, "criterion": criterion} if table else fit.default
+    close = _close_table(fit, project, table)
+    if close is not None:  # a routed project: what each item still needs, for the routing rule
+        stored_default = {**(stored_default if isinstance(stored_default, dict) else {"confusion": fit.default}),
+                          "settle": table, "close": close}
     decided = _Decided.of(fit)
     with db.write() as conn:
         _store_fit(conn, pid, fit, stored_default, len(rows), now)

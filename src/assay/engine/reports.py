@@ -25,6 +25,8 @@ from sqlalchemy import JSON, select, text
 from assay import kinds
 from assay.engine import gold as _gold
 from assay.engine import resolver as _resolver
+from assay.engine import skillmap as _skillmap
+from assay.engine.skillmap import SKILL_TRUTH_CONFIDENCE
 from assay.errors import InvalidInput
 from assay.store.schema import answers, users
 
@@ -249,41 +251,16 @@ def _annotators(db, item_ids, users_u, ucode, skills: dict, on_gold: dict, has_m
 
 # ---------------------------------------------------------------- skill map
 
-#: a final label from the answers counts as an item's truth for skills from this confidence on
-SKILL_TRUTH_CONFIDENCE = 0.95
-
-
-def _truths(db, p: dict, code_of: dict[str, int], min_confidence: float) -> tuple[dict[int, int], dict[str, int]]:
-    """item id -> class code of the items whose truth the skills are scored
-    against (gold, reviewers' decisions, and final labels from the answers at
-    ``min_confidence`` or more), and how many of each source."""
-    truth: dict[int, int] = {}
-    basis = {"gold": 0, "review": 0, "consensus": 0}
-    for f in _resolver.iter_final(db, p):
-        if f.label not in code_of or f.source is None:
-            continue
-        if f.source in ("gold", "review"):
-            key = f.source
-        elif f.source.startswith("consensus:") or f.source == "majority":
-            if f.confidence is None or f.confidence < min_confidence:
-                continue
-            key = "consensus"
-        else:
-            continue  # an auto-label is the model's, not a check of people
-        truth[f.item_id] = code_of[f.label]
-        basis[key] += 1
-    return truth, basis
-
-
 def skill_map(db, p: dict, *, min_confidence: float = SKILL_TRUTH_CONFIDENCE, top: int = 3,
-              page_size: int = 5000) -> dict:
+              page_size: int = 5000, data: _skillmap.SkillData | None = None) -> dict:
     """Each annotator's skill per class (the chance they answer the class
     when it is the truth) with a 90 % interval, and the class pairs they
     confuse most (the nuances found in the answers), from
     :func:`assay.quality.skills.estimate_skills` over their answers on items
     whose truth is known: gold, reviewers' decisions, and final labels from
     the answers with confidence >= ``min_confidence`` (``truth_basis`` says
-    how many of each). Single-label projects only."""
+    how many of each). Single-label projects only. ``data``: its inputs,
+    already read (:mod:`assay.engine.skillmap`; None: read them here)."""
     from assay.quality.skills import confused_pairs, estimate_skills
 
     label_kind = kinds.of(p)
@@ -291,11 +268,12 @@ def skill_map(db, p: dict, *, min_confidence: float = SKILL_TRUTH_CONFIDENCE, to
         raise InvalidInput(f"the skill map needs a single-label project; {p['name']!r} is {label_kind.title}")
     names = [c["name"] for c in p["schema"]["classes"]]
     code_of = {n: i for i, n in enumerate(names)}
-    truth, basis = _truths(db, p, code_of, min_confidence)
-    item_ids, user_ids, labels = _answer_codes(db, p["id"], code_of, page_size)
-    t = np.fromiter((truth.get(int(i), -1) for i in item_ids), dtype=np.intp, count=item_ids.size)
+    if data is None:
+        data = _skillmap.read(db, p, min_confidence, page_size=page_size)
+    item_ids, user_ids, labels = data.item_ids, data.user_ids, data.labels
+    t = data.truth_codes()
     keep = t >= 0
-    out = {"project_id": p["id"], "classes": names, "truth_basis": basis, "min_confidence": min_confidence,
+    out = {"project_id": p["id"], "classes": names, "truth_basis": data.basis(), "min_confidence": min_confidence,
            "strength": None, "annotators": [], "nuances": []}
     if not keep.any():
         return out
@@ -320,8 +298,9 @@ def skill_map(db, p: dict, *, min_confidence: float = SKILL_TRUTH_CONFIDENCE, to
     return out
 
 
+# hidden checks only: exam and teaching items are shown as such (their answers are kept apart)
 _NUANCED_GOLD = text("SELECT item_id, label, nuance FROM gold WHERE project_id = :p AND nuance IS NOT NULL"
-                     ).columns(label=JSON)
+                     " AND purpose = 'check'").columns(label=JSON)
 
 
 def _nuance_skills(db, pid: int, item_ids, user_ids, labels, code_of: dict, usernames: dict) -> list[dict]:

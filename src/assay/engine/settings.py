@@ -39,9 +39,23 @@ DEFAULT_AUDIT_RATE = 0.05
 #: what ``gold_rate`` / ``gold_min_answers`` mean when unset (the gold module's rules)
 DEFAULT_GOLD_RATE = 0.05
 DEFAULT_GOLD_MIN_ANSWERS = 5
+#: what ``gold_min_score`` means when unset: the score (the kind's
+#: ``score``, in [0, 1]) at which a gold answer counts right. Only kinds with
+#: partial credit (spans, boxes, polygons: an F1) are affected; with 0.8 an
+#: answer that misses one object of five (F1 0.89) is right, one that misses
+#: two (0.75) or adds a stray box to a single one (0.67) is not.
+DEFAULT_GOLD_MIN_SCORE = 0.8
 #: what ``exam_pass`` / ``exam_retries`` mean when unset (the exam module's rules)
 DEFAULT_EXAM_PASS = 0.8
 DEFAULT_EXAM_RETRIES = 1
+#: what ``teach_rate`` / ``teach_items`` mean when unset (the teaching module's rules)
+DEFAULT_TEACH_RATE = 0.2
+DEFAULT_TEACH_ITEMS = 3
+#: skill-aware routing: what ``routing`` may be ('off': the pool's order), and
+#: the share of routed hand-outs that take a random candidate when
+#: ``routing_random_share`` is unset (skills keep being learned on every kind of item)
+ROUTING = ("off", "skill")
+DEFAULT_ROUTING_RANDOM_SHARE = 0.1
 
 
 class _Rule(ValueError):
@@ -64,6 +78,12 @@ def _whole(v: Any) -> Any:
 def _text(v: Any) -> Any:
     if not isinstance(v, str):
         raise ValueError("not text")
+    return v
+
+
+def _routing(v: Any) -> Any:
+    if v not in ROUTING:
+        raise ValueError("not a routing")
     return v
 
 
@@ -128,6 +148,9 @@ class ProjectSettings(BaseModel):
     gold_min_accuracy: _number_in(gt=0.0, le=1.0) | None = _setting(
         None, "Pause an annotator whose accuracy on gold falls below this (null: never pause).",
         "gold_min_accuracy must be above 0 and at most 1")
+    gold_min_score: _number_in(gt=0.0, le=1.0) | None = _setting(
+        None, f"Score (span or shape F1 against the gold label; 0 or 1 for class labels) at which a gold answer "
+        f"counts right (null: {DEFAULT_GOLD_MIN_SCORE}).", "gold_min_score must be above 0 and at most 1")
     gold_min_answers: _whole_in(ge=1, le=1000) | None = _setting(
         None, f"Gold answers before the accuracy bar applies (null: {DEFAULT_GOLD_MIN_ANSWERS}).",
         "gold_min_answers must be an integer from 1 to 1000")
@@ -140,6 +163,17 @@ class ProjectSettings(BaseModel):
     exam_retries: _whole_in(ge=0, le=100) | None = _setting(
         None, f"Qualification exam: attempts allowed after a failed one (null: {DEFAULT_EXAM_RETRIES}).",
         "exam_retries (attempts after a failed exam) must be an integer from 0 to 100")
+    teach_bar: _number_in(gt=0.0, le=1.0) | None = _setting(
+        None, "Teaching: an annotator whose skill on a nuance (share right on its hidden checks) is below this "
+        "with 90 % confidence gets teaching items (gold with purpose 'teach') for it (null: no teaching).",
+        "teach_bar (skill below which a nuance is taught) must be above 0 and at most 1 (or null)")
+    teach_rate: _number_in(gt=0.0, le=1.0) | None = _setting(
+        None, f"Teaching: share of an annotator's next tasks that are teaching items while they have a nuance to "
+        f"learn (null: {DEFAULT_TEACH_RATE}).", "teach_rate (share of tasks that are teaching items) must be "
+        "above 0 and at most 1")
+    teach_items: _whole_in(ge=1, le=100) | None = _setting(
+        None, f"Teaching: teaching items per weak nuance before its skill is measured again (null: "
+        f"{DEFAULT_TEACH_ITEMS}).", "teach_items (teaching items per weak nuance) must be an integer from 1 to 100")
     ml_space: _text_of(min_length=1, max_length=200) | None = _setting(
         None, "Machine learning in the loop: the embedding space of the project's model (`assay embed`; "
         "null: no model).", "ml_space must be the name of an embedding space (or null)")
@@ -153,6 +187,13 @@ class ProjectSettings(BaseModel):
         None, "k: each model step sets target_confidence so labels are as accurate as a k-vote majority "
         "(needs target_confidence and ml_space; null: keep target_confidence as set).",
         "target_match must be a whole number of votes from 1 to 15 (or None)")
+    routing: Annotated[str, BeforeValidator(_routing)] = _setting(
+        "off", "Skill-aware routing: 'skill' hands each annotator the open item where their answer is expected "
+        "to add the most (their confusion matrix and the item's posterior, among the next candidates in the "
+        "pool's order); 'off': the pool's order.", "routing must be 'off' or 'skill'")
+    routing_random_share: _number_in(ge=0.0, le=1.0) | None = _setting(
+        None, f"Skill-aware routing: share of hand-outs that take a random candidate instead (null: "
+        f"{DEFAULT_ROUTING_RANDOM_SHARE}).", "routing_random_share must be a number from 0 to 1")
     ml_backend_url: _text_of(max_length=2000) | None = _setting(
         None, "A Label Studio compatible ML backend (http(s)://host:port) or python:<name> that pre-labels "
         "items (null: none).", "ml_backend_url must be a string: http(s)://host:port or python:<name>")
@@ -190,6 +231,8 @@ class ProjectSettings(BaseModel):
                 raise _Rule("max_answers must be an integer from overlap to 100")
         if self.ml_space is not None and not kind.aggregatable:
             raise _Rule("machine learning in the loop needs a single-label project")
+        if self.routing != "off" and not kind.aggregatable:
+            raise _Rule("skill-aware routing (routing = 'skill') needs a single-label project")
         if self.target_match is not None and (self.ml_space is None or self.target_confidence is None):
             raise _Rule("target_match needs adaptive redundancy (target_confidence) and a model (ml_space)")
         return self
@@ -203,10 +246,13 @@ class ProjectSettings(BaseModel):
             kind=row.schema_kind, instructions=str(spec.get("instructions") or ""), overlap=row.overlap,
             lease_seconds=row.lease_seconds, show_fields=tuple(row.show_fields or ()),
             target_confidence=row.target_confidence, max_answers=row.max_answers, gold_rate=row.gold_rate,
-            gold_min_accuracy=row.gold_min_accuracy, gold_min_answers=row.gold_min_answers, exam_size=row.exam_size,
-            exam_pass=row.exam_pass, exam_retries=row.exam_retries, ml_space=row.ml_space,
+            gold_min_accuracy=row.gold_min_accuracy, gold_min_answers=row.gold_min_answers,
+            gold_min_score=row.gold_min_score, exam_size=row.exam_size,
+            exam_pass=row.exam_pass, exam_retries=row.exam_retries, teach_bar=row.teach_bar,
+            teach_rate=row.teach_rate, teach_items=row.teach_items, ml_space=row.ml_space,
             auto_label_target=row.auto_label_target, audit_rate=row.audit_rate, target_match=row.target_match,
-            ml_backend_url=row.ml_backend_url)
+            ml_backend_url=row.ml_backend_url, routing=row.routing,
+            routing_random_share=row.routing_random_share)
 
     def columns(self) -> dict[str, Any]:
         """The ``projects`` columns these settings are stored in, but the

@@ -33,6 +33,7 @@ from sqlalchemy import JSON, text
 from assay import kinds
 from assay.engine import resolver
 from assay.errors import InvalidInput
+from assay.formats import spans as _spans
 from assay.kinds import LabelKind
 from assay.store import Database
 
@@ -183,17 +184,35 @@ def parquet_chunks(records: Iterator[dict], chunk_bytes: int = 1 << 20, *,
             yield chunk
 
 
-def check_format(fmt: str) -> str:
-    """``fmt`` if it is one of :data:`FORMATS`; InvalidInput otherwise."""
-    if fmt not in FORMATS:
-        raise InvalidInput(f"unknown export format {str(fmt)[:20]!r}: use one of {', '.join(FORMATS)}")
+#: formats a label kind adds (those in its ``formats``): name -> writer of byte chunks
+KIND_FORMATS = {"spacy": _spans.spacy_chunks, "conll": _spans.conll_chunks}
+#: media type and file suffix of each format
+MEDIA = {"jsonl": "application/x-ndjson", "csv": "text/csv; charset=utf-8",
+         "parquet": "application/vnd.apache.parquet", "spacy": "application/x-ndjson",
+         "conll": "text/plain; charset=utf-8", "coco": "application/json",
+         "labelstudio": "application/json"}
+SUFFIX = {"spacy": ".jsonl", "coco": ".json", "labelstudio": ".json"}
+
+
+def check_format(fmt: str, label_kind: LabelKind | None = None) -> str:
+    """``fmt`` if it is one of :data:`FORMATS` or of ``label_kind``'s own
+    formats; InvalidInput otherwise."""
+    own = tuple(f for f in (label_kind.formats if label_kind is not None else ()) if f in KIND_FORMATS)
+    if fmt in FORMATS or fmt in own:
+        return fmt
+    if fmt in KIND_FORMATS and label_kind is not None:
+        raise InvalidInput(f"{label_kind.title} projects have no {fmt} export: use one of {', '.join(FORMATS + own)}")
+    if fmt not in KIND_FORMATS:
+        raise InvalidInput(f"unknown export format {str(fmt)[:20]!r}: use one of {', '.join(FORMATS + own)}")
     return fmt
 
 
 def chunks(records: Iterator[dict], fmt: str, label_kind: LabelKind) -> Iterator[bytes]:
     """The export in format ``fmt`` as a stream of byte chunks (a Parquet
     file is built in an anonymous temporary file first)."""
-    check_format(fmt)
+    check_format(fmt, label_kind)
+    if fmt in KIND_FORMATS:
+        return KIND_FORMATS[fmt](records)
     if fmt == "jsonl":
         return jsonl_chunks(records)
     if fmt == "csv":
@@ -205,7 +224,7 @@ def write_file(records: Iterator[dict], path: Path, fmt: str, label_kind: LabelK
     """Write the export to ``path``; how many items it holds. Written to a
     new file next to it and renamed, so a failed export leaves no partial
     file and a reader never sees half of one."""
-    check_format(fmt)
+    check_format(fmt, label_kind)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = _new_file_beside(path)
     try:

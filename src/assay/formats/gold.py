@@ -3,7 +3,8 @@ named by ``key``) and ``label``, and optionally ``nuance`` (the edge case the
 item stands for), ``explanation`` and ``reference_items`` (item ids; in a CSV
 joined by ``|``) and ``purpose`` ('check' or 'exam'), read into the rows :func:`assay.engine.gold.match_rows`
 takes. Multi-label CSV cells list classes joined by ``|`` (the label kind
-parses them); JSONL may give a list."""
+parses them); JSONL may give a list. Span projects also take spaCy-compatible
+JSON lines (:func:`assay.formats.spans.read_spacy`)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import os
 from pathlib import Path
 
 from assay.errors import InvalidInput
+from assay.formats import spans as _spans
 from assay.kinds import LabelKind
 
 #: columns a gold file may add to ``item_id``/``label`` (see :func:`assay.engine.gold.nuance_fields`)
@@ -26,6 +28,8 @@ def read_rows(path: str | os.PathLike, label_kind: LabelKind, key: str | None = 
     path = Path(path)
     if not path.is_file():
         raise InvalidInput(f"{path} is not a file")
+    if "spacy" in label_kind.formats and path.suffix.lower() in (".jsonl", ".ndjson") and _spans.is_spacy(path):
+        return _spans.read_spacy(path)  # spaCy lines: items by item_id, or by text (found by the caller)
     try:
         if path.suffix.lower() in (".jsonl", ".ndjson"):
             df = pd.read_json(path, lines=True, dtype=False)

@@ -14,6 +14,9 @@ logged and the round goes on with the others):
     or that were just re-fitted (a re-fit drops the model's prior from the
     consensus: the step puts it back in the same round), every
     ``refit_interval`` seconds.
+``teaching`` (:func:`teach_round`)
+    the detection round of teaching by nuance (:mod:`assay.engine.teach`) for
+    every project with teaching on, every ``refit_interval`` seconds.
 webhooks (:mod:`assay.jobs.webhooks`)
     answers to ML backends, from the ``answer.created`` event, on a
     per-process queue (not a leader job: the queue is in memory).
@@ -36,7 +39,7 @@ from assay.jobs import events, leader
 from assay.jobs.runner import Job, Runner, ThreadRunner
 
 __all__ = ["Job", "Runner", "ThreadRunner", "events", "leader", "server_jobs", "server_runner",
-           "sweep_leases", "refit_round", "each_project"]
+           "sweep_leases", "refit_round", "teach_round", "each_project"]
 
 log = logging.getLogger("assay.jobs")
 
@@ -87,6 +90,11 @@ def refit_round(ws) -> dict[str, dict[int, Any]]:
     return {"refitted": refitted, "stepped": stepped}
 
 
+def teach_round(ws) -> dict[int, Any]:
+    """One detection round of teaching: ``{pid: needs opened and measured}``."""
+    return each_project("teaching round", ws.teaching_projects(), ws.refresh_teaching)
+
+
 def server_jobs(ws, *, reclaim_interval: float, refit_interval: float) -> list[Job]:
     """The server's jobs over ``ws``; an interval of 0 leaves its job out."""
     jobs = []
@@ -94,6 +102,7 @@ def server_jobs(ws, *, reclaim_interval: float, refit_interval: float) -> list[J
         jobs.append(Job("lease-sweeper", lambda: sweep_leases(ws), reclaim_interval, run_first=True))
     if refit_interval > 0:
         jobs.append(Job("quality-and-model", lambda: refit_round(ws), refit_interval))
+        jobs.append(Job("teaching", lambda: teach_round(ws), refit_interval))
     return jobs
 
 

@@ -9,6 +9,11 @@ Events of today:
     (:meth:`assay.Workspace.submit`, from Python, the CLI or HTTP alike);
     ``answer`` is what ``submit`` returned.
 
+``answer.deleted``
+    ``{"workspace": Workspace, "answer": dict}`` — an annotator took back
+    their answer (:meth:`assay.Workspace.undo`); ``answer`` has its ``id``,
+    ``task_id``, ``project_id``, ``item_id`` and ``annotator_id``.
+
 Subscribers run synchronously in the emitting thread, in the order they
 subscribed: they must be quick and must not raise (one that raises is logged
 and the others still run; the emitter never sees the error). Slow work —

@@ -3,7 +3,8 @@
 :func:`install` subscribes :func:`on_answer_created` to ``answer.created``
 (:mod:`assay.jobs.events`), so every stored answer — submitted over HTTP,
 from Python or from the CLI — is queued for its project's backend as Label
-Studio's ``ANNOTATION_CREATED``. Queuing costs the answer path a cached
+Studio's ``ANNOTATION_CREATED``, and :func:`on_answer_deleted` to
+``answer.deleted`` (an undo), sent as ``ANNOTATIONS_DELETED``. Queuing costs the answer path a cached
 look-up (nothing at all while no project has a backend); a
 :class:`DeliveryQueue` thread of the emitting process sends it, so a slow or
 failing backend never delays or fails an answer.
@@ -112,6 +113,13 @@ def on_answer_created(event: dict) -> None:
         ws.notify_backend(event["answer"])
 
 
+def on_answer_deleted(event: dict) -> None:
+    """``answer.deleted`` → the project's backend, when it has one."""
+    ws = event["workspace"]
+    if ws.backends_in_use():
+        ws.notify_backend({**event["answer"], "deleted": True})
+
+
 def send_answer(ws, job: tuple[dict, str | None]) -> None:
     """Deliver one queued answer (runs in the queue's thread): the webhook
     body as Label Studio sends it, to the URL stored now (a backend changed
@@ -125,15 +133,26 @@ def send_answer(ws, job: tuple[dict, str | None]) -> None:
     url = ws._backend_url(p["id"])  # noqa: SLF001 - the stored URL, password included
     if not url:
         return
+    if answer.get("deleted"):  # an undo: the annotation is gone
+        ml_backend.connect(url).webhook(ml_backend.deletion_payload(answer, p))
+        return
     with ws.db.read() as conn:
-        item = conn.execute(text("SELECT id, kind, text FROM items WHERE id = :i"), {"i": answer["item_id"]}).first()
+        item = conn.execute(text("SELECT id, kind, text, blob FROM items WHERE id = :i"),
+                            {"i": answer["item_id"]}).first()
     if item is None:
         return
     where = ml_backend.public_url(base_url) or ws.public_base_url
-    body = ml_backend.annotation_payload(answer, p, {"id": item.id, "kind": item.kind, "text": item.text}, where)
+    found = {"id": item.id, "kind": item.kind, "text": item.text}
+    if item.kind == "image" and item.blob and p["schema"]["kind"] in ("boxes", "polygons"):
+        from PIL import Image  # percent coordinates need the image's size
+
+        with Image.open(ws.blobs.path(item.blob)) as im:
+            found["size"] = im.size
+    body = ml_backend.annotation_payload(answer, p, found, where)
     ml_backend.connect(url).webhook(body)
 
 
 def install() -> None:
     """Subscribe the webhook sender to answer events (idempotent)."""
     events.subscribe("answer.created", on_answer_created)
+    events.subscribe("answer.deleted", on_answer_deleted)

@@ -1,4 +1,4 @@
-"""Label kinds: the registry of what a label can be (``single``, ``multi``…).
+"""Label kinds: the registry of what a label can be (``single``, ``multi``, ``spans``…).
 
 ``get(name)`` is the :class:`~assay.kinds.base.LabelKind` that owns every
 rule depending on the shape of a project's labels: its schema, validating an
@@ -12,7 +12,9 @@ from __future__ import annotations
 from assay.errors import InvalidInput
 from assay.kinds.base import LabelKind
 from assay.kinds.multi import Multi
+from assay.kinds.shapes import Boxes, Polygons
 from assay.kinds.single import Single
+from assay.kinds.spans import Spans
 
 __all__ = ["LabelKind", "aggregatable", "get", "names", "of", "register", "unregister"]
 
@@ -62,3 +64,6 @@ def aggregatable() -> list[str]:
 
 register(Single())
 register(Multi())
+register(Boxes())
+register(Polygons())
+register(Spans())

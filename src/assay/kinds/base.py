@@ -11,8 +11,12 @@ that reads or compares labels asks the project's kind:
   suggestion, an ML backend's prediction);
 - ``same(a, b)``: are two labels the same answer (gold scoring, suggestion
   statistics, majority confidence) — the one equality rule;
+- ``score(label, known)``: how right an answer is against a known label, in
+  [0, 1] (gold scoring against the project's ``gold_min_score``);
 - ``majority(labels, classes)``: the label the answers agree on and how
   much they agree (export when no model decides);
+- ``check_item(label, item)``: an answer that does not fit its item (spans
+  past the end of the text), for kinds that set ``checks_item``;
 - ``export_columns(label)``: the label in flat formats (CSV, Parquet);
 - ``parse_text(cell)``: a label written in a text cell (CSV gold files);
 - ``widget``: the name of the browser widget that renders answers
@@ -59,6 +63,27 @@ def class_names(schema: dict) -> list[str]:
     return [c["name"] for c in schema.get("classes") or []]
 
 
+def region_classes(value: Any, names: Sequence[str]) -> tuple[list[str], list[str]]:
+    """``(known, unknown)``: the class names of one Label Studio region's
+    ``value[...labels]`` list (a string counts as one) mapped onto the
+    project's classes: an exact name, else a unique case-insensitive match."""
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list):
+        return [], ["a region without labels"]
+    known, unknown = [], []
+    for v in value:
+        if isinstance(v, str) and v in names:
+            known.append(v)
+            continue
+        folded = [n for n in names if isinstance(v, str) and n.casefold() == v.strip().casefold()]
+        if len(folded) == 1:
+            known.append(folded[0])
+        else:
+            unknown.append(str(v)[:80])
+    return known, unknown
+
+
 class LabelKind(ABC):
     """One kind of label. Subclasses set ``name``, ``widget`` and ``title``
     and implement :meth:`validate` and :meth:`majority`; the rest has
@@ -74,6 +99,16 @@ class LabelKind(ABC):
     aggregatable: ClassVar[bool] = False
     #: Label Studio ``Choices`` mode (``single`` / ``multiple``); None: no choices
     ls_choice: ClassVar[str | None] = None
+    #: the Label Studio control tag of regions of this kind (``RectangleLabels``,
+    #: ``PolygonLabels``, ``Labels``); None: choices (:attr:`ls_choice`) or nothing
+    ls_tag: ClassVar[str | None] = None
+    #: answers are checked against their item too (:meth:`check_item`): the
+    #: server reads the item (one lookup by key) where an answer is taken
+    checks_item: ClassVar[bool] = False
+    #: export formats of this kind beside jsonl/csv/parquet (``assay.formats.export.KIND_FORMATS``)
+    formats: ClassVar[tuple[str, ...]] = ()
+    #: the kinds of item (``text``, ``image``) it labels; None: any (a project over other items is refused)
+    item_kinds: ClassVar[tuple[str, ...] | None] = None
 
     def normalize_schema(self, spec: dict | None) -> dict:
         """Check a schema spec and return it in canonical form (default: a
@@ -85,9 +120,21 @@ class LabelKind(ABC):
     def validate(self, label: Any, schema: dict) -> Any:
         """The canonical stored form of ``label``, or :class:`InvalidInput`."""
 
+    def check_item(self, label: Any, item: dict) -> None:
+        """Refuse (:class:`InvalidInput`) a canonical ``label`` that does not
+        fit its item (``item``: its ``kind`` and ``text``); only called for
+        kinds that set :attr:`checks_item`."""
+
     def same(self, a: Any, b: Any) -> bool:
         """Whether two canonical labels are the same answer."""
         return a == b
+
+    def score(self, label: Any, known: Any) -> float:
+        """How right ``label`` is against the ``known`` label, in [0, 1]
+        (gold scoring: an answer counts right when this reaches the project's
+        ``gold_min_score``). Default: 1.0 if :meth:`same`, else 0.0; kinds whose
+        answers can be partly right (spans, shapes) give partial credit."""
+        return 1.0 if self.same(label, known) else 0.0
 
     def agreement(self, labels: Sequence[Any]) -> float | None:
         """The share of pairs of answers that are the same (None under two answers)."""
@@ -121,6 +168,15 @@ class LabelKind(ABC):
     def from_choices(self, known: list[str], classes: Sequence[str]) -> Any:
         """A label from a backend's (known) choices; None when there are none."""
         raise InvalidInput(f"{self.title} projects do not take Label Studio choices")
+
+    def from_ls_results(self, results: Sequence[dict], schema: dict) -> tuple[Any, list[str]]:
+        """``(label, skipped)``: the canonical label an ML backend's region
+        results make (Label Studio ``result`` entries of type :attr:`ls_tag`,
+        percent coordinates for images, character offsets for text), and what
+        was left out (unknown classes, regions the kind cannot hold); label
+        None when nothing was left. :class:`InvalidInput` when the regions
+        together are no valid label."""
+        raise InvalidInput(f"{self.title} projects do not take Label Studio regions")
 
     def proba(self, label: Any, score: float, classes: Sequence[str]) -> list[float]:
         """Per-class probabilities for a prediction that gives one ``score``

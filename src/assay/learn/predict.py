@@ -124,6 +124,7 @@ class _Run:
 
     names: list[str]
     label_kind: Any
+    schema: dict
     stats: dict = field(default_factory=lambda: {
         "tasks": 0, "no_prediction": 0, "skipped_unknown": 0, "unknown_choices": 0, "without_score": 0})
     unknown_seen: dict[str, int] = field(default_factory=dict)
@@ -153,7 +154,7 @@ def predict(db, blobs, p: dict, item_ids: Sequence[int] | None = None, batch: in
             raise InvalidInput("item_ids must be integers")
     client = backend(db, p)
     started = time.monotonic()
-    run = _Run(names=[c["name"] for c in p["schema"]["classes"]], label_kind=kinds.of(p))
+    run = _Run(names=[c["name"] for c in p["schema"]["classes"]], label_kind=kinds.of(p), schema=p["schema"])
     request = {"model_version": None, "project": _ml_backend.project_uid(p),
                "label_config": _ml_backend.label_config(p, item_kind(db, p)),
                "params": {"login": None, "password": None, "context": None}}
@@ -161,7 +162,7 @@ def predict(db, blobs, p: dict, item_ids: Sequence[int] | None = None, batch: in
         if isinstance(client, _ml_backend.PythonBackend):
             outcomes = _python_outcomes(client, rows, blobs, run.label_kind)
         else:
-            outcomes = _http_outcomes(client, rows, request, base_url)
+            outcomes = _http_outcomes(client, rows, request, base_url, run.label_kind)
         _tally(run, rows, outcomes)
     if run.unknown_seen:
         _ml_backend.log.warning("project %s: %d choice(s) the project does not have were skipped: %s",
@@ -184,13 +185,15 @@ def _python_outcomes(client, rows, blobs, label_kind) -> list[tuple[Any, float |
             outcomes.append((None, None, version))
             continue
         mv = o.get("model_version")
-        outcomes.append((label_kind.to_choices(o["label"]), _ml_backend.clamp_score(o.get("score")),
-                         version if mv is None else str(mv)))
+        got = _Given(o["label"]) if label_kind.ls_tag else label_kind.to_choices(o["label"])
+        outcomes.append((got, _ml_backend.clamp_score(o.get("score")), version if mv is None else str(mv)))
     return outcomes
 
 
-def _http_outcomes(client, rows, request: dict, base_url: str | None) -> list[tuple[Any, float | None, str | None]]:
-    """(choices, score, version) per row from a backend's ``/predict``."""
+def _http_outcomes(client, rows, request: dict, base_url: str | None,
+                   label_kind) -> list[tuple[Any, float | None, str | None]]:
+    """(choices, score, version) per row from a backend's ``/predict``
+    (region kinds: the regions, :class:`_Regions`, in place of choices)."""
     tasks = [_ml_backend.ls_task({"id": r.id, "kind": r.kind, "text": r.text}, _ml_backend.public_url(base_url))
              for r in rows]
     body = client.predict({"tasks": tasks, **request})
@@ -201,7 +204,11 @@ def _http_outcomes(client, rows, request: dict, base_url: str | None) -> list[tu
         if pr is None:
             outcomes.append((None, None, top))
             continue
-        choices, score = _ml_backend.prediction_choices(pr)
+        if label_kind.ls_tag:
+            regions, score = _ml_backend.prediction_regions(pr, label_kind.ls_tag)
+            choices = _Regions(regions) if regions else None
+        else:
+            choices, score = _ml_backend.prediction_choices(pr)
         mv = pr.get("model_version")
         outcomes.append((choices, score, top if mv in (None, "") else str(mv)))
     return outcomes
@@ -215,7 +222,7 @@ def _tally(run: _Run, rows, outcomes) -> None:
         if not choices:
             stats["no_prediction"] += 1
             continue
-        label, unknown = _ml_backend.map_choices(choices, run.names, run.label_kind)
+        label, unknown = _to_label(run, r, choices)
         for u in unknown:
             run.unknown_seen[u] = run.unknown_seen.get(u, 0) + 1
         stats["unknown_choices"] += len(unknown)
@@ -225,6 +232,39 @@ def _tally(run: _Run, rows, outcomes) -> None:
         if score is None:
             stats["without_score"] += 1
         run.found.append((r.id, label, 1.0 if score is None else score, version or "unversioned"))
+
+
+@dataclass
+class _Regions:
+    """A backend's region results for one item (boxes, polygons, spans)."""
+
+    results: list[dict]
+
+
+@dataclass
+class _Given:
+    """A registered Python model's label, in the kind's own form."""
+
+    label: Any
+
+
+def _to_label(run: _Run, row, got) -> tuple[Any, list[str]]:
+    """``(label, unknown)`` of one row's prediction: choices mapped onto the
+    classes, or (region kinds) the kind's conversion, checked like an answer;
+    a prediction the kind refuses is skipped, saying why."""
+    k = run.label_kind
+    if k.ls_tag is None:
+        return _ml_backend.map_choices(got, run.names, k)
+    try:
+        if isinstance(got, _Regions):
+            label, unknown = k.from_ls_results(got.results, run.schema)
+        else:
+            label, unknown = k.validate(got.label, run.schema), []
+        if label is not None and k.checks_item:
+            k.check_item(label, {"kind": row.kind, "text": row.text})
+    except InvalidInput as e:
+        return None, [f"invalid prediction: {e.message}"[:160]]
+    return label, unknown
 
 
 def _store(db, p: dict, url: str, run: _Run) -> dict[str, int]:
@@ -239,7 +279,8 @@ def _store(db, p: dict, url: str, run: _Run) -> dict[str, int]:
                     conn.execute(_DROP_PREDICTIONS, {"p": p["id"], "ids": ids[k:k + 1000]})
                 conn.execute(_ADD_PREDICTION, [
                     {"p": p["id"], "i": i, "v": versions[v], "label": lab, "c": float(sc),
-                     "pr": run.label_kind.proba(lab, sc, run.names)} for i, lab, sc, v in run.found])
+                     "pr": [] if run.label_kind.ls_tag else run.label_kind.proba(lab, sc, run.names)}
+                    for i, lab, sc, v in run.found])
             return versions
         except IntegrityError:  # another run numbered the same version: read again (three tries)
             tries += 1

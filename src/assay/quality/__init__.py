@@ -21,6 +21,7 @@ from __future__ import annotations
 from assay.errors import InvalidInput
 from assay.quality._base import Aggregator
 from assay.quality.auto import Auto
+from assay.quality.boxes import BoxConsensus, BoxInputError, aggregate_boxes, fit_boxes, score_boxes
 from assay.quality.bwa import BWA
 from assay.quality.coding import AggregateResult, EncodedAnswers, aggregate, encode_answers
 from assay.quality.crowd_model import CrowdModel, crowd_with_model
@@ -30,6 +31,7 @@ from assay.quality.glad import GLAD
 from assay.quality.mace import MACE
 from assay.quality.majority import MajorityVote, Wawa
 from assay.quality.minimax import MinimaxEntropy
+from assay.quality.spans import SequenceCrowd, SpanInputError, TokenDawidSkene, TokenMajorityVote, aggregate_spans
 
 #: method name -> estimator class (the names the CLI accepts)
 METHODS: dict[str, type[Aggregator]] = {
@@ -64,4 +66,7 @@ __all__ = [
     "EncodedAnswers",
     "GLAD", "MACE", "MajorityVote", "MinimaxEntropy", "OneCoinDawidSkene", "Wawa", "aggregate",
     "crowd_with_model", "encode_answers", "make_aggregator",
+    # spans and boxes (one JSON row per item: assay aggregate ANSWERS.jsonl)
+    "BoxConsensus", "BoxInputError", "SequenceCrowd", "SpanInputError", "TokenDawidSkene", "TokenMajorityVote",
+    "aggregate_boxes", "aggregate_spans", "fit_boxes", "score_boxes",
 ]

@@ -74,3 +74,88 @@ def aggregate_csv(answers: Path, *, method: str = "auto", gold: Path | None = No
         with open(out, "w", newline="", encoding="utf-8") as fh:
             write_result_csv(result, fh)
     return result
+
+
+# ---------------------------------------------------------------- shapes and spans (long JSON lines)
+
+#: the kinds ``assay aggregate`` reads from JSON lines, by the key that holds each answer's marks
+SHAPE_KINDS = ("spans", "boxes")
+
+
+def read_jsonl(path: Path, what: str = "answers") -> list[dict]:
+    """Every line of a JSON-lines file as a dict (blank lines skipped); a
+    clear :class:`InvalidInput` naming the line when one is not a JSON object."""
+    import orjson
+
+    rows = []
+    try:
+        f = open(path, "rb")
+    except OSError as e:
+        raise InvalidInput(f"cannot read {what} file {path}: {e.strerror}") from None
+    with f:
+        for n, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                row = orjson.loads(line)
+            except orjson.JSONDecodeError as e:
+                raise InvalidInput(f"{path}, line {n}: not valid JSON ({e})") from None
+            if not isinstance(row, dict):
+                raise InvalidInput(f"{path}, line {n}: each line must be a JSON object")
+            rows.append(row)
+    if not rows:
+        raise InvalidInput(f"{path} holds no {what}")
+    return rows
+
+
+def shape_kind(rows: list[dict], kind: str | None = None) -> str:
+    """The kind of long JSON-lines answers (``spans`` or ``boxes``): ``kind``
+    if given, else read from the rows (each must hold exactly the same one of
+    the keys); rows must have ``item`` and ``worker``."""
+    if kind is not None and kind not in SHAPE_KINDS:
+        raise InvalidInput(f"--kind must be one of {', '.join(SHAPE_KINDS)}, got {kind!r}")
+    seen = set()
+    for n, row in enumerate(rows, 1):
+        missing = [k for k in ("item", "worker") if k not in row]
+        if missing:
+            raise InvalidInput(f"answer {n} has no {' or '.join(repr(k) for k in missing)}: {_short(row)}")
+        has = [k for k in SHAPE_KINDS if k in row]
+        if kind is not None:
+            if kind not in row:
+                raise InvalidInput(f"answer {n} has no {kind!r} list: {_short(row)}")
+        elif len(has) != 1:
+            raise InvalidInput(f"answer {n} must hold one of {' or '.join(SHAPE_KINDS)}: {_short(row)}")
+        else:
+            seen.add(has[0])
+    if kind is None and len(seen) > 1:
+        raise InvalidInput("the answers mix spans and boxes; give --kind to choose")
+    return kind if kind is not None else seen.pop()
+
+
+def _short(row: dict) -> str:
+    text = repr(row)
+    return text if len(text) <= 120 else text[:117] + "..."
+
+
+def aggregate_shapes(rows: list[dict], kind: str, *, items: dict | None = None, method: str = "auto") -> list[dict]:
+    """One consensus row per item of span or box answers
+    (:func:`assay.quality.spans.aggregate_spans` /
+    :func:`assay.quality.boxes.aggregate_boxes`); bad rows raise
+    :class:`InvalidInput` naming the problem."""
+    if kind == "spans":
+        from assay.quality.spans import aggregate_spans as run
+    elif kind == "boxes":
+        from assay.quality.boxes import aggregate_boxes as run
+    else:
+        raise InvalidInput(f"unknown kind {kind!r}: one of {', '.join(SHAPE_KINDS)}")
+    try:
+        return run(rows, items=items, method=method)
+    except ValueError as e:
+        raise InvalidInput(str(e)) from None
+
+
+def write_jsonl(rows: list[dict], out: IO[bytes]) -> None:
+    import orjson
+
+    for row in rows:
+        out.write(orjson.dumps(row, option=orjson.OPT_SERIALIZE_NUMPY) + b"\n")

@@ -201,3 +201,27 @@ def confused_pairs(estimate: SkillEstimate, worker: int, *, top: int = 3) -> lis
     cells = [(int(t), int(j), float(mean[worker, t, j]), float(low[worker, t, j]))
              for t in range(k) for j in range(k) if t != j]
     return sorted(cells, key=lambda c: (-c[3], -c[2]))[:top]
+
+
+def rate_interval(hits, n) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(rate, low, high)`` of ``hits`` out of ``n`` (arrays or numbers) on
+    the answers alone (no shrinking: a before/after comparison must not pull
+    both towards the crowd), with a 90 % Wilson score interval; NaN where
+    ``n`` is 0."""
+    hits, n = np.asarray(hits, dtype=float), np.asarray(n, dtype=float)
+    if hits.shape != n.shape or (hits < 0).any() or (hits > n).any():
+        raise InvalidInput("hits must be between 0 and n")
+    safe = np.where(n > 0, n, 1.0)
+    mean, low, high = _beta_interval(hits, safe)
+    empty = n <= 0
+    return tuple(np.where(empty, np.nan, x) for x in (mean, low, high))  # type: ignore[return-value]
+
+
+def difference_interval(hits_before, n_before, hits_after, n_after) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(after − before, low, high)``: the change in a rate with a 90 %
+    interval (Newcombe's hybrid score interval, from the two Wilson
+    intervals of :func:`rate_interval`); NaN where either side has no answers."""
+    p1, l1, u1 = rate_interval(hits_before, n_before)
+    p2, l2, u2 = rate_interval(hits_after, n_after)
+    d = p2 - p1
+    return d, d - np.sqrt((p2 - l2) ** 2 + (u1 - p1) ** 2), d + np.sqrt((u2 - p2) ** 2 + (p1 - l1) ** 2)

@@ -45,8 +45,15 @@ from sqlalchemy import text
 from assay.errors import InvalidInput
 from assay.engine import ledger
 from assay.engine.ledger import POOL_ORDER
+from assay.simulation.arrivals import Arrivals
 
-POLICIES = ("fixed", "adaptive")
+POLICIES = ("fixed", "adaptive", "routed")
+#: who drives the replay: ``items`` (the task the hand-out gives out next draws
+#: one of its item's real answers: the default of fixed and adaptive, and of
+#: every figure measured before the arrival model) or ``workers`` (the arrival
+#: model, :mod:`assay.simulation.arrivals`: the default of routed, which
+#: needs it: routing chooses the item for the worker who arrives)
+ARRIVALS = ("items", "workers")
 #: adaptive: stop once the label is right, or settled (the answers still
 #: allowed would change it), with probability >= this. 1 - target is the share
 #: of items allowed to end with another label than every allowed answer would
@@ -215,7 +222,7 @@ def _check_choices(policy: str, method: str, criterion: str | None) -> None:
     from assay.quality.online import STOP_CRITERIA
 
     if policy not in POLICIES:
-        raise InvalidInput(f"unknown policy {policy!r}: use fixed or adaptive")
+        raise InvalidInput(f"unknown policy {policy!r}: use fixed, adaptive or routed")
     if method not in METHODS:
         raise InvalidInput(f"unknown method {method!r}; choose one of: {', '.join(METHODS)}")
     if criterion is not None and criterion not in STOP_CRITERIA:
@@ -233,7 +240,8 @@ def _policy_settings(policy: str, per_item: pd.Series, overlap: int | None, targ
     typical = int(math.ceil(per_item.median()))
     k = overlap if overlap is not None else 1
     m = max_answers if max_answers is not None else max(typical, k)
-    return {"overlap": k, "target_confidence": target, "max_answers": min(m, 100)}
+    out = {"overlap": k, "target_confidence": target, "max_answers": min(m, 100)}
+    return {**out, "routing": "skill"} if policy == "routed" else out
 
 
 def _new_project(ws, order, crowd: Crowd, settings: dict) -> tuple[int, dict, dict]:
@@ -241,7 +249,11 @@ def _new_project(ws, order, crowd: Crowd, settings: dict) -> tuple[int, dict, di
     member per worker: ``(project id, users by worker, item name by task id)``."""
     ds = ws.create_dataset("sim")
     ws.import_dataframe(ds["id"], pd.DataFrame({"text": [f"item {x}" for x in order], "item": order}))
-    pid = ws.create_project("sim", ds["id"], crowd.classes, lease_seconds=3600, **settings)["id"]
+    later = {k: settings[k] for k in ("routing",) if k in settings}  # set on the project once made
+    made = {k: v for k, v in settings.items() if k not in later}
+    pid = ws.create_project("sim", ds["id"], crowd.classes, lease_seconds=3600, **made)["id"]
+    if later:
+        ws.update_project(pid, **later)
     users = add_workers(ws, pid, crowd.df["worker"].unique())
     with ws.db.read() as conn:
         name_of = {r.id: r.name for r in conn.execute(_TASK_NAMES, {"p": pid})}
@@ -312,10 +324,28 @@ def _scores(crowd: Crowd, run: Outcome, method: str, target: float) -> dict:
     }
 
 
+def _arrivals_of(policy: str, arrivals: str | None) -> str:
+    if arrivals is None:
+        return "workers" if policy == "routed" else "items"
+    if arrivals not in ARRIVALS:
+        raise InvalidInput(f"unknown arrivals {arrivals!r}: use items or workers")
+    if policy == "routed" and arrivals == "items":
+        raise InvalidInput("the routed policy needs --arrivals workers: routing picks the item for the worker "
+                           "who arrives, and the item-driven replay picks the item first")
+    return arrivals
+
+
+def _not_in_data(crowd: Crowd, run: Outcome) -> int:
+    """Stored answers whose (item, worker) pair is not in the answers file (0: nobody saw an item they did
+    not really answer)."""
+    real = set(zip(crowd.df["item"], crowd.df["worker"]))
+    return sum((r.item[len("item "):], r.worker[len("w:"):]) not in real for r in run.answers)
+
+
 def simulate(answers_path, truth_path=None, *, policy: str = "adaptive", overlap: int | None = None,
              target: float = DEFAULT_TARGET, max_answers: int | None = None, method: str = "auto", seed: int = 0,
              refit_min: int = REFIT_MIN, refit_growth: float = REFIT_GROWTH, criterion: str | None = None,
-             export_path=None) -> dict:
+             export_path=None, arrivals: str | None = None) -> dict:
     """Run one replay; returns the result dict (see the module docstring and docs/quality.md).
 
     ``export_path``: also write the project's export there (``Workspace.export``,
@@ -325,11 +355,16 @@ def simulate(answers_path, truth_path=None, *, policy: str = "adaptive", overlap
     ``criterion`` (adaptive only): what the re-fits' settle table bounds,
     ``"flip"`` or ``"gain"`` (:func:`assay.quality.online.settle_margins`);
     None: :data:`assay.engine.redundancy.STOP_CRITERION`.
+
+    ``arrivals`` (:data:`ARRIVALS`): ``"items"`` (the default of fixed and
+    adaptive) or ``"workers"`` (the arrival model; the default of routed,
+    which needs it). Compare policies side by side with the same arrivals.
     """
     from assay.engine.redundancy import STOP_CRITERION
     from assay.workspace import Workspace
 
     _check_choices(policy, method, criterion)
+    arrivals = _arrivals_of(policy, arrivals)
     started = time.perf_counter()
     crowd = read_crowd(answers_path, truth_path)
     settings = _policy_settings(policy, crowd.per_item, overlap, target, max_answers)
@@ -341,7 +376,11 @@ def simulate(answers_path, truth_path=None, *, policy: str = "adaptive", overlap
         ws = Workspace(Path(tmp) / "ws")
         try:
             pid, users, name_of = _new_project(ws, order, crowd, settings)
-            replay = Replay(ws, pid, pools, users, name_of, review_exhausted=True)
+            if arrivals == "workers":
+                ws.routing_rng = np.random.default_rng([seed, 1])  # the routed random share, seeded
+                replay = Arrivals(ws, pid, crowd.df, users, name_of, rng)
+            else:
+                replay = Replay(ws, pid, pools, users, name_of, review_exhausted=True)
             refits = _replay(ws, pid, replay, refit_min, refit_growth, criterion)
             run = _outcome(ws, pid, replay, refits, name_of, target, export_path)
         finally:
@@ -350,6 +389,7 @@ def simulate(answers_path, truth_path=None, *, policy: str = "adaptive", overlap
     n, used = len(crowd.df), run.used
     return {
         "policy": policy,
+        "arrivals": arrivals,
         "method": method,
         "method_chosen": scores.pop("method_chosen"),
         "seed": seed,
@@ -367,5 +407,8 @@ def simulate(answers_path, truth_path=None, *, policy: str = "adaptive", overlap
         "items_exhausted": run.exhausted,
         "refits": run.refits,
         "handout_mismatches": run.mismatches,
+        **({"arrivals_total": len(replay.queue), "arrivals_passed": replay.passed}
+           if arrivals == "workers" else {}),
+        "answers_not_in_data": _not_in_data(crowd, run),
         "seconds": round(time.perf_counter() - started, 2),
     }

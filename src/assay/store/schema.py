@@ -139,6 +139,8 @@ projects = Table(
     Column("gold_rate", Float),
     Column("gold_min_accuracy", Float),
     Column("gold_min_answers", Integer),
+    # the kind's score (assay.kinds: span / shape F1) at which a gold answer counts right (NULL = 0.8)
+    Column("gold_min_score", Float),
     # Machine learning in the loop (see assay.learn.step): the embedding space the
     # in-loop model reads (NULL = off), the accuracy auto-labels must meet
     # (NULL = no auto-labels) and the share of auto-labels audited by people.
@@ -152,6 +154,17 @@ projects = Table(
     Column("exam_size", Integer),
     Column("exam_pass", Float),
     Column("exam_retries", Integer),
+    # Teaching by nuance (see assay.engine.teach): the skill on a nuance below
+    # which an annotator is taught it (NULL = off), the share of next tasks that
+    # are teaching items while a need is open (NULL = 0.2), and teaching items
+    # per need (NULL = 3).
+    Column("teach_bar", Float),
+    Column("teach_rate", Float),
+    Column("teach_items", Integer),
+    # Skill-aware routing (see assay.engine.handout): 'off' or 'skill', and the
+    # share of routed hand-outs that take a random candidate (NULL = 0.1).
+    Column("routing", String(10), nullable=False, server_default=text("'off'")),
+    Column("routing_random_share", Float),
     CheckConstraint("overlap >= 1", name="overlap"),
 )
 
@@ -316,7 +329,9 @@ gold = Table(
     Column("explanation", Text),
     Column("reference_items", JSON),
     # 'check': a hidden gold question; 'exam': an item of the qualification
-    # exam (revealed as such to exam takers: never a hidden check nor real work)
+    # exam (revealed as such to exam takers: never a hidden check nor real work);
+    # 'teach': a teaching item (shown openly as practice, its label and
+    # explanation after the answer: never a hidden check nor real work)
     Column("purpose", String(10), nullable=False, server_default=text("'check'")),
     CheckConstraint("source IN ('import', 'review')", name="source"),
 )
@@ -360,6 +375,42 @@ exam_answers = Table(
     Column("label", JSON, nullable=False),
     Column("correct", Boolean, nullable=False),
     Column("created_at", Float, nullable=False),
+)
+
+# Teaching by nuance (assay.engine.teach): each weakness found per annotator
+# and nuance on the hidden checks (the skill and its 90 % interval then, the
+# teaching given, 'open' / 'taught' / 'measured'); and the teaching items
+# served (the lease on the one in hand) with their answers, which never enter
+# ``answers``.
+teach_needs = Table(
+    "teach_needs",
+    metadata,
+    Column("project_id", Id, ForeignKey("projects.id", ondelete="CASCADE"), primary_key=True),
+    Column("annotator_id", Id, ForeignKey("users.id", ondelete="CASCADE"), primary_key=True),
+    Column("nuance", String(200), primary_key=True),
+    Column("status", String(10), nullable=False),
+    Column("detected_at", Float, nullable=False),
+    Column("checks", Integer, nullable=False),
+    Column("skill", Float, nullable=False),
+    Column("skill_low", Float, nullable=False),
+    Column("skill_high", Float, nullable=False),
+    Column("taught", Integer, nullable=False, server_default=text("0")),
+    Column("started_at", Float),
+    Column("taught_at", Float),
+    Column("measured_at", Float),
+)
+teach_answers = Table(
+    "teach_answers",
+    metadata,
+    Column("project_id", Id, ForeignKey("projects.id", ondelete="CASCADE"), primary_key=True),
+    Column("annotator_id", Id, ForeignKey("users.id", ondelete="CASCADE"), primary_key=True),
+    Column("item_id", Id, ForeignKey("items.id", ondelete="CASCADE"), primary_key=True),
+    Column("nuance", String(200), nullable=False),
+    Column("served_at", Float, nullable=False),
+    Column("expires_at", Float, nullable=False),
+    Column("label", JSON),
+    Column("correct", Boolean),
+    Column("answered_at", Float),
 )
 
 # Each annotator's record on gold, per project, updated with every scored

@@ -24,7 +24,11 @@ The class is composed of one part per concern, each in its own module
 - :mod:`~assay.workspace.projects`: projects, settings, members, access.
 - :mod:`~assay.workspace.labeling`: the hand-out (next task, submit, skip,
   undo), the doctor, adaptive redundancy and final labels, gold, reviews.
+- :mod:`~assay.workspace.teaching`: teaching items and their feedback, the
+  detection of weak nuances, before/after measurement.
 - :mod:`~assay.workspace.reports`: answers, progress, reports, export.
+- :mod:`~assay.workspace.shapes`: boxes and polygons in COCO, YOLO and
+  Pascal VOC (export), COCO (import as gold).
 - :mod:`~assay.workspace.models`: bring your own model (ML backends).
 """
 
@@ -37,11 +41,13 @@ from assay.workspace.labeling import Labeling
 from assay.workspace.models import Models
 from assay.workspace.projects import ROLES, Projects
 from assay.workspace.reports import Reports
+from assay.workspace.shapes import Shapes
+from assay.workspace.teaching import Teaching
 
 __all__ = ["DEFAULT_HOME", "ROLES", "Workspace"]
 
 
-class Workspace(Core, Accounts, Data, Projects, Labeling, Reports, Models):
+class Workspace(Core, Accounts, Data, Projects, Labeling, Teaching, Reports, Shapes, Models):
     """Open (creating if needed) the workspace at ``home``.
 
     >>> ws = Workspace("assay-data")

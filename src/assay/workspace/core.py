@@ -19,6 +19,16 @@ through this workspace drops the entry at once:
 - ``_progress_cache``: project id -> ``progress`` counts, big projects only
   (``progress_cache_min_tasks``), for ten times what the count cost (at
   least 2 s). Nothing drops it: entries expire.
+- ``_skill_cache``: (project id, min_confidence) -> (the key of its
+  inputs, when they were read whole, the inputs, the whole skill map).
+  Filled by ``skill_map`` (:mod:`assay.engine.skillmap`): an entry is
+  served while :func:`assay.engine.skillmap.inputs` (counts and last ids of
+  answers and gold rows, the last re-fit and model version) still gives its
+  key; after new answers only they and their items are read; after any
+  other change (undo, gold row, review, re-fit, model step), from any
+  process, everything is read again, as it is ``skill_cache_seconds``
+  (300 s) after a whole read. Emptied past 16 entries; ``_skill_lock`` lets
+  one computation run at a time.
 - ``_exam_passed``: (project id, user id) pairs that passed the project's
   qualification exam (:mod:`assay.engine.exam`), so the exam gate costs a
   set look-up once passed. A pass is final: nothing drops an entry (the set
@@ -81,6 +91,8 @@ class Core:
         self._progress_cache: dict[int, tuple[float, dict]] = {}
         self._member_cache: dict[tuple[int, int], tuple[float, bool]] = {}
         self._exam_passed: set[tuple[int, int]] = set()
+        self._skill_cache: dict[tuple[int, float], tuple] = {}
+        self._skill_lock = threading.Lock()
         self._lock = threading.Lock()
         _webhooks.install()  # answers reach ML backends from the answer.created event
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import JSON, text
@@ -20,9 +21,11 @@ from sqlalchemy import JSON, text
 from assay import audit as _audit
 from assay import kinds
 from assay.config import SCHEDULE
+from assay.engine import datasets as _datasets
 from assay.engine import exam as _exam
 from assay.engine import gold as _gold
 from assay.engine import handout, ledger, redundancy
+from assay.engine import region_review as _region_review
 from assay.engine import resolver as _resolver
 from assay.errors import Conflict, ExamFailed, Forbidden, InvalidInput, NotFound
 from assay.formats import gold as _gold_file
@@ -43,11 +46,15 @@ class Labeling:
 
     # ------------------------------------------------------------ hand-out
 
-    def next_task(self, project: int | str, user: int | str | dict, *, exclude: Sequence[int] = ()) -> dict | None:
+    def next_task(self, project: int | str, user: int | str | dict, *, exclude: Sequence[int] = (),
+                  restrict: Sequence[int] | None = None) -> dict | None:
         """Lease the next task of ``project`` to ``user`` (an annotator who is a member).
 
         Returns a task dict with the item to show, or None when nothing is left
-        for this user.
+        for this user. ``restrict``: only among these task ids (no gold then;
+        e.g. a simulation's worker gets only items they really answered).
+        A routed project's random share draws from ``self.routing_rng`` when
+        set (a seeded numpy generator), else from the process's.
         """
         p = self.get_project(project)
         u = user if isinstance(user, dict) else self.get_user(user)
@@ -62,11 +69,16 @@ class Labeling:
                 # no pre-label: a model that learned from gold could give the right answer away
                 return {**view, "suggestion": None, "exam": {"question": question, "of": of}}
             self._exam_passed.add((p["id"], u["id"]))
+        if p.get("teach_bar") is not None:  # teaching items for nuances they get wrong (workspace.teaching)
+            got = self._teaching_task(p, u, exclude)
+            if got is not None:
+                return got
         for attempt in range(2):
             # db.fast: the hand-out's text() statements go straight to the
             # driver, and the lease and the item it shows are one transaction.
             with self.db.fast_write():
-                got = handout.next_task(self.db.fast, p["id"], u["id"], p["lease_seconds"], exclude, project=p)
+                got = handout.next_task(self.db.fast, p["id"], u["id"], p["lease_seconds"], exclude, project=p,
+                                        restrict=restrict, rng=getattr(self, "routing_rng", None))
                 if got is not None:
                     return self._task_view(p, *got)
             # Expired leases may be holding the last tasks: give them back and retry once.
@@ -119,6 +131,9 @@ class Labeling:
                 raise NotFound(f"task {task_id} does not exist")
             label_kind = kinds.of(p)
             label = label_kind.validate(label, p["schema"])
+            if label_kind.checks_item:  # e.g. spans inside the text: one lookup, only for such kinds
+                with self.db.fast_write() as conn:
+                    _datasets.check_fits(conn, label_kind, label, t.item_id)
             in_exam = self._in_exam(p, u)
             if in_exam:
                 suggestion = None
@@ -149,7 +164,8 @@ class Labeling:
             _gold.maybe_pause(conn, p, u["id"], got["created_at"])
         return got
 
-    def skip(self, task_id: int, user: int | str | dict) -> None:
+    def skip(self, task_id: int, user: int | str | dict) -> int:
+        """Give back a task one holds without answering it; returns its project's id."""
         u = user if isinstance(user, dict) else self.get_user(user)
         t = handout.task_row(self.db, task_id)
         if u["role"] != "admin" and not self.is_member(t.project_id, u["id"]):
@@ -159,6 +175,7 @@ class Labeling:
             self._exam_refusal(p, u)
             raise Conflict("exam questions cannot be skipped: answer this one (ask tasks/next for it)")
         handout.skip(self.db, task_id, t.project_id, u["id"], project=p)
+        return t.project_id
 
     def undo(self, answer_id: int, user: int | str | dict) -> dict:
         """Take back one's own answer; the task is leased back to relabel."""
@@ -175,6 +192,10 @@ class Labeling:
             raise Conflict("finish the qualification exam first (ask tasks/next for its next question)")
         # the gold record keeps the undone answer: undo never changes it
         task_id, _, item_id, exp = handout.undo(self.db, answer_id, u["id"], p["lease_seconds"], project=p)
+        if _events.wanted("answer.deleted"):  # committed: tell subscribers (webhooks, …)
+            _events.emit("answer.deleted", {"workspace": self, "answer": {
+                "id": answer_id, "task_id": task_id, "project_id": p["id"], "item_id": item_id,
+                "annotator_id": u["id"]}})
         return self._task_view(p, task_id, item_id, exp)
 
     def reclaim_expired(self, now: float | None = None) -> int:
@@ -227,6 +248,16 @@ class Labeling:
         """Items that reached ``max_answers`` below the target confidence."""
         return self.item_consensus(project, status="review", after=after, limit=limit)
 
+    def mark_review_queue(self, project: int | str, *, after: int | None = None, limit: int = 20):
+        """Spans, boxes, polygons: the unsure items (low pairwise agreement,
+        :mod:`assay.engine.region_review`), each with every answer and the
+        kind's majority; ``(entries, next_after)``."""
+        p = self.get_project(project)
+        if p["schema"]["kind"] not in ("spans", "boxes", "polygons"):
+            raise InvalidInput("this review queue is for spans, boxes and polygons projects; "
+                               "class projects use the consensus queue (status=review)")
+        return _region_review.queue(self.db, p, after=after, limit=max(1, min(int(limit), 200)))
+
     # ------------------------------------------------------------ gold and reviews
 
     def import_gold(self, project: int | str, rows: Sequence[dict], *, key: str | None = None,
@@ -252,8 +283,30 @@ class Labeling:
                          user: int | str | dict | None = None) -> dict:
         """Gold from a CSV or JSONL file with ``item_id`` (or the ``key``
         column) and ``label``. Multi-label CSV cells list classes joined by
-        ``|``; JSONL may give a list (:mod:`assay.formats.gold`)."""
-        rows = _gold_file.read_rows(path, kinds.of(self.get_project(project)), key)
+        ``|``; JSONL may give a list (:mod:`assay.formats.gold`). Span
+        projects also take spaCy-compatible JSON lines, whose items are found
+        by ``item_id`` or by their text, and CoNLL BIO (``.conll``,
+        :meth:`import_conll`); boxes and polygons projects a COCO ``.json``
+        file (:meth:`import_coco`) or a YOLO or VOC folder
+        (:meth:`import_shapes_folder`)."""
+        if str(path).lower().endswith(".json") and key is None:
+            return self.import_json_gold(project, path, user=user)  # COCO, or Label Studio's export
+        if Path(path).is_dir() and key is None:  # a YOLO or Pascal VOC folder
+            return self.import_shapes_folder(project, path, user=user)
+        if Path(path).suffix.lower() in (".conll", ".bio", ".iob") and key is None:
+            return self.import_conll(project, path, user=user)
+        p = self.get_project(project)
+        rows = _gold_file.read_rows(path, kinds.of(p), key)
+        texts = [r["text"] for r in rows if "text" in r and "item_id" not in r]
+        if texts and key is None:
+            with self.db.read() as conn:
+                found = _datasets.items_by_text(conn, p["dataset_id"], texts)
+            for n, r in enumerate(rows, 1):
+                if "item_id" not in r:
+                    if r["text"] not in found:
+                        raise InvalidInput(f"gold row {n}: no text item of the dataset has this text "
+                                           f"({r['text'][:40]!r}); nothing was stored")
+                    r["item_id"] = found[r.pop("text")]
         return self.import_gold(project, rows, key=key, user=user)
 
     def list_gold(self, project: int | str, *, after: int | None = None, limit: int = 100):
@@ -282,6 +335,7 @@ class Labeling:
         label = kinds.of(p).validate(label, p["schema"])
         with self.db.write() as conn:
             out = _gold.decide(conn, p, item_id, label, u["id"])
+            _datasets.check_fits(conn, kinds.of(p), label, item_id)  # a refusal rolls the decision back
             _audit.record(conn, "review.decide", target_kind="project", target_id=p["id"], target=p["name"],
                           details={"item_id": item_id, "label": label})
         self._projects.pop(p["id"], None)  # has_known may have changed

@@ -17,9 +17,10 @@ from sqlalchemy.exc import IntegrityError
 
 from assay import kinds
 from assay.engine import accounts as _accounts
+from assay.engine import datasets as _datasets
 from assay.engine import projects as _proj
 from assay.engine import settings as _settings
-from assay.errors import Conflict, Forbidden, NotFound
+from assay.errors import Conflict, Forbidden, InvalidInput, NotFound
 
 ROLES = _accounts.ROLES
 
@@ -33,7 +34,8 @@ class Projects:
                        target_confidence: float | None = None, max_answers: int | None = None,
                        gold_rate: float | None = None, gold_min_accuracy: float | None = None,
                        gold_min_answers: int | None = None, exam_size: int | None = None,
-                       exam_pass: float | None = None, exam_retries: int | None = None) -> dict:
+                       exam_pass: float | None = None, exam_retries: int | None = None,
+                       kind_options: dict | None = None, **settings: Any) -> dict:
         """Create a labeling project over a dataset; every item becomes a task.
 
         ``target_confidence`` (e.g. 0.95) turns on adaptive redundancy: each
@@ -49,16 +51,42 @@ class Projects:
         Qualification exam (:mod:`assay.engine.exam`): ``exam_size`` exam items
         per attempt before any real work, ``exam_pass`` (default 0.8) right to
         pass, ``exam_retries`` (default 1) attempts after a fail.
+
+        ``kind_options``: the kind's own schema options, beside its classes
+        (``spans``: ``{"overlap": True}`` lets spans share characters).
+
+        ``settings``: any other setting of
+        :class:`~assay.engine.settings.ProjectSettings` (e.g. ``routing="skill"``,
+        ``teach_bar=0.7``), checked with the rest; ``ml_space`` and
+        ``ml_backend_url`` are set with :meth:`update_project`, which checks
+        the space and the backend.
         """
-        s = _settings.validate_new(
+        needs_context = sorted(set(settings) & {"ml_space", "ml_backend_url"})
+        if needs_context:
+            raise InvalidInput(f"set {', '.join(needs_context)} with update_project after creating the project "
+                               "(it checks the embedding space / the backend)")
+        s = _settings.validate_new(**settings,
             kind=kind, instructions=instructions, overlap=overlap, lease_seconds=lease_seconds,
             show_fields=show_fields,
             target_confidence=target_confidence, max_answers=max_answers, gold_rate=gold_rate,
             gold_min_accuracy=gold_min_accuracy, gold_min_answers=gold_min_answers, exam_size=exam_size,
             exam_pass=exam_pass, exam_retries=exam_retries)
         name = _proj.check_name(name)
-        spec = kinds.get(kind).normalize_schema({"classes": list(classes), "instructions": s.instructions})
+        if kind_options is not None and not isinstance(kind_options, dict):
+            raise InvalidInput("kind_options must be an object of the kind's schema options")
+        extra = {k: v for k, v in (kind_options or {}).items() if k not in ("kind", "classes", "instructions")}
+        spec = kinds.get(kind).normalize_schema({**extra, "classes": list(classes), "instructions": s.instructions})
+        unknown = sorted(set(extra) - set(spec))
+        if unknown:
+            raise InvalidInput(f"{kinds.get(kind).title} projects have no schema option {', '.join(unknown)}")
         ds = self.dataset(dataset)
+        takes = kinds.get(kind).item_kinds
+        if takes is not None:
+            with self.db.read() as conn:
+                other = sorted(set(_datasets.item_kinds(conn, ds["id"])) - set(takes))
+            if other:
+                raise InvalidInput(f"{kinds.get(kind).title} projects label {' or '.join(takes)} items; "
+                                   f"dataset {ds['name']!r} holds {' and '.join(other)} items")
         try:
             with self.db.write() as conn:
                 pid = _proj.create(conn, name, ds["id"], spec, s)

@@ -1,8 +1,8 @@
 """Reading the work: answers, progress, the reports, and the export.
 
 Relies on the core (:class:`assay.workspace.core.Core`, which lists the
-caches) for ``db`` and ``_progress_cache`` (this part fills it; entries
-expire); on :class:`~assay.workspace.projects.Projects` for
+caches) for ``db``, ``_progress_cache`` and ``_skill_cache`` (this part
+fills them); on :class:`~assay.workspace.projects.Projects` for
 ``get_project``.
 """
 
@@ -16,8 +16,15 @@ from pathlib import Path
 
 from assay import audit as _audit
 from assay import kinds
+from assay.engine import known_skills as _known_skills
 from assay.engine import reports as _reports
+from assay.engine import skillmap as _skillmap
+from assay.errors import InvalidInput
 from assay.formats import export as _export
+from assay.formats import shapes as _shapes
+
+#: skill maps kept (per project and min_confidence, with their inputs: ~24 bytes an answer); emptied past this
+_SKILL_CACHE_MAX = 16
 
 
 class Reports:
@@ -36,12 +43,54 @@ class Reports:
         :func:`assay.engine.reports.quality_report`."""
         return _reports.quality_report(self.db, self.get_project(project), page_size=page_size)
 
-    def skill_map(self, project: int | str, *, min_confidence: float | None = None) -> dict:
+    #: seconds a skill map's inputs are kept in ``_skill_cache`` from a whole read: a
+    #: backstop for a change :func:`assay.engine.skillmap.inputs` does not see
+    skill_cache_seconds = 300.0
+
+    def skill_map(self, project: int | str, *, min_confidence: float | None = None, after: int | None = None,
+                  limit: int | None = None) -> dict:
         """Each annotator's skill per class with a 90 % interval and the class
         pairs they confuse most, scored on items whose truth is known (gold,
-        reviews, confident final labels); see :func:`assay.engine.reports.skill_map`."""
-        kw = {} if min_confidence is None else {"min_confidence": min_confidence}
-        return _reports.skill_map(self.db, self.get_project(project), **kw)
+        reviews, confident final labels); see :func:`assay.engine.reports.skill_map`.
+
+        A page of annotators by user id (``after``, ``limit``; None: all) with
+        ``annotators_total`` and ``next_after``. Kept between requests
+        (``_skill_cache``, :mod:`assay.engine.skillmap`): asking again with
+        nothing new costs one read of counts; after new answers only those
+        answers and their items are read; after an undo, a gold row, a review,
+        a re-fit or a model step everything is read again."""
+        if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
+            raise InvalidInput("limit must be a whole number of annotators, at least 1")
+        p = self.get_project(project)
+        mc = _skillmap.SKILL_TRUTH_CONFIDENCE if min_confidence is None else float(min_confidence)
+        key = _skillmap.inputs(self.db, p, mc)
+        full = self._cached_skill_map(p, key)
+        return copy.deepcopy(_skillmap.page(full, after=after, limit=limit))
+
+    def _cached_skill_map(self, p: dict, key) -> dict:
+        def fresh(hit) -> bool:
+            return hit is not None and time.monotonic() - hit[1] < self.skill_cache_seconds
+
+        slot = (p["id"], key.min_confidence)
+        hit = self._skill_cache.get(slot)
+        if fresh(hit) and hit[0] == key:
+            return hit[3]
+        with self._skill_lock:  # one computation at a time: pages polled together wait for it, then hit
+            hit = self._skill_cache.get(slot)
+            if fresh(hit) and hit[0] == key:
+                return hit[3]
+            data = None
+            if fresh(hit) and _skillmap.grown_by_answers(hit[0], key):
+                data = _skillmap.update(self.db, p, hit[2], key)
+            at = hit[1] if data is not None else time.monotonic()  # the backstop counts from a whole read
+            if data is None:
+                data = _skillmap.read(self.db, p, key.min_confidence, upto=key.last_answer or 0)
+            full = _reports.skill_map(self.db, p, min_confidence=key.min_confidence, data=data)
+            if len(self._skill_cache) >= _SKILL_CACHE_MAX and slot not in self._skill_cache:
+                self._skill_cache.clear()
+            # the key was read first: a change during the reads shows as a new key (or a count that does not add up)
+            self._skill_cache[slot] = (key, at, data, full)
+        return full
 
     def model_report(self, project: int | str) -> dict:
         """The in-loop model's learning curve: one row per version (answers
@@ -57,6 +106,13 @@ class Reports:
         accuracy of accepted against overridden answers and of the
         suggestions themselves."""
         return _reports.suggestion_stats(self.db, self.get_project(project), page_size=page_size)
+
+    def known_skills(self, project: int | str) -> dict:
+        """Annotators' skills in a spans, boxes or polygons project, on gold and
+        reviewed items: precision, recall, F1 and (shapes) the mean IoU of
+        matched shapes, or (spans) the same per entity type; see
+        :func:`assay.engine.known_skills.known_skills`. Gold-derived: not for annotators."""
+        return _known_skills.known_skills(self.db, self.get_project(project))
 
     # ------------------------------------------------------------ reading answers
 
@@ -99,8 +155,8 @@ class Reports:
 
     def _audit_export(self, project: int | str, fmt: str, labeled_only: bool, path: Path | None = None) -> None:
         """Exports are reads; the record of one is written when it starts."""
-        _export.check_format(fmt)
         p = self.get_project(project)
+        _export.check_format(fmt, kinds.of(p))
         with self.db.write() as conn:
             _audit.record(conn, "export", target_kind="project", target_id=p["id"], target=p["name"],
                           details={"format": str(fmt)[:20], "labeled_only": bool(labeled_only),
@@ -108,21 +164,34 @@ class Reports:
 
     def export_chunks(self, project: int | str, fmt: str = "jsonl", *, labeled_only: bool = False) -> Iterator[bytes]:
         """The export as a stream of byte chunks (jsonl, csv or parquet; a
-        Parquet file is built in an anonymous temporary file first)."""
+        Parquet file is built in an anonymous temporary file first; boxes and
+        polygons: ``coco`` too, :meth:`coco_chunks`)."""
+        if fmt == "coco":
+            return self.coco_chunks(project)
+        if fmt == "labelstudio":  # every kind (:meth:`labelstudio_chunks`)
+            return self.labelstudio_chunks(project)
         self._audit_export(project, fmt, labeled_only)
         p = self.get_project(project)
         return _export.chunks(self.export_records(p["id"], labeled_only=labeled_only), fmt, kinds.of(p))
 
     def export(self, project: int | str, path: str | os.PathLike, fmt: str | None = None, *,
                labeled_only: bool = False) -> dict:
-        """Write a snapshot of the project's labels to ``path`` (jsonl, csv or parquet).
+        """Write a snapshot of the project's labels to ``path`` (jsonl, csv or
+        parquet; a kind may add its own: spans ``spacy`` and ``conll``; boxes
+        and polygons ``coco``, ``yolo`` and ``voc``, see :meth:`export_shapes`).
 
         Written to a temporary file and renamed, so a failed export leaves no
         partial file. Returns ``{"path", "format", "items"}``.
         """
         path = Path(path)
-        fmt = (fmt or path.suffix.lstrip(".") or "jsonl").lower()
-        _export.check_format(fmt)
+        fmt = (fmt or {".json": "coco"}.get(path.suffix.lower()) or path.suffix.lstrip(".") or "jsonl").lower()
+        if fmt == "labelstudio":  # Label Studio's JSON export, every kind
+            return self.export_labelstudio(project, path)
+        if fmt == "hf":  # a Hugging Face datasets folder (the hf extra)
+            return self.export_hf(project, path)
+        if fmt in _shapes.FORMATS:  # boxes and polygons: coco, yolo, voc (:meth:`export_shapes`)
+            out = self.export_shapes(project, path, fmt)
+            return {**out, "items": out["images"]}
         self._audit_export(project, fmt, labeled_only, path=path)
         p = self.get_project(project)
         n = _export.write_file(self.export_records(p["id"], labeled_only=labeled_only), path, fmt, kinds.of(p))

@@ -105,6 +105,7 @@ from assay.learn.ml_backend.payloads import (
     FROM_NAME,
     annotation_payload,
     content_url,
+    deletion_payload,
     label_config,
     ls_project,
     ls_result,
@@ -118,6 +119,7 @@ from assay.learn.ml_backend.predictions import (
     parse_predict_response,
     pick_prediction,
     prediction_choices,
+    prediction_regions,
 )
 from assay.learn.ml_backend.urls import (
     ALLOW_ENV,
@@ -135,8 +137,8 @@ from assay.learn.ml_backend.urls import (
 __all__ = [
     "ALLOW_ENV", "DENY_ENV", "FROM_NAME", "HEALTH_TIMEOUT", "MAX_RESPONSE_BYTES", "NEVER_HOSTS", "NEVER_NETS",
     "PREDICT_TIMEOUT", "SETUP_TIMEOUT", "WEBHOOK_TIMEOUT", "BackendProtocolError", "BackendUnreachable",
-    "HttpBackend", "PythonBackend", "annotation_payload", "check_addresses", "check_host", "check_url",
+    "HttpBackend", "PythonBackend", "annotation_payload", "deletion_payload", "check_addresses", "check_host", "check_url",
     "clamp_score", "connect", "content_url", "label_config", "log", "ls_project", "ls_result", "ls_task",
-    "map_choices", "object_tag", "parse_predict_response", "pick_prediction", "prediction_choices", "project_uid",
-    "public_url", "redact", "register_model", "registered_models", "resolve", "unregister_model",
+    "map_choices", "object_tag", "parse_predict_response", "pick_prediction", "prediction_choices", "prediction_regions",
+    "project_uid", "public_url", "redact", "register_model", "registered_models", "resolve", "unregister_model",
 ]

@@ -29,15 +29,20 @@ def label_config(project: dict, kind: str = "text") -> str:
     if instructions:
         ET.SubElement(view, "Header", value=instructions)
     ET.SubElement(view, tag, name=name, value=f"${name}")
-    choice = kinds.get(schema["kind"]).ls_choice
-    if choice is None:
-        raise Unsupported(f"{kinds.get(schema['kind']).title} projects have no Label Studio labeling config")
-    choices = ET.SubElement(view, "Choices", name=FROM_NAME, toName=name, choice=choice, showInline="true")
+    label_kind = kinds.get(schema["kind"])
+    if label_kind.ls_tag is not None:  # regions: RectangleLabels, PolygonLabels, Labels
+        control, child = ET.SubElement(view, label_kind.ls_tag, name=FROM_NAME, toName=name), "Label"
+    elif label_kind.ls_choice is not None:
+        control = ET.SubElement(view, "Choices", name=FROM_NAME, toName=name, choice=label_kind.ls_choice,
+                                showInline="true")
+        child = "Choice"
+    else:
+        raise Unsupported(f"{label_kind.title} projects have no Label Studio labeling config")
     for c in schema["classes"]:
         attrs = {"value": c["name"]}
         if c.get("description"):
             attrs["hint"] = c["description"]
-        ET.SubElement(choices, "Choice", attrs)
+        ET.SubElement(control, child, attrs)
     return ET.tostring(view, encoding="unicode")
 
 
@@ -72,11 +77,26 @@ def ls_project(project: dict, kind: str = "text") -> dict:
             "created_at": _iso(project.get("created_at")), "uid": project_uid(project)}
 
 
-def ls_result(project: dict, kind: str, label: Any) -> list[dict]:
-    """An assay label as a Label Studio ``result`` list."""
+def ls_result(project: dict, kind: str, label: Any, item: dict | None = None) -> list[dict]:
+    """An assay label as a Label Studio ``result`` list (spans, boxes,
+    polygons: regions, from the item's ``text`` or ``size`` (width, height))."""
+    if kinds.of(project).ls_tag is not None:
+        from assay.formats import labelstudio as _ls
+
+        item = item or {}
+        regions = _ls.results(label, project["schema"]["kind"], object_tag(project, kind)[1],
+                              text=item.get("text"), size=item.get("size"))
+        return [{**r, "origin": "manual"} for r in regions]
     chosen = kinds.of(project).to_choices(label)
     return [{"from_name": FROM_NAME, "to_name": object_tag(project, kind)[1], "type": "choices",
              "value": {"choices": list(chosen)}, "origin": "manual"}]
+
+
+def deletion_payload(answer: dict, project: dict) -> dict:
+    """The webhook body Label Studio sends when annotations are deleted
+    (``ANNOTATIONS_DELETED``: the ids of the annotations that are gone)."""
+    return {"action": "ANNOTATIONS_DELETED", "annotations": [{"id": answer["id"]}],
+            "project": {"id": project["id"], "title": project["name"], "uid": project_uid(project)}}
 
 
 def annotation_payload(answer: dict, project: dict, item: dict, base_url: str | None = None,
@@ -86,7 +106,7 @@ def annotation_payload(answer: dict, project: dict, item: dict, base_url: str | 
     task = {**ls_task(item, base_url), "project": project["id"]}
     created = _iso(answer.get("created_at"))
     annotation = {
-        "id": answer["id"], "result": ls_result(project, kind, answer["label"]),
+        "id": answer["id"], "result": ls_result(project, kind, answer["label"], item),
         "task": item["id"], "project": project["id"], "completed_by": answer["annotator_id"],
         "created_at": created, "updated_at": created, "was_cancelled": False, "ground_truth": False,
         "lead_time": answer.get("lead_time"),

@@ -119,3 +119,17 @@ def prediction_choices(pred: dict) -> tuple[list[str] | None, float | None]:
     if score is None and scores:
         score = max(scores)
     return choices, score
+
+
+def prediction_regions(pred: dict, tag: str) -> tuple[list[dict], float | None]:
+    """The region results of one LS prediction whose type is ``tag``
+    (``rectanglelabels`` …; ours by ``from_name`` first, any other only when
+    none is ours) and its score (the prediction's, else its best region's)."""
+    results = [r for r in pred.get("result") or [] if isinstance(r, dict)
+               and str(r.get("type", "")).lower() == tag.lower() and isinstance(r.get("value"), dict)]
+    mine = [r for r in results if r.get("from_name") == FROM_NAME] or results
+    score = clamp_score(pred.get("score"))
+    if score is None:
+        scores = [clamp_score(r.get("score")) for r in mine if clamp_score(r.get("score")) is not None]
+        score = max(scores) if scores else None
+    return mine, score

@@ -1,14 +1,17 @@
-"""Gold questions, reviewers' decisions, paused annotators and the qualification exam."""
+"""Gold questions, reviewers' decisions, paused annotators, the qualification
+exam and teaching by nuance."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Query
-from pydantic import BaseModel, Field
+from fastapi import APIRouter, File, Query, Request, UploadFile
+from pydantic import BaseModel, Field, JsonValue
+from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
-from assay.server.deps import WS, Admin, Staff, json
+from assay.errors import InvalidInput, TooLarge
+from assay.server.deps import WS, Admin, Staff, User, json
 
 router = APIRouter(tags=["quality"])
 
@@ -19,7 +22,11 @@ class GoldIn(BaseModel):
 
 
 class DecisionIn(BaseModel):
-    label: str | list[str]
+    label: str | list[JsonValue]  # a class, classes, or shapes/spans: the project's kind validates
+
+
+class PracticeIn(BaseModel):
+    label: str | list[JsonValue]  # a class, classes, or shapes/spans: the project's kind validates
 
 
 @router.post("/projects/{project_id}/gold", status_code=201)
@@ -51,6 +58,16 @@ def review(project_id: int, item_id: int, body: DecisionIn, ws: WS, user: Staff)
     return json(ws.review(project_id, item_id, body.label, user))
 
 
+@router.get("/projects/{project_id}/review/marks")
+def mark_review_queue(project_id: int, ws: WS, user: Staff,
+                      after: int | None = Query(None, ge=0), limit: int = Query(20, ge=1, le=200)):
+    """Spans, boxes, polygons: unsure items (low agreement between the
+    answers) with every answer and the kind's majority, for a decision."""
+    ws.require_access(project_id, user, roles=("admin", "reviewer"))
+    rows, nxt = ws.mark_review_queue(project_id, after=after, limit=limit)
+    return json({"items": rows, "next_after": nxt})
+
+
 @router.get("/projects/{project_id}/annotators/gold")
 def gold_stats(project_id: int, ws: WS, user: Staff):
     """Each annotator's record on gold and whether they are paused."""
@@ -77,3 +94,64 @@ def exam_report(project_id: int, ws: WS, user: Staff):
 def reset_exam(project_id: int, user_id: int, ws: WS, admin: Admin):
     """Grant one more exam attempt to an annotator refused after failing it."""
     return json(ws.reset_exam(project_id, user_id, by=admin))
+
+
+@router.post("/tasks/{task_id}/practice")
+def practice(task_id: int, body: PracticeIn, ws: WS, user: User):
+    """Answer the teaching item you hold (a task that tasks/next gave with
+    ``"teach"``): ``{"label": "cat"}``. The reply is the feedback at once:
+    ``{"practice": {…, "teach": {correct, right_label, nuance, explanation,
+    reference_items}}}``. Any other task (real work, a hidden check, one not
+    handed to you as teaching) is refused with 409 and no feedback; teaching
+    answers are never answers (no consensus, no gold score, no export)."""
+    return json({"practice": ws.submit_practice(task_id, user, body.label)})
+
+
+@router.get("/projects/{project_id}/teaching")
+def teaching_report(project_id: int, ws: WS, user: Staff):
+    """Teaching by nuance: its settings, how many teaching items each nuance
+    has and, per annotator × nuance taught, the skill on the nuance's hidden
+    checks before vs after teaching (90 % intervals) and the change; pooled
+    per nuance and for the project."""
+    ws.require_access(project_id, user, roles=("admin", "reviewer"))
+    return json(ws.teaching_report(project_id))
+
+
+@router.post("/projects/{project_id}/teaching/refresh")
+def refresh_teaching(project_id: int, ws: WS, admin: Admin):
+    """Run the detection round of teaching now (the server runs it in the
+    background): the needs opened and the needs measured."""
+    return json(ws.refresh_teaching(project_id))
+
+
+GOLD_FILE_SUFFIXES = (".json", ".jsonl", ".ndjson", ".csv", ".conll", ".bio", ".iob")
+
+
+@router.post("/projects/{project_id}/gold/file", status_code=201)
+async def import_gold_upload(project_id: int, request: Request, ws: WS, admin: Admin,
+                             file: UploadFile = File(..., description=(
+                                 "a gold file: .csv/.jsonl (item_id, label), spaCy .jsonl, CoNLL .conll, "
+                                 "COCO or Label Studio export .json"))):
+    """Gold from an uploaded file, read as ``assay project gold`` reads it
+    (by its suffix; a ``.json`` list is a Label Studio export, an object a
+    COCO file). All or nothing; 400 names the first bad row, task or token."""
+    from assay.server.routers.datasets import _SAFE, upload_dir
+
+    ws.require_access(project_id, admin, roles=("admin",))
+    name = file.filename or ""
+    if "/" in name or "\\" in name or ".." in name or name.startswith(".") or not _SAFE.match(name) \
+            or not name.lower().endswith(GOLD_FILE_SUFFIXES):
+        raise InvalidInput(f"upload a gold file with a plain name ending in {', '.join(GOLD_FILE_SUFFIXES)}, "
+                           f"not {name[:80]!r}")
+    limit = request.app.state.max_upload_bytes
+    with upload_dir() as tmp:
+        path, size = tmp / name, 0
+        with path.open("wb") as fh:
+            while chunk := await file.read(1 << 20):
+                size += len(chunk)
+                if size > limit:
+                    raise TooLarge(f"upload is larger than the limit of {limit} bytes "
+                                   "(set ASSAY_MAX_UPLOAD_MB or import from the CLI)")
+                fh.write(chunk)
+        out = await run_in_threadpool(ws.import_gold_file, project_id, path, user=admin)
+    return json(out, 201)

@@ -6,7 +6,7 @@ import itertools
 from typing import Literal
 
 from fastapi import APIRouter, Query
-from pydantic import BaseModel, Field, create_model, field_validator
+from pydantic import BaseModel, ConfigDict, Field, create_model, field_validator
 from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response, StreamingResponse
@@ -14,7 +14,7 @@ from starlette.responses import Response, StreamingResponse
 from assay import kinds
 from assay.engine import settings as project_settings
 from assay.errors import InvalidInput
-from assay.formats.export import content_disposition
+from assay.formats.export import FORMATS, KIND_FORMATS, MEDIA, SUFFIX, content_disposition
 from assay.server.deps import WS, Admin, Staff, User, json
 
 router = APIRouter(tags=["projects"])
@@ -26,6 +26,11 @@ class ClassIn(BaseModel):
 
 
 class SchemaIn(BaseModel):
+    """A project's schema: its kind, classes and instructions, and any of the
+    kind's own options beside them (``spans``: ``overlap``, true or false)."""
+
+    model_config = ConfigDict(extra="allow")
+
     kind: str = Field("single", description="a registered label kind (assay.kinds): single, multi, …",
                       examples=["single", "multi"], max_length=30)
     classes: list[ClassIn | str] = Field(min_length=1)
@@ -49,6 +54,9 @@ class _ProjectBase(BaseModel):
 #: :data:`assay.engine.settings.CREATE_FIELDS`, typed and described by the settings model
 ProjectIn = create_model("ProjectIn", __base__=_ProjectBase, **project_settings.create_fields())
 
+#: every export format (a kind's own ones are checked against the project's kind)
+ExportFormat = Literal[FORMATS + tuple(KIND_FORMATS) + ("coco", "labelstudio")]  # type: ignore[valid-type]
+
 #: the settings route's body: every changeable setting, described by the settings model
 SettingsPatch = project_settings.patch_model()
 
@@ -67,7 +75,7 @@ def list_projects(ws: WS, user: User):
 def create_project(body: ProjectIn, ws: WS, _: Admin):
     classes = [c if isinstance(c, str) else c.model_dump() for c in body.schema_.classes]
     p = ws.create_project(body.name, body.dataset_id, classes, kind=body.schema_.kind,
-                          instructions=body.schema_.instructions,
+                          instructions=body.schema_.instructions, kind_options=body.schema_.model_extra or None,
                           **{k: getattr(body, k) for k in project_settings.CREATE_FIELDS})
     return json(p, 201)
 
@@ -132,21 +140,26 @@ def list_answers(project_id: int, ws: WS, user: Staff,
 
 @router.get("/projects/{project_id}/export", response_class=Response, responses={200: {
     "description": "the labels as a file", "content": {
-        "application/x-ndjson": {}, "text/csv": {}, "application/vnd.apache.parquet": {}}}})
+        "application/x-ndjson": {}, "text/csv": {}, "application/vnd.apache.parquet": {}, "text/plain": {},
+        "application/json": {}}}})
 async def export(project_id: int, ws: WS, user: Staff,
-                 format: Literal["jsonl", "csv", "parquet"] = "jsonl", labeled_only: bool = False):
+                 format: ExportFormat = Query("jsonl", description=(  # type: ignore[valid-type]
+                     "jsonl, csv or parquet; span projects also spacy (spaCy-compatible JSON lines) "
+                     "and conll (BIO tags); boxes and polygons also coco (COCO detection JSON); "
+                     "every kind labelstudio (Label Studio's JSON export)")),
+                 labeled_only: bool = False):
     """A snapshot of the project's labels, streamed (constant memory; a
     Parquet file is built first in an anonymous temporary file). The file
     name is the project's, in any script (``filename*``, RFC 5987)."""
     p = ws.require_access(project_id, user, roles=("admin", "reviewer"))
-    headers = {"Content-Disposition": content_disposition(f"{p['name']}-labels", f".{format}")}
-    chunks = ws.export_chunks(project_id, format, labeled_only=labeled_only)
+    suffix = SUFFIX.get(format, f".{format}")
+    chunks = ws.export_chunks(project_id, format, labeled_only=labeled_only)  # checks the format
+    headers = {"Content-Disposition": content_disposition(f"{p['name']}-labels", suffix)}
     # The first chunk is made before the answer starts, so an export that
     # fails early (a Parquet file fails before its first byte) is an error
     # status, not a cut connection; a generator closed here leaves no file.
     first = await run_in_threadpool(next, chunks, None)
-    media = {"jsonl": "application/x-ndjson", "csv": "text/csv; charset=utf-8",
-             "parquet": "application/vnd.apache.parquet"}[format]
+    media = MEDIA[format]
     body = itertools.chain(() if first is None else (first,), chunks)
     return StreamingResponse(body, media_type=media, headers=headers)
 
@@ -193,11 +206,25 @@ def quality_report(project_id: int, ws: WS, user: Staff):
 @router.get("/projects/{project_id}/skills")
 def skill_map(project_id: int, ws: WS, user: Staff,
               min_confidence: float = Query(0.95, ge=0.5, le=1.0,
-                                            description="final labels from answers count as truth from this confidence")):
+                                            description="final labels from answers count as truth from this confidence"),
+              after: int | None = Query(None, ge=0, le=2**62,
+                                        description="annotators with a user id above this (next_after)"),
+              limit: int = Query(100, ge=1, le=1000, description="annotators per page")):
     """Each annotator's skill per class (with a 90 % interval) and the class pairs
-    they confuse most, scored on gold, reviews and confident final labels."""
+    they confuse most, scored on gold, reviews and confident final labels: a page
+    of annotators by user id (``next_after``: the next page's cursor, None on the
+    last), each nuance's rows for the same annotators."""
     ws.require_access(project_id, user, roles=("admin", "reviewer"))
-    return json(ws.skill_map(project_id, min_confidence=min_confidence))
+    return json(ws.skill_map(project_id, min_confidence=min_confidence, after=after, limit=limit))
+
+
+@router.get("/projects/{project_id}/skills/known")
+def known_skills(project_id: int, ws: WS, user: Staff):
+    """Spans, boxes and polygons projects: each annotator's precision, recall,
+    F1 and localisation (mean IoU of matched shapes) or per entity type
+    scores, on gold and reviewed items (admins and reviewers only)."""
+    ws.require_access(project_id, user, roles=("admin", "reviewer"))
+    return json(ws.known_skills(project_id))
 
 
 @router.get("/projects/{project_id}/model")

@@ -11,15 +11,15 @@ code, the same checks and the same responses; anything it is not sure about
 
 from __future__ import annotations
 
-import asyncio
-import random
 import re
+import time
 
 import orjson
 from fastapi import APIRouter, Request
-from pydantic import BaseModel
+from pydantic import BaseModel, JsonValue
 
 from assay.errors import AssayError, InvalidInput
+from assay.server import blinding
 from assay.server.deps import WS, Staff, User, json
 from assay.server.errors import error_response
 
@@ -31,9 +31,9 @@ class NextIn(BaseModel):
 
 
 class AnswerIn(BaseModel):
-    label: str | list[str]
+    label: str | list[JsonValue]  # a class, classes, or shapes/spans: the project's kind validates
     #: the model's pre-label shown with the task (the task's ``suggestion.label``), if any
-    suggestion: str | list[str] | None = None
+    suggestion: str | list[JsonValue] | None = None
 
 
 def _parse_optional_body(raw: bytes) -> dict:
@@ -57,32 +57,23 @@ async def next_task(project_id: int, request: Request, ws: WS, user: User):
     Optional body ``{"exclude": [task ids]}`` (e.g. the task on screen) so a
     client can prefetch the next one.
     """
-    response = _next(ws, user, project_id, await request.body())
-    await blind(ws, project_id)
+    raw = await request.body()
+    start = time.perf_counter()
+    response = _next(ws, user, project_id, raw)
+    await blind(ws, project_id, start, blinding.NEXT)
     return response
 
 
-#: the most a task hand-out waits at random in a project with gold (seconds)
-BLINDING_SECONDS = 0.004
-
-
-async def blind(ws, project_id: int) -> None:
-    """In a project with gold, wait a random 0–4 ms before a hand-out answers.
-    Gold and real work run the same kinds of statements, but a database
-    still takes a little longer for one or the other (on PostgreSQL a claim
-    from the pool writes more than a gold lease): a random delay several
-    times that difference keeps the timing from telling them apart. It costs
-    no CPU (the event loop serves others meanwhile) and is never spent in a
-    project without gold."""
+async def blind(ws, project_id: int, start: float, pad: blinding.Pad) -> None:
+    """In a project with gold, release the response at a time set before the
+    work began (:mod:`assay.server.blinding`): gold and real work take the
+    same time as the caller sees it. Never waits in a project without gold."""
     try:
         has_gold = ws.get_project(project_id)["has_gold"]
     except AssayError:
         return
     if has_gold:
-        await asyncio.sleep(_rng.uniform(0.0, BLINDING_SECONDS))
-
-
-_rng = random.SystemRandom()
+        await blinding.release(blinding.deadline(start, pad))
 
 
 def _next(ws, user: dict, project_id: int, raw: bytes):
@@ -99,19 +90,27 @@ async def submit(task_id: int, body: AnswerIn, ws: WS, user: User):
     """Answer a task you hold: ``{"label": "cat"}`` or ``{"label": ["a", "b"]}``;
     add ``"suggestion"`` (the model's pre-label that was shown) so the answer
     records whether it was accepted."""
-    return json({"answer": ws.submit(task_id, user, body.label, suggestion=body.suggestion)}, 201)
+    start = time.perf_counter()
+    got = ws.submit(task_id, user, body.label, suggestion=body.suggestion)
+    await blind(ws, got["project_id"], start, blinding.ANSWER)
+    return json({"answer": got}, 201)
 
 
 @router.post("/tasks/{task_id}/skip")
 async def skip(task_id: int, ws: WS, user: User):
-    ws.skip(task_id, user)
+    start = time.perf_counter()
+    project_id = ws.skip(task_id, user)
+    await blind(ws, project_id, start, blinding.ANSWER)
     return json({"ok": True})
 
 
 @router.delete("/answers/{answer_id}")
 async def undo(answer_id: int, ws: WS, user: User):
     """Take back your own answer; its task is leased back to you."""
-    return json({"task": ws.undo(answer_id, user)})
+    start = time.perf_counter()
+    task = ws.undo(answer_id, user)
+    await blind(ws, task["project_id"], start, blinding.ANSWER)
+    return json({"task": task})
 
 
 @router.get("/projects/{project_id}/suggestions")
@@ -184,14 +183,17 @@ class HotPaths:
                 token = v[7:].strip() if v[:7].lower() == "bearer " else None
                 break
         ws = scope["app"].state.workspace
+        start = time.perf_counter()
         try:
             user = ws.authenticate(token)
             if kind == "next":
                 response = _next(ws, user, int(m.group(1)), raw)
-                await blind(ws, int(m.group(1)))
+                await blind(ws, int(m.group(1)), start, blinding.NEXT)
             else:
                 label, suggestion = answer
-                response = json({"answer": ws.submit(int(m.group(1)), user, label, suggestion=suggestion)}, 201)
+                got = ws.submit(int(m.group(1)), user, label, suggestion=suggestion)
+                await blind(ws, got["project_id"], start, blinding.ANSWER)
+                response = json({"answer": got}, 201)
         except AssayError as exc:
             response = error_response(exc.status, exc.code, exc.message, exc.details)
         await response(scope, receive, send)

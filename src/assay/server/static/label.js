@@ -54,6 +54,8 @@
     submitted: 0,
     pending: 0,
     examInflight: 0,          // exam answers in flight: the next question comes after they land
+    feedback: null,           // the teaching item answered, its feedback on screen until Continue
+    editor: null,             // a widget's editor on the item (widget.mount; see kinds.js), or null
   };
 
   const $ = function (id) { return document.getElementById(id); };
@@ -354,6 +356,9 @@
   function suggestionOf(entry) {
     const s = entry && entry.task && entry.task.suggestion;
     if (!s || s.label === null || s.label === undefined) return null;
+    if (state.widget.mount) { // an editor's kind: shapes or spans the editor pre-draws
+      return Array.isArray(s.label) ? { label: s.label, names: [], confidence: Number(s.confidence), drawn: true } : null;
+    }
     const names = state.widget.names(s.label);
     if (!names) return null;
     const known = new Set(state.classes.map(function (c) { return c.name; }));
@@ -375,7 +380,8 @@
       delete ui.suggestion.dataset.confidence;
       return;
     }
-    ui.suggestionLabel.textContent = s.names.length ? s.names.join(", ") : "none of the classes";
+    ui.suggestionLabel.textContent = s.drawn ? s.label.length + " pre-drawn " + (s.label.length === 1 ? "mark" : "marks")
+      : s.names.length ? s.names.join(", ") : "none of the classes";
     ui.suggestionConfidence.textContent = percent(s.confidence);
     ui.suggestion.dataset.label = s.names.join("|");
     ui.suggestion.dataset.confidence = String(s.confidence);
@@ -403,7 +409,9 @@
     });
     ui.submit.disabled = !on;
     ui.accept.disabled = !sugg;
-    ui.skip.disabled = !on || !!(state.current && state.current.task.exam); // exam questions: no skipping
+    ui.skip.disabled = !on || !!(state.current && (state.current.task.exam || state.current.task.teach));
+    if (state.feedback) ui.classes.querySelectorAll(".class-btn").forEach(function (b) { b.disabled = true; });
+    if (state.feedback) ui.submit.disabled = ui.accept.disabled = ui.skip.disabled = ui.undo.disabled = true;
     ui.undo.disabled = state.history.length === 0;
   }
 
@@ -417,12 +425,21 @@
     const exam = entry.task.exam;
     ui.exam.hidden = !exam;
     ui.exam.textContent = exam ? "Qualification: question " + exam.question + " of " + exam.of : "";
+    ui.teach.hidden = !entry.task.teach; // practice: the feedback comes with the answer
+    ui.teachCard.hidden = true;
     ui.item.hidden = false;
     ui.item.dataset.taskId = entry.task.id;
     ui.item.dataset.itemId = item.id;
     ui.item.dataset.kind = item.kind || "";
 
-    if (item.kind === "image") {
+    unmountEditor();
+    ui.editorHost.hidden = !state.widget.mount;
+    if (state.widget.mount) {
+      ui.text.hidden = ui.frame.hidden = true;
+      ui.text.textContent = "";
+      ui.image.removeAttribute("src");
+      mountEditor(entry, item);
+    } else if (item.kind === "image") {
       ui.text.hidden = true;
       ui.text.textContent = "";
       ui.frame.hidden = false;
@@ -482,7 +499,36 @@
     updateControls();
   }
 
+  /** The item's content for an editor: a Promise of its text, or of an image's object URL. */
+  function contentOf(item) {
+    if (item.kind === "image") return item.content_url ? imageFor(item) : Promise.reject(new Error("This item has no image."));
+    if (typeof item.text === "string") return Promise.resolve(item.text);
+    if (!item.content_url) return Promise.resolve("");
+    return api.raw("GET", item.content_url, { headers: { Accept: "text/plain" } }).then(function (r) { return r.text(); });
+  }
+
+  /** Hand the item to the widget's editor (kinds.js: mount / answer / pick / key / destroy). */
+  function mountEditor(entry, item) {
+    ui.editorHost.replaceChildren();
+    const sugg = suggestionOf(entry);
+    state.editor = state.widget.mount(ui.editorHost, {
+      item: item, project: state.project, classes: state.classes, keys: state.keys || [],
+      content: contentOf(item), previous: entry.prevLabel === undefined ? null : entry.prevLabel,
+      suggestion: sugg ? sugg.label : null, // the model's pre-label: the starting answer when nothing is redone
+      status: function (text) { if (state.current === entry) setStatus(text); },
+      submit: function () { if (state.current === entry) submit(); },
+    });
+  }
+
+  function unmountEditor() {
+    const ed = state.editor;
+    state.editor = null;
+    if (ed && ed.destroy) ed.destroy();
+    if (ui.editorHost) ui.editorHost.replaceChildren();
+  }
+
   function renderEmpty() {
+    unmountEditor();
     state.current = null;
     ui.item.hidden = true;
     delete ui.item.dataset.taskId;
@@ -491,6 +537,7 @@
     ui.image.removeAttribute("src");
     renderSuggestion(null);
     ui.exam.hidden = true;
+    ui.teach.hidden = ui.teachCard.hidden = true;
     const finished = state.exhausted && !state.fetching && state.queue.length === 0;
     const paused = finished && !!state.pausedMsg;
     const done = finished && !paused;
@@ -571,7 +618,9 @@
   function choose(index) {
     const c = state.classes[index];
     if (!state.current || !c) return;
-    if (state.multi) {
+    if (state.editor) {
+      state.editor.pick(index);
+    } else if (state.multi) {
       if (state.selected.has(c.name)) state.selected.delete(c.name); else state.selected.add(c.name);
       updateControls();
     } else {
@@ -582,13 +631,18 @@
   function submit(label) {
     const entry = state.current;
     if (!entry) return;
-    if (label === undefined) {
+    if (label === undefined && state.editor) {
+      label = state.editor.answer();
+      if (label === null || label === undefined) return; // the editor said why
+    } else if (label === undefined) {
       if (!state.multi) return;
       const names = state.classes.map(function (c) { return c.name; })
         .filter(function (n) { return state.selected.has(n); });
       if (!names.length) { setStatus("pick at least one class (s skips)"); return; }
       label = state.widget.label(names);
     }
+    if (state.feedback) return;
+    if (entry.task.teach) { practice(entry, label); return; }
     const id = entry.task.id;
     const shown = suggestionOf(entry); // sent with every answer: the server records if it was taken
     const body = shown ? { label: label, suggestion: shown.label } : { label: label };
@@ -623,6 +677,64 @@
     finish(entry);
   }
 
+  function labelText(label) { return Array.isArray(label) ? label.join(", ") : String(label); }
+
+  /** A teaching item: the answer goes to /practice, its feedback shows at once, Continue moves on. */
+  function practice(entry, label) {
+    state.feedback = entry;
+    updateControls();
+    let gen = 0;
+    send(entry, function () {
+      return api.post("/api/tasks/" + encodeURIComponent(entry.task.id) + "/practice", { label: label }, KEEP);
+    }).then(function (data) {
+      settleStatus(gen, "practice: see why");
+      if (state.current === entry) showFeedback(data.practice.teach, label);
+    }, function (err) {
+      settleStatus(gen, "");
+      state.feedback = null;
+      if (isPaused(err)) { enterPaused(err); return; }
+      if (!err.shown) { err.shown = true; api.showError(err, "Practice answer not saved"); }
+      if (state.current === entry) finish(entry);
+    });
+    gen = state.statusGen;
+  }
+
+  function showFeedback(fb, label) {
+    ui.teachCard.classList.toggle("is-right", !!fb.correct);
+    ui.teachCard.classList.toggle("is-wrong", !fb.correct);
+    ui.teachCard.dataset.correct = fb.correct ? "1" : "0";
+    $("teach-verdict").textContent = fb.correct ? "Right!" : "Not quite.";
+    $("teach-right").textContent = labelText(fb.right_label);
+    $("teach-yours").textContent = labelText(label);
+    $("teach-nuance").textContent = fb.nuance ? "Nuance: " + fb.nuance : "";
+    $("teach-explanation").textContent = fb.explanation || "";
+    const refs = fb.reference_items || [];
+    $("teach-refs").replaceChildren(...(refs.length ? [el("span", { class: "muted small", text: "Compare:" })] : []),
+      ...refs.map(function (r) {
+      const box = el("div", { class: "teach-ref", "data-item-id": r.id });
+      if (r.label !== null && r.label !== undefined) box.append(el("strong", { text: labelText(r.label) }), " ");
+      if (r.kind === "image" && r.content_url) {
+        const img = el("img", { alt: "reference item " + r.id });
+        imageFor({ id: r.id, content_url: r.content_url }).then(function (url) { img.src = url; }, function () {});
+        box.append(img);
+      } else {
+        box.append(el("span", { text: typeof r.text === "string" ? r.text : "item " + r.id }));
+      }
+      return box;
+    }));
+    ui.teachCard.hidden = false;
+    $("teach-continue").focus();
+  }
+
+  /** Leave the teaching card: on to the next task. */
+  function continueAfterFeedback() {
+    const entry = state.feedback;
+    if (!entry || ui.teachCard.hidden) return;
+    state.feedback = null;
+    ui.teachCard.hidden = true;
+    finish(entry);
+  }
+
   /** What a finished exam attempt says (never which answers were right), or null. */
   function examResult(exam) {
     if (!exam || !exam.finished) return null;
@@ -638,7 +750,7 @@
     if (!entry) return;
     const s = suggestionOf(entry);
     if (!s) { setStatus("no suggestion for this item"); return; }
-    if (!state.multi) { submit(s.label); return; }
+    if (!state.multi || s.drawn) { submit(s.label); return; }
     state.selected = new Set(s.names);
     updateControls();
     setStatus("suggestion selected · Enter submits");
@@ -648,6 +760,7 @@
     const entry = state.current;
     if (!entry) return;
     if (entry.task.exam) { setStatus("exam questions cannot be skipped"); return; }
+    if (entry.task.teach || state.feedback) { setStatus("practice items cannot be skipped"); return; }
     const id = entry.task.id;
     let gen = 0;
     send(entry, function () {
@@ -667,6 +780,7 @@
 
   /** Undo the latest answer: show its task again at once; DELETE runs in the background. */
   function undo() {
+    if (state.feedback) return; // a practice answer is final; Continue first
     const rec = state.history.pop();
     if (!rec) { setStatus("nothing to undo"); return; }
     const id = rec.entry.task.id;
@@ -707,6 +821,14 @@
     if (e.defaultPrevented || e.ctrlKey || e.metaKey || e.altKey) return;
     const t = e.target;
     if (t && (t.isContentEditable || /^(INPUT|TEXTAREA|SELECT)$/.test(t.tagName))) return;
+    if (state.feedback) { // the teaching card: Enter (or space) continues, nothing else answers
+      if ((e.key === "Enter" || e.key === " ") && !(t && t.id === "teach-continue")) {
+        e.preventDefault();
+        if (!e.repeat) continueAfterFeedback();
+      } else if (digitOf(e) !== null) e.preventDefault();
+      return;
+    }
+    if (state.editor && state.editor.key && state.current && state.editor.key(e)) { e.preventDefault(); return; }
     const digit = digitOf(e);
     if (digit !== null) {
       e.preventDefault();
@@ -763,12 +885,12 @@
     ui = {
       status: $("status"), progress: $("progress"), error: $("error"), loading: $("loading"),
       done: $("done"), item: $("item"), text: $("item-text"), frame: $("image-frame"),
-      image: $("item-image"), imageLoading: $("image-loading"), fields: $("item-fields"),
+      image: $("item-image"), imageLoading: $("image-loading"), fields: $("item-fields"), editorHost: $("item-editor"),
       classes: $("classes"), submit: $("submit"), skip: $("skip"), undo: $("undo"),
       keysHelp: $("keys-help"), instructions: $("instructions"), instructionsBox: $("instructions-box"),
       projectName: $("project-name"), stage: document.querySelector(".stage"),
       paused: $("paused"), pausedReason: $("paused-reason"), pausedTitle: $("paused-title"),
-      exam: $("exam-banner"),
+      exam: $("exam-banner"), teach: $("teach-banner"), teachCard: $("teach-card"),
       suggestion: $("suggestion"), suggestionLabel: $("suggestion-label"),
       suggestionConfidence: $("suggestion-confidence"), suggestionHint: $("suggestion-hint"), accept: $("accept"),
     };
@@ -785,6 +907,7 @@
     ui.skip.addEventListener("click", skip);
     ui.undo.addEventListener("click", undo);
     ui.accept.addEventListener("click", accept);
+    $("teach-continue").addEventListener("click", continueAfterFeedback);
     [ui.submit, ui.skip, ui.undo, ui.accept].forEach(function (b) {
       b.addEventListener("mousedown", function (e) { e.preventDefault(); });
     });

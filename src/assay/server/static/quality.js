@@ -127,11 +127,22 @@
   async function load() {
     const r = await api.get(base + "/quality");
     render(r);
-    await Promise.all([loadGold(), loadExam(), loadReview(), loadModel(), loadSkills()]);
+    await Promise.all([loadGold(), loadExam(), loadTeaching(), loadReview(), loadModel(), loadSkills()]);
     return r;
   }
 
   let project = null;
+
+  /** Spans, boxes, polygons: no class report or skill map; skills on known items (quality_known.js) and gold. */
+  async function loadKnown(p) {
+    ["summary", "histogram", "skills-card", "review-card", "annotators"].forEach(function (id) {
+      document.getElementById(id).closest("section").hidden = true;
+    });
+    document.querySelector(".quality-grid").hidden = true;
+    document.getElementById("report").hidden = false;
+    await Promise.all([window.AssayKnownSkills.show(base, p), loadGold(), window.AssayReviewMarks.show(base, p)]);
+    document.getElementById("updated").textContent = "updated " + new Date().toLocaleTimeString();
+  }
 
   /** Learning curve: the model's accuracy on verified labels against the answers spent. */
   function learningCurve(versions) {
@@ -180,8 +191,9 @@
   /** Skill map: annotators (rows) by classes (columns), each cell the chance the
    *  annotator answers the class when it is the truth, shaded, with its 90 % interval;
    *  the last column names the pairs they confuse most. */
-  async function loadSkills() {
-    const m = await api.get(base + "/skills");
+  async function loadSkills(after) {
+    const more = after !== undefined && after !== null;
+    const m = await api.get(base + "/skills" + (more ? "?after=" + encodeURIComponent(after) : ""));
     const b = m.truth_basis || {};
     document.getElementById("skills-basis").textContent = "Scored on " + num(b.gold) + " gold items, " + num(b.review) +
       " reviewed items and " + num(b.consensus) + " items whose label from the answers is at least " +
@@ -197,7 +209,7 @@
         text: "\u2691 " + n.nuance }));
     });
     head.append(el("th", { text: "confuses most" }));
-    document.querySelector("#skills thead").replaceChildren(head);
+    if (!more) document.querySelector("#skills thead").replaceChildren(head);
     const rows = (m.annotators || []).map(function (a) {
       const tr = el("tr", { "data-user-id": a.user_id }, el("td", { text: a.username || ("#" + a.user_id) }));
       a.classes.forEach(function (c) {
@@ -230,11 +242,16 @@
           : "no sure mistake"));
       return tr;
     });
-    if (!rows.length) {
+    if (!rows.length && !more) {
       rows.push(el("tr", null, el("td", { colspan: String(classes.length + nuances.length + 2), class: "muted",
         text: "No answers on items with a known label yet" })));
     }
-    document.querySelector("#skills tbody").replaceChildren(...rows);
+    const tbody = document.querySelector("#skills tbody");
+    if (more) tbody.append(...rows); else tbody.replaceChildren(...rows);
+    // a page of annotators at a time (by user id): the next on demand
+    const button = document.getElementById("skills-more");
+    button.hidden = m.next_after === null || m.next_after === undefined;
+    button.onclick = function () { button.disabled = true; loadSkills(m.next_after).finally(function () { button.disabled = false; }); };
   }
 
   /** Gold record per annotator; admins can lift a pause. */
@@ -299,6 +316,51 @@
     });
     if (!rows.length) rows.push(el("tr", null, el("td", { colspan: "6", class: "muted", text: "Nobody has started the exam yet" })));
     document.querySelector("#exam tbody").replaceChildren(...rows);
+  }
+
+  /** A share right with its 90 % interval ("—" without checks). */
+  function side(s) {
+    if (!s || s.skill === null) return "—";
+    return pct(s.skill) + " (" + s.right + "/" + s.checks + "; " + pct(s.interval[0]) + "\u2013" + pct(s.interval[1]) + ")";
+  }
+  function change(c) {
+    if (!c || c.skill === null) return "—";
+    const pts = function (v) { return (v >= 0 ? "+" : "") + (100 * v).toFixed(1); };
+    return pts(c.skill) + " pts (" + pts(c.interval[0]) + " to " + pts(c.interval[1]) + ")";
+  }
+
+  /** Teaching by nuance: who is taught what, skill before vs after with 90 % intervals, pooled. */
+  async function loadTeaching() {
+    const card = document.getElementById("teach-card");
+    card.hidden = !(project && typeof project.teach_bar === "number");
+    if (card.hidden) return;
+    const x = await api.get(base + "/teaching");
+    const items = Object.keys(x.teaching_items || {}).map(function (k) { return k + " (" + x.teaching_items[k] + ")"; });
+    document.getElementById("teach-settings").textContent = "A nuance is taught when the 90 % interval of an " +
+      "annotator's skill on its hidden checks lies below " + pct(x.teach_bar) + " (after " + x.min_checks +
+      " checks, and on their own answers alone too); " + pct(x.teach_rate) + " of their next tasks are then teaching items, " + x.teach_items +
+      " per nuance. Teaching items: " + (items.length ? items.join(", ") : "none yet: import gold with purpose 'teach'") + ".";
+    const pooled = x.project;
+    document.getElementById("teach-pooled").textContent = pooled
+      ? "Project, over " + pooled.needs + " nuance(s) taught: change " + change(pooled.change_since_detection) +
+        " (checks after the weakness was found " + side(pooled.since_detection) + " \u2192 after teaching " +
+        side(pooled.after) + "). Counting the checks that found the weakness too: before " + side(pooled.before) +
+        ", change " + change(pooled.change) + " \u2014 this one overstates the effect (those checks were " +
+        "picked for being low)."
+      : "Nothing taught yet.";
+    const label = { open: "being taught", taught: "taught, measuring", measured: "measured" };
+    const rows = (x.needs || []).map(function (n) {
+      return el("tr", { "data-user-id": n.user_id, "data-nuance": n.nuance },
+        el("td", { text: n.username }), el("td", { text: n.nuance }),
+        el("td", { "data-status": n.status }, el("span", { class: "badge", text: label[n.status] || n.status })),
+        el("td", { class: "num", text: n.taught + (n.practice_right === null ? "" : " (" + n.practice_right + ")") }),
+        el("td", { class: "num", "data-before": "", text: side(n.before) }),
+        el("td", { class: "num", "data-after": "", text: side(n.after) }),
+        el("td", { class: "num", "data-change": "", text: change(n.change) }),
+        el("td", { class: "num", "data-change-since": "", text: change(n.change_since_detection) }));
+    });
+    if (!rows.length) rows.push(el("tr", null, el("td", { colspan: "8", class: "muted", text: "No weak nuance found yet" })));
+    document.querySelector("#teaching tbody").replaceChildren(...rows);
   }
 
   /** The first items of the review queue, each with one button per class. */
@@ -376,7 +438,8 @@
       const p = project = await api.get(base);
       document.getElementById("project-title").textContent = "Quality · " + p.name;
       document.title = "Quality · " + p.name + " · assay";
-      await load();
+      if (window.AssayKnownSkills.kinds.indexOf(p.schema.kind) >= 0) await loadKnown(p);
+      else await load();
     } catch (err) {
       if (err.status !== 401) api.showError(err);
     } finally {

@@ -16,7 +16,7 @@ from sqlalchemy import text
 from _server import LiveServer
 from assay.engine import handout, ledger, redundancy
 from factories import project_with_annotators, task_rows
-from test_hostile_annotator import GOLD_KEYS, _client, _features, _gold_project, _observe, _user
+from test_hostile_annotator import GOLD_KEYS, _client, _features, _gold_project, _observe, _tells, _user
 
 
 def _fit(ws, p, users, seed=0) -> None:
@@ -66,8 +66,8 @@ def test_a_hostile_annotator_cannot_tell_gold_from_routed_work(ws):
     proba = cross_val_predict(RandomForestClassifier(n_estimators=200, random_state=0), X, y,
                               cv=StratifiedKFold(5, shuffle=True, random_state=0), method="predict_proba")[:, 1]
     auc = roc_auc_score(y, proba)
-    assert auc < 0.65, f"gold is told apart from routed work: AUC {auc:.3f}"
-    print(f"hostile classifier AUC {auc:.3f} (routed)")
+    assert auc < 0.65, f"gold is told apart from routed work: AUC {auc:.3f}; {_tells(X, y)}"
+    print(f"hostile classifier AUC {auc:.3f} (routed); {_tells(X, y)}")
 
 
 def _left_for(ws, p, user) -> int:

@@ -50,17 +50,33 @@ def get_dataset(dataset_id: int, ws: WS, user: Staff):
     return json(ws.require_dataset_access(dataset_id, user))
 
 
-def check_upload_name(name: str | None) -> str:
-    """Refuse names that try to climb out of a folder or hide what they are."""
+def check_upload_name(name: str | None, suffixes: tuple[str, ...] = UPLOAD_SUFFIXES) -> str:
+    """Refuse names that try to climb out of a folder or hide what they are,
+    and files whose suffix is not one of ``suffixes``."""
     if not name:
         raise InvalidInput("the upload has no file name; send it as multipart field 'file' with a name")
     if "/" in name or "\\" in name or ".." in name or name.startswith(".") or not _SAFE.match(name):
         raise InvalidInput(
             f"unsafe file name {name!r}: use a plain name like data.csv (letters, digits, . _ - and spaces)"
         )
-    if not name.lower().endswith(UPLOAD_SUFFIXES):
-        raise Unsupported(f"cannot import {name!r}: upload a .csv, .jsonl, .parquet or a .zip of images")
+    if not name.lower().endswith(suffixes):
+        raise Unsupported(f"cannot import {name!r}: upload a file ending in {', '.join(suffixes)}"
+                          + (" (a .zip of images)" if suffixes == UPLOAD_SUFFIXES else ""))
     return name
+
+
+async def spool(file: UploadFile, path: Path, limit: int) -> int:
+    """Copy an upload to ``path`` a MiB at a time; :class:`TooLarge` past
+    ``limit`` bytes. Returns its size."""
+    size = 0
+    with path.open("wb") as fh:
+        while chunk := await file.read(1 << 20):
+            size += len(chunk)
+            if size > limit:
+                raise TooLarge(f"upload is larger than the limit of {limit} bytes "
+                               "(set ASSAY_MAX_UPLOAD_MB or import from the CLI)")
+            fh.write(chunk)
+    return size
 
 
 @router.post("/datasets/{dataset_id}/import")
@@ -81,14 +97,7 @@ async def import_upload(
     name = check_upload_name(file.filename)
     with upload_dir() as tmp:
         path = tmp / name
-        size = 0
-        with path.open("wb") as fh:
-            while chunk := await file.read(1 << 20):
-                size += len(chunk)
-                if size > limit:
-                    raise TooLarge(f"upload is larger than the limit of {limit} bytes "
-                                   "(set ASSAY_MAX_UPLOAD_MB or import from the CLI)")
-                fh.write(chunk)
+        await spool(file, path, limit)
         result = await run_in_threadpool(
             ws.import_file, dataset_id, path, text_column=text_column,
             source=source or f"upload:{name}", license=license, consent=consent,

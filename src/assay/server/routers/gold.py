@@ -10,7 +10,6 @@ from pydantic import BaseModel, Field, JsonValue
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
-from assay.errors import InvalidInput, TooLarge
 from assay.server.deps import WS, Admin, Staff, User, json
 
 router = APIRouter(tags=["quality"])
@@ -135,23 +134,12 @@ async def import_gold_upload(project_id: int, request: Request, ws: WS, admin: A
     """Gold from an uploaded file, read as ``assay project gold`` reads it
     (by its suffix; a ``.json`` list is a Label Studio export, an object a
     COCO file). All or nothing; 400 names the first bad row, task or token."""
-    from assay.server.routers.datasets import _SAFE, upload_dir
+    from assay.server.routers.datasets import check_upload_name, spool, upload_dir
 
     ws.require_access(project_id, admin, roles=("admin",))
-    name = file.filename or ""
-    if "/" in name or "\\" in name or ".." in name or name.startswith(".") or not _SAFE.match(name) \
-            or not name.lower().endswith(GOLD_FILE_SUFFIXES):
-        raise InvalidInput(f"upload a gold file with a plain name ending in {', '.join(GOLD_FILE_SUFFIXES)}, "
-                           f"not {name[:80]!r}")
-    limit = request.app.state.max_upload_bytes
+    name = check_upload_name(file.filename, GOLD_FILE_SUFFIXES)
     with upload_dir() as tmp:
-        path, size = tmp / name, 0
-        with path.open("wb") as fh:
-            while chunk := await file.read(1 << 20):
-                size += len(chunk)
-                if size > limit:
-                    raise TooLarge(f"upload is larger than the limit of {limit} bytes "
-                                   "(set ASSAY_MAX_UPLOAD_MB or import from the CLI)")
-                fh.write(chunk)
+        path = tmp / name
+        await spool(file, path, request.app.state.max_upload_bytes)
         out = await run_in_threadpool(ws.import_gold_file, project_id, path, user=admin)
     return json(out, 201)

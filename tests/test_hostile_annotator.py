@@ -261,7 +261,9 @@ def test_a_hostile_annotator_cannot_tell_gold_from_real_work(ws, adaptive):
     from sklearn.metrics import roc_auc_score
     from sklearn.model_selection import StratifiedKFold, cross_val_predict
 
-    p, ids, gold_ids = _gold_project(ws, n=360, n_gold=90, rate=0.25)
+    # 180 gold for 270 real at a 25 % rate (~90 drawn): the gold pool never runs dry, or the last
+    # tasks would all be real and the position alone would tell (an artefact of the test, not a leak)
+    p, ids, gold_ids = _gold_project(ws, n=450, n_gold=180, rate=0.25)
     if adaptive:  # answers to real work update a posterior: gold answers must cost the same
         with ws.db.write() as conn:
             conn.execute(text("UPDATE projects SET target_confidence = 0.9, max_answers = 1"))
@@ -275,7 +277,7 @@ def test_a_hostile_annotator_cannot_tell_gold_from_real_work(ws, adaptive):
         assert not set(view) & set(GOLD_KEYS), view
         rows = _observe(c, p["id"], eve["h"])
     y = np.array([r["task"]["item"]["id"] in gold_ids for r in rows])
-    assert 25 <= y.sum() <= 90 and len(rows) == 270 + y.sum()
+    assert 45 <= y.sum() <= 150 and len(rows) == 270 + y.sum()
     # payloads: the same fields, the same kinds of values
     assert len({(tuple(sorted(r["task"])), tuple(sorted(r["task"]["item"]))) for r in rows}) == 1
     assert len({tuple(sorted(r["answer"])) for r in rows}) == 1

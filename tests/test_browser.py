@@ -155,6 +155,18 @@ def answers_of(ws, project_id: int, user_id: int) -> list[dict]:
     return rows
 
 
+def open_label_page(ws, tabs, p, name="alice"):  # noqa: F811 - tabs is the fixture's value
+    """A new annotator ``name``, member of ``p``, logged in on the labeling
+    page of ``p`` in a new tab, once its classes are shown. Returns ``(tab, user)``."""
+    user, token = ws.add_user(name)
+    ws.add_member(p["id"], user["id"])
+    tab = tabs()
+    tab.login_link(token)
+    tab.goto(f"/label/{p['id']}")
+    wait_ready(tab.page)
+    return tab, user
+
+
 def wait_ready(page) -> None:
     """The project is loaded: class buttons exist and are enabled."""
     page.wait_for_selector("#classes button.class-btn:not([disabled])")

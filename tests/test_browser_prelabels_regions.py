@@ -12,7 +12,7 @@ import pytest
 from test_browser import Tab, browser, server, tabs  # noqa: F401 - fixtures
 from test_browser import answers_of, wait_settled
 from test_browser_shapes import drag, image_dataset
-from test_browser_shapes import open_project as open_shapes
+from test_browser import open_label_page as open_shapes
 from test_browser_shapes import shown as shown_image
 from test_browser_spans import marked
 from test_browser_spans import shown as shown_text

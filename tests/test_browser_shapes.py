@@ -13,7 +13,7 @@ from __future__ import annotations
 import pytest
 
 from test_browser import Tab, browser, server, tabs  # noqa: F401 - fixtures
-from test_browser import answers_of, wait_settled
+from test_browser import answers_of, open_label_page, wait_settled
 from factories import in_id_order
 
 pytestmark = pytest.mark.browser
@@ -36,16 +36,6 @@ def image_dataset(ws, tmp_path, n: int, size=(400, 300)):
     ds = ws.create_dataset("scenes")
     assert ws.import_file(ds["id"], folder)["added"] == n
     return ds
-
-
-def open_project(ws, tabs, p, name="alice"):  # noqa: F811
-    user, token = ws.add_user(name)
-    ws.add_member(p["id"], user["id"])
-    tab = tabs()
-    tab.login_link(token)
-    tab.goto(f"/label/{p['id']}")
-    tab.page.wait_for_selector("#classes button.class-btn:not([disabled])")
-    return tab, user
 
 
 def shown(page, other_than: str | None = None) -> dict:
@@ -101,7 +91,7 @@ def test_draw_move_resize_delete_boxes(ws, tabs, tmp_path):  # noqa: F811
     ds = image_dataset(ws, tmp_path, 3)
     p = ws.create_project("street", ds["id"], CLASSES, kind="boxes")
     in_id_order(ws, p["id"])
-    tab, user = open_project(ws, tabs, p)
+    tab, user = open_label_page(ws, tabs, p)
     page = tab.page
     first = shown(page)
     size = page.evaluate("""() => { const r = document.querySelector('.shape-canvas').getBoundingClientRect();
@@ -176,7 +166,7 @@ def test_draw_and_edit_polygons(ws, tabs, tmp_path):  # noqa: F811
     ds = image_dataset(ws, tmp_path, 2)
     p = ws.create_project("outlines", ds["id"], CLASSES, kind="polygons")
     in_id_order(ws, p["id"])
-    tab, user = open_project(ws, tabs, p)
+    tab, user = open_label_page(ws, tabs, p)
     page = tab.page
     first = shown(page)
 
@@ -216,7 +206,7 @@ def test_draw_and_edit_polygons(ws, tabs, tmp_path):  # noqa: F811
 def test_wheel_zoom_and_space_drag_pan(ws, tabs, tmp_path):  # noqa: F811
     ds = image_dataset(ws, tmp_path, 1)
     p = ws.create_project("zoomed", ds["id"], CLASSES, kind="boxes")
-    tab, user = open_project(ws, tabs, p)
+    tab, user = open_label_page(ws, tabs, p)
     page = tab.page
     shown(page)
     x, y = at(page, 100, 75)

@@ -12,7 +12,7 @@ import json
 import pytest
 
 from test_browser import Tab, browser, server, tabs  # noqa: F401 - fixtures
-from test_browser import answers_of, wait_settled
+from test_browser import answers_of, open_label_page, wait_settled
 from factories import in_id_order, item_ids, text_dataset
 
 pytestmark = pytest.mark.browser
@@ -20,16 +20,6 @@ pytestmark = pytest.mark.browser
 TEXTS = ["Ada Lovelace met Charles Babbage in London.", "Nothing to see here.", "Paris is in France.",
          "Skip me, please."]
 CLASSES = ["PER", "LOC", "ORG"]
-
-
-def open_project(ws, tabs, p, name="alice"):  # noqa: F811
-    user, token = ws.add_user(name)
-    ws.add_member(p["id"], user["id"])
-    tab = tabs()
-    tab.login_link(token)
-    tab.goto(f"/label/{p['id']}")
-    tab.page.wait_for_selector("#classes button.class-btn:not([disabled])")
-    return tab, user
 
 
 def shown(page, other_than: str | None = None) -> dict:
@@ -83,7 +73,7 @@ def test_mark_spans_with_mouse_and_keyboard(ws, tabs):  # noqa: F811
     p = ws.create_project("ner", ds["id"], CLASSES, kind="spans", instructions="Mark people and places.")
     in_id_order(ws, p["id"])
     ada, nothing, paris, skipped = item_ids(ws, ds["id"])
-    tab, alice = open_project(ws, tabs, p)
+    tab, alice = open_label_page(ws, tabs, p)
     page = tab.page
     assert page.get_attribute("body", "data-kind") == "spans"
     assert page.locator("#submit").is_visible() and page.locator("#item-text").is_hidden()
@@ -165,7 +155,7 @@ def test_mark_spans_with_mouse_and_keyboard(ws, tabs):  # noqa: F811
 def test_overlap_allowed_by_the_schema(ws, tabs):  # noqa: F811
     ds = text_dataset(ws, "news", TEXTS[:1])
     p = ws.create_project("nested", ds["id"], CLASSES, kind="spans", kind_options={"overlap": True})
-    tab, alice = open_project(ws, tabs, p)
+    tab, alice = open_label_page(ws, tabs, p)
     page = tab.page
     shown(page)
     drag_select(page, 0, 12)
@@ -204,7 +194,7 @@ def test_long_document_scrolls_to_the_caret(ws, tabs):  # noqa: F811
     long_text = " ".join(words) + " Zurich"
     ds = text_dataset(ws, "long", [long_text])
     p = ws.create_project("long", ds["id"], CLASSES, kind="spans")
-    tab, alice = open_project(ws, tabs, p)
+    tab, alice = open_label_page(ws, tabs, p)
     page = tab.page
     shown(page)
     box = page.locator("#item-editor .spans-text")

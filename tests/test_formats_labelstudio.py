@@ -178,3 +178,28 @@ def test_gold_file_upload_over_http(ws, tmp_path):
         r = c.post(url, headers=h, files={"file": ("ner.conll", (tmp_path / "ner.conll").read_bytes())})
         assert r.status_code == 201 and r.json()["added"] == 1, r.text
         assert gold(ws, q) == finals(ws, p)
+
+
+@pytest.mark.parametrize("kind,answers", [("boxes", BOXES), ("polygons", POLYS)])
+def test_bad_regions_are_named_and_store_nothing(ws, tmp_path, kind, answers):
+    """The kind reads an export strictly: a region the ML-backend path would
+    skip (unknown class, no image size, rotated, bad coordinates) is refused,
+    named by task and result."""
+    p, _ = labeled(ws, tmp_path, kind, answers, kind)
+    ws.export(p["id"], tmp_path / "ls.json", "labelstudio")
+    tasks = json.loads((tmp_path / "ls.json").read_text())
+    q = ws.create_project("again", p["dataset_id"], CLASSES, kind=kind)
+    key = "rectanglelabels" if kind == "boxes" else "polygonlabels"
+    coord = "x" if kind == "boxes" else "points"
+    before = snapshot(ws)
+    for n, (change, msg) in enumerate([
+            (lambda r: r["value"].update({key: ["truck"]}), r"result 0: unknown class\(es\) \['truck'\]"),
+            (lambda r: r.pop("original_width"), "result 0: original_width and original_height"),
+            (lambda r: r["value"].update(rotation=30), "result 0: a rotated"),
+            (lambda r: r["value"].update({coord: "12"}), f"result 0: value.{coord} must be")]):
+        bad = json.loads(json.dumps(tasks))
+        change(bad[0]["annotations"][0]["result"][0])
+        (tmp_path / f"bad{n}.json").write_text(json.dumps(bad))
+        with pytest.raises(InvalidInput, match=f"task {bad[0]['id']}, {msg}"):
+            ws.import_labelstudio(q["id"], tmp_path / f"bad{n}.json")
+    assert snapshot(ws) == before

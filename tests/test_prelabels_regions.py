@@ -64,7 +64,8 @@ def test_polygons_and_spans_from_results():
            {"type": "labels", "value": {"start": 0, "end": 3, "labels": ["per"]}},
            {"type": "labels", "value": {"start": "0", "end": 3, "labels": ["PER"]}}]
     label, skipped = spans.from_ls_results(res, schema)
-    assert label == [[0, 3, "PER"], [6, 11, "LOC"]] and skipped == ["a labels region without integer start and end"]
+    assert label == [[0, 3, "PER"], [6, 11, "LOC"]]
+    assert skipped == ["value.start must be a number (a labels region's character offset, an integer)"]
 
 
 def test_label_config_carries_regions():

@@ -20,7 +20,12 @@ that reads or compares labels asks the project's kind:
 - ``export_columns(label)``: the label in flat formats (CSV, Parquet);
 - ``parse_text(cell)``: a label written in a text cell (CSV gold files);
 - ``widget``: the name of the browser widget that renders answers
-  (``static/kinds.js``).
+  (``static/kinds.js``);
+- Label Studio: ``to_ls_results`` (a label as ``result`` entries),
+  ``from_ls_results`` (an ML backend's results, lenient: what it cannot take
+  is skipped and said) and ``from_ls_annotation`` (an export's annotation as
+  gold, strict: the first bad result is refused, named);
+- Hugging Face datasets: ``hf_columns`` and ``hf_values`` (the kind's columns).
 
 A kind whose labels are one class out of K (``aggregatable``) goes through
 the estimators of :mod:`assay.quality` (adaptive redundancy, the quality
@@ -59,6 +64,10 @@ def class_list(spec: dict) -> list[dict]:
     return out
 
 
+#: the ``from_name`` of every Label Studio result assay writes (its control tag's name)
+LS_FROM_NAME = "label"
+
+
 def class_names(schema: dict) -> list[str]:
     return [c["name"] for c in schema.get("classes") or []]
 
@@ -82,6 +91,15 @@ def region_classes(value: Any, names: Sequence[str]) -> tuple[list[str], list[st
         else:
             unknown.append(str(v)[:80])
     return known, unknown
+
+
+def region_labels(v: dict, key: str, names: Sequence[str]) -> tuple[list[str], list[str], str | None]:
+    """``(known, unknown, why)``: the classes of one Label Studio region's
+    ``value[key]`` (:func:`region_classes`); ``why`` when it holds no list of names."""
+    if not isinstance(v.get(key), str | list):
+        return [], [], f"value.{key} must be a list of class names"
+    known, unknown = region_classes(v[key], names)
+    return known, unknown, None
 
 
 class LabelKind(ABC):
@@ -169,6 +187,34 @@ class LabelKind(ABC):
         """A label from a backend's (known) choices; None when there are none."""
         raise InvalidInput(f"{self.title} projects do not take Label Studio choices")
 
+    @property
+    def ls_type(self) -> str | None:
+        """The Label Studio result ``type`` of this kind's labels (``choices``,
+        ``labels``, ``rectanglelabels``, ``polygonlabels``); None: none."""
+        if self.ls_tag is not None:
+            return self.ls_tag.lower()
+        return "choices" if self.ls_choice is not None else None
+
+    def _ls_result(self, to: str, value: dict, **extra: Any) -> dict:
+        return {"from_name": LS_FROM_NAME, "to_name": to, "type": self.ls_type, **extra, "value": value}
+
+    def to_ls_results(self, label: Any, to: str, *, text: str | None = None,
+                      size: tuple[int, int] | None = None) -> list[dict]:
+        """A canonical label as Label Studio ``result`` entries for the object
+        tag ``to`` (``text`` of the item for text regions, ``size`` (width,
+        height) in pixels for image regions). Default: one ``choices`` result
+        (:meth:`to_choices`), none when nothing is chosen."""
+        if self.ls_choice is None:
+            raise InvalidInput(f"{self.title} projects have no Label Studio form")
+        chosen = [] if label is None else list(self.to_choices(label))
+        return [self._ls_result(to, {"choices": chosen})] if chosen else []
+
+    def _ls_region(self, r: dict, names: Sequence[str]) -> tuple[list, list[str], str | None]:
+        """``(shapes, unknown, why)`` of one Label Studio region result of type
+        :attr:`ls_type`: the label's parts it makes (one per known class), its
+        unknown classes, and why it makes none (a bad field, named)."""
+        raise InvalidInput(f"{self.title} projects do not take Label Studio regions")
+
     def from_ls_results(self, results: Sequence[dict], schema: dict) -> tuple[Any, list[str]]:
         """``(label, skipped)``: the canonical label an ML backend's region
         results make (Label Studio ``result`` entries of type :attr:`ls_tag`,
@@ -176,7 +222,62 @@ class LabelKind(ABC):
         was left out (unknown classes, regions the kind cannot hold); label
         None when nothing was left. :class:`InvalidInput` when the regions
         together are no valid label."""
-        raise InvalidInput(f"{self.title} projects do not take Label Studio regions")
+        names, out, skipped = class_names(schema), [], []
+        for r in results:
+            shapes, unknown, why = self._ls_region(r, names)
+            skipped.extend(unknown)
+            if why:
+                skipped.append(why)
+            out.extend(shapes)
+        return (self.validate(out, schema) if out else None), skipped
+
+    def from_ls_choices(self, chosen: list[str], where: str) -> Any:
+        """The label an annotation's ``choices`` make (strict, before
+        :meth:`validate`); None for no label."""
+        raise InvalidInput(f"{where}: {self.title} projects do not take Label Studio choices")
+
+    def from_ls_annotation(self, results: list[dict], schema: dict, where: str) -> Any:
+        """An annotation's ``result`` list (of a Label Studio export) as the
+        canonical label, strictly: results of another type only are refused,
+        and so is the first region that :meth:`from_ls_results` would skip;
+        :class:`InvalidInput` names ``where`` (and the result). None: no label."""
+        want = self.ls_type
+        if want is None:
+            raise InvalidInput(f"{where}: Label Studio import does not know {self.name!r} projects")
+        mine = [r for r in results if str(r.get("type", "")).lower() == want]
+        others = {str(r.get("type"))[:30] for r in results} - {want}
+        if others and not mine:
+            raise InvalidInput(f"{where}: {self.name} projects take {want!r} results, not {', '.join(sorted(others))}")
+        if self.ls_tag is None:
+            chosen = [c for r in mine for c in (r["value"].get("choices") or [])]
+            if not all(isinstance(c, str) for c in chosen):
+                raise InvalidInput(f"{where}: value.choices must be class names")
+            label = self.from_ls_choices(chosen, where)
+        else:
+            names, label = class_names(schema), []
+            for n, r in enumerate(mine):
+                shapes, unknown, why = self._ls_region(r, names)
+                if why or unknown:
+                    raise InvalidInput(f"{where}, result {n}: "
+                                       f"{why or f'unknown class(es) {unknown}: the project classes are {names}'}")
+                label.extend(shapes)
+        if label is None:
+            return None
+        try:
+            return self.validate(label, schema)
+        except InvalidInput as e:
+            raise InvalidInput(f"{where}: {e}") from None
+
+    def hf_columns(self, ds: Any, cls: Any) -> dict:
+        """The kind's columns of a Hugging Face dataset (``ds``: the
+        ``datasets`` module; ``cls``: the classes' ``ClassLabel``). Default:
+        ``label`` as text, as :meth:`export_columns` writes it."""
+        return {"label": ds.Value("string")}
+
+    def hf_values(self, label: Any, idx: dict[str, int], rec: dict) -> dict:
+        """The values of :meth:`hf_columns` for a final ``label`` (None: none
+        yet; ``idx``: class name -> index; ``rec``: the export record)."""
+        return self.export_columns(label)
 
     def proba(self, label: Any, score: float, classes: Sequence[str]) -> list[float]:
         """Per-class probabilities for a prediction that gives one ``score``

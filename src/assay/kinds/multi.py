@@ -60,6 +60,16 @@ class Multi(LabelKind):
         chosen = set(known)
         return [n for n in classes if n in chosen]
 
+    def from_ls_choices(self, chosen: list[str], where: str) -> Any:
+        return list(chosen)
+
+    def hf_columns(self, ds: Any, cls: Any) -> dict:
+        """``labels``: a list of ``ClassLabel`` (None: no final label yet)."""
+        return {"labels": ds.List(cls)}
+
+    def hf_values(self, label: Any, idx: dict[str, int], rec: dict) -> dict:
+        return {"labels": None if label is None else [idx[c] for c in label]}
+
     def proba(self, label: Any, score: float, classes: Sequence[str]) -> list[float]:
         """Chosen classes get ``score``, the others ``1 - score``."""
         chosen = _as_set(label)

@@ -42,7 +42,7 @@ import numpy as np
 import orjson
 
 from assay.errors import InvalidInput
-from assay.kinds.base import LabelKind, class_names, region_classes
+from assay.kinds.base import LabelKind, class_names, region_labels
 
 #: coordinates are stored with this many decimals (0.01 px)
 DECIMALS = 2
@@ -146,44 +146,64 @@ def _confidence(votes: np.ndarray, n: int) -> float:
     return float(np.prod(np.maximum(share, 1.0 - share))) if len(share) else 1.0
 
 
-def _ls_regions(results: Sequence[dict], key: str, schema: dict, convert) -> tuple[list, list[str]]:
-    """Shapes from Label Studio region results of an image: ``convert(value,
-    W, H, label)`` makes one shape from a region's ``value`` in percent of its
-    ``original_width`` x ``original_height``; the skipped regions, said why."""
-    names, shapes, skipped = class_names(schema), [], []
-    for r in results:
-        v, w, h = r.get("value"), r.get("original_width"), r.get("original_height")
-        if not isinstance(v, dict) or not all(isinstance(d, Real) and not isinstance(d, bool) and d > 0 for d in (w, h)):
-            skipped.append(f"a {key} region without a value or original_width/original_height")
-            continue
-        if v.get("rotation") not in (None, 0):
-            skipped.append(f"a rotated {key} region")
-            continue
-        known, unknown = region_classes(v.get(key), names)
-        skipped.extend(unknown)
-        for lab in known:
-            try:
-                shapes.append(convert(v, float(w), float(h), lab))
-            except (KeyError, TypeError, ValueError, IndexError):
-                skipped.append(f"a {key} region with malformed coordinates")
-                break
-    return shapes, skipped
+def _ls_region(r: dict, key: str, names: Sequence[str], convert) -> tuple[list, list[str], str | None]:
+    """``(shapes, unknown, why)`` of one Label Studio region result of an image:
+    ``convert(value, W, H)`` makes its geometry from ``value`` in percent of its
+    ``original_width`` x ``original_height``, one shape per known class."""
+    v, w, h = r.get("value"), r.get("original_width"), r.get("original_height")
+    if not isinstance(v, dict):
+        return [], [], f"a {key} region needs a value object"
+    if not all(isinstance(d, Real) and not isinstance(d, bool) and d > 0 for d in (w, h)):
+        return [], [], f"original_width and original_height (the image's size in pixels) are needed for a {key} region"
+    if v.get("rotation") not in (None, 0):
+        return [], [], f"a rotated {key} region (value.rotation {str(v.get('rotation'))[:20]})"
+    known, unknown, why = region_labels(v, key, names)
+    if why or not known:
+        return [], unknown, why
+    try:
+        geometry = convert(v, float(w), float(h))
+    except ValueError as e:
+        return [], unknown, f"{e} in a {key} region"
+    return [geometry(lab) for lab in known], unknown, None
 
 
-def _pct(v: Any, side: float) -> float:
+def _num(x: Any, what: str) -> float:
+    if isinstance(x, bool) or not isinstance(x, Real) or not math.isfinite(x):
+        raise ValueError(f"{what} must be a number (percent of the image)")
+    return float(x)
+
+
+def _px(pct: float, side: float) -> float:
     """A percent coordinate as pixels, kept on the image."""
-    if isinstance(v, bool) or not isinstance(v, Real) or not math.isfinite(v):
-        raise ValueError("not a finite number")
-    return min(side, max(0.0, float(v) * side / 100.0))
+    return min(side, max(0.0, pct * side / 100.0))
 
 
-def _ls_box(v: dict, w: float, h: float, label: str) -> list:
-    x, y = _pct(v["x"], w), _pct(v["y"], h)
-    return [x, y, _pct(v["x"] + v["width"], w), _pct(v["y"] + v["height"], h), label]
+def _ls_box(v: dict, w: float, h: float):
+    x, y, bw, bh = (_num(v.get(k), f"value.{k}") for k in ("x", "y", "width", "height"))
+    box = [_px(x, w), _px(y, h), _px(x + bw, w), _px(y + bh, h)]
+    return lambda label: [*box, label]
 
 
-def _ls_polygon(v: dict, w: float, h: float, label: str) -> dict:
-    return {"label": label, "points": [[_pct(q[0], w), _pct(q[1], h)] for q in v["points"]]}
+def _ls_polygon(v: dict, w: float, h: float):
+    pts = v.get("points")
+    if not isinstance(pts, list) or not all(isinstance(q, list | tuple) and len(q) == 2 for q in pts):
+        raise ValueError("value.points must be a list of [x, y] in percent")
+    points = [[_px(_num(q[0], f"value.points[{k}] x"), w), _px(_num(q[1], f"value.points[{k}] y"), h)]
+              for k, q in enumerate(pts)]
+    return lambda label: {"label": label, "points": [list(p) for p in points]}
+
+
+def _to_pct(v: float, side: float) -> float:
+    return round(v / side * 100, 6)
+
+
+def _ls_sized(size: tuple[int, int] | None) -> tuple[float, float, dict]:
+    w, h = size or (1, 1)
+    return w, h, {"original_width": w, "original_height": h, "image_rotation": 0}
+
+
+def _hf_sized(rec: dict, label: Any, objects: list) -> dict:
+    return {"width": rec["width"], "height": rec["height"], "objects": None if label is None else objects}
 
 
 class Boxes(LabelKind):
@@ -195,11 +215,27 @@ class Boxes(LabelKind):
     item_kinds = ("image",)
     ls_tag = "RectangleLabels"
 
-    def from_ls_results(self, results: Sequence[dict], schema: dict) -> tuple[Any, list[str]]:
+    def _ls_region(self, r: dict, names: Sequence[str]) -> tuple[list, list[str], str | None]:
         """Label Studio ``rectanglelabels`` (``x, y, width, height`` in percent of
-        ``original_width`` x ``original_height``) as boxes in pixels."""
-        shapes, skipped = _ls_regions(results, "rectanglelabels", schema, _ls_box)
-        return (self.validate(shapes, schema) if shapes else None), skipped
+        ``original_width`` x ``original_height``) as boxes in pixels, kept on the image."""
+        return _ls_region(r, "rectanglelabels", names, _ls_box)
+
+    def to_ls_results(self, label: Any, to: str, *, text: str | None = None,
+                      size: tuple[int, int] | None = None) -> list[dict]:
+        """One ``rectanglelabels`` region per box, in percent of ``size`` (width, height)."""
+        w, h, sized = _ls_sized(size)
+        return [self._ls_result(to, {"x": _to_pct(x1, w), "y": _to_pct(y1, h), "width": _to_pct(x2 - x1, w),
+                                     "height": _to_pct(y2 - y1, h), "rotation": 0, "rectanglelabels": [lab]}, **sized)
+                for x1, y1, x2, y2, lab in label]
+
+    def hf_columns(self, ds: Any, cls: Any) -> dict:
+        """``width``, ``height`` and ``objects``: ``{category, bbox}``, COCO's ``[x, y, width, height]`` in pixels."""
+        return {"width": ds.Value("int32"), "height": ds.Value("int32"),
+                "objects": ds.List({"category": cls, "bbox": ds.List(ds.Value("float32"), length=4)})}
+
+    def hf_values(self, label: Any, idx: dict[str, int], rec: dict) -> dict:
+        return _hf_sized(rec, label, [{"category": idx[c], "bbox": [x1, y1, x2 - x1, y2 - y1]}
+                                      for x1, y1, x2, y2, c in label or ()])
 
     def validate(self, label: Any, schema: dict) -> list[list]:
         names = class_names(schema)
@@ -315,10 +351,24 @@ class Polygons(LabelKind):
     item_kinds = ("image",)
     ls_tag = "PolygonLabels"
 
-    def from_ls_results(self, results: Sequence[dict], schema: dict) -> tuple[Any, list[str]]:
-        """Label Studio ``polygonlabels`` (``points`` in percent) as polygons in pixels."""
-        shapes, skipped = _ls_regions(results, "polygonlabels", schema, _ls_polygon)
-        return (self.validate(shapes, schema) if shapes else None), skipped
+    def _ls_region(self, r: dict, names: Sequence[str]) -> tuple[list, list[str], str | None]:
+        """Label Studio ``polygonlabels`` (``points`` in percent) as polygons in pixels, kept on the image."""
+        return _ls_region(r, "polygonlabels", names, _ls_polygon)
+
+    def to_ls_results(self, label: Any, to: str, *, text: str | None = None,
+                      size: tuple[int, int] | None = None) -> list[dict]:
+        """One closed ``polygonlabels`` region per polygon, in percent of ``size`` (width, height)."""
+        w, h, sized = _ls_sized(size)
+        return [self._ls_result(to, {"points": [[_to_pct(x, w), _to_pct(y, h)] for x, y in p["points"]],
+                                     "closed": True, "polygonlabels": [p["label"]]}, **sized) for p in label]
+
+    def hf_columns(self, ds: Any, cls: Any) -> dict:
+        """``width``, ``height`` and ``objects``: ``{category, points}`` (``[x, y]`` pixel pairs)."""
+        return {"width": ds.Value("int32"), "height": ds.Value("int32"),
+                "objects": ds.List({"category": cls, "points": ds.List(ds.List(ds.Value("float32"), length=2))})}
+
+    def hf_values(self, label: Any, idx: dict[str, int], rec: dict) -> dict:
+        return _hf_sized(rec, label, [{"category": idx[p["label"]], "points": p["points"]} for p in label or ()])
 
     def _polygon(self, p: Any, names: list[str], j: int) -> dict:
         what = f"polygon {j}"

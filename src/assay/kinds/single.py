@@ -42,6 +42,18 @@ class Single(LabelKind):
     def from_choices(self, known: list[str], classes: Sequence[str]) -> Any:
         return known[0] if known else None
 
+    def from_ls_choices(self, chosen: list[str], where: str) -> Any:
+        if len(chosen) > 1:
+            raise InvalidInput(f"{where}: a single-label project takes one choice, got {len(chosen)}")
+        return chosen[0] if chosen else None
+
+    def hf_columns(self, ds: Any, cls: Any) -> dict:
+        """``label``: a ``ClassLabel`` (-1: no final label yet)."""
+        return {"label": cls}
+
+    def hf_values(self, label: Any, idx: dict[str, int], rec: dict) -> dict:
+        return {"label": -1 if label is None else idx[label]}
+
     def proba(self, label: Any, score: float, classes: Sequence[str]) -> list[float]:
         """The chosen class gets ``score``, the others share the rest evenly."""
         k = len(classes)

@@ -19,7 +19,7 @@ from typing import Any
 import orjson
 
 from assay.errors import InvalidInput
-from assay.kinds.base import LabelKind, class_list, class_names, region_classes
+from assay.kinds.base import LabelKind, class_list, class_names, region_labels
 
 #: the most spans one answer may hold
 MAX_SPANS = 10_000
@@ -33,18 +33,29 @@ class Spans(LabelKind):
     formats = ("spacy", "conll")
     ls_tag = "Labels"
 
-    def from_ls_results(self, results: Sequence[dict], schema: dict) -> tuple[Any, list[str]]:
-        """Label Studio ``labels`` regions (``start``, ``end``: character offsets) as spans."""
-        names, out, skipped = class_names(schema), [], []
-        for r in results:
-            v = r.get("value")
-            if not isinstance(v, dict) or type(v.get("start")) is not int or type(v.get("end")) is not int:
-                skipped.append("a labels region without integer start and end")
-                continue
-            known, unknown = region_classes(v.get("labels"), names)
-            skipped.extend(unknown)
-            out.extend([v["start"], v["end"], lab] for lab in known)
-        return (self.validate(out, schema) if out else None), skipped
+    def _ls_region(self, r: dict, names: Sequence[str]) -> tuple[list, list[str], str | None]:
+        """A Label Studio ``labels`` region (``start``, ``end``: character offsets) as spans."""
+        v = r.get("value")
+        if not isinstance(v, dict):
+            return [], [], "a labels region needs a value object"
+        for key in ("start", "end"):
+            if type(v.get(key)) is not int:
+                return [], [], f"value.{key} must be a number (a labels region's character offset, an integer)"
+        known, unknown, why = region_labels(v, "labels", names)
+        return [[v["start"], v["end"], lab] for lab in known], unknown, why
+
+    def to_ls_results(self, label: Any, to: str, *, text: str | None = None,
+                      size: tuple[int, int] | None = None) -> list[dict]:
+        """One ``labels`` region per span, with the text it covers."""
+        return [self._ls_result(to, {"start": s, "end": e, "text": (text or "")[s:e], "labels": [lab]})
+                for s, e, lab in label]
+
+    def hf_columns(self, ds: Any, cls: Any) -> dict:
+        """``spans``: a list of ``{start, end, label}`` (None: no final label yet)."""
+        return {"spans": ds.List({"start": ds.Value("int32"), "end": ds.Value("int32"), "label": cls})}
+
+    def hf_values(self, label: Any, idx: dict[str, int], rec: dict) -> dict:
+        return {"spans": None if label is None else [{"start": s, "end": e, "label": idx[c]} for s, e, c in label]}
 
     def normalize_schema(self, spec: dict | None) -> dict:
         """Classes (the entity types), instructions and ``overlap`` (bool,

@@ -16,6 +16,7 @@ import orjson
 from sqlalchemy import select
 
 from assay import audit as _audit
+from assay import kinds
 from assay.errors import InvalidInput
 from assay.formats import shapes as _shapes
 from assay.formats import spans as _spans
@@ -176,8 +177,6 @@ class Shapes:
 
     @staticmethod
     def _kind_formats(p: dict) -> tuple[str, ...]:
-        from assay import kinds
-
         return kinds.of(p).formats
 
     # ------------------------------------------------------------ Label Studio
@@ -189,7 +188,7 @@ class Shapes:
         from assay.formats import labelstudio as _ls
 
         p = self.get_project(project)
-        return _ls.chunks(self._labelstudio_records(p), p["schema"]["kind"])
+        return _ls.chunks(self._labelstudio_records(p), kinds.of(p))
 
     def _labelstudio_records(self, p: dict) -> Iterator[dict]:
         """The records a Label Studio export holds (audited here, before the first)."""
@@ -211,7 +210,7 @@ class Shapes:
             raise InvalidInput(f"no folder {path.parent} to write {path.name} in")
         counted = _shapes._Counted(self._labelstudio_records(p))
         with _shapes._atomic(path) as out:
-            for chunk in _ls.chunks(counted, p["schema"]["kind"]):
+            for chunk in _ls.chunks(counted, kinds.of(p)):
                 out.write(chunk)
         return {"path": str(path), "format": "labelstudio", "items": counted.n}
 
@@ -235,7 +234,7 @@ class Shapes:
         from assay.engine import datasets as _datasets
         from assay.formats import labelstudio as _ls
 
-        rows = _ls.gold_rows(data, p["schema"]["kind"], name)
+        rows = _ls.gold_rows(data, p["schema"], name)
         if not rows:
             raise InvalidInput(f"{name} holds no annotated tasks")
         texts = [r["text"] for r in rows if "text" in r]
@@ -295,7 +294,7 @@ class Shapes:
         records = itertools.chain(() if first is None else (first,), records)
         classes = [c["name"] for c in p["schema"]["classes"]]
         with tempfile.TemporaryDirectory(dir=path.parent, prefix=f".{path.name[:80]}-") as tmp:
-            data = _hf.build(records, kind, classes, image, tmp)
+            data = _hf.build(records, kinds.of(p), classes, image, tmp)
             data.save_to_disk(os.path.join(tmp, "out"))
             n = len(data)
             del data

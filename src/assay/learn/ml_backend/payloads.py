@@ -9,9 +9,10 @@ from typing import Any
 
 from assay import kinds
 from assay.errors import Unsupported
+from assay.kinds.base import LS_FROM_NAME
 
-#: the ``name`` of the ``<Choices>`` tag, so the ``from_name`` of every result
-FROM_NAME = "label"
+#: the ``name`` of the control tag, so the ``from_name`` of every result
+FROM_NAME = LS_FROM_NAME
 
 
 def object_tag(project: dict, kind: str) -> tuple[str, str]:
@@ -78,18 +79,12 @@ def ls_project(project: dict, kind: str = "text") -> dict:
 
 
 def ls_result(project: dict, kind: str, label: Any, item: dict | None = None) -> list[dict]:
-    """An assay label as a Label Studio ``result`` list (spans, boxes,
-    polygons: regions, from the item's ``text`` or ``size`` (width, height))."""
-    if kinds.of(project).ls_tag is not None:
-        from assay.formats import labelstudio as _ls
-
-        item = item or {}
-        regions = _ls.results(label, project["schema"]["kind"], object_tag(project, kind)[1],
-                              text=item.get("text"), size=item.get("size"))
-        return [{**r, "origin": "manual"} for r in regions]
-    chosen = kinds.of(project).to_choices(label)
-    return [{"from_name": FROM_NAME, "to_name": object_tag(project, kind)[1], "type": "choices",
-             "value": {"choices": list(chosen)}, "origin": "manual"}]
+    """An assay label as a Label Studio ``result`` list, as the project's kind
+    writes it (regions from the item's ``text`` or ``size`` (width, height))."""
+    item = item or {}
+    results = kinds.of(project).to_ls_results(label, object_tag(project, kind)[1],
+                                              text=item.get("text"), size=item.get("size"))
+    return [{**r, "origin": "manual"} for r in results]
 
 
 def deletion_payload(answer: dict, project: dict) -> dict:

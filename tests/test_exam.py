@@ -263,3 +263,20 @@ def test_the_cli_sets_the_exam_and_refuses_bad_values(home, tmp_path):
     with Workspace(home) as ws:
         p = ws.get_project("p")
         assert (p["exam_size"], p["exam_pass"], p["exam_retries"]) == (2, 0.5, 0)
+
+
+def test_a_span_exam_answer_counts_by_the_gold_bar_like_gold(ws):
+    """An exam question is right by the same rule as gold (the kind's score
+    reaches ``gold_min_score``), not by exact equality: 4 of 5 spans (F1
+    0.89) pass at the default bar 0.8, 2 of 5 (F1 0.57) do not."""
+    text_ = "Ada met Bob and Cy in Rome near Oslo."
+    ds = text_dataset(ws, "sp-texts", [text_] + [f"filler {i}" for i in range(5)])
+    p = ws.create_project("sp", ds["id"], ["PER", "LOC"], kind="spans")
+    item = item_ids(ws, ds["id"])[0]
+    spans = [[0, 3, "PER"], [8, 11, "PER"], [16, 18, "PER"], [22, 26, "LOC"], [32, 36, "LOC"]]
+    ws.update_project(p["id"], exam_size=1, exam_pass=1.0, exam_retries=0)
+    ws.import_gold(p["id"], [{"item_id": item, "label": spans, "purpose": "exam"}])
+    ann, bob = _user(ws, "ann", p["id"]), _user(ws, "bob", p["id"])
+    assert _take(ws, p, ann, [spans[:4]])["exam"]["passed"] is True
+    assert _take(ws, p, bob, [spans[:2]])["exam"]["passed"] is False
+    assert {r["username"]: r["best_score"] for r in ws.exam_report(p["id"])["annotators"]} == {"ann": 1.0, "bob": 0.0}

@@ -33,7 +33,7 @@ from typing import Any
 from sqlalchemy import JSON, bindparam, text
 
 from assay import audit as _audit
-from assay import kinds
+from assay.engine import gold as _gold
 from assay.errors import Conflict, ExamFailed, NotFound
 from assay.engine.settings import DEFAULT_EXAM_PASS, DEFAULT_EXAM_RETRIES
 
@@ -158,7 +158,7 @@ def answer(conn, project: dict, user_id: int, task_id: int, item_id: int, label:
     if att.expires_at is None or att.expires_at <= now:
         raise Conflict(f"your lease on task {task_id} expired; ask for the next task")
     known = conn.execute(_LABEL, args | {"i": item_id}).scalar_one()
-    ok = bool(kinds.of(project).same(label, known))
+    ok = _gold.is_right(project, label, known)
     step = {**args, "a": att.attempt, "pos": att.answered}
     if conn.execute(_STEP, {**step, "ok": int(ok)}).rowcount != 1:
         raise Conflict(f"you already answered task {task_id}")

@@ -1,34 +1,30 @@
 """Gold questions and reviewers' final decisions.
 
-Gold items are items of the project whose true label is known. Their tasks
-are flagged ``is_gold``: they leave the shared pool (``open_slots`` 0) and
-are handed out by :func:`claim` instead — to every annotator once, at the
-project's ``gold_rate`` (default 5 %) of their tasks, through the same
-lease, the same task ids and the same payloads as every other task, so
-nobody can tell them apart.
+Gold items are items of the project whose true label is known. Their tasks are flagged
+``is_gold``: they leave the shared pool (``open_slots`` 0) and are handed out by :func:`claim`
+instead — to every annotator once, at the project's ``gold_rate`` (default 5 %) of their tasks,
+through the same lease, the same task ids and the same payloads as every other task, so nobody
+can tell them apart.
 
-Each annotator's first answer to a gold task is scored at once
-(:func:`score_answer`, in the answer's own transaction): it is written to
-``first_answers``, an append-only record that undo never changes (a second
-answer after an undo is not scored again), and counted into ``gold_stats``.
-When a project has a bar (``gold_min_accuracy``), an annotator whose
-accuracy on gold since the last lifted pause is below it, after at least
-``gold_min_answers`` gold answers, is paused: every request of theirs in the
-project (next, answer, skip, undo) is refused with 403 ``paused``
-(:class:`~assay.errors.Paused`, which says nothing about gold) until an
-admin lifts the pause (:func:`lift_pause`), which starts a fresh window.
+Each annotator's first answer to a gold task is scored at once (:func:`score_answer`, in the
+answer's own transaction): it is written to ``first_answers``, an append-only record that undo
+never changes (a second answer after an undo is not scored again), and counted into
+``gold_stats``. When a project has a bar (``gold_min_accuracy``), an annotator whose accuracy on
+gold since the last lifted pause is below it, after at least ``gold_min_answers`` gold answers,
+is paused: every request of theirs in the project (next, answer, skip, undo) is refused with 403
+``paused`` (:class:`~assay.errors.Paused`, which says nothing about gold) until an admin lifts
+the pause (:func:`lift_pause`), which starts a fresh window.
 
-Nothing an annotator sees may tell them which answer was gold or whether it
-was right, so the pause rule is not checked at the gold answer itself: it is
-checked with probability :data:`PAUSE_CHECK_RATE` at every answer, gold or
-not (:func:`maybe_pause`), and the pause lands a few answers after the one
-that crossed the bar, at a point that says nothing about which it was.
+Nothing an annotator sees may tell them which answer was gold or whether it was right, so the
+pause rule is not checked at the gold answer itself: it is checked with probability
+:data:`PAUSE_CHECK_RATE` at every answer, gold or not (:func:`maybe_pause`), and the pause lands
+a few answers after the one that crossed the bar, at a point that says nothing about which it
+was.
 
-A reviewer's decision (:func:`decide`) is final: the item's consensus becomes
-that label with confidence 1 and it gets no more answers. It is stored next
-to gold (``source`` 'review'): re-fits clamp it and it scores the
-annotators who answered the item, like gold. Reviewed items are not handed
-out as gold questions.
+A reviewer's decision (:func:`decide`) is final: the item's consensus becomes that label with
+confidence 1 and it gets no more answers. It is stored next to gold (``source`` 'review'):
+re-fits clamp it and it scores the annotators who answered the item, like gold. Reviewed items
+are not handed out as gold questions.
 """
 
 from __future__ import annotations
@@ -133,10 +129,14 @@ def rate_of(project: dict) -> float:
 
 
 def min_score_of(project: dict) -> float:
-    """The kind's score (:meth:`~assay.kinds.base.LabelKind.score`, e.g. span or shape F1) at which a gold
-    answer counts right: a partly right answer is right when its score reaches this bar."""
     r = project.get("gold_min_score")
     return DEFAULT_MIN_SCORE if r is None else r
+
+
+def is_right(project: dict, label: Any, known: Any) -> bool:
+    """Whether an answer counts right against a known label (gold, exam, teaching checks): the kind's
+    score (:meth:`~assay.kinds.base.LabelKind.score`, e.g. span or shape F1) reaches ``gold_min_score``."""
+    return kinds.of(project).score(label, known) >= min_score_of(project)
 
 
 # ---------------------------------------------------------------- hand-out
@@ -200,7 +200,7 @@ def score_answer(conn, project: dict, item_id: int, user_id: int, label: Any, no
         first = conn.execute(_RECORD, record).first() is not None
     scored = first and known is not None
     conn.execute(_ENSURE_STATS, args)
-    ok = scored and kinds.of(project).score(label, known) >= min_score_of(project)
+    ok = scored and is_right(project, label, known)
     conn.execute(_COUNT, {**args, "n": int(scored), "ok": int(ok)})
     return known
 

@@ -201,7 +201,7 @@ def answer(conn, project: dict, user_id: int, task_id: int, item_id: int, label:
         raise Conflict(f"you already answered task {task_id}")
     if held.expires_at <= now:
         raise Conflict(f"your lease on task {task_id} expired; ask for the next task")
-    ok = bool(kinds.of(project).same(label, g.label))
+    ok = _gold.is_right(project, label, g.label)
     if conn.execute(_ANSWER, {**args, "label": label, "ok": ok, "now": now}).rowcount != 1:
         raise Conflict(f"you already answered task {task_id}")
     taught = conn.execute(_COUNT, {**args, "n": held.nuance, "now": now}).scalar()
@@ -270,13 +270,15 @@ def _check_answers(conn, project: dict, tags) -> list:
     :func:`pair_of`), when its label is A or B."""
     if not tags:
         return []
-    same = kinds.of(project).same
+    def right(answer, gold):
+        return _gold.is_right(project, answer, gold)
+
     pairs = {t: p for t in tags if (p := pair_of(project, t)) is not None}
     rows = (conn.execute(_ALL_CHECK_ANSWERS, {"p": project["id"]}) if pairs
             else conn.execute(_CHECK_ANSWERS, {"p": project["id"], "tags": sorted(tags)}))
     out = []
     for r in rows:
-        ok = bool(same(r.answer, r.gold))
+        ok = right(r.answer, r.gold)
         on = {r.nuance} & set(tags) | {t for t, pair in pairs.items() if r.gold in pair}
         out.extend((r.annotator_id, t, ok, r.created_at) for t in sorted(on))
     return out

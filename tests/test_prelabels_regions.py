@@ -234,3 +234,44 @@ def test_gold_task_shows_its_pre_label_like_real_work(ws, tmp_path, seeded_gold)
     shapes = {(tuple(sorted(t)), tuple(sorted(t["suggestion"])), t["suggestion"]["label"] == [[20, 30, 80, 90, "car"]])
               for t in seen.values()}
     assert shapes == {(tuple(sorted(seen[order[5]])), ("confidence", "label", "model_version"), True)}
+
+
+def test_over_http_a_gold_task_and_real_work_carry_the_same_pre_label(ws, tmp_path, seeded_gold):
+    """The hostile annotator's view: every task ``tasks/next`` gives, gold or
+    real, carries the model's boxes in the same shape; none shows the gold
+    label, and answering the pre-label is taken the same way."""
+    seeded_gold(5)
+    ds, order = image_dataset(ws, tmp_path, n=24, size=(320, 120))  # distinct images
+    p = ws.create_project("gold pre http", ds["id"], ["car", "person"], kind="boxes", overlap=1, gold_rate=0.5)
+    known = [[0, 0, 50, 50, "person"]]
+    ws.import_gold(p["id"], [{"item_id": i, "label": known} for i in order[:5]])
+    model = [[20, 30, 80, 90, "car"]]
+    backends.register_model("same_box_http", lambda items: [{"label": model, "score": 0.6} for _ in items])
+    try:
+        ws.connect_backend(p["id"], "python:same_box_http")
+        assert ws.backend_predict(p["id"])["stored"] == 24
+        _hand_out_over_http(ws, p, order, model)
+    finally:
+        backends.unregister_model("same_box_http")
+
+
+def _hand_out_over_http(ws, p, order, model):
+    import httpx
+
+    from _server import LiveServer
+
+    ann, tok = ws.add_user("ann")
+    ws.add_member(p["id"], ann["id"])
+    h = {"Authorization": f"Bearer {tok}"}
+    seen = {}
+    with LiveServer(ws) as srv, httpx.Client(base_url=srv.base, timeout=30) as c:
+        while (t := c.post(f"/api/projects/{p['id']}/tasks/next", headers=h).json()["task"]) is not None:
+            seen[t["item"]["id"]] = t
+            r = c.post(f"/api/tasks/{t['id']}/answers", json={"label": t["suggestion"]["label"]}, headers=h)
+            assert r.status_code == 201 and set(r.json()) == {"answer"}, r.text
+    gold_seen = set(order[:5]) & set(seen)
+    assert set(order[5:]) <= set(seen) and gold_seen  # gold was handed out among the real tasks
+    version = seen[order[5]]["suggestion"]["model_version"]
+    assert all(t["suggestion"] == {"label": model, "confidence": 0.6, "model_version": version} for t in seen.values())
+    assert len({tuple(sorted(t)) for t in seen.values()}) == 1
+    assert "person" not in json.dumps([seen[i] for i in gold_seen])  # the gold label shows nowhere

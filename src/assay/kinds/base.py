@@ -127,6 +127,9 @@ class LabelKind(ABC):
     formats: ClassVar[tuple[str, ...]] = ()
     #: the kinds of item (``text``, ``image``) it labels; None: any (a project over other items is refused)
     item_kinds: ClassVar[tuple[str, ...] | None] = None
+    #: labels are in the image's pixels: exports that carry the image's size
+    #: (Label Studio, Hugging Face) hold the labeled items only, sized from their files
+    in_pixels: ClassVar[bool] = False
 
     def normalize_schema(self, spec: dict | None) -> dict:
         """Check a schema spec and return it in canonical form (default: a

@@ -213,6 +213,7 @@ class Boxes(LabelKind):
     widget = "boxes"
     title = "bounding boxes"
     item_kinds = ("image",)
+    in_pixels = True
     ls_tag = "RectangleLabels"
 
     def _ls_region(self, r: dict, names: Sequence[str]) -> tuple[list, list[str], str | None]:
@@ -349,6 +350,7 @@ class Polygons(LabelKind):
     widget = "polygons"
     title = "polygons"
     item_kinds = ("image",)
+    in_pixels = True
     ls_tag = "PolygonLabels"
 
     def _ls_region(self, r: dict, names: Sequence[str]) -> tuple[list, list[str], str | None]:

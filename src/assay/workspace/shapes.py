@@ -192,12 +192,12 @@ class Shapes:
 
     def _labelstudio_records(self, p: dict) -> Iterator[dict]:
         """The records a Label Studio export holds (audited here, before the first)."""
-        kind = p["schema"]["kind"]
+        sized = kinds.of(p).in_pixels
         with self.db.write() as conn:
             _audit.record(conn, "export", target_kind="project", target_id=p["id"], target=p["name"],
-                          details={"format": "labelstudio", "labeled_only": kind in _shapes.SHAPE_KINDS})
-        records = self.export_records(p["id"], labeled_only=kind in _shapes.SHAPE_KINDS)
-        return _shapes.with_images(self.db, self.blobs, records) if kind in _shapes.SHAPE_KINDS else records
+                          details={"format": "labelstudio", "labeled_only": sized})
+        records = self.export_records(p["id"], labeled_only=sized)
+        return _shapes.with_images(self.db, self.blobs, records) if sized else records
 
     def export_labelstudio(self, project: int | str, path: str | os.PathLike) -> dict:
         """Write :meth:`labelstudio_chunks` to ``path`` (renamed into place when
@@ -277,7 +277,7 @@ class Shapes:
         from assay.formats import hf as _hf
 
         p = self.get_project(project)
-        path, kind = Path(path), p["schema"]["kind"]
+        path, sized = Path(path), kinds.of(p).in_pixels
         _hf._datasets()  # the extra, before anything is written
         if path.exists() and (not path.is_dir() or any(path.iterdir())):
             raise InvalidInput(f"{path} exists and is not an empty folder: the hf export writes a folder")
@@ -285,9 +285,9 @@ class Shapes:
             raise InvalidInput(f"no folder {path.parent} to write {path.name} in")
         with self.db.write() as conn:
             _audit.record(conn, "export", target_kind="project", target_id=p["id"], target=p["name"],
-                          details={"format": "hf", "labeled_only": kind in _shapes.SHAPE_KINDS, "path": str(path)[:500]})
-        records = self.export_records(p["id"], labeled_only=kind in _shapes.SHAPE_KINDS)
-        if kind in _shapes.SHAPE_KINDS:
+                          details={"format": "hf", "labeled_only": sized, "path": str(path)[:500]})
+        records = self.export_records(p["id"], labeled_only=sized)
+        if sized:
             records = _shapes.with_images(self.db, self.blobs, records)
         first = next(records, None)
         image = first is not None and first["kind"] == "image"

@@ -34,6 +34,7 @@ from typing import Any
 
 from sqlalchemy import JSON, bindparam, text
 
+from assay import kinds
 from assay.config import SCHEDULE
 from assay.engine import ledger
 
@@ -113,10 +114,15 @@ def after_answer(conn, project: dict, task_id: int, item_id: int, user_id: int, 
     decision): the same work is done (gold must cost what real work costs)
     but the item stays resolved at that label.
 
-    Returns ``{"label", "confidence", "status", "step"}``.
+    Returns ``{"label", "confidence", "status", "step"}``. Kinds whose
+    answers merge (spans, boxes, polygons) go to :mod:`assay.engine.merged_redundancy`.
     """
     from assay.quality import online
 
+    if not kinds.of(project).aggregatable:
+        from assay.engine import merged_redundancy
+
+        return merged_redundancy.after_answer(conn, project, task_id, item_id, now, known=known)
     now = time.time() if now is None else now
     names = class_names(project)
     k = len(names)
@@ -466,6 +472,10 @@ def refit(db, project: dict, *, now: float | None = None, criterion: str | None 
     """
     import numpy as np
 
+    if not kinds.of(project).aggregatable:  # spans, boxes, polygons: the kind's merged result
+        from assay.engine import merged_redundancy
+
+        return merged_redundancy.refit(db, project, now=now)
     now = time.time() if now is None else now
     names = class_names(project)
     k, pid = len(names), project["id"]
@@ -529,14 +539,15 @@ _FITTED_AND_ANSWERS = text(
     "SELECT p.id, p.target_confidence IS NULL AS fixed, q.answers AS fitted, "
     "(SELECT count(*) FROM answers a WHERE a.project_id = p.id) AS n "
     "FROM projects p LEFT JOIN quality_models q ON q.project_id = p.id "
-    "WHERE p.schema_kind IN :kinds AND (p.target_confidence IS NOT NULL OR p.overlap >= 2 "
+    "WHERE (p.schema_kind IN :kinds AND (p.target_confidence IS NOT NULL OR p.overlap >= 2 "
     "OR EXISTS (SELECT 1 FROM gold g WHERE g.project_id = p.id) "
-    "OR EXISTS (SELECT 1 FROM predictions pr WHERE pr.project_id = p.id)) ORDER BY p.id"
-).bindparams(bindparam("kinds", expanding=True))
+    "OR EXISTS (SELECT 1 FROM predictions pr WHERE pr.project_id = p.id))) "
+    "OR (p.schema_kind IN :merging AND p.target_confidence IS NOT NULL) ORDER BY p.id"
+).bindparams(bindparam("kinds", expanding=True), bindparam("merging", expanding=True))
 
 
 def refits_due(db, aggregatable: list[str], *, growth: float, min_new: int,
-               growth_fixed: float | None = None) -> list[int]:
+               growth_fixed: float | None = None, merging: list[str] = ()) -> list[int]:
     """Projects of an ``aggregatable`` kind whose answers grew by ``growth``
     and at least ``min_new`` answers since their last re-fit (or that have
     ``min_new`` answers and were never fitted), in id order.
@@ -547,10 +558,12 @@ def refits_due(db, aggregatable: list[str], *, growth: float, min_new: int,
     stored skills anyway (:mod:`assay.engine.resolver`), while an adaptive
     project's skills decide who answers next. A fixed-overlap project needs
     something to learn from: overlap of two or more, gold or reviewers'
-    decisions, or the model's predictions."""
+    decisions, or the model's predictions. Projects of a ``merging`` kind
+    (spans, boxes, polygons) are due only with adaptive redundancy on: their
+    re-fit rewrites the merged confidences that decide the next hand-out."""
     growth_fixed = SCHEDULE.refit_growth_fixed if growth_fixed is None else growth_fixed
     with db.read() as conn:
-        rows = conn.execute(_FITTED_AND_ANSWERS, {"kinds": aggregatable}).all()
+        rows = conn.execute(_FITTED_AND_ANSWERS, {"kinds": aggregatable, "merging": list(merging)}).all()
     due = []
     for r in rows:
         fitted = r.fitted or 0

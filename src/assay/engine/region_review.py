@@ -1,6 +1,7 @@
 """The review queue of kinds whose answers are marks on the item (spans,
-boxes, polygons): these kinds keep no running posterior (no
-``item_consensus`` rows), so an item is unsure when its answers agree little.
+boxes, polygons): these kinds keep no running posterior (their
+``item_consensus`` rows, under adaptive redundancy, hold the merged label:
+:mod:`assay.engine.merged_redundancy`), so an item is unsure when its answers agree little.
 
 For now the rule is the kind's pairwise agreement (:meth:`LabelKind.agreement`,
 the share of pairs of answers that are the same answer to the kind): an item

@@ -225,10 +225,15 @@ class ProjectSettings(BaseModel):
             if self.max_answers is not None:
                 raise _Rule("max_answers needs target_confidence (adaptive redundancy)")
         else:
-            if not kind.aggregatable:
-                raise _Rule("adaptive redundancy (target_confidence) needs a single-label project")
+            if not (kind.aggregatable or kind.merges_answers):
+                raise _Rule(f"adaptive redundancy (target_confidence) is for {', '.join(kinds.adaptive())} "
+                            f"projects, not {self.kind}")
             if self.max_answers < self.overlap:
                 raise _Rule("max_answers must be an integer from overlap to 100")
+            if kind.merges_answers and not kind.aggregatable and self.overlap < 2:
+                # a lone answer agrees with itself: its merged confidence says nothing
+                raise _Rule(f"adaptive redundancy on {self.kind} projects needs overlap of 2 or more: "
+                            "one answer cannot be checked against another")
         if self.ml_space is not None and not kind.aggregatable:
             raise _Rule("machine learning in the loop needs a single-label project")
         if self.routing != "off" and not kind.aggregatable:

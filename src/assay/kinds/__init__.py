@@ -16,7 +16,7 @@ from assay.kinds.shapes import Boxes, Polygons
 from assay.kinds.single import Single
 from assay.kinds.spans import Spans
 
-__all__ = ["LabelKind", "aggregatable", "get", "names", "of", "register", "unregister"]
+__all__ = ["LabelKind", "adaptive", "aggregatable", "get", "merging", "names", "of", "register", "unregister"]
 
 _KINDS: dict[str, LabelKind] = {}
 
@@ -60,6 +60,18 @@ def names() -> list[str]:
 def aggregatable() -> list[str]:
     """Names of the kinds whose answers :mod:`assay.quality`'s estimators take."""
     return [n for n, k in _KINDS.items() if k.aggregatable]
+
+
+def merging() -> list[str]:
+    """Names of the kinds whose answers merge into one label with a confidence
+    (:attr:`LabelKind.merges_answers`: spans, boxes, polygons)."""
+    return [n for n, k in _KINDS.items() if k.merges_answers and not k.aggregatable]
+
+
+def adaptive() -> list[str]:
+    """Names of the kinds whose projects may turn on adaptive redundancy
+    (``target_confidence``): class posteriors or merged answers."""
+    return [n for n, k in _KINDS.items() if k.aggregatable or k.merges_answers]
 
 
 register(Single())

@@ -171,6 +171,28 @@ class LabelKind(ABC):
         share of answers that gave it (None where the kind has no such
         share). ``(None, None)`` for no answers."""
 
+    #: answers merge into one label with a confidence (:meth:`item_consensus`,
+    #: :meth:`fit_consensus`): adaptive redundancy (``target_confidence``)
+    #: applies to its projects through the merged result (single-label kinds
+    #: use the class posterior instead: :attr:`aggregatable`)
+    merges_answers: ClassVar[bool] = False
+
+    def item_consensus(self, labels: Sequence[Any], schema: dict) -> tuple[Any, float]:
+        """``(label, confidence)``: one item's answers merged (cheap: runs in
+        the answer's transaction), the confidence that the merged label is
+        right, in [0, 1]. Only for kinds that set :attr:`merges_answers`."""
+        raise InvalidInput(f"{self.title} projects have no merged consensus")
+
+    def fit_consensus(self, rows: Sequence[tuple[int, int, Any]], schema: dict) -> tuple[str, dict]:
+        """``(method, {item id: (label, confidence)})``: the merged result of
+        every answered item from all of a project's answers ``(item id,
+        annotator id, label)``, learning the annotators' skills where the kind
+        can (the periodic re-fit). Default: :meth:`item_consensus` per item."""
+        by_item: dict[int, list] = {}
+        for item, _, label in rows:
+            by_item.setdefault(item, []).append(label)
+        return "vote", {i: self.item_consensus(labels, schema) for i, labels in by_item.items()}
+
     def export_columns(self, label: Any) -> dict:
         """The label in flat formats (CSV, Parquet): ``{"label": text or None}``;
         strings as they are, anything else as JSON."""

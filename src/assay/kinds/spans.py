@@ -139,6 +139,30 @@ class Spans(LabelKind):
     def to_choices(self, label: Any) -> list[str]:
         raise InvalidInput(f"{self.title} projects do not take Label Studio choices")
 
+    merges_answers = True
+
+    def item_consensus(self, labels: Sequence[Any], schema: dict) -> tuple[Any, float]:
+        """Token-level majority vote (:func:`assay.quality.spans.aggregate_spans`,
+        ``mv``) over the item's answers: the spans, and the chance that every
+        token's tag is right."""
+        _, got = self.fit_consensus([(0, w, lab) for w, lab in enumerate(labels)], schema, method="mv")
+        return got.get(0, ([], 0.0))
+
+    def fit_consensus(self, rows: Sequence[tuple[int, int, Any]], schema: dict,
+                      method: str = "auto") -> tuple[str, dict]:
+        """:func:`assay.quality.spans.aggregate_spans` over every answer
+        (``auto``: majority vote or token Dawid-Skene, by a held-out check)."""
+        from assay.quality.spans import aggregate_spans, choose_method, encode_span_rows
+
+        rows = [{"item": i, "worker": w, "spans": lab} for i, w, lab in rows if isinstance(lab, list)]
+        if not rows:
+            return method, {}
+        labels = class_names(schema)
+        if method == "auto":
+            method, _ = choose_method(encode_span_rows(rows, labels=labels)[2], candidates=("mv", "ds"))
+        out = aggregate_spans(rows, method=method, labels=labels)
+        return method, {r["item"]: ([list(s[:3]) for s in r["spans"]], float(r["confidence"])) for r in out}
+
 
 def _span(s: Any, known: set, names: list[str]) -> tuple[int, int, str]:
     if not isinstance(s, list | tuple) or len(s) != 3:

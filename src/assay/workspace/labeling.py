@@ -226,8 +226,11 @@ class Labeling:
         since their last re-fit (or that have ``min_new`` answers and were
         never fitted): what the server's background re-fitter runs next. A
         fixed-overlap project is fitted too: its final labels are its
-        aggregation (:mod:`assay.engine.resolver`), not a plain vote."""
-        return redundancy.refits_due(self.db, kinds.aggregatable(), growth=growth, min_new=min_new)
+        aggregation (:mod:`assay.engine.resolver`), not a plain vote. Spans,
+        boxes and polygons projects are due with adaptive redundancy on
+        (:mod:`assay.engine.merged_redundancy`)."""
+        return redundancy.refits_due(self.db, kinds.aggregatable(), growth=growth, min_new=min_new,
+                                     merging=kinds.merging())
 
     def item_consensus(self, project: int | str, *, status: str | None = None, after: int | None = None,
                        limit: int = 100) -> tuple[list[dict], int | None]:

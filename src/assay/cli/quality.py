@@ -121,7 +121,7 @@ def simulate(
     method: Annotated[str, typer.Option(help="Final aggregation: auto, mv, wawa, ds, one-coin, glad, mace or bwa.")] = "auto",
     seed: Annotated[int, typer.Option(help="Random seed (item order, answer draws).")] = 0,
     ml: Annotated[bool, typer.Option("--ml", help="Run the whole loop with the in-loop model (needs the ml extra).")] = False,
-    items: Annotated[Optional[Path], typer.Option("--items", help="--ml: CSV item,text (embedded with the default text model).")] = None,
+    items: Annotated[Optional[Path], typer.Option("--items", help="--ml: CSV item,text (embedded with the default text model); spans/boxes: JSON lines as for aggregate.")] = None,
     images: Annotated[Optional[Path], typer.Option("--images", help="--ml: folder of images, file name stem = item id.")] = None,
     features: Annotated[Optional[Path], typer.Option("--features", help="--ml: precomputed features, an .npy (n, d) array.")] = None,
     feature_ids: Annotated[Optional[Path], typer.Option("--feature-ids", help="--ml: one item id per line, aligned with --features.")] = None,
@@ -133,6 +133,7 @@ def simulate(
     teach_rate: Annotated[float, typer.Option("--teach-rate", help="--teach: chance that one teaching item fixes a weak nuance (the simulated effect; not the project's teach_rate).")] = 0.5,
     annotators: Annotated[int, typer.Option("--annotators", help="--teach: synthetic annotators.")] = 30,
     weak_share: Annotated[float, typer.Option("--weak-share", help="--teach: share of (annotator, nuance) pairs that are weak.")] = 0.3,
+    kind: Annotated[Optional[str], typer.Option(help="spans or boxes: --answers are JSON lines as `assay aggregate` reads them (default for a .jsonl file: read from the rows); --truth then JSON lines {item, spans|boxes}, --items as for aggregate.")] = None,
 ):
     """Replay real crowd answers through the real hand-out and aggregation; print one JSON object."""
     if teach:
@@ -146,6 +147,13 @@ def simulate(
         return
     if answers is None:
         fail("--answers is required (or --teach for the synthetic teaching simulation)", 2)
+    if kind is not None or answers.suffix.lower() in (".jsonl", ".ndjson"):
+        from assay.simulation.shapes import simulate_shapes
+
+        typer.echo(json.dumps(simulate_shapes(
+            answers, truth, items=items, kind=kind, policy=policy, overlap=overlap,
+            target=None if target is None else _confidence(target), max_answers=max_answers, method=method, seed=seed)))
+        return
     if ml:
         from assay.simulation.ml import simulate_ml
 

@@ -41,18 +41,11 @@ def _aggregate_shapes(answers: Path, kind: str | None, items: Path | None, metho
     import sys
     import tempfile
 
-    from assay.quality.io import aggregate_shapes, read_jsonl, shape_kind, write_jsonl
+    from assay.quality.io import aggregate_shapes, read_items, read_jsonl, shape_kind, write_jsonl
 
     rows = read_jsonl(answers)
     kind = shape_kind(rows, kind)
-    item_info = None
-    if items is not None:
-        item_info = {}
-        for n, row in enumerate(read_jsonl(items, "items"), 1):
-            if "item" not in row:
-                fail(f"{items}, item {n} has no 'item'")
-            item_info[row["item"]] = row
-    result = aggregate_shapes(rows, kind, items=item_info, method=method)
+    result = aggregate_shapes(rows, kind, items=read_items(items), method=method)
     if out is None:
         write_jsonl(result, sys.stdout.buffer)
         return

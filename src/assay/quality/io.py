@@ -108,6 +108,19 @@ def read_jsonl(path: Path, what: str = "answers") -> list[dict]:
     return rows
 
 
+def read_items(path: Path | None) -> dict | None:
+    """JSON lines ``{"item", ...}`` (spans: ``text``, ``tokens``; boxes:
+    ``width``, ``height``) as item -> row; None without a path."""
+    if path is None:
+        return None
+    out = {}
+    for n, row in enumerate(read_jsonl(path, "items"), 1):
+        if "item" not in row:
+            raise InvalidInput(f"{path}, item {n} has no 'item'")
+        out[row["item"]] = row
+    return out
+
+
 def shape_kind(rows: list[dict], kind: str | None = None) -> str:
     """The kind of long JSON-lines answers (``spans`` or ``boxes``): ``kind``
     if given, else read from the rows (each must hold exactly the same one of

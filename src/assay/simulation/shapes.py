@@ -21,26 +21,11 @@ DEFAULT_TARGET = 0.99
 DEFAULT_START = 2
 
 
-def read_items(path: Path | None) -> dict | None:
-    """JSON lines ``{"item", ...}`` (spans: ``text``, ``tokens``; boxes:
-    ``width``, ``height``) as item -> row; None without a path."""
-    if path is None:
-        return None
-    from assay.quality.io import read_jsonl
-
-    out = {}
-    for n, row in enumerate(read_jsonl(path, "items"), 1):
-        if "item" not in row:
-            raise InvalidInput(f"{path}, item {n} has no 'item'")
-        out[row["item"]] = row
-    return out
-
-
 def simulate_shapes(answers: Path, truth: Path | None = None, *, items: Path | None = None, kind: str | None = None,
                     policy: str = "adaptive", overlap: int | None = None, target: float | None = None,
                     max_answers: int | None = None, method: str = "auto", seed: int = 0) -> dict:
     """Replay span or box answers under ``policy``; one JSON-ready dict."""
-    from assay.quality.io import read_jsonl, shape_kind
+    from assay.quality.io import read_items, read_jsonl, shape_kind
     from assay.quality.shape_redundancy import replay_adaptive
 
     rows = read_jsonl(answers)

@@ -1,4 +1,4 @@
-"""Labeling projects: ``assay project create|list|add-member|gold|set|unpause|backend|predict``."""
+"""Labeling projects: ``assay project create|list|add-member|gold|set|unpause|backend|predict|label-errors``."""
 
 from __future__ import annotations
 
@@ -202,3 +202,29 @@ def project_predict(
     ws = open_ws(home)
     p = find_project(ws, project)
     print_json(ws.backend_predict(p["id"], batch=batch, base_url=public_url))
+
+
+@project_app.command("label-errors")
+@command
+def project_label_errors(
+    project: str,
+    method: Annotated[str, typer.Option(
+        help="crowd: the consensus of several answers with the model's predictions; model: one answer per "
+             "item against the model's prediction (confident learning); auto: picks.")] = "auto",
+    limit: Annotated[int, typer.Option(help="Show at most this many items, most probably wrong first.")] = 20,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the whole result as JSON.")] = False,
+    home: Home = None,
+):
+    """Items whose label is probably wrong, most probable first."""
+    ws = open_ws(home)
+    p = find_project(ws, project)
+    r = ws.label_errors(p["id"], method=method, limit=limit)
+    if as_json:
+        print_json(r)
+        return
+    typer.echo(f"{p['name']!r} ({r['method']}): {r['items_scored']} items scored, {r['flagged']} flagged "
+               f"(about {r['estimated_errors']} wrong labels expected)")
+    for it in r["items"]:
+        mark = "!" if it["flagged"] else " "
+        typer.echo(f"{mark} item {it['item_id']}: {it['label']} (quality {it['quality']:.3f}; "
+                   f"else {it['suggested']}; {it['answers']} answers)")

@@ -92,6 +92,18 @@ class Reports:
             self._skill_cache[slot] = (key, at, data, full)
         return full
 
+    def label_errors(self, project: int | str, *, method: str = "auto", limit: int | None = 100) -> dict:
+        """Answered items ranked by how likely their label is wrong, most
+        likely first, with a quality score in [0, 1] and a flag: from the
+        crowd's answers and the in-loop model's stored predictions
+        (``method="crowd"``) or, with one answer per item, each answer against
+        the model's prediction by confident learning (``"model"``); ``"auto"``
+        picks. Items with gold or a reviewer's label are left out. See
+        :func:`assay.engine.label_errors.label_errors`."""
+        from assay.engine.label_errors import label_errors
+
+        return label_errors(self.db, self.get_project(project), method=method, limit=limit)
+
     def model_report(self, project: int | str) -> dict:
         """The in-loop model's learning curve: one row per version (answers
         spent when it was trained, verified labels, out-of-fold and

@@ -65,6 +65,10 @@ class VectorStore:
             return []
         return sorted(d.glob("[0-9][0-9][0-9][0-9][0-9][0-9].ids.npy"))
 
+    def shard_paths(self, space: str) -> list[tuple[Path, Path]]:
+        """The complete shards of ``space`` in the order written: ``(ids file, vectors file)``."""
+        return [(f, Path(str(f)[: -len(".ids.npy")] + ".vec.npy")) for f in self._shards(space)]
+
     def ids(self, space: str) -> np.ndarray:
         """Every item id with a vector in ``space`` (unique, sorted)."""
         parts = [np.load(f) for f in self._shards(space)]

@@ -30,6 +30,7 @@ The class is composed of one part per concern, each in its own module
 - :mod:`~assay.workspace.shapes`: boxes and polygons in COCO, YOLO and
   Pascal VOC (export), COCO (import as gold).
 - :mod:`~assay.workspace.models`: bring your own model (ML backends).
+- :mod:`~assay.workspace.search`: similarity search over item embeddings.
 """
 
 from __future__ import annotations
@@ -41,13 +42,14 @@ from assay.workspace.labeling import Labeling
 from assay.workspace.models import Models
 from assay.workspace.projects import ROLES, Projects
 from assay.workspace.reports import Reports
+from assay.workspace.search import Search
 from assay.workspace.shapes import Shapes
 from assay.workspace.teaching import Teaching
 
 __all__ = ["DEFAULT_HOME", "ROLES", "Workspace"]
 
 
-class Workspace(Core, Accounts, Data, Projects, Labeling, Teaching, Reports, Shapes, Models):
+class Workspace(Core, Accounts, Data, Projects, Labeling, Teaching, Reports, Shapes, Models, Search):
     """Open (creating if needed) the workspace at ``home``.
 
     >>> ws = Workspace("assay-data")

@@ -1,0 +1,47 @@
+"""Similarity search over a dataset's items: staff only (annotators never
+search the pool)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Query
+from pydantic import BaseModel, Field
+
+from assay.server.deps import WS, Staff, json
+from assay.store.index import MAX_K
+
+router = APIRouter(tags=["search"])
+
+
+class SimilarIn(BaseModel):
+    items: list[int] | None = Field(None, description="item ids: more like these (their mean vector)")
+    text: str | None = Field(None, max_length=10_000, description="a text query")
+    k: int = Field(20, description=f"how many results, 1 to {MAX_K}")
+    space: str | None = None
+    within: list[int] | None = Field(None, description="only these item ids")
+    project: int | None = Field(None, description="only this project's items")
+    label: Any = Field(None, description="with project: only items whose final label is this")
+
+
+def _run(ws, user, dataset_id: int, body: SimilarIn):
+    ws.require_dataset_access(dataset_id, user)
+    hits = ws.similar(dataset_id, items=body.items, text=body.text, k=body.k, space=body.space,
+                      within=body.within, project=body.project, label=body.label)
+    info = ws.describe_items([h["item_id"] for h in hits])
+    return json({"results": [{**h, **info.get(h["item_id"], {})} for h in hits]})
+
+
+@router.get("/datasets/{dataset_id}/similar")
+def similar_get(dataset_id: int, ws: WS, user: Staff, item: list[int] | None = Query(None),
+                text: str | None = Query(None, max_length=10_000), k: int = Query(20, description=f"1 to {MAX_K}"),
+                space: str | None = Query(None)):
+    """The dataset's items most like ``item`` (repeat for several) or ``text``:
+    ``{results: [{item_id, score, kind, snippet, content_url}]}``, best first."""
+    return _run(ws, user, dataset_id, SimilarIn(items=item, text=text, k=k, space=space))
+
+
+@router.post("/datasets/{dataset_id}/similar")
+def similar_post(dataset_id: int, body: SimilarIn, ws: WS, user: Staff):
+    """As GET, with filters: ``within`` (item ids), ``project`` and ``label``."""
+    return _run(ws, user, dataset_id, body)

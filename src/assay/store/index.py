@@ -1,0 +1,311 @@
+"""Nearest-neighbour search over one embedding space's stored vectors.
+
+The float32 shards of :class:`assay.store.vectors.VectorStore` are the
+source of truth; what this module keeps is a cache built from them:
+
+- below ``exact_below`` vectors (200,000): exact search, the space's
+  vectors L2-normalised in memory, scored block by block (bounded memory,
+  any number of queries);
+- from ``exact_below`` up: a usearch HNSW graph (inner product on
+  normalised vectors, i.e. cosine), saved beside the shards as
+  ``hnsw.usearch`` with ``hnsw.json`` naming the shards it holds (name,
+  size, mtime). On open the saved graph is used if those shards are still
+  the first shards of the space, and the shards written since are added to
+  it (an item embedded again is removed and re-added: its latest vector
+  wins, as in the store); otherwise (file missing, unreadable, shard list
+  changed) it is rebuilt from the shards. Every search first checks the
+  shard list, so a result always covers every stored vector.
+
+Scores are cosine similarities (higher is closer). Restricted searches
+(``allowed``: a set of item ids): exact over those vectors when the set is
+small (≤ ``filter_exact_below``, 50,000) or the space is exact anyway;
+otherwise the graph is asked for more neighbours than ``k`` (``k`` divided
+by the allowed fraction, times 2) and filtered, asking again with 4× more
+until ``k`` allowed neighbours are found; a query still short after that
+is answered exactly over the allowed set. usearch is imported only when a
+graph is needed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from pathlib import Path
+
+import numpy as np
+
+from assay.errors import InvalidInput
+
+EXACT_BELOW = 200_000
+FILTER_EXACT_BELOW = 50_000
+BLOCK = 32_768  # vectors scored (or added) per step
+MAX_K = 1000
+# HNSW settings (benchmarks/bench_search.py measures them): vectors kept as
+# float16 (half the memory of float32, recall unchanged on unit vectors)
+CONNECTIVITY, EXPANSION_ADD, EXPANSION_SEARCH, DTYPE = 16, 128, 160, "f16"
+INDEX_FILE = "hnsw.usearch"
+INDEX_META = "hnsw.json"
+
+
+def normalize(v: np.ndarray) -> np.ndarray:
+    """Rows scaled to unit length (float32; all-zero rows stay zero)."""
+    v = np.asarray(v, dtype=np.float32)
+    n = np.linalg.norm(v, axis=-1, keepdims=True)
+    return v / np.where(n > 0, n, 1.0)
+
+
+def exact_topk(queries: np.ndarray, blocks, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """The ``k`` best (highest inner product) of ``blocks`` — an iterable of
+    ``(keys, vectors)`` — for each query: ``(keys, scores)``, each ``(m, k)``,
+    best first, padded with key -1 and score -inf where fewer exist."""
+    m = queries.shape[0]
+    best_k = np.full((m, 0), -1, np.int64)
+    best_s = np.full((m, 0), -np.inf, np.float32)
+    for keys, vecs in blocks:
+        if len(keys) == 0:
+            continue
+        s = queries @ np.asarray(vecs, dtype=np.float32).T
+        if s.shape[1] > k:
+            part = np.argpartition(-s, k - 1, axis=1)[:, :k]
+            s = np.take_along_axis(s, part, axis=1)
+            kk = np.asarray(keys)[part]
+        else:
+            kk = np.broadcast_to(np.asarray(keys), s.shape)
+        best_s = np.concatenate([best_s, s], axis=1)
+        best_k = np.concatenate([best_k, kk], axis=1)
+        if best_s.shape[1] > k:
+            part = np.argpartition(-best_s, k - 1, axis=1)[:, :k]
+            best_s = np.take_along_axis(best_s, part, axis=1)
+            best_k = np.take_along_axis(best_k, part, axis=1)
+    order = np.argsort(-best_s, axis=1, kind="stable")
+    best_s = np.take_along_axis(best_s, order, axis=1)
+    best_k = np.take_along_axis(best_k, order, axis=1)
+    if best_s.shape[1] < k:
+        pad = k - best_s.shape[1]
+        best_s = np.concatenate([best_s, np.full((m, pad), -np.inf, np.float32)], axis=1)
+        best_k = np.concatenate([best_k, np.full((m, pad), -1, np.int64)], axis=1)
+    return best_k, best_s
+
+
+def _usearch():
+    try:
+        from usearch.index import Index
+    except ImportError:
+        raise InvalidInput("approximate search over large spaces needs usearch: pip install usearch") from None
+    return Index
+
+
+def _latest_in_shard(ids: np.ndarray) -> np.ndarray:
+    """Positions of each id's last occurrence in a shard (its latest vector)."""
+    uniq, first_rev = np.unique(ids[::-1], return_index=True)
+    return np.sort(ids.size - 1 - first_rev)
+
+
+def _matches(found, m: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """usearch results as ``(keys, cosine scores, valid)``, each ``(m, width)``
+    (one query comes back as ``Matches``, several as ``BatchMatches``)."""
+    got_k = np.asarray(found.keys).astype(np.int64).reshape(m, -1)
+    got_s = 1.0 - np.asarray(found.distances, dtype=np.float32).reshape(m, -1)
+    counts = np.asarray(getattr(found, "counts", [got_k.shape[1]])).reshape(-1, 1)
+    return got_k, got_s, np.arange(got_k.shape[1])[None, :] < counts
+
+
+class SpaceIndex:
+    """Search one space of ``store``; safe to share between threads."""
+
+    def __init__(self, store, space: str, *, exact_below: int = EXACT_BELOW,
+                 filter_exact_below: int = FILTER_EXACT_BELOW, connectivity: int = CONNECTIVITY,
+                 expansion_add: int = EXPANSION_ADD, expansion_search: int = EXPANSION_SEARCH,
+                 dtype: str = DTYPE) -> None:
+        self.store, self.space = store, space
+        self.exact_below, self.filter_exact_below = exact_below, filter_exact_below
+        self.params = {"connectivity": connectivity, "expansion_add": expansion_add, "dtype": dtype}
+        self.expansion_search = expansion_search
+        self._lock = threading.RLock()
+        self._sig: list | None = None  # the shards the cache covers
+        self._keys = np.zeros(0, np.int64)  # sorted ids covered
+        self._mat: np.ndarray | None = None  # exact mode: normalised vectors aligned with _keys
+        self._graph = None  # HNSW mode: the usearch index
+        self.last_refresh: dict = {}
+
+    # ------------------------------------------------------------ state
+
+    @property
+    def mode(self) -> str:
+        return "hnsw" if self._graph is not None else "exact"
+
+    def __len__(self) -> int:
+        return int(self._keys.size)
+
+    @property
+    def keys(self) -> np.ndarray:
+        """Every item id with a vector (sorted)."""
+        return self._keys
+
+    def _signature(self) -> list:
+        out = []
+        for ids_f, _ in self.store.shard_paths(self.space):
+            st = ids_f.stat()
+            out.append([ids_f.name, st.st_size, st.st_mtime_ns])
+        return out
+
+    def refresh(self) -> dict:
+        """Bring the cache up to the stored shards; what was done."""
+        with self._lock:
+            sig = self._signature()
+            if sig == self._sig:
+                return {"mode": self.mode, "count": len(self), "changed": False}
+            self.store.meta(self.space)  # NotFound for a space nobody embedded into
+            ids = [np.load(p) for p, _ in self.store.shard_paths(self.space)[:len(sig)]]
+            n = np.unique(np.concatenate(ids)).size if ids else 0
+            if n < self.exact_below:
+                self._graph = None
+                self._keys, vecs = self.store.load(self.space)
+                self._mat = normalize(vecs)
+                self.last_refresh = {"mode": "exact", "count": int(n), "changed": True}
+            else:
+                self._mat = None
+                self.last_refresh = {"mode": "hnsw", "count": int(n), "changed": True,
+                                     **self._sync_graph(sig)}
+            self._sig = sig
+            return self.last_refresh
+
+    # ------------------------------------------------------------ the HNSW cache
+
+    def _paths(self) -> tuple[Path, Path]:
+        d = self.store.root / self.space
+        return d / INDEX_FILE, d / INDEX_META
+
+    def _load_graph(self, sig: list):
+        """The saved graph and how many shards it covers, if it is still valid."""
+        path, meta_f = self._paths()
+        if self._graph is not None and self._sig is not None and sig[:len(self._sig)] == self._sig:
+            return self._graph, len(self._sig)
+        try:
+            meta = json.loads(meta_f.read_text())
+            covered = meta["shards"]
+            if (meta.get("params") != self.params or sig[:len(covered)] != covered
+                    or not path.is_file()):
+                return None, 0
+            graph = _usearch().restore(str(path))
+            if graph is None or len(graph) != meta["count"]:
+                return None, 0
+            return graph, len(covered)
+        except (OSError, ValueError, KeyError, RuntimeError):
+            return None, 0
+
+    def _sync_graph(self, sig: list) -> dict:
+        graph, start = self._load_graph(sig)
+        rebuilt = graph is None
+        if graph is None:
+            dim = int(self.store.meta(self.space)["dim"])
+            graph = _usearch()(ndim=dim, metric="ip", dtype=self.params["dtype"],
+                               connectivity=self.params["connectivity"],
+                               expansion_add=self.params["expansion_add"])
+        added = 0
+        for ids_f, vec_f in self.store.shard_paths(self.space)[start:len(sig)]:
+            ids = np.load(ids_f)
+            vecs = np.load(vec_f, mmap_mode="r")
+            keep = _latest_in_shard(ids)
+            for lo in range(0, keep.size, BLOCK):
+                pos = keep[lo:lo + BLOCK]
+                keys = ids[pos].astype(np.uint64)
+                again = keys[np.asarray(graph.contains(keys), dtype=bool)] if len(graph) else keys[:0]
+                if again.size:
+                    graph.remove(again)  # embedded again: the latest vector wins
+                graph.add(keys, normalize(vecs[pos]), threads=0)
+                added += pos.size
+        graph.expansion_search = self.expansion_search
+        self._graph = graph
+        self._keys = np.sort(np.asarray(graph.keys, dtype=np.int64)) if len(graph) else np.zeros(0, np.int64)
+        if added or rebuilt:
+            self._save(graph, sig)
+        return {"rebuilt": rebuilt, "added": int(added)}
+
+    def _save(self, graph, sig: list) -> None:
+        path, meta_f = self._paths()
+        tmp = path.with_name(path.name + f".{os.getpid()}.tmp")
+        graph.save(str(tmp))
+        os.replace(tmp, path)
+        tmp_meta = meta_f.with_name(meta_f.name + f".{os.getpid()}.tmp")
+        tmp_meta.write_text(json.dumps({"shards": sig, "count": len(graph), "params": self.params}))
+        os.replace(tmp_meta, meta_f)
+
+    # ------------------------------------------------------------ search
+
+    def vectors(self, ids) -> np.ndarray:
+        """The normalised stored vectors of ``ids`` (NotFound if one has none)."""
+        _, v = self.store.load(self.space, np.asarray(ids, dtype=np.int64))
+        return normalize(v)
+
+    def _blocks(self, keys: np.ndarray | None = None):
+        """``(keys, normalised vectors)`` blocks of the whole space or of ``keys``."""
+        if self._mat is not None:
+            if keys is None:
+                for lo in range(0, self._keys.size, BLOCK):
+                    yield self._keys[lo:lo + BLOCK], self._mat[lo:lo + BLOCK]
+            else:
+                rows = np.searchsorted(self._keys, keys)
+                for lo in range(0, rows.size, BLOCK):
+                    yield keys[lo:lo + BLOCK], self._mat[rows[lo:lo + BLOCK]]
+            return
+        keys = self._keys if keys is None else keys
+        for lo in range(0, keys.size, BLOCK):
+            part = keys[lo:lo + BLOCK]
+            yield part, self.vectors(part)
+
+    def search(self, queries: np.ndarray, k: int = 10, *, allowed=None, exclude=None,
+               threads: int = 1) -> tuple[np.ndarray, np.ndarray]:
+        """The ``k`` nearest stored vectors to each query (cosine):
+        ``(item ids, scores)``, each ``(m, k)``, best first; id -1 / score
+        -inf pad rows with fewer than ``k`` candidates. ``allowed``: only
+        these item ids; ``exclude``: never these (e.g. the query items)."""
+        if not isinstance(k, (int, np.integer)) or isinstance(k, bool) or not 1 <= k <= MAX_K:
+            raise InvalidInput(f"k must be a whole number from 1 to {MAX_K}, not {k!r}")
+        q = normalize(np.atleast_2d(queries))
+        self.refresh()
+        if q.shape[1] != int(self.store.meta(self.space)["dim"]):
+            raise InvalidInput(f"queries have dimension {q.shape[1]}, the space {self.space!r} "
+                               f"{self.store.meta(self.space)['dim']}")
+        keys = self._keys
+        if allowed is not None:
+            allowed = np.unique(np.asarray(allowed, dtype=np.int64))
+            keys = allowed[np.isin(allowed, self._keys)]
+        if exclude is not None and len(exclude):
+            keys = keys[~np.isin(keys, np.asarray(exclude, dtype=np.int64))]
+        restricted = keys.size < self._keys.size
+        if self._graph is None or (restricted and keys.size <= self.filter_exact_below):
+            return exact_topk(q, self._blocks(keys if restricted else None), k)
+        return self._graph_search(q, k, keys if restricted else None, threads)
+
+    def _graph_search(self, q: np.ndarray, k: int, keys: np.ndarray | None, threads: int):
+        n = self._keys.size
+        frac = 1.0 if keys is None else max(keys.size / n, 1e-9)
+        fetch = min(n, max(k, int(np.ceil(2 * k / frac))) if keys is not None else k)
+        m = q.shape[0]
+        out_k = np.full((m, k), -1, np.int64)
+        out_s = np.full((m, k), -np.inf, np.float32)
+        todo = np.arange(m)
+        while todo.size:
+            with self._lock:  # the search width follows the fetch size
+                self._graph.expansion_search = max(self.expansion_search, fetch)
+                found = self._graph.search(q[todo], fetch, threads=threads)
+                self._graph.expansion_search = self.expansion_search
+            got_k, got_s, valid = _matches(found, todo.size)
+            if keys is not None:
+                valid &= np.isin(got_k, keys)
+            short = []
+            for row, i in enumerate(todo):
+                kk, ss = got_k[row][valid[row]][:k], got_s[row][valid[row]][:k]
+                if kk.size < k and fetch < n and keys is not None:
+                    short.append(i)
+                    continue
+                out_k[i, :kk.size], out_s[i, :kk.size] = kk, ss
+            todo = np.array(short, dtype=np.int64)
+            if todo.size and fetch * 4 > 4 * self.filter_exact_below:
+                ek, es = exact_topk(q[todo], self._blocks(keys), k)
+                out_k[todo], out_s[todo] = ek, es
+                break
+            fetch = min(n, fetch * 4)
+        return out_k, out_s

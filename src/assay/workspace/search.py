@@ -1,0 +1,143 @@
+"""Similarity search over a dataset's item embeddings ("more like this",
+text queries), a thin shell over :class:`assay.store.index.SpaceIndex`.
+
+Relies on the core for ``db`` and ``vectors`` and on the data part for
+datasets. Per-process state: ``_space_indexes`` (space -> its index, which
+checks the stored shards on every search) and ``_query_embedders`` (model
+name -> embedder, loaded once), both made on first use.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable, Sequence
+
+import numpy as np
+from sqlalchemy import select
+
+from assay.errors import InvalidInput, NotFound
+from assay.store.index import MAX_K, SpaceIndex
+from assay.store.schema import items as items_t
+from assay.store.schema import tasks as tasks_t
+
+SNIPPET = 200  # characters of an item's text shown with a result
+_init_lock = threading.Lock()
+
+
+class Search:
+    """Find items like given items or like a text, within a dataset."""
+
+    def space_index(self, space: str) -> SpaceIndex:
+        """The (cached, per-process) index over an embedding space."""
+        with _init_lock:
+            cache = self.__dict__.setdefault("_space_indexes", {})
+            if space not in cache:
+                cache[space] = SpaceIndex(self.vectors, space)
+            return cache[space]
+
+    def _dataset_item_ids(self, dataset_id: int) -> np.ndarray:
+        with self.db.read() as conn:
+            rows = conn.execute(select(items_t.c.id).where(items_t.c.dataset_id == dataset_id))
+            return np.fromiter((r[0] for r in rows), dtype=np.int64)
+
+    def _pick_space(self, ds: dict, ids: np.ndarray, space: str | None) -> str:
+        if space is not None:
+            self.vectors.meta(space)  # NotFound when nothing was embedded there
+            return space
+        found = [s["space"] for s in self.vectors.spaces()
+                 if np.isin(ids, self.vectors.ids(s["space"])).any()]
+        if not found:
+            raise NotFound(f"dataset {ds['name']!r} has no vectors yet: run `assay embed {ds['name']}` first")
+        if len(found) > 1:
+            raise InvalidInput(f"dataset {ds['name']!r} has vectors in several spaces ({', '.join(found)}): "
+                               "name one with space=")
+        return found[0]
+
+    def _project_filter(self, project, label) -> np.ndarray:
+        from assay import kinds
+        from assay.engine import resolver as _resolver
+
+        p = self.get_project(project)
+        if label is None:
+            with self.db.read() as conn:
+                rows = conn.execute(select(tasks_t.c.item_id).where(tasks_t.c.project_id == p["id"]))
+                return np.fromiter((r[0] for r in rows), dtype=np.int64)
+        kind = kinds.of(p)
+        return np.fromiter((f.item_id for f in _resolver.iter_final(self.db, p)
+                            if f.label is not None and kind.same(f.label, label)), dtype=np.int64)
+
+    def _query_vector(self, index: SpaceIndex, items: Sequence[int] | None, text: str | None,
+                      ds_ids: np.ndarray) -> np.ndarray:
+        if (items is None or len(items) == 0) == (text is None):
+            raise InvalidInput("give either items (one or more item ids) or a text query, not both")
+        if text is not None:
+            if not isinstance(text, str) or not text.strip():
+                raise InvalidInput("the text query is empty")
+            meta = self.vectors.meta(index.space)
+            if meta.get("kind") not in (None, "text"):
+                raise InvalidInput(f"space {index.space!r} holds {meta.get('kind')} vectors from "
+                                   f"{meta.get('model')}, which embeds no text: search by items instead")
+            v = self._query_embedder(meta.get("model") or index.space).embed([text])
+            return np.asarray(v, dtype=np.float32)[0]
+        try:
+            want = np.asarray([int(i) for i in items], dtype=np.int64)
+        except (TypeError, ValueError):
+            raise InvalidInput("items must be item ids (whole numbers)") from None
+        missing = want[~np.isin(want, ds_ids)]
+        if missing.size:
+            raise NotFound(f"item {int(missing[0])} is not in this dataset")
+        # "more like these": the mean of the items' unit vectors
+        return index.vectors(want).mean(axis=0)
+
+    def _query_embedder(self, model: str):
+        from assay.learn.embedders import get_embedder
+
+        with _init_lock:
+            cache = self.__dict__.setdefault("_query_embedders", {})
+            if model not in cache:
+                cache[model] = get_embedder(model)
+            return cache[model]
+
+    def similar(self, dataset: int | str, *, items: Sequence[int] | None = None, text: str | None = None,
+                k: int = 20, space: str | None = None, within: Iterable[int] | None = None,
+                project: int | str | None = None, label=None) -> list[dict]:
+        """The ``k`` items of ``dataset`` most like ``items`` (several: like
+        the mean of their normalised vectors; the items themselves are left
+        out) or like ``text`` (embedded offline with the space's model):
+        ``[{"item_id", "score"}]``, best first, score the cosine similarity.
+
+        Filters: ``within`` (item ids), ``project`` (its items) and with it
+        ``label`` (items whose final label is that label). A small filtered
+        set is searched exactly; a large one through the index, over-fetched
+        and filtered (:mod:`assay.store.index`)."""
+        if not isinstance(k, int) or isinstance(k, bool) or not 1 <= k <= MAX_K:
+            raise InvalidInput(f"k must be a whole number from 1 to {MAX_K}, not {k!r}")
+        if label is not None and project is None:
+            raise InvalidInput("a label filter needs the project whose labels to use")
+        ds = self.dataset(dataset)
+        ds_ids = self._dataset_item_ids(ds["id"])
+        index = self.space_index(self._pick_space(ds, ds_ids, space))
+        q = self._query_vector(index, items, text, ds_ids)
+        index.refresh()
+        allowed = ds_ids
+        if within is not None:
+            allowed = np.intersect1d(allowed, np.fromiter((int(i) for i in within), dtype=np.int64))
+        if project is not None:
+            allowed = np.intersect1d(allowed, self._project_filter(project, label))
+        if np.isin(index.keys, allowed).all():
+            allowed = None  # the whole space qualifies: no filter
+        exclude = None if items is None else np.asarray([int(i) for i in items], dtype=np.int64)
+        keys, scores = index.search(q[None, :], k, allowed=allowed, exclude=exclude)
+        return [{"item_id": int(i), "score": round(float(s), 6)}
+                for i, s in zip(keys[0], scores[0]) if i >= 0]
+
+    def describe_items(self, item_ids: Sequence[int]) -> dict[int, dict]:
+        """``{item_id: {kind, snippet, media_type, content_url}}`` for showing results."""
+        ids = [int(i) for i in item_ids]
+        if not ids:
+            return {}
+        with self.db.read() as conn:
+            rows = conn.execute(select(items_t.c.id, items_t.c.kind, items_t.c.text, items_t.c.media_type)
+                                .where(items_t.c.id.in_(ids))).all()
+        return {r.id: {"kind": r.kind, "snippet": (r.text or "")[:SNIPPET] if r.kind == "text" else None,
+                       "media_type": r.media_type, "content_url": f"/api/items/{r.id}/content"} for r in rows}

@@ -203,3 +203,25 @@ def test_cli_lists_the_probable_errors(home, tmp_path):
     assert {it["item_id"] for it in data["items"] if it["flagged"]} == wrong
     r = run_cli("project", "label-errors", "le", "--method", "nope")
     assert r.exit_code != 0 and "method" in r.output
+
+
+def test_http_label_errors_for_staff_only(ws):
+    from fastapi.testclient import TestClient
+
+    from assay.server import create_app
+
+    p, ids, truth, wrong = _model_project(ws)
+    _, admin_tok = ws.add_user("le-root", "admin")
+    ann = ws.get_user("le-ann0")
+    ann_tok = ws.create_token(ann["id"])
+    url = f"/api/projects/{p['id']}/label-errors"
+    with TestClient(create_app(ws, reclaim_interval=0)) as c:
+        assert c.get(url).status_code == 401
+        assert c.get(url, headers={"Authorization": f"Bearer {ann_tok}"}).status_code == 403
+        r = c.get(url, params={"limit": 3}, headers={"Authorization": f"Bearer {admin_tok}"})
+        assert r.status_code == 200, r.text
+        body = r.json()
+        assert body["method"] == "model" and body["flagged"] == 3
+        assert {it["item_id"] for it in body["items"]} == wrong
+        bad = c.get(url, params={"method": "x"}, headers={"Authorization": f"Bearer {admin_tok}"})
+        assert bad.status_code in (400, 422) and "method" in bad.text

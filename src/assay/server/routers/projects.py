@@ -203,6 +203,18 @@ def quality_report(project_id: int, ws: WS, user: Staff):
     return json(ws.quality_report(project_id))
 
 
+@router.get("/projects/{project_id}/label-errors")
+def label_errors(project_id: int, ws: WS, user: Staff,
+                 method: str = Query("auto", description="auto, crowd (consensus of several answers with the "
+                                                         "model) or model (one answer against the model)"),
+                 limit: int = Query(100, ge=1, le=10_000, description="items, most probably wrong first")):
+    """Answered items ranked by how likely their label is wrong, with a quality
+    score in [0, 1] and a flag (single-label projects; reviewed and gold items
+    are left out)."""
+    ws.require_access(project_id, user, roles=("admin", "reviewer"))
+    return json(ws.label_errors(project_id, method=method, limit=limit))
+
+
 @router.get("/projects/{project_id}/skills")
 def skill_map(project_id: int, ws: WS, user: Staff,
               min_confidence: float = Query(0.95, ge=0.5, le=1.0,

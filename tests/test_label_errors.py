@@ -225,3 +225,27 @@ def test_http_label_errors_for_staff_only(ws):
         assert {it["item_id"] for it in body["items"]} == wrong
         bad = c.get(url, params={"method": "x"}, headers={"Authorization": f"Bearer {admin_tok}"})
         assert bad.status_code in (400, 422) and "method" in bad.text
+
+
+def test_reviewers_verdicts_move_the_crowd_ranking(ws):
+    """Two annotators disagree on ten items, the model cannot tell (0.5 / 0.5).
+    Unreviewed, the fit does not side with A there. Once a reviewer sides
+    with A on six of them, B's skill drops and the other four go to A's
+    label, confidently."""
+    p, (a, b) = project_with_annotators(ws, 30, 2, overlap=2, name="rv")
+    ids = sorted(item_ids(ws, p["dataset_id"]))
+    for j, i in enumerate(ids):
+        answer_item(ws, p["id"], i, a, "pos")
+        answer_item(ws, p["id"], i, b, "neg" if j < 10 else "pos")
+    predict(ws, p["id"], {i: ("pos", 0.5) for i in ids})
+    before = {it["item_id"]: it for it in ws.label_errors(p["id"], limit=None)["items"]}
+    # unreviewed, A (who always says pos) looks no better than B: not a confident pos
+    assert not any(before[i]["label"] == "pos" and before[i]["quality"] > 0.7 for i in ids[6:10])
+    boss, _ = ws.add_user("rv-boss", "reviewer")
+    ws.add_member(p["id"], boss["id"])
+    for i in ids[:6]:
+        ws.review(p["id"], i, "pos", boss)
+    after = {it["item_id"]: it for it in ws.label_errors(p["id"], limit=None)["items"]}
+    assert len(after) == 24
+    for i in ids[6:10]:
+        assert after[i]["label"] == "pos" and after[i]["quality"] > 0.7, after[i]

@@ -14,7 +14,9 @@ Two ways, chosen from what the project holds (``method="auto"``):
   (:func:`assay.quality.label_errors.find_label_errors`); needs predictions.
 
 Items with a known label (gold, a reviewer's decision) are left out: a
-person has settled them. Only kinds with one class per item
+person has settled them. In the crowd fit they are clamped at that label, so
+a reviewer's verdicts move the annotators' skills and with them the ranking
+of the other items. Only kinds with one class per item
 (``LabelKind.aggregatable``).
 """
 
@@ -56,14 +58,16 @@ def label_errors(db, p: dict, *, method: str = "auto", limit: int | None = 100, 
     item_ids, user_ids, labels = _answer_codes(db, pid, code_of, page_size)
     with db.read() as conn:
         preds = {int(r.item_id): r.proba for r in conn.execute(_PREDICTIONS, {"p": pid})}
-        known = {int(r.item_id) for r in conn.execute(_KNOWN, {"p": pid})}
+        known = {int(r.item_id): r.label for r in conn.execute(_KNOWN, {"p": pid})}
     items_u, icode = np.unique(item_ids, return_inverse=True)
     pp = _prediction_matrix(items_u, preds, len(names))
     counts = np.bincount(icode, minlength=items_u.size)
     if method == "auto":
         method = "crowd" if (counts >= 2).any() else "model"
     if method == "crowd":
-        rows = _crowd(items_u, icode, user_ids, labels, pp, counts)
+        # known labels clamp the fit: a reviewer's verdict moves the annotators' skills
+        gold = np.array([code_of.get(known[int(i)], -1) if int(i) in known else -1 for i in items_u], np.intp)
+        rows = _crowd(items_u, icode, user_ids, labels, pp, counts, gold)
     else:
         rows = _model(items_u, icode, labels, pp, counts)
     scored = [r for r in rows if r["item_id"] not in known]
@@ -104,11 +108,11 @@ def _other(proba_row: np.ndarray, label: int) -> int:
     return int(r.argmax())
 
 
-def _crowd(items_u, icode, user_ids, labels, pp, counts) -> list[dict]:
+def _crowd(items_u, icode, user_ids, labels, pp, counts, gold) -> list[dict]:
     from assay.quality.crowd_model import admit_unseen
     from assay.quality.label_errors import crowd_label_errors
 
-    res = crowd_label_errors(icode, user_ids, labels, admit_unseen(pp))
+    res = crowd_label_errors(icode, user_ids, labels, admit_unseen(pp), gold=gold if (gold >= 0).any() else None)
     return [{"item_id": int(items_u[j]), "label": int(res.consensus[j]), "suggested": _other(res.proba[j],
              int(res.consensus[j])), "quality": float(res.quality[j]), "answers": int(counts[j]), "flagged": False}
             for j in range(items_u.size) if res.consensus[j] >= 0]

@@ -63,9 +63,18 @@ def recall(found: np.ndarray, truth: np.ndarray) -> float:
     return float(np.mean([len(set(a.tolist()) & set(b.tolist())) / K for a, b in zip(found, truth)]))
 
 
+def hwm_mb() -> float:
+    """This process's peak resident memory (VmHWM: its own, not inherited
+    from the parent as ``ru_maxrss`` is across fork and exec)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return round(int(line.split()[1]) / 1024, 1)
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+
+
 def child(lib: str, folder: Path, n: int) -> dict:
     q, truth = np.load(folder / "queries.npy"), np.load(folder / "truth.npy")
-    base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    base = hwm_mb()
     t0 = time.perf_counter()
     if lib == "usearch":
         from usearch.index import Index
@@ -102,9 +111,8 @@ def child(lib: str, folder: Path, n: int) -> dict:
         dt = time.perf_counter() - t
         sweep.append({"width": width, "recall_at_10": round(recall(found, truth), 4),
                       "qps_1_thread": round(len(q) / dt, 1)})
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return {"library": lib, "params": params, "build_s": round(build, 1),
-            "peak_rss_mb": round(peak / 1024, 1), "rss_before_build_mb": round(base / 1024, 1), "sweep": sweep}
+            "peak_rss_mb": hwm_mb(), "rss_before_build_mb": base, "sweep": sweep}
 
 
 def main() -> None:
@@ -143,7 +151,7 @@ def main() -> None:
             print(f"{lib}: build {r['build_s']} s, peak RSS {r['peak_rss_mb']} MB, "
                   f"at recall>=0.95: {r['at_recall_0.95']}", file=sys.stderr)
             rows.append(r)
-    stamp = {"date": datetime.date.today().isoformat(), "n": a.n, "dim": D, "queries": a.queries,
+    stamp = {"date": datetime.date.today().isoformat(), "nice": os.nice(0), "n": a.n, "dim": D, "queries": a.queries,
              "seed": a.seed, "exact_s": round(t_exact, 1), "machine": f"{platform.machine()}, {os.cpu_count()} cores",
              "load_avg_at_end": os.getloadavg()}
     Path(a.out).parent.mkdir(parents=True, exist_ok=True)

@@ -43,7 +43,7 @@ BLOCK = 32_768  # vectors scored (or added) per step
 MAX_K = 1000
 # HNSW settings (benchmarks/bench_search.py measures them): vectors kept as
 # float16 (half the memory of float32, recall unchanged on unit vectors)
-CONNECTIVITY, EXPANSION_ADD, EXPANSION_SEARCH, DTYPE = 16, 128, 160, "f16"
+CONNECTIVITY, EXPANSION_ADD, EXPANSION_SEARCH, DTYPE = 16, 96, 160, "f16"
 INDEX_FILE = "hnsw.usearch"
 INDEX_META = "hnsw.json"
 

@@ -127,7 +127,8 @@
   async function load() {
     const r = await api.get(base + "/quality");
     render(r);
-    await Promise.all([loadGold(), loadExam(), loadTeaching(), loadReview(), loadModel(), loadSkills()]);
+    await Promise.all([loadGold(), loadExam(), loadTeaching(), loadReview(), loadModel(), loadSkills(),
+      loadLabelErrors()]);
     return r;
   }
 
@@ -363,39 +364,73 @@
     document.querySelector("#teaching tbody").replaceChildren(...rows);
   }
 
+  /** One button per class; a click records a reviewer's final label for the item. */
+  function decideButtons(li, itemId) {
+    const classes = project ? project.schema.classes.map(function (c) { return c.name; }) : [];
+    const buttons = el("div", { class: "review-actions" });
+    classes.forEach(function (c) {
+      const btn = el("button", { type: "button", class: "btn btn-small", "data-decide": c, text: c });
+      btn.addEventListener("click", async function () {
+        buttons.querySelectorAll("button").forEach(function (b) { b.disabled = true; });
+        try {
+          await api.post(base + "/items/" + itemId + "/review", { label: c });
+          li.replaceChildren(el("p", { class: "muted", text: "Decided: " + c }));
+          li.classList.add("decided");
+        } catch (err) {
+          buttons.querySelectorAll("button").forEach(function (b) { b.disabled = false; });
+          api.showError(err, "Could not save the decision");
+        }
+      });
+      buttons.append(btn);
+    });
+    return buttons;
+  }
+
+  async function itemText(itemId) {
+    try { const item = await api.get("/api/items/" + itemId); if (item.text) return item.text; } catch (e) { /* keep the id */ }
+    return "item " + itemId;
+  }
+
   /** The first items of the review queue, each with one button per class. */
   async function loadReview() {
     const q = await api.get(base + "/consensus?status=review&limit=20");
-    const classes = project ? project.schema.classes.map(function (c) { return c.name; }) : [];
     const list = document.getElementById("review");
     const entries = await Promise.all((q.items || []).map(async function (it) {
-      let text = "item " + it.item_id;
-      try { const item = await api.get("/api/items/" + it.item_id); if (item.text) text = item.text; } catch (e) { /* keep the id */ }
       const li = el("li", { class: "review-item", "data-item-id": it.item_id },
-        el("p", { class: "review-text", text: text }),
+        el("p", { class: "review-text", text: await itemText(it.item_id) }),
         el("p", { class: "muted small", text: it.answers + " answers · leaning " + it.label + " (" + pct(it.confidence) + ")" }));
-      const buttons = el("div", { class: "review-actions" });
-      classes.forEach(function (c) {
-        const btn = el("button", { type: "button", class: "btn btn-small", "data-decide": c, text: c });
-        btn.addEventListener("click", async function () {
-          buttons.querySelectorAll("button").forEach(function (b) { b.disabled = true; });
-          try {
-            await api.post(base + "/items/" + it.item_id + "/review", { label: c });
-            li.replaceChildren(el("p", { class: "muted", text: "Decided: " + c }));
-            li.classList.add("decided");
-          } catch (err) {
-            buttons.querySelectorAll("button").forEach(function (b) { b.disabled = false; });
-            api.showError(err, "Could not save the decision");
-          }
-        });
-        buttons.append(btn);
-      });
       const widget = window.AssayKinds.forProject(project);
-      if (widget && widget.quality) li.append(buttons);
+      if (widget && widget.quality) li.append(decideButtons(li, it.item_id));
       return li;
     }));
     if (!entries.length) entries.push(el("li", { class: "muted", text: "The review queue is empty." }));
     list.replaceChildren(...entries);
+  }
+
+  /** Probable label errors (GET /label-errors): the items whose label is most
+   * probably wrong, each with one button per class. Hidden where the
+   * project's kind has no such ranking (the API says so with a 400). */
+  async function loadLabelErrors() {
+    const card = document.getElementById("errors-card");
+    let r;
+    try { r = await api.get(base + "/label-errors?limit=20"); } catch (err) {
+      if (err.status === 400) { card.hidden = true; return; }
+      throw err;
+    }
+    card.hidden = false;
+    document.getElementById("errors-summary").textContent = r.items_scored.toLocaleString() + " labelled items scored (" +
+      (r.method === "crowd" ? "consensus of the answers with the model" : "each answer against the model") + "); " +
+      r.flagged.toLocaleString() + " flagged. Most probably wrong first; your decision is final and counts like gold.";
+    const entries = await Promise.all(r.items.map(async function (it) {
+      const li = el("li", { class: "review-item", "data-item-id": it.item_id, "data-flagged": String(it.flagged) },
+        el("p", { class: "review-text", text: await itemText(it.item_id) }),
+        el("p", { class: "muted small", text: (it.flagged ? "flagged · " : "") + "labelled " + it.label + " · quality " +
+          fixed(it.quality, 3) + " · else " + it.suggested + " · " + it.answers + " answers" }));
+      li.append(decideButtons(li, it.item_id));
+      return li;
+    }));
+    if (!entries.length) entries.push(el("li", { class: "muted", text: "No labelled item to score yet." }));
+    document.getElementById("errors").replaceChildren(...entries);
   }
 
   async function refit() {

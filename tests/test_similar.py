@@ -69,9 +69,14 @@ def test_incremental_add_latest_vector_and_rebuild(tmp_path):
     assert np.allclose(scores[:, 0], 1.0, atol=2e-3)
     assert len(idx) == 3001
     assert 7 not in idx.search(normalize(x[6:7]), 5)[0][0]  # the old vector of item 7 is gone
-    # a fresh process reuses the saved graph; after deleting it, it is rebuilt from the shards
+    # a fresh process reuses the saved graph and adds the shard written since its save
+    # (too small a tail to save it again); after deleting it, it is rebuilt from the shards
     again = SpaceIndex(vs, "s", exact_below=100)
-    assert again.refresh() == {"mode": "hnsw", "count": 3001, "changed": True, "rebuilt": False, "added": 0}
+    assert again.refresh() == {"mode": "hnsw", "count": 3001, "changed": True, "rebuilt": False, "added": 2}
+    assert np.array_equal(again.search(new, 1)[0], keys)
+    vs.add("s", np.arange(60_000, 60_000 + 40_000), clustered(40_000, 16, seed=9), META)  # a big tail: saved
+    assert again.refresh()["added"] == 40_000
+    assert SpaceIndex(vs, "s", exact_below=100).refresh()["added"] == 0
     (tmp_path / "vectors" / "s" / INDEX_FILE).unlink()
     third = SpaceIndex(vs, "s", exact_below=100)
     assert third.refresh()["rebuilt"] is True
@@ -79,7 +84,7 @@ def test_incremental_add_latest_vector_and_rebuild(tmp_path):
     # a corrupt cache file is rebuilt, not trusted
     (tmp_path / "vectors" / "s" / INDEX_FILE).write_bytes(b"not an index")
     fourth = SpaceIndex(vs, "s", exact_below=100)
-    assert fourth.refresh()["rebuilt"] is True and len(fourth) == 3001
+    assert fourth.refresh()["rebuilt"] is True and len(fourth) == 43_001
 
 
 @pytest.mark.parametrize("every", [2, 50])  # a large set (over-fetch and filter), a small one (exact)

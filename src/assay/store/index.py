@@ -12,7 +12,8 @@ source of truth; what this module keeps is a cache built from them:
   size, mtime). On open the saved graph is used if those shards are still
   the first shards of the space, and the shards written since are added to
   it (an item embedded again is removed and re-added: its latest vector
-  wins, as in the store); otherwise (file missing, unreadable, shard list
+  wins, as in the store; the file is rewritten once 5 % of the graph is
+  new, a smaller tail is added again on the next open); otherwise (file missing, unreadable, shard list
   changed) it is rebuilt from the shards. Every search first checks the
   shard list, so a result always covers every stored vector.
 
@@ -41,6 +42,7 @@ EXACT_BELOW = 200_000
 FILTER_EXACT_BELOW = 50_000
 BLOCK = 32_768  # vectors scored (or added) per step
 MAX_K = 1000
+SAVE_EVERY = 0.05  # re-save the graph once this share of it was added since the last save
 # HNSW settings (benchmarks/bench_search.py measures them): vectors kept as
 # float16 (half the memory of float32, recall unchanged on unit vectors)
 CONNECTIVITY, EXPANSION_ADD, EXPANSION_SEARCH, DTYPE = 16, 96, 160, "f16"
@@ -128,6 +130,7 @@ class SpaceIndex:
         self._mat: np.ndarray | None = None  # exact mode: normalised vectors aligned with _keys
         self._graph = None  # HNSW mode: the usearch index
         self.last_refresh: dict = {}
+        self._unsaved = 0  # vectors added to the graph since it was last saved
 
     # ------------------------------------------------------------ state
 
@@ -219,11 +222,16 @@ class SpaceIndex:
         graph.expansion_search = self.expansion_search
         self._graph = graph
         self._keys = np.sort(np.asarray(graph.keys, dtype=np.int64)) if len(graph) else np.zeros(0, np.int64)
-        if added or rebuilt:
+        # saved after a build and once the unsaved tail is large (SAVE_EVERY of the
+        # graph): a smaller tail is cheaper to add again on the next open than to write
+        self._unsaved = (0 if rebuilt else self._unsaved) + added
+        if rebuilt or self._unsaved >= max(BLOCK, SAVE_EVERY * len(graph)):
             self._save(graph, sig)
+            self._unsaved = 0
         return {"rebuilt": rebuilt, "added": int(added)}
 
     def _save(self, graph, sig: list) -> None:
+        """Write the graph and the shards it holds (atomic renames)."""
         path, meta_f = self._paths()
         tmp = path.with_name(path.name + f".{os.getpid()}.tmp")
         graph.save(str(tmp))

@@ -36,7 +36,7 @@ from pathlib import Path
 
 import numpy as np
 
-from assay.errors import InvalidInput
+from assay.errors import InvalidInput, NotFound
 
 EXACT_BELOW = 200_000
 FILTER_EXACT_BELOW = 50_000
@@ -131,6 +131,7 @@ class SpaceIndex:
         self._graph = None  # HNSW mode: the usearch index
         self.last_refresh: dict = {}
         self._unsaved = 0  # vectors added to the graph since it was last saved
+        self._ids_cache: tuple | None = None  # (shard list, sorted stored ids)
 
     # ------------------------------------------------------------ state
 
@@ -153,6 +154,16 @@ class SpaceIndex:
             out.append([ids_f.name, st.st_size, st.st_mtime_ns])
         return out
 
+    def stored_ids(self, sig: list | None = None) -> np.ndarray:
+        """Every item id with a stored vector (sorted), read again only when
+        the shard list changed (no index is built for it)."""
+        with self._lock:
+            sig = self._signature() if sig is None else sig
+            if self._ids_cache is None or self._ids_cache[0] != sig:
+                parts = [np.load(p) for p, _ in self.store.shard_paths(self.space)[:len(sig)]]
+                self._ids_cache = (sig, np.unique(np.concatenate(parts)) if parts else np.zeros(0, np.int64))
+            return self._ids_cache[1]
+
     def refresh(self) -> dict:
         """Bring the cache up to the stored shards; what was done."""
         with self._lock:
@@ -160,8 +171,7 @@ class SpaceIndex:
             if sig == self._sig:
                 return {"mode": self.mode, "count": len(self), "changed": False}
             self.store.meta(self.space)  # NotFound for a space nobody embedded into
-            ids = [np.load(p) for p, _ in self.store.shard_paths(self.space)[:len(sig)]]
-            n = np.unique(np.concatenate(ids)).size if ids else 0
+            n = self.stored_ids(sig).size
             if n < self.exact_below:
                 self._graph = None
                 self._keys, vecs = self.store.load(self.space)
@@ -243,9 +253,20 @@ class SpaceIndex:
     # ------------------------------------------------------------ search
 
     def vectors(self, ids) -> np.ndarray:
-        """The normalised stored vectors of ``ids`` (NotFound if one has none)."""
-        _, v = self.store.load(self.space, np.asarray(ids, dtype=np.int64))
-        return normalize(v)
+        """The normalised vectors of ``ids`` as the cache holds them (the graph
+        keeps float16); NotFound if one has none."""
+        ids = np.asarray(ids, dtype=np.int64)
+        self.refresh()
+        pos = np.searchsorted(self._keys, ids)
+        ok = (pos < self._keys.size) & (self._keys[np.minimum(pos, max(self._keys.size - 1, 0))] == ids)
+        if not ok.all():
+            raise NotFound(f"{int((~ok).sum())} item(s) have no vector in space {self.space!r} "
+                           f"(first: {int(ids[~ok][0])}); embed them first")
+        if self._mat is not None:
+            return self._mat[pos]
+        got = self._graph.get(ids.astype(np.uint64), dtype=np.float32)
+        rows = [got] if isinstance(got, np.ndarray) and got.ndim == 1 else list(got)
+        return normalize(np.stack(rows).reshape(ids.size, -1))
 
     def _blocks(self, keys: np.ndarray | None = None):
         """``(keys, normalised vectors)`` blocks of the whole space or of ``keys``."""

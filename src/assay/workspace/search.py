@@ -13,7 +13,7 @@ import threading
 from collections.abc import Iterable, Sequence
 
 import numpy as np
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from assay.errors import InvalidInput, NotFound
 from assay.store.index import MAX_K, SpaceIndex
@@ -22,6 +22,14 @@ from assay.store.schema import tasks as tasks_t
 
 SNIPPET = 200  # characters of an item's text shown with a result
 _init_lock = threading.Lock()
+
+
+def _members(sorted_ids: np.ndarray, ids: np.ndarray) -> np.ndarray:
+    """Which of ``ids`` are in ``sorted_ids`` (sorted, unique)."""
+    if sorted_ids.size == 0:
+        return np.zeros(len(ids), bool)
+    pos = np.minimum(np.searchsorted(sorted_ids, ids), sorted_ids.size - 1)
+    return sorted_ids[pos] == ids
 
 
 class Search:
@@ -36,16 +44,30 @@ class Search:
             return cache[space]
 
     def _dataset_item_ids(self, dataset_id: int) -> np.ndarray:
+        """The dataset's item ids (sorted), kept while its item count and
+        largest id stay the same (items are only added, or dropped with it)."""
         with self.db.read() as conn:
-            rows = conn.execute(select(items_t.c.id).where(items_t.c.dataset_id == dataset_id))
-            return np.fromiter((r[0] for r in rows), dtype=np.int64)
+            probe = tuple(conn.execute(select(func.count(), func.max(items_t.c.id))
+                                       .where(items_t.c.dataset_id == dataset_id)).one())
+            cache = self.__dict__.setdefault("_dataset_ids", {})
+            hit = cache.get(dataset_id)
+            if hit is not None and hit[0] == probe:
+                return hit[1]
+            rows = conn.execute(select(items_t.c.id).where(items_t.c.dataset_id == dataset_id)
+                                .order_by(items_t.c.id))
+            ids = np.fromiter((r[0] for r in rows), dtype=np.int64)
+        if len(cache) >= 8:
+            cache.clear()
+        cache[dataset_id] = (probe, ids)
+        return ids
 
     def _pick_space(self, ds: dict, ids: np.ndarray, space: str | None) -> str:
         if space is not None:
             self.vectors.meta(space)  # NotFound when nothing was embedded there
             return space
-        found = [s["space"] for s in self.vectors.spaces()
-                 if np.isin(ids, self.vectors.ids(s["space"])).any()]
+        names = [d.name for d in sorted(self.vectors.root.iterdir()) if (d / "meta.json").is_file()] \
+            if self.vectors.root.is_dir() else []
+        found = [s for s in names if _members(self.space_index(s).stored_ids(), ids).any()]
         if not found:
             raise NotFound(f"dataset {ds['name']!r} has no vectors yet: run `assay embed {ds['name']}` first")
         if len(found) > 1:
@@ -83,7 +105,7 @@ class Search:
             want = np.asarray([int(i) for i in items], dtype=np.int64)
         except (TypeError, ValueError):
             raise InvalidInput("items must be item ids (whole numbers)") from None
-        missing = want[~np.isin(want, ds_ids)]
+        missing = want[~_members(ds_ids, want)]
         if missing.size:
             raise NotFound(f"item {int(missing[0])} is not in this dataset")
         # "more like these": the mean of the items' unit vectors
@@ -124,7 +146,7 @@ class Search:
             allowed = np.intersect1d(allowed, np.fromiter((int(i) for i in within), dtype=np.int64))
         if project is not None:
             allowed = np.intersect1d(allowed, self._project_filter(project, label))
-        if np.isin(index.keys, allowed).all():
+        if _members(allowed, index.keys).all():
             allowed = None  # the whole space qualifies: no filter
         exclude = None if items is None else np.asarray([int(i) for i in items], dtype=np.int64)
         keys, scores = index.search(q[None, :], k, allowed=allowed, exclude=exclude)

@@ -148,6 +148,11 @@ def test_workspace_similar_items_text_and_filters(ws):
     # filters: a set of ids; items of another dataset in the same space never show
     inside = [g["item_id"] for g in ws.similar(ds["id"], text="zzzz", within=ids[4:], k=2)]
     assert inside[0] == ids[6] and set(inside) <= set(ids[4:])  # "abc xyz": the only one with a z
+    # items added to the dataset later are found (the kept id list follows the dataset)
+    ws.import_dataframe(ds["id"], __import__("pandas").DataFrame({"text": ["qqqq qqq"]}))
+    ws.embed(ds["id"], model="letters", progress=False)
+    ids = item_ids(ws, ds["id"])
+    assert ws.similar(ds["id"], text="qq", k=1)[0]["item_id"] == ids[-1]
     other = text_dataset(ws, "other", ["zzzz zzzz"])
     ws.embed(other["id"], model="letters", progress=False)
     assert all(g["item_id"] in ids for g in ws.similar(ds["id"], text="zzzz", k=8))

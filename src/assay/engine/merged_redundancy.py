@@ -115,7 +115,7 @@ def refit(db, project: dict, *, now: float | None = None) -> dict:
     answers fitted) so that the re-fitter knows when the next one is due."""
     now = time.time() if now is None else now
     kind, pid = kinds.of(project), project["id"]
-    with db.fast_read() as conn:
+    with db.read() as conn:
         rows = [(r.item_id, r.annotator_id, r.label) for r in conn.execute(_ANSWERS, {"p": pid}).all()]
         known = {r.item_id: r.label for r in conn.execute(_GOLD, {"p": pid}).all()}
     if not rows:
@@ -131,7 +131,7 @@ def refit(db, project: dict, *, now: float | None = None) -> dict:
     starts = [ids[j] for j in range(0, len(ids), REWRITE_CHUNK)]
     counts, items = {"resolved": 0, "review": 0, "open": 0, "more": 0}, 0
     for lo, hi in zip([0] + starts[1:], starts[1:] + [_NO_ID]):
-        with db.fast_write() as conn:
+        with db.write() as conn:
             upserts = _rewrite_chunk(conn, project, fitted, counts_of, known, now, lo, hi, counts)
             ledger.upsert_consensus(conn, upserts)
         items += len(upserts)

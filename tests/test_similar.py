@@ -244,3 +244,30 @@ def test_http_similar_staff_only(ws):
             assert (r.status_code, msg in r.text) == (status, True), r.text
         r = httpx.get(f"{srv.base}/api/datasets/{bare['id']}/similar", params={"text": "x"}, headers=auth)
         assert r.status_code == 404 and "embed" in r.text
+
+
+def test_searches_while_vectors_arrive(tmp_path):
+    """Searches from several threads while shards are written: no error, and
+    every result row is a stored id with its best score first."""
+    import threading
+
+    vs = store_with(tmp_path, clustered(2000, 8), shard=500)
+    idx = SpaceIndex(vs, "s")
+    errors, q = [], clustered(5, 8, seed=3)
+
+    def search():
+        try:
+            for _ in range(40):
+                keys, scores = idx.search(q, 5)
+                assert (keys > 0).all() and np.all(np.diff(scores, axis=1) <= 1e-6)
+        except Exception as e:  # noqa: BLE001 - reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=search) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for i in range(10):
+        vs.add("s", np.arange(10_000 + i * 50, 10_000 + (i + 1) * 50), clustered(50, 8, seed=10 + i), META)
+    for t in threads:
+        t.join()
+    assert errors == [] and len(idx.search(q, 1)[0]) == 5 and idx.refresh()["count"] == 2500

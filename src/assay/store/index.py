@@ -256,6 +256,10 @@ class SpaceIndex:
         """The normalised vectors of ``ids`` as the cache holds them (the graph
         keeps float16); NotFound if one has none."""
         ids = np.asarray(ids, dtype=np.int64)
+        with self._lock:
+            return self._vectors(ids)
+
+    def _vectors(self, ids: np.ndarray) -> np.ndarray:
         self.refresh()
         pos = np.searchsorted(self._keys, ids)
         ok = (pos < self._keys.size) & (self._keys[np.minimum(pos, max(self._keys.size - 1, 0))] == ids)
@@ -293,19 +297,20 @@ class SpaceIndex:
         if not isinstance(k, (int, np.integer)) or isinstance(k, bool) or not 1 <= k <= MAX_K:
             raise InvalidInput(f"k must be a whole number from 1 to {MAX_K}, not {k!r}")
         q = normalize(np.atleast_2d(queries))
-        self.refresh()
-        if q.shape[1] != int(self.store.meta(self.space)["dim"]):
-            raise InvalidInput(f"queries have dimension {q.shape[1]}, the space {self.space!r} "
-                               f"{self.store.meta(self.space)['dim']}")
-        keys = self._keys
-        if allowed is not None:
-            allowed = np.unique(np.asarray(allowed, dtype=np.int64))
-            keys = allowed[np.isin(allowed, self._keys)]
-        if exclude is not None and len(exclude):
-            keys = keys[~np.isin(keys, np.asarray(exclude, dtype=np.int64))]
-        restricted = keys.size < self._keys.size
-        if self._graph is None or (restricted and keys.size <= self.filter_exact_below):
-            return exact_topk(q, self._blocks(keys if restricted else None), k)
+        with self._lock:  # exact searches hold it: a refresh never swaps the matrix under them
+            self.refresh()
+            if q.shape[1] != int(self.store.meta(self.space)["dim"]):
+                raise InvalidInput(f"queries have dimension {q.shape[1]}, the space {self.space!r} "
+                                   f"{self.store.meta(self.space)['dim']}")
+            keys = self._keys
+            if allowed is not None:
+                allowed = np.unique(np.asarray(allowed, dtype=np.int64))
+                keys = allowed[np.isin(allowed, self._keys)]
+            if exclude is not None and len(exclude):
+                keys = keys[~np.isin(keys, np.asarray(exclude, dtype=np.int64))]
+            restricted = keys.size < self._keys.size
+            if self._graph is None or (restricted and keys.size <= self.filter_exact_below):
+                return exact_topk(q, self._blocks(keys if restricted else None), k)
         return self._graph_search(q, k, keys if restricted else None, threads)
 
     def _graph_search(self, q: np.ndarray, k: int, keys: np.ndarray | None, threads: int):

@@ -256,8 +256,8 @@ class Labeling:
         :mod:`assay.engine.region_review`), each with every answer and the
         kind's majority; ``(entries, next_after)``."""
         p = self.get_project(project)
-        if p["schema"]["kind"] not in ("spans", "boxes", "polygons"):
-            raise InvalidInput("this review queue is for spans, boxes and polygons projects; "
+        if p["schema"]["kind"] not in kinds.merging():
+            raise InvalidInput(f"this review queue is for {', '.join(kinds.merging())} projects; "
                                "class projects use the consensus queue (status=review)")
         return _region_review.queue(self.db, p, after=after, limit=max(1, min(int(limit), 200)))
 

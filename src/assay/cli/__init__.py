@@ -4,7 +4,7 @@ Errors are one readable line on stderr (exit 1); bad usage exits 2.
 
 :mod:`assay.cli.common` holds the typer app, its groups and the shared
 helpers; each module registers one group of commands on it:
-:mod:`~assay.cli.data` (init, import, embed), :mod:`~assay.cli.search` (similar), :mod:`~assay.cli.projects`
+:mod:`~assay.cli.data` (init, import, embed), :mod:`~assay.cli.search` (similar, duplicates, outliers), :mod:`~assay.cli.projects`
 (``assay project …``), :mod:`~assay.cli.exam` (``assay exam …``),
 :mod:`~assay.cli.teaching` (``assay teaching …``),
 :mod:`~assay.cli.accounts` (``assay user …``,

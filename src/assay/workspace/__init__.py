@@ -31,12 +31,14 @@ The class is composed of one part per concern, each in its own module
   Pascal VOC (export), COCO (import as gold).
 - :mod:`~assay.workspace.models`: bring your own model (ML backends).
 - :mod:`~assay.workspace.search`: similarity search over item embeddings.
+- :mod:`~assay.workspace.curation`: near-duplicates, exact duplicates, outliers.
 """
 
 from __future__ import annotations
 
 from assay.workspace.accounts import Accounts
 from assay.workspace.core import DEFAULT_HOME, Core
+from assay.workspace.curation import Curation
 from assay.workspace.data import Data
 from assay.workspace.labeling import Labeling
 from assay.workspace.models import Models
@@ -49,7 +51,7 @@ from assay.workspace.teaching import Teaching
 __all__ = ["DEFAULT_HOME", "ROLES", "Workspace"]
 
 
-class Workspace(Core, Accounts, Data, Projects, Labeling, Teaching, Reports, Shapes, Models, Search):
+class Workspace(Core, Accounts, Data, Projects, Labeling, Teaching, Reports, Shapes, Models, Search, Curation):
     """Open (creating if needed) the workspace at ``home``.
 
     >>> ws = Workspace("assay-data")

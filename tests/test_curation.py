@@ -2,12 +2,13 @@
 duplicates by content hash, outlier / uniqueness / representativeness
 scores — the pure algorithms (exact and HNSW search), Workspace.duplicates,
 exact_duplicates, outliers and the ``assay duplicates`` / ``assay outliers``
-commands."""
+commands, and GET /api/datasets/{id}/duplicates|outliers (staff only)."""
 
 from __future__ import annotations
 
 import json
 
+import httpx
 import numpy as np
 import pytest
 
@@ -180,3 +181,35 @@ def test_cli_duplicates_and_outliers(home):
     r = run_cli("duplicates", "pics", "--threshold", "1.5")
     assert r.exit_code == 1 and "threshold must be" in r.output
     assert run_cli("outliers", "nope").exit_code == 1
+
+
+def test_http_duplicates_and_outliers_staff_only(ws):
+    from _server import LiveServer
+
+    ds, ids = vectors_dataset(ws)
+    text_dataset(ws, "copy", ["pics item 4"])
+    _, admin = ws.add_user("boss", "admin")
+    _, ann = ws.add_user("ann", "annotator")
+    _, rev = ws.add_user("rev", "reviewer")
+    with LiveServer(ws) as srv:
+        base = f"{srv.base}/api/datasets/{ds['id']}"
+        auth = {"Authorization": f"Bearer {admin}"}
+        r = httpx.get(f"{base}/duplicates", params={"threshold": 0.98}, headers=auth)
+        assert r.status_code == 200, r.text
+        assert [g["items"] for g in r.json()["groups"]] == [ids[2:5], ids[0:2]]
+        r = httpx.get(f"{base}/duplicates", params={"exact": "true"}, headers=auth)
+        assert r.json()["groups"][0]["items"][0]["item_id"] == ids[4]
+        r = httpx.get(f"{base}/outliers", params={"top": 2, "k": 5}, headers=auth)
+        res = r.json()["results"]
+        assert r.status_code == 200 and res[0]["item_id"] == ids[-1] and len(res) == 2
+        assert res[0]["snippet"] == "pics item 59" and res[0]["content_url"].endswith(f"/{ids[-1]}/content")
+        for path, params, msg in [("duplicates", {"threshold": 1.5}, "threshold must be"),
+                                  ("duplicates", {"top": 0}, "top must be"),
+                                  ("outliers", {"k": 0}, "k must be")]:
+            r = httpx.get(f"{base}/{path}", params=params, headers=auth)
+            assert (r.status_code, msg in r.text) == (400, True), r.text
+        for path in ("duplicates", "outliers"):
+            assert httpx.get(f"{base}/{path}", headers={"Authorization": f"Bearer {ann}"}).status_code == 403
+            assert httpx.get(f"{base}/{path}").status_code == 401
+            # a reviewer outside the dataset's projects does not see it
+            assert httpx.get(f"{base}/{path}", headers={"Authorization": f"Bearer {rev}"}).status_code == 404

@@ -1,5 +1,5 @@
-"""Similarity search over a dataset's items: staff only (annotators never
-search the pool)."""
+"""Similarity search, near-duplicates and outliers over a dataset's items:
+staff only (annotators never search the pool)."""
 
 from __future__ import annotations
 
@@ -45,3 +45,31 @@ def similar_get(dataset_id: int, ws: WS, user: Staff, item: list[int] | None = Q
 def similar_post(dataset_id: int, body: SimilarIn, ws: WS, user: Staff):
     """As GET, with filters: ``within`` (item ids), ``project`` and ``label``."""
     return _run(ws, user, dataset_id, body)
+
+
+@router.get("/datasets/{dataset_id}/duplicates")
+def duplicates_get(dataset_id: int, ws: WS, user: Staff, threshold: float = Query(0.95, description="cosine, (0, 1]"),
+                   top: int = Query(100, description="at most this many groups, largest first"),
+                   space: str | None = Query(None),
+                   exact: bool = Query(False, description="the same content (hash) in other datasets instead")):
+    """Near-duplicate groups of the dataset's items (one kNN pass over the
+    whole dataset, in the request): ``{groups: [{items, size,
+    max_similarity, min_similarity}]}``; with ``exact``: ``{groups:
+    [{content_hash, items: [{item_id, dataset_id}]}]}``."""
+    ws.require_dataset_access(dataset_id, user)
+    if exact:
+        return json({"groups": ws.exact_duplicates(dataset_id)[:max(top, 0)]})
+    return json({"groups": ws.duplicates(dataset_id, threshold=threshold, top=top, space=space)})
+
+
+@router.get("/datasets/{dataset_id}/outliers")
+def outliers_get(dataset_id: int, ws: WS, user: Staff, k: int = Query(10, description="neighbours averaged"),
+                 top: int = Query(100, description="how many items, most unusual first"),
+                 space: str | None = Query(None)):
+    """The dataset's most unusual items (one kNN pass, in the request):
+    ``{results: [{item_id, outlier, uniqueness, representativeness, kind,
+    snippet, content_url}]}``."""
+    ws.require_dataset_access(dataset_id, user)
+    rows = ws.outliers(dataset_id, k=k, top=top, space=space)
+    info = ws.describe_items([r["item_id"] for r in rows])
+    return json({"results": [{**r, **info.get(r["item_id"], {})} for r in rows]})

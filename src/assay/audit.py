@@ -27,6 +27,7 @@ ACTIONS = (
     "user.create", "user.role", "user.password", "token.create", "token.revoke", "login.locked",
     "project.create", "project.update", "member.add", "member.remove", "gold.import", "gold.remove",
     "review.decide", "pause.lift", "exam.pass", "exam.fail", "exam.reset", "export", "dataset.import",
+    "slice.create", "slice.delete", "queue.prioritize",
 )
 
 _LOCAL = {"id": None, "username": "local", "address": None}

@@ -19,6 +19,7 @@ from __future__ import annotations
 # Each import registers its commands on the app, in the order --help lists them (keep this order).
 from assay.cli import data  # noqa: F401, I001
 from assay.cli import search  # noqa: F401
+from assay.cli import slices  # noqa: F401
 from assay.cli import projects  # noqa: F401
 from assay.cli import exam  # noqa: F401
 from assay.cli import teaching  # noqa: F401

@@ -56,9 +56,12 @@ def export(
              "(Label Studio's JSON export) and hf (a Hugging Face datasets folder, the hf extra) "
              "(default: from the file name).")] = None,
     labeled_only: Annotated[bool, typer.Option(help="Only items with at least one answer.")] = False,
+    slice_name: Annotated[Optional[str], typer.Option(
+        "--slice", help="Only the items of this slice of the project's dataset (jsonl, csv, parquet).")] = None,
     home: Home = None,
 ):
     """Export a snapshot of a project's labels (streams; constant memory)."""
     ws = open_ws(home)
-    r = ws.export(int(project) if project.isdigit() else project, out, format, labeled_only=labeled_only)
+    r = ws.export(int(project) if project.isdigit() else project, out, format, labeled_only=labeled_only,
+                  slice=slice_name)
     typer.echo(f"wrote {r['items']} items to {r['path']} ({r['format']})")

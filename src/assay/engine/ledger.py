@@ -276,6 +276,21 @@ def set_priorities(conn, project_id: int, priorities: dict[int, float]) -> None:
                      [{"t": t, "pr": float(v), "p": project_id} for t, v in priorities.items()])
 
 
+_PRIORITIZE = text("UPDATE tasks SET priority = :pr WHERE project_id = :p AND item_id IN :items "
+                   "AND NOT is_gold AND priority <> :pr").bindparams(bindparam("items", expanding=True))
+
+
+def prioritize_items(conn, project_id: int, item_ids: Sequence[int], priority: float) -> int:
+    """``priority`` for the project's pool tasks of ``item_ids`` (gold tasks
+    are never in the pool and keep theirs); the other tasks keep theirs. The
+    pool hands out higher priorities first (:data:`POOL_ORDER`). Returns how
+    many tasks changed."""
+    n = 0
+    for chunk in _chunks(sorted({int(i) for i in item_ids})):
+        n += conn.execute(_PRIORITIZE, {"p": project_id, "items": chunk, "pr": float(priority)}).rowcount
+    return n
+
+
 def set_targets(conn, project_id: int, targets: dict[int, float]) -> None:
     """A task's own confidence target (task id -> target) for the tasks in
     ``targets``; NULL (the project's) for the project's other tasks."""

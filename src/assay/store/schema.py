@@ -522,3 +522,27 @@ audit = Table(
 Index("ix_audit_action", audit.c.action, audit.c.id)
 Index("ix_audit_actor_id", audit.c.actor_id, audit.c.id)
 Index("ix_audit_target", audit.c.target_kind, audit.c.target_id, audit.c.id)
+
+# Slices: saved, named sets of a dataset's items (assay.engine.slices). An
+# explicit slice lists its items in ``slice_items``; a query slice keeps its
+# query (similar-to items or text, k, metadata filters) in ``query`` and is
+# evaluated when used.
+slices = Table(
+    "slices",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("dataset_id", Id, ForeignKey("datasets.id", ondelete="CASCADE"), nullable=False),
+    Column("name", String(200), nullable=False),
+    Column("kind", String(10), nullable=False),
+    Column("query", JSON),
+    Column("created_at", Float, nullable=False),
+    Column("created_by", String(200)),
+    UniqueConstraint("dataset_id", "name"),
+    CheckConstraint("kind IN ('items', 'query')", name="kind"),
+)
+slice_items = Table(
+    "slice_items",
+    metadata,
+    Column("slice_id", Id, ForeignKey("slices.id", ondelete="CASCADE"), primary_key=True),
+    Column("item_id", Id, ForeignKey("items.id", ondelete="CASCADE"), primary_key=True),
+)

@@ -31,6 +31,8 @@ The class is composed of one part per concern, each in its own module
   Pascal VOC (export), COCO (import as gold).
 - :mod:`~assay.workspace.models`: bring your own model (ML backends).
 - :mod:`~assay.workspace.search`: similarity search over item embeddings.
+- :mod:`~assay.workspace.slices`: slices (saved sets of items) and prioritizing
+  items in the hand-out queue.
 - :mod:`~assay.workspace.curation`: near-duplicates, exact duplicates, outliers.
 """
 
@@ -46,12 +48,14 @@ from assay.workspace.projects import ROLES, Projects
 from assay.workspace.reports import Reports
 from assay.workspace.search import Search
 from assay.workspace.shapes import Shapes
+from assay.workspace.slices import Slices
 from assay.workspace.teaching import Teaching
 
 __all__ = ["DEFAULT_HOME", "ROLES", "Workspace"]
 
 
-class Workspace(Core, Accounts, Data, Projects, Labeling, Teaching, Reports, Shapes, Models, Search, Curation):
+class Workspace(Core, Accounts, Data, Projects, Labeling, Teaching, Reports, Shapes, Models, Search, Curation,
+                Slices):
     """Open (creating if needed) the workspace at ``home``.
 
     >>> ws = Workspace("assay-data")

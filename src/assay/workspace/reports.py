@@ -161,42 +161,65 @@ class Reports:
 
     # ------------------------------------------------------------ export
 
-    def export_records(self, project: int | str, *, labeled_only: bool = False) -> Iterator[dict]:
+    def export_records(self, project: int | str, *, labeled_only: bool = False,
+                       slice: str | None = None) -> Iterator[dict]:
+        """The export's records, streamed; ``slice``: only the items of that
+        slice of the project's dataset (evaluated once, when this starts)."""
         p = self.get_project(project)
-        return _export.iter_records(self.db, p, labeled_only=labeled_only)
+        records = _export.iter_records(self.db, p, labeled_only=labeled_only)
+        if slice is None:
+            return records
+        keep = set(self.slice_items(p["dataset_id"], slice))
+        return (r for r in records if r["item_id"] in keep)
 
-    def _audit_export(self, project: int | str, fmt: str, labeled_only: bool, path: Path | None = None) -> None:
+    def _audit_export(self, project: int | str, fmt: str, labeled_only: bool, path: Path | None = None,
+                      slice: str | None = None) -> None:
         """Exports are reads; the record of one is written when it starts."""
         p = self.get_project(project)
         _export.check_format(fmt, kinds.of(p))
+        if slice is not None:
+            self.get_slice(p["dataset_id"], slice)  # NotFound before anything is written
         with self.db.write() as conn:
             _audit.record(conn, "export", target_kind="project", target_id=p["id"], target=p["name"],
                           details={"format": str(fmt)[:20], "labeled_only": bool(labeled_only),
-                                   **({"path": str(path)[:500]} if path is not None else {})})
+                                   **({"path": str(path)[:500]} if path is not None else {}),
+                                   **({"slice": str(slice)[:200]} if slice is not None else {})})
 
-    def export_chunks(self, project: int | str, fmt: str = "jsonl", *, labeled_only: bool = False) -> Iterator[bytes]:
+    @staticmethod
+    def _no_slice(slice: str | None, fmt: str) -> None:
+        if slice is not None:
+            raise InvalidInput(f"a slice limits jsonl, csv and parquet exports, not {fmt}")
+
+    def export_chunks(self, project: int | str, fmt: str = "jsonl", *, labeled_only: bool = False,
+                      slice: str | None = None) -> Iterator[bytes]:
         """The export as a stream of byte chunks (jsonl, csv or parquet; a
         Parquet file is built in an anonymous temporary file first; boxes and
-        polygons: ``coco`` too, :meth:`coco_chunks`)."""
+        polygons: ``coco`` too, :meth:`coco_chunks`). ``slice``: only its items."""
+        if fmt in ("coco", "labelstudio"):
+            self._no_slice(slice, fmt)
         if fmt == "coco":
             return self.coco_chunks(project)
         if fmt == "labelstudio":  # every kind (:meth:`labelstudio_chunks`)
             return self.labelstudio_chunks(project)
-        self._audit_export(project, fmt, labeled_only)
+        self._audit_export(project, fmt, labeled_only, slice=slice)
         p = self.get_project(project)
-        return _export.chunks(self.export_records(p["id"], labeled_only=labeled_only), fmt, kinds.of(p))
+        return _export.chunks(self.export_records(p["id"], labeled_only=labeled_only, slice=slice), fmt,
+                              kinds.of(p))
 
     def export(self, project: int | str, path: str | os.PathLike, fmt: str | None = None, *,
-               labeled_only: bool = False) -> dict:
+               labeled_only: bool = False, slice: str | None = None) -> dict:
         """Write a snapshot of the project's labels to ``path`` (jsonl, csv or
         parquet; a kind may add its own: spans ``spacy`` and ``conll``; boxes
         and polygons ``coco``, ``yolo`` and ``voc``, see :meth:`export_shapes`).
 
         Written to a temporary file and renamed, so a failed export leaves no
-        partial file. Returns ``{"path", "format", "items"}``.
+        partial file. ``slice``: only the items of that slice of the project's
+        dataset (jsonl, csv, parquet). Returns ``{"path", "format", "items"}``.
         """
         path = Path(path)
         fmt = (fmt or {".json": "coco"}.get(path.suffix.lower()) or path.suffix.lstrip(".") or "jsonl").lower()
+        if fmt in ("labelstudio", "hf") or fmt in _shapes.FORMATS:
+            self._no_slice(slice, fmt)
         if fmt == "labelstudio":  # Label Studio's JSON export, every kind
             return self.export_labelstudio(project, path)
         if fmt == "hf":  # a Hugging Face datasets folder (the hf extra)
@@ -204,7 +227,8 @@ class Reports:
         if fmt in _shapes.FORMATS:  # boxes and polygons: coco, yolo, voc (:meth:`export_shapes`)
             out = self.export_shapes(project, path, fmt)
             return {**out, "items": out["images"]}
-        self._audit_export(project, fmt, labeled_only, path=path)
+        self._audit_export(project, fmt, labeled_only, path=path, slice=slice)
         p = self.get_project(project)
-        n = _export.write_file(self.export_records(p["id"], labeled_only=labeled_only), path, fmt, kinds.of(p))
+        n = _export.write_file(self.export_records(p["id"], labeled_only=labeled_only, slice=slice), path, fmt,
+                               kinds.of(p))
         return {"path": str(path), "format": fmt, "items": n}

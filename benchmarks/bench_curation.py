@@ -68,7 +68,7 @@ def make_store(n: int, seed: int, folder: Path) -> dict:
     return {"planted_sources": int(n_src), "planted_copies": int(copies.sum())}
 
 
-def child(folder: Path, threshold: float, k: int) -> None:
+def child(folder: Path, threshold: float, k: int, one_pass: bool) -> None:
     from assay.learn import curation
     from assay.store.index import SpaceIndex
     from assay.store.vectors import VectorStore
@@ -82,20 +82,26 @@ def child(folder: Path, threshold: float, k: int) -> None:
         return ix.search(q, kk, threads=0)
 
     t0 = time.perf_counter()
-    a, b, s = curation.near_duplicate_pairs(ix.keys, ix.vectors, search, threshold)
-    groups = curation.group_pairs(a, b, s)
-    t_dup = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    sc = curation.knn_scores(ix.keys, ix.vectors, search, k)
-    t_scores = time.perf_counter() - t0
+    if one_pass:  # duplicates and scores from one kNN pass (curation.scan)
+        both = curation.scan(ix.keys, ix.vectors, search, threshold, k)
+        (a, b, s), sc = both["pairs"], both["scores"]
+        groups = curation.group_pairs(a, b, s)
+        times = {"one_pass_s": round(time.perf_counter() - t0, 1)}
+    else:
+        a, b, s = curation.near_duplicate_pairs(ix.keys, ix.vectors, search, threshold)
+        groups = curation.group_pairs(a, b, s)
+        t_dup = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        sc = curation.knn_scores(ix.keys, ix.vectors, search, k)
+        times = {"duplicates_s": round(t_dup, 1), "scores_s": round(time.perf_counter() - t0, 1)}
     label = np.zeros(len(ix.keys) + 1, np.int64)
     for gi, g in enumerate(groups, 1):
         label[np.asarray(g["items"])] = gi
     np.save(folder / "pairs.npy", np.stack([a, b]))
     np.save(folder / "group_of.npy", label)
     np.save(folder / "outlier.npy", sc["outlier"])
-    print(json.dumps({"mode": ix.mode, "build_s": round(t_build, 1), "duplicates_s": round(t_dup, 1),
-                      "scores_s": round(t_scores, 1), "groups": len(groups), "pairs_found": int(a.size),
+    print(json.dumps({"mode": ix.mode, "build_s": round(t_build, 1), "one_pass": one_pass, **times,
+                      "groups": len(groups), "pairs_found": int(a.size),
                       "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}))
 
 
@@ -123,16 +129,18 @@ def main() -> None:
     ap.add_argument("--k", type=int, default=10)
     ap.add_argument("--seed", type=int, default=15)
     ap.add_argument("--no-truth", action="store_true", help="skip the exact comparison (for 1M)")
+    ap.add_argument("--one-pass", action="store_true", help="duplicates and scores from one kNN pass")
     ap.add_argument("--out", default=None)
     ap.add_argument("--child", default=None, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
-        return child(Path(args.child), args.threshold, args.k)
+        return child(Path(args.child), args.threshold, args.k, args.one_pass)
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         planted = make_store(args.n, args.seed, folder)
-        out = subprocess.run([sys.executable, __file__, "--child", tmp, "--threshold", str(args.threshold),
-                              "--k", str(args.k)], capture_output=True, text=True, check=True)
+        cmd = [sys.executable, __file__, "--child", tmp, "--threshold", str(args.threshold), "--k", str(args.k)]
+        out = subprocess.run(cmd + (["--one-pass"] if args.one_pass else []), capture_output=True, text=True,
+                             check=True)
         res = json.loads(out.stdout.strip().splitlines()[-1])
         rec = {"date": datetime.date.today().isoformat(), "n": args.n, "dim": D, "threshold": args.threshold,
                "k": args.k, "seed": args.seed, "nice": os.nice(0),

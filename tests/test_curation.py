@@ -80,6 +80,12 @@ def test_planted_outliers_ranked_on_top(tmp_path):
     # the copies are not unique; representativeness averages 1 (in-degree / k)
     assert s["uniqueness"][200:230].max() < 0.05 < np.median(s["uniqueness"])
     assert abs(float(s["representativeness"].mean()) - 1.0) < 1e-6
+    # one pass for both gives what the two separate passes give
+    both = curation.scan(ix.keys, ix.vectors, ix.search, 0.95, 10, batch=512)
+    pairs = curation.near_duplicate_pairs(ix.keys, ix.vectors, ix.search, 0.95)
+    assert all(np.array_equal(u, v) for u, v in zip(both["pairs"], pairs))
+    assert np.allclose(both["scores"]["outlier"], s["outlier"], atol=1e-6)
+    assert np.allclose(both["scores"]["representativeness"], s["representativeness"])
     # brute-force check of the outlier score on a few rows
     sim = x @ x.T
     np.fill_diagonal(sim, -np.inf)

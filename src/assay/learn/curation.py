@@ -2,7 +2,8 @@
 groups (by content hash), and per-item outlier, uniqueness and
 representativeness scores. Pure numpy, no database.
 
-Everything is one pass of k-nearest-neighbour queries over the items,
+Everything is one pass of k-nearest-neighbour queries over the items
+(:func:`scan` gives duplicates and scores from the same pass),
 ``batch`` queries at a time, through two functions the caller gives:
 
 - ``vectors(ids) -> (b, d)`` unit vectors of those ids;
@@ -133,21 +134,53 @@ def near_duplicate_pairs(ids, vectors: Vectors, search: Search, threshold: float
                          batch: int = BATCH, k: int = 10) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Every pair of ``ids`` with cosine similarity at or above ``threshold``
     that the search finds: ``(a, b, score)`` with ``a < b`` (ids), each pair once."""
-    threshold = check_threshold(threshold)
-    sids = _sorted_ids(ids)
-    parts_a, parts_b, parts_s = [], [], []
-    for lo, pos, sc in knn_batches(sids, vectors, search, k, batch=batch, grow_above=threshold):
-        rows, cols = np.nonzero(sc >= threshold)
-        a, b = lo + rows, pos[rows, cols]
-        parts_a.append(np.minimum(a, b))
-        parts_b.append(np.maximum(a, b))
-        parts_s.append(sc[rows, cols])
+    return scan(ids, vectors, search, threshold, k, batch=batch, scores=False)["pairs"]
+
+
+def _unique_pairs(sids: np.ndarray, parts_a: list, parts_b: list, parts_s: list):
     if not parts_a:
         return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.float32)
     a, b, s = np.concatenate(parts_a), np.concatenate(parts_b), np.concatenate(parts_s)
-    key = a * sids.size + b
-    _, first = np.unique(key, return_index=True)
+    _, first = np.unique(a * sids.size + b, return_index=True)
     return sids[a[first]], sids[b[first]], s[first]
+
+
+def scan(ids, vectors: Vectors, search: Search, threshold: float | None, k: int = 10, *,
+         batch: int = BATCH, scores: bool = True) -> dict:
+    """One kNN pass for both: ``{"pairs": (a, b, score)}`` (with a
+    ``threshold``: :func:`near_duplicate_pairs`) and, with ``scores``,
+    ``{"scores": ...}`` (:func:`knn_scores`: each item's ``k`` nearest)."""
+    threshold = None if threshold is None else check_threshold(threshold)
+    k = check_k(k)
+    sids = _sorted_ids(ids)
+    if scores and sids.size < 2:
+        raise InvalidInput("scores need at least 2 items with vectors")
+    parts_a, parts_b, parts_s = [], [], []
+    outlier = np.empty(sids.size, np.float32)
+    unique = np.empty(sids.size, np.float32)
+    indegree = np.zeros(sids.size, np.int64)
+    for lo, pos, sc in knn_batches(sids, vectors, search, k, batch=batch, grow_above=threshold):
+        if threshold is not None:
+            rows, cols = np.nonzero(sc >= threshold)
+            a, b = lo + rows, pos[rows, cols]
+            parts_a.append(np.minimum(a, b))
+            parts_b.append(np.maximum(a, b))
+            parts_s.append(sc[rows, cols])
+        if scores:
+            p, s = pos[:, :k], sc[:, :k]
+            ok = p >= 0
+            dist = np.where(ok, 1.0 - s, 0.0)
+            hi = lo + p.shape[0]
+            outlier[lo:hi] = dist.sum(axis=1) / np.maximum(ok.sum(axis=1), 1)
+            unique[lo:hi] = np.where(ok[:, 0], dist[:, 0], 1.0)
+            indegree += np.bincount(p[ok], minlength=sids.size)
+    out: dict = {}
+    if threshold is not None:
+        out["pairs"] = _unique_pairs(sids, parts_a, parts_b, parts_s)
+    if scores:
+        out["scores"] = {"ids": sids, "outlier": outlier, "uniqueness": unique,
+                         "representativeness": (indegree / k).astype(np.float32)}
+    return out
 
 
 def group_pairs(a: np.ndarray, b: np.ndarray, scores: np.ndarray) -> list[dict]:
@@ -198,20 +231,4 @@ def exact_groups(ids, hashes) -> list[dict]:
 def knn_scores(ids, vectors: Vectors, search: Search, k: int = 10, *, batch: int = BATCH) -> dict:
     """Per item (``ids`` sorted): ``{"ids", "outlier", "uniqueness",
     "representativeness"}``, arrays of ``n`` (see the module doc)."""
-    k = check_k(k)
-    sids = _sorted_ids(ids)
-    if sids.size < 2:
-        raise InvalidInput("scores need at least 2 items with vectors")
-    outlier = np.empty(sids.size, np.float32)
-    unique = np.empty(sids.size, np.float32)
-    indegree = np.zeros(sids.size, np.int64)
-    for lo, pos, sc in knn_batches(sids, vectors, search, k, batch=batch):
-        pos, sc = pos[:, :k], sc[:, :k]
-        ok = pos >= 0
-        dist = np.where(ok, 1.0 - sc, 0.0)
-        hi = lo + pos.shape[0]
-        outlier[lo:hi] = dist.sum(axis=1) / np.maximum(ok.sum(axis=1), 1)
-        unique[lo:hi] = np.where(ok[:, 0], dist[:, 0], 1.0)
-        indegree += np.bincount(pos[ok], minlength=sids.size)
-    return {"ids": sids, "outlier": outlier, "uniqueness": unique,
-            "representativeness": (indegree / k).astype(np.float32)}
+    return scan(ids, vectors, search, None, k, batch=batch)["scores"]

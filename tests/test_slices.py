@@ -204,3 +204,34 @@ def test_cli_slices_prioritize_and_export(home, tmp_path):
     assert r.exit_code == 0 and "wrote 2 items" in r.output, r.output
     r = run_cli("slice", "delete", ds, "two")
     assert r.exit_code == 0 and run_cli("slice", "show", ds, "two").exit_code == 1
+
+
+def test_a_persons_priority_survives_the_models_priorities(ws):
+    """The ML step rewrites every task's priority (ledger.set_priorities);
+    a person's (Workspace.prioritize) is pinned: the model's never put those
+    tasks lower, a higher model priority still wins, and 0 unpins them."""
+    from sqlalchemy import text
+
+    p, _ = project_with_annotators(ws, 6, 1, overlap=1)
+    ids = item_ids(ws, p["dataset_id"])
+
+    def priorities():
+        with ws.db.read() as conn:
+            return dict(conn.execute(text("SELECT item_id, priority FROM tasks WHERE project_id = :p"),
+                                     {"p": p["id"]}).all())
+
+    with ws.db.read() as conn:
+        task = dict(conn.execute(text("SELECT item_id, id FROM tasks WHERE project_id = :p"), {"p": p["id"]}).all())
+    ws.prioritize(p["id"], [ids[0], ids[1]], priority=5)
+    with ws.db.write() as conn:  # the model ranks item 1 above the pin, item 2 somewhat
+        ledger.set_priorities(conn, p["id"], {task[ids[1]]: 9.0, task[ids[2]]: 2.0})
+    got = priorities()
+    assert (got[ids[0]], got[ids[1]], got[ids[2]], got[ids[3]]) == (5.0, 9.0, 2.0, 0.0)
+    with ws.db.write() as conn:  # the next step forgets item 1: back to the person's pin, not 0
+        ledger.set_priorities(conn, p["id"], {task[ids[2]]: 1.0})
+    got = priorities()
+    assert (got[ids[0]], got[ids[1]], got[ids[2]]) == (5.0, 5.0, 1.0)
+    ws.prioritize(p["id"], [ids[0], ids[1]], priority=0)  # unpinned: the model decides again
+    with ws.db.write() as conn:
+        ledger.set_priorities(conn, p["id"], {})
+    assert set(priorities().values()) == {0.0}

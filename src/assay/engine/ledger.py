@@ -267,27 +267,33 @@ def apply_step(conn, task_id: int, step: str) -> str:
 
 
 def set_priorities(conn, project_id: int, priorities: dict[int, float]) -> None:
-    """``priority`` = the given value for the tasks in ``priorities``
-    (task id -> priority), 0 for the project's other tasks (only rows that
-    change are written)."""
-    conn.execute(text("UPDATE tasks SET priority = 0 WHERE project_id = :p AND priority <> 0"), {"p": project_id})
+    """The model's priorities: ``priority`` = the given value for the tasks in
+    ``priorities`` (task id -> priority), 0 for the project's other tasks —
+    never below a person's (``pinned_priority``, :func:`prioritize_items`).
+    Only rows that change are written."""
+    conn.execute(text("UPDATE tasks SET priority = COALESCE(pinned_priority, 0) "
+                      "WHERE project_id = :p AND priority <> COALESCE(pinned_priority, 0)"), {"p": project_id})
     if priorities:
-        conn.execute(text("UPDATE tasks SET priority = :pr WHERE id = :t AND project_id = :p"),
+        conn.execute(text("UPDATE tasks SET priority = CASE WHEN pinned_priority > :pr THEN pinned_priority "
+                          "ELSE :pr END WHERE id = :t AND project_id = :p"),
                      [{"t": t, "pr": float(v), "p": project_id} for t, v in priorities.items()])
 
 
-_PRIORITIZE = text("UPDATE tasks SET priority = :pr WHERE project_id = :p AND item_id IN :items "
-                   "AND NOT is_gold AND priority <> :pr").bindparams(bindparam("items", expanding=True))
+_PRIORITIZE = text(
+    "UPDATE tasks SET priority = :pr, pinned_priority = :pin WHERE project_id = :p AND item_id IN :items "
+    "AND NOT is_gold AND (priority <> :pr OR COALESCE(pinned_priority, -1e300) <> COALESCE(CAST(:pin AS FLOAT), -1e300))"
+).bindparams(bindparam("items", expanding=True))
 
 
 def prioritize_items(conn, project_id: int, item_ids: Sequence[int], priority: float) -> int:
-    """``priority`` for the project's pool tasks of ``item_ids`` (gold tasks
-    are never in the pool and keep theirs); the other tasks keep theirs. The
-    pool hands out higher priorities first (:data:`POOL_ORDER`). Returns how
-    many tasks changed."""
-    n = 0
+    """A person's ``priority`` for the project's pool tasks of ``item_ids``
+    (gold tasks are never in the pool and keep theirs); the other tasks keep
+    theirs. It is pinned: the model's priorities (:func:`set_priorities`)
+    never put these tasks lower; 0 unpins them. The pool hands out higher
+    priorities first (:data:`POOL_ORDER`). Returns how many tasks changed."""
+    n, pin = 0, (float(priority) if priority else None)
     for chunk in _chunks(sorted({int(i) for i in item_ids})):
-        n += conn.execute(_PRIORITIZE, {"p": project_id, "items": chunk, "pr": float(priority)}).rowcount
+        n += conn.execute(_PRIORITIZE, {"p": project_id, "items": chunk, "pr": float(priority), "pin": pin}).rowcount
     return n
 
 

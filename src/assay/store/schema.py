@@ -186,6 +186,9 @@ tasks = Table(
     Column("project_id", Id, ForeignKey("projects.id", ondelete="CASCADE"), nullable=False),
     Column("item_id", Id, ForeignKey("items.id", ondelete="CASCADE"), nullable=False),
     Column("priority", Float, nullable=False, server_default=text("0")),
+    # A person's priority for the task (Workspace.prioritize, through
+    # assay.engine.ledger): the model's priorities never put it lower. NULL: none.
+    Column("pinned_priority", Float, nullable=True),
     Column("needed", Integer, nullable=False),
     Column("answer_count", Integer, nullable=False, server_default=text("0")),
     Column("open_slots", Integer, nullable=False),

@@ -2,7 +2,8 @@
 
 ``slices``: per dataset, a unique name, its kind ('items': the items listed
 in ``slice_items``; 'query': ``query``, evaluated when the slice is used).
-``slice_items``: the items of an explicit slice.
+``slice_items``: the items of an explicit slice. ``tasks.pinned_priority``:
+a person's priority for the task, which the model's priorities never lower.
 
 Revision ID: 0015
 Revises: 0014
@@ -21,6 +22,7 @@ Id = sa.BigInteger().with_variant(sa.Integer(), 'sqlite')
 
 
 def upgrade() -> None:
+    op.add_column('tasks', sa.Column('pinned_priority', sa.Float(), nullable=True))
     op.create_table(
         'slices',
         sa.Column('id', Id, autoincrement=True, nullable=False),
@@ -51,3 +53,4 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_table('slice_items')
     op.drop_table('slices')
+    op.drop_column('tasks', 'pinned_priority')

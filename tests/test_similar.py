@@ -169,8 +169,32 @@ def test_similar_by_project_and_label(ws):
     pos = {g["item_id"] for g in ws.similar(p["dataset_id"], items=[ids[1]], project=p["id"], label="pos")}
     assert pos == {ids[0], ids[2], ids[4]}
     assert len(ws.similar(p["dataset_id"], items=[ids[1]], project=p["id"])) == 5
-    with pytest.raises(InvalidInput, match="label filter needs"):
+    with pytest.raises(InvalidInput, match="label or confidence filter needs"):
         ws.similar(p["dataset_id"], items=[ids[1]], label="pos")
+
+
+def test_similar_within_a_slice_and_the_unsure_items(ws):
+    """``slice``: only a slice's items; ``max_confidence`` (with the project):
+    only items whose final label is unsure — here the ones two people disagreed on."""
+    p, people = project_with_annotators(ws, 8, 2, overlap=2)
+    ids = item_ids(ws, p["dataset_id"])
+    rng = np.random.default_rng(1)
+    ws.vectors.add("given", np.array(ids), rng.normal(size=(8, 8)).astype(np.float32), META)
+    for n, i in enumerate(ids):
+        answer_item(ws, p["id"], i, people[0], "pos")
+        answer_item(ws, p["id"], i, people[1], "pos" if n < 4 else "neg")  # items 4-7: disagreement
+    ws.create_slice(p["dataset_id"], "firsts", items=ids[:3])
+    got = {g["item_id"] for g in ws.similar(p["dataset_id"], items=[ids[7]], slice="firsts")}
+    assert got == set(ids[:3])
+    unsure = {g["item_id"] for g in ws.similar(p["dataset_id"], items=[ids[0]], project=p["id"], max_confidence=0.9)}
+    assert unsure == set(ids[4:])
+    sure = {g["item_id"] for g in ws.similar(p["dataset_id"], items=[ids[7]], project=p["id"], min_confidence=0.9)}
+    assert sure == set(ids[:4])
+    for bad in ({"min_confidence": 1.5}, {"max_confidence": -0.1}, {"min_confidence": 0.8, "max_confidence": 0.2}):
+        with pytest.raises(InvalidInput, match="confidence"):
+            ws.similar(p["dataset_id"], items=[ids[0]], project=p["id"], **bad)
+    with pytest.raises(NotFound):
+        ws.similar(p["dataset_id"], items=[ids[0]], slice="never-made")
 
 
 def test_bad_input_is_clear(ws):
@@ -212,6 +236,10 @@ def test_cli_similar(home):
     assert r.exit_code == 1 and "not in this dataset" in r.output
     assert run_cli("similar", "docs").exit_code == 2
     assert run_cli("similar", "docs", "--item", str(ids[0]), "-k", "0").exit_code == 1
+    with Workspace(home) as w:
+        w.create_slice("docs", "zs", items=[ids[2], ids[3], ids[6]])
+    r = run_cli("similar", "docs", "--item", str(ids[0]), "--slice", "zs", "--json")
+    assert r.exit_code == 0 and {x["item_id"] for x in json.loads(r.output)} == {ids[2], ids[3], ids[6]}, r.output
 
 
 def test_http_similar_staff_only(ws):

@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from assay.cli.common import Home, app, command, fail, open_ws, print_json
+from assay.cli.common import Home, app, command, fail, find_project, open_ws, print_json
 
 
 @app.command()
@@ -19,6 +19,10 @@ def similar(
     text: Annotated[Optional[str], typer.Option(help="A text query (embedded offline with the space's model).")] = None,
     k: Annotated[int, typer.Option("-k", "--k", help="How many results.")] = 20,
     space: Annotated[Optional[str], typer.Option(help="Embedding space (default: the dataset's only one).")] = None,
+    slice_name: Annotated[Optional[str], typer.Option("--slice", help="Only the items of this slice of the dataset.")] = None,
+    project: Annotated[Optional[str], typer.Option(help="Only this project's items (name or id).")] = None,
+    label: Annotated[Optional[str], typer.Option(help="With --project: only items whose final label is this class.")] = None,
+    max_confidence: Annotated[Optional[float], typer.Option("--max-confidence", help="With --project: only items whose final label's confidence is at most this (the unsure ones).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
     home: Home = None,
 ):
@@ -27,7 +31,9 @@ def similar(
         fail("give --item ID (one or more) or --text \"...\"", 2)
     ws = open_ws(home)
     ds = ws.get_dataset(int(dataset) if dataset.isdigit() else dataset)
-    hits = ws.similar(ds["id"], items=item or None, text=text, k=k, space=space)
+    pid = None if project is None else find_project(ws, project)["id"]
+    hits = ws.similar(ds["id"], items=item or None, text=text, k=k, space=space, slice=slice_name, project=pid,
+                      label=label, max_confidence=max_confidence)
     info = ws.describe_items([h["item_id"] for h in hits])
     rows = [{**h, "snippet": info.get(h["item_id"], {}).get("snippet")} for h in hits]
     if as_json:

@@ -75,18 +75,23 @@ class Search:
                                "name one with space=")
         return found[0]
 
-    def _project_filter(self, project, label) -> np.ndarray:
+    def _project_filter(self, project, label, confidence: tuple | None = None) -> np.ndarray:
+        """The project's items; with ``label``, those whose final label is it; with
+        ``confidence`` ``(low, high)``, those whose final label's confidence is in it
+        (the final label's owner, :mod:`assay.engine.resolver`, says both)."""
         from assay import kinds
         from assay.engine import resolver as _resolver
 
         p = self.get_project(project)
-        if label is None:
+        if label is None and confidence is None:
             with self.db.read() as conn:
                 rows = conn.execute(select(tasks_t.c.item_id).where(tasks_t.c.project_id == p["id"]))
                 return np.fromiter((r[0] for r in rows), dtype=np.int64)
-        kind = kinds.of(p)
-        return np.fromiter((f.item_id for f in _resolver.iter_final(self.db, p)
-                            if f.label is not None and kind.same(f.label, label)), dtype=np.int64)
+        kind, (lo, hi) = kinds.of(p), confidence or (0.0, 1.0)
+        return np.fromiter((f.item_id for f in _resolver.iter_final(self.db, p) if f.label is not None
+                            and (label is None or kind.same(f.label, label))
+                            and (confidence is None or (f.confidence is not None and lo <= f.confidence <= hi))),
+                           dtype=np.int64)
 
     def _query_vector(self, index: SpaceIndex, items: Sequence[int] | None, text: str | None,
                       ds_ids: np.ndarray) -> np.ndarray:
@@ -122,20 +127,24 @@ class Search:
 
     def similar(self, dataset: int | str, *, items: Sequence[int] | None = None, text: str | None = None,
                 k: int = 20, space: str | None = None, within: Iterable[int] | None = None,
-                project: int | str | None = None, label=None) -> list[dict]:
+                project: int | str | None = None, label=None, slice: str | None = None,
+                min_confidence: float | None = None, max_confidence: float | None = None) -> list[dict]:
         """The ``k`` items of ``dataset`` most like ``items`` (several: like
         the mean of their normalised vectors; the items themselves are left
         out) or like ``text`` (embedded offline with the space's model):
         ``[{"item_id", "score"}]``, best first, score the cosine similarity.
 
-        Filters: ``within`` (item ids), ``project`` (its items) and with it
-        ``label`` (items whose final label is that label). A small filtered
+        Filters: ``within`` (item ids), ``slice`` (a slice of the dataset, by
+        name), ``project`` (its items) and with it ``label`` (items whose final
+        label is that label) and ``min_confidence``/``max_confidence`` (the
+        final label's confidence in that range: the unsure ones). A small filtered
         set is searched exactly; a large one through the index, over-fetched
         and filtered (:mod:`assay.store.index`)."""
         if not isinstance(k, int) or isinstance(k, bool) or not 1 <= k <= MAX_K:
             raise InvalidInput(f"k must be a whole number from 1 to {MAX_K}, not {k!r}")
-        if label is not None and project is None:
-            raise InvalidInput("a label filter needs the project whose labels to use")
+        confidence = _confidence_range(min_confidence, max_confidence)
+        if (label is not None or confidence is not None) and project is None:
+            raise InvalidInput("a label or confidence filter needs the project whose labels to use")
         ds = self.dataset(dataset)
         ds_ids = self._dataset_item_ids(ds["id"])
         index = self.space_index(self._pick_space(ds, ds_ids, space))
@@ -144,8 +153,10 @@ class Search:
         allowed = ds_ids
         if within is not None:
             allowed = np.intersect1d(allowed, np.fromiter((int(i) for i in within), dtype=np.int64))
+        if slice is not None:
+            allowed = np.intersect1d(allowed, np.asarray(self.slice_items(ds["id"], slice), dtype=np.int64))
         if project is not None:
-            allowed = np.intersect1d(allowed, self._project_filter(project, label))
+            allowed = np.intersect1d(allowed, self._project_filter(project, label, confidence))
         if _members(allowed, index.keys).all():
             allowed = None  # the whole space qualifies: no filter
         exclude = None if items is None else np.asarray([int(i) for i in items], dtype=np.int64)
@@ -163,3 +174,16 @@ class Search:
                                 .where(items_t.c.id.in_(ids))).all()
         return {r.id: {"kind": r.kind, "snippet": (r.text or "")[:SNIPPET] if r.kind == "text" else None,
                        "media_type": r.media_type, "content_url": f"/api/items/{r.id}/content"} for r in rows}
+
+
+def _confidence_range(low, high) -> tuple[float, float] | None:
+    """``(low, high)`` of a confidence filter (None: no filter); each a number in [0, 1]."""
+    if low is None and high is None:
+        return None
+    for name, v in (("min_confidence", low), ("max_confidence", high)):
+        if v is not None and (isinstance(v, bool) or not isinstance(v, int | float) or not 0.0 <= v <= 1.0):
+            raise InvalidInput(f"{name} must be a number from 0 to 1, not {v!r}")
+    lo, hi = 0.0 if low is None else float(low), 1.0 if high is None else float(high)
+    if lo > hi:
+        raise InvalidInput(f"min_confidence {lo} is above max_confidence {hi}")
+    return lo, hi

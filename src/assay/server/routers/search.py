@@ -22,12 +22,16 @@ class SimilarIn(BaseModel):
     within: list[int] | None = Field(None, description="only these item ids")
     project: int | None = Field(None, description="only this project's items")
     label: Any = Field(None, description="with project: only items whose final label is this")
+    slice: str | None = Field(None, max_length=200, description="only this slice's items (a slice of the dataset)")
+    min_confidence: float | None = Field(None, description="with project: final label's confidence at least this")
+    max_confidence: float | None = Field(None, description="with project: final label's confidence at most this")
 
 
 def _run(ws, user, dataset_id: int, body: SimilarIn):
     ws.require_dataset_access(dataset_id, user)
     hits = ws.similar(dataset_id, items=body.items, text=body.text, k=body.k, space=body.space,
-                      within=body.within, project=body.project, label=body.label)
+                      within=body.within, project=body.project, label=body.label, slice=body.slice,
+                      min_confidence=body.min_confidence, max_confidence=body.max_confidence)
     info = ws.describe_items([h["item_id"] for h in hits])
     return json({"results": [{**h, **info.get(h["item_id"], {})} for h in hits]})
 
@@ -43,7 +47,8 @@ def similar_get(dataset_id: int, ws: WS, user: Staff, item: list[int] | None = Q
 
 @router.post("/datasets/{dataset_id}/similar")
 def similar_post(dataset_id: int, body: SimilarIn, ws: WS, user: Staff):
-    """As GET, with filters: ``within`` (item ids), ``project`` and ``label``."""
+    """As GET, with filters: ``within`` (item ids), ``slice`` (a slice's name), ``project`` and
+    with it ``label`` and ``min_confidence``/``max_confidence`` (its final labels')."""
     return _run(ws, user, dataset_id, body)
 
 

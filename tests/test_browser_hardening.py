@@ -153,7 +153,7 @@ def test_every_page_runs_under_the_strict_csp(ws, watched):
     tab.goto(f"/login#token={admin_tok}")
     page.click("#link-continue")
     page.wait_for_url(tab.base + "/")
-    for path in ("/admin", f"/quality/{p['id']}"):
+    for path in ("/admin", f"/quality/{p['id']}", f"/search/{p['dataset_id']}"):
         tab.goto(path)
         page.wait_for_load_state("networkidle")
     tab.goto("/docs")

@@ -44,6 +44,11 @@ def quality(project_id: int):
     return _page("quality.html")
 
 
+@router.get("/search/{dataset_id}")
+def search(dataset_id: int):
+    return _page("search.html")
+
+
 @router.get("/docs")
 def docs():
     """Swagger UI from the package; its set-up runs from /static/docs.js (no inline script)."""

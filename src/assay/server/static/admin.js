@@ -64,6 +64,8 @@
           (window.AssayKinds.forProject(project) || {}).quality
             ? el("a", { class: "btn btn-small quality-link", href: "/quality/" + encodeURIComponent(project.id) }, "Quality")
             : null,
+          el("a", { class: "btn btn-small search-link", href: "/search/" + encodeURIComponent(project.dataset_id) +
+            "?project=" + encodeURIComponent(project.id) }, "Search"),
           el("a", { class: "btn btn-small", href: "/label/" + encodeURIComponent(project.id) }, "Label"))),
       statList,
       el("div", { class: "bar", role: "presentation" }, c.bar), c.barText,

@@ -1,0 +1,204 @@
+/* Dataset search page (/search/{dataset_id}): "more like this" from an item id
+ * (or the selected results) or a text query (POST /api/datasets/{id}/similar),
+ * results in a grid (text snippets, image thumbnails fetched with the token),
+ * selection by click, Shift+click (a range) and keyboard (each result is a
+ * toggle button), then save the selection as a slice (POST …/slices) or send
+ * it to a project's hand-out queue with a priority (POST
+ * /api/projects/{id}/prioritize). Searching is for staff (annotators: 403);
+ * saving and prioritizing for admins. */
+(function () {
+  "use strict";
+  const api = window.AssayAPI;
+  const el = api.el;
+  if (!api.requireToken()) return;
+
+  const datasetId = Number(location.pathname.split("/").filter(Boolean)[1]);
+  const base = "/api/datasets/" + encodeURIComponent(datasetId);
+  const params = new URLSearchParams(location.search);
+  let results = [];          // [{item_id, score, kind, snippet, content_url}]
+  const selected = new Set(); // item ids
+  let anchor = null;          // index of the last clicked result (Shift+click ranges)
+  let blobUrls = [];
+
+  function $(id) { return document.getElementById(id); }
+
+  function setState(id, text, bad) {
+    const node = $(id);
+    node.textContent = text;
+    node.classList.toggle("error-text", !!bad);
+  }
+
+  function refreshSelection() {
+    document.querySelectorAll("#results .result").forEach(function (b) {
+      const on = selected.has(Number(b.dataset.itemId));
+      b.setAttribute("aria-pressed", String(on));
+      b.classList.toggle("selected", on);
+    });
+    $("selected-count").textContent = selected.size + " selected";
+  }
+
+  function toggle(index, shift) {
+    const id = results[index].item_id;
+    if (shift && anchor !== null) {
+      const on = !selected.has(id) || selected.has(results[anchor].item_id);
+      const lo = Math.min(anchor, index), hi = Math.max(anchor, index);
+      for (let i = lo; i <= hi; i++) {
+        if (on) selected.add(results[i].item_id); else selected.delete(results[i].item_id);
+      }
+    } else if (selected.has(id)) selected.delete(id);
+    else selected.add(id);
+    anchor = index;
+    refreshSelection();
+  }
+
+  async function thumbnail(img, url) {
+    try {
+      const u = URL.createObjectURL(await api.blob(url));
+      blobUrls.push(u);
+      img.src = u;
+    } catch (err) {
+      img.alt = "image could not be loaded";
+    }
+  }
+
+  function card(r, index) {
+    const body = [];
+    if (r.kind === "image") {
+      const img = el("img", { class: "result-thumb", alt: "item " + r.item_id });
+      thumbnail(img, r.content_url);
+      body.push(img);
+    } else {
+      body.push(el("span", { class: "result-snippet", text: r.snippet || "(" + (r.kind || "item") + ")" }));
+    }
+    body.push(el("span", { class: "result-meta muted small",
+      text: "#" + r.item_id + " · " + (typeof r.score === "number" ? r.score.toFixed(3) : "—") }));
+    const btn = el("button", { type: "button", class: "result", "aria-pressed": "false",
+      "data-item-id": r.item_id, "data-index": index }, ...body);
+    btn.addEventListener("click", function (e) { toggle(index, e.shiftKey); });
+    return el("li", null, btn);
+  }
+
+  function render(list) {
+    blobUrls.forEach(function (u) { URL.revokeObjectURL(u); });
+    blobUrls = [];
+    results = list;
+    selected.clear();
+    anchor = null;
+    const cards = list.map(card);
+    if (!cards.length) cards.push(el("li", { class: "muted", text: "No results." }));
+    $("results").replaceChildren(...cards);
+    refreshSelection();
+  }
+
+  async function search(body) {
+    api.clearError();
+    setState("search-state", "Searching…");
+    try {
+      const r = await api.post(base + "/similar", body);
+      render(r.results || []);
+      setState("search-state", (r.results || []).length + " results.");
+    } catch (err) {
+      setState("search-state", "");
+      if (err.status !== 401) api.showError(err, "Search failed");
+    }
+  }
+
+  function onSearch(e) {
+    e.preventDefault();
+    const item = $("q-item").value.trim(), text = $("q-text").value.trim();
+    const k = Number($("q-k").value) || 24;
+    if (!item && !text) { api.showError("Give an item id or a text to search for."); return; }
+    if (item && !/^\d+$/.test(item)) { api.showError("The item id must be a whole number."); return; }
+    search(item ? { items: [Number(item)], k: k } : { text: text, k: k });
+  }
+
+  function picked() {
+    const ids = results.map(function (r) { return r.item_id; }).filter(function (i) { return selected.has(i); });
+    if (!ids.length) setState("action-state", "Select some results first.", true);
+    return ids;
+  }
+
+  async function act(button, run) {
+    button.disabled = true;
+    try { await run(); } catch (err) {
+      setState("action-state", "");
+      if (err.status !== 401) api.showError(err);
+    } finally { button.disabled = false; }
+  }
+
+  function onSaveSlice(e) {
+    e.preventDefault();
+    const ids = picked();
+    const name = $("slice-name").value.trim();
+    if (!ids.length) return;
+    if (!name) { setState("action-state", "Give the slice a name.", true); return; }
+    act($("save-slice"), async function () {
+      const s = await api.post(base + "/slices", { name: name, items: ids });
+      setState("action-state", "Saved slice \u201c" + s.name + "\u201d with " + ids.length + " items.");
+    });
+  }
+
+  function onPrioritize(e) {
+    e.preventDefault();
+    const ids = picked();
+    const project = $("queue-project").value;
+    const priority = Number($("queue-priority").value);
+    if (!ids.length) return;
+    if (!project) { setState("action-state", "Choose a project.", true); return; }
+    if (!Number.isFinite(priority)) { setState("action-state", "The priority must be a number.", true); return; }
+    act($("send-queue"), async function () {
+      const r = await api.post("/api/projects/" + encodeURIComponent(project) + "/prioritize",
+        { items: ids, priority: priority });
+      setState("action-state", "Sent " + r.items + " items (" + r.tasks + " tasks) to the queue at priority " + r.priority + ".");
+    });
+  }
+
+  async function loadProjects(isAdmin) {
+    const data = await api.get("/api/projects");
+    const mine = (data.projects || []).filter(function (p) { return p.dataset_id === datasetId; });
+    const sel = $("queue-project");
+    sel.replaceChildren(...mine.map(function (p) { return el("option", { value: p.id, text: p.name }); }));
+    if (params.get("project")) sel.value = params.get("project");
+    if (!isAdmin) {
+      ["save-slice", "send-queue"].forEach(function (id) { $(id).disabled = true; $(id).title = "Only an admin may do this"; });
+    } else if (!mine.length) {
+      $("send-queue").disabled = true;
+      $("send-queue").title = "No project labels this dataset";
+    }
+  }
+
+  function wire() {
+    $("logout").addEventListener("click", function (e) { e.preventDefault(); api.logout(); });
+    $("search-form").addEventListener("submit", onSearch);
+    $("slice-form").addEventListener("submit", onSaveSlice);
+    $("queue-form").addEventListener("submit", onPrioritize);
+    $("select-all").addEventListener("click", function () {
+      results.forEach(function (r) { selected.add(r.item_id); });
+      refreshSelection();
+    });
+    $("select-none").addEventListener("click", function () { selected.clear(); refreshSelection(); });
+    $("more-like-these").addEventListener("click", function () {
+      const ids = picked();
+      if (ids.length) search({ items: ids, k: Number($("q-k").value) || 24 });
+    });
+  }
+
+  document.addEventListener("DOMContentLoaded", async function () {
+    wire();
+    try {
+      const me = await api.get("/api/me");
+      $("me").textContent = me.username + " (" + me.role + ")";
+      const ds = await api.get(base);
+      $("dataset-title").textContent = "Search · " + ds.name;
+      document.title = "Search · " + ds.name + " · assay";
+      await loadProjects(me.role === "admin");
+      $("search-ui").hidden = false;
+      const item = params.get("item");
+      if (item) { $("q-item").value = item; await search({ items: [Number(item)], k: Number($("q-k").value) }); }
+    } catch (err) {
+      if (err.status !== 401) api.showError(err);
+    } finally {
+      $("loading").hidden = true;
+    }
+  });
+})();

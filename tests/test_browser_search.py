@@ -1,0 +1,97 @@
+"""Real-browser test of the dataset search page (/search/{dataset_id}):
+"more like this" from an item, results in a grid, selection by click,
+Shift+click and keyboard, saved as a slice, sent to a project's hand-out
+queue; annotators get no search. Headless Chromium against a live server, on
+SQLite and PostgreSQL. Screenshot: ``test-artifacts/search.png``."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from test_browser import Tab, browser, server, tabs  # noqa: F401 - fixtures
+from factories import item_ids, project_with_annotators
+
+pytestmark = pytest.mark.browser
+
+META = {"model": "given", "kind": "given"}
+
+
+def _project_with_vectors(ws):
+    """12 items in 3 tight groups of 4 (items 0-3, 4-7, 8-11) by their vectors."""
+    p, people = project_with_annotators(ws, 12, 1, overlap=1)
+    ids = item_ids(ws, p["dataset_id"])
+    rng = np.random.default_rng(0)
+    centers = np.eye(3, 8, dtype=np.float32) * 10
+    x = np.repeat(centers, 4, axis=0) + 0.1 * rng.normal(size=(12, 8)).astype(np.float32)
+    ws.vectors.add("given", np.array(ids), x, META)
+    return p, people, ids
+
+
+def _open_from_admin(tab: Tab, p: dict) -> None:
+    tab.goto("/admin")
+    link = tab.page.locator(f'[data-project-id="{p["id"]}"] a.search-link')
+    link.wait_for()
+    link.click()
+    tab.page.wait_for_url(f"{tab.base}/search/{p['dataset_id']}?project={p['id']}")
+    tab.page.wait_for_selector("#search-ui:not([hidden])")
+
+
+def _search_item(tab: Tab, item: int, k: int) -> list[int]:
+    tab.page.fill("#q-item", str(item))
+    tab.page.fill("#q-k", str(k))
+    tab.page.click("#search")
+    tab.page.wait_for_function(f"() => document.querySelectorAll('#results .result').length === {k}")
+    res = tab.page.locator("#results .result")
+    return [int(res.nth(i).get_attribute("data-item-id")) for i in range(res.count())]
+
+
+def test_search_select_into_slice_and_queue(ws, tabs):  # noqa: F811
+    p, (worker,), ids = _project_with_vectors(ws)
+    _, token = ws.add_user("boss", "admin")
+    tab = tabs()
+    tab.login_link(token)
+    _open_from_admin(tab, p)
+
+    shown = _search_item(tab, ids[0], 5)
+    assert set(shown[:3]) == set(ids[1:4])  # its own group first, the item itself left out
+    assert ids[0] not in shown
+    assert "p item" in tab.page.locator("#results .result").first.inner_text()  # a text snippet
+    res = tab.page.locator("#results .result")
+    res.nth(0).click()
+    res.nth(2).click(modifiers=["Shift"])  # a range: the first three
+    assert tab.page.locator("#selected-count").inner_text() == "3 selected"
+    assert [res.nth(i).get_attribute("aria-pressed") for i in range(5)] == ["true"] * 3 + ["false"] * 2
+    tab.page.fill("#slice-name", "group one")
+    tab.page.click("#save-slice")
+    tab.page.wait_for_function("() => document.getElementById('action-state').textContent.startsWith('Saved')")
+    assert ws.slice_items(p["dataset_id"], "group one") == sorted(shown[:3])
+
+    # keyboard: clear, then select one result with Tab-focus and Space, send it to the queue
+    far = _search_item(tab, ids[8], 3)
+    assert set(far) == set(ids[9:12])
+    res.nth(1).focus()
+    tab.page.keyboard.press("Space")
+    assert res.nth(1).get_attribute("aria-pressed") == "true"
+    assert tab.page.locator("#selected-count").inner_text() == "1 selected"
+    assert tab.page.locator("#queue-project").input_value() == str(p["id"])
+    tab.page.fill("#queue-priority", "7")
+    tab.page.click("#send-queue")
+    tab.page.wait_for_function("() => document.getElementById('action-state').textContent.startsWith('Sent 1 items')")
+    t = ws.next_task(p["id"], worker)
+    assert t["item"]["id"] == far[1]  # the prioritized item is handed out first
+    tab.assert_clean()
+    tab.screenshot(ws, "search")
+
+
+def test_annotator_gets_no_search(ws, tabs):  # noqa: F811
+    p, (worker,), ids = _project_with_vectors(ws)
+    tab = tabs()
+    tab.login_link(ws.create_token(worker["id"]))
+    with tab.page.expect_response(lambda r: r.url.endswith(f"/api/datasets/{p['dataset_id']}")) as resp:
+        tab.goto(f"/search/{p['dataset_id']}?item={ids[0]}")
+    assert resp.value.status == 403
+    tab.page.wait_for_selector("#error:not([hidden])")
+    assert tab.error_text() != ""
+    assert tab.page.locator("#search-ui").is_hidden()
+    assert tab.js_errors == []

@@ -95,3 +95,29 @@ def test_annotator_gets_no_search(ws, tabs):  # noqa: F811
     assert tab.error_text() != ""
     assert tab.page.locator("#search-ui").is_hidden()
     assert tab.js_errors == []
+
+
+def test_image_results_show_thumbnails(ws, tabs, tmp_path):  # noqa: F811
+    from PIL import Image
+
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    for i, colour in enumerate(["red", "green", "blue", "yellow"]):
+        Image.new("RGB", (32, 24), colour).save(folder / f"im{i}.png")
+    ds = ws.create_dataset("pictures")
+    assert ws.import_file(ds["id"], folder)["added"] == 4
+    ids = item_ids(ws, ds["id"])
+    ws.vectors.add("given", np.array(ids), np.eye(4, 8, dtype=np.float32) + 0.5, META)
+    _, token = ws.add_user("boss", "admin")
+    tab = tabs()
+    tab.login_link(token)
+    tab.goto(f"/search/{ds['id']}?item={ids[0]}")  # ?item= searches at once
+    tab.page.wait_for_function(
+        "() => { const ims = [...document.querySelectorAll('#results img.result-thumb')];"
+        " return ims.length === 3 && ims.every(im => im.complete && im.naturalWidth === 32); }")
+    src = tab.page.locator("#results img.result-thumb").first.get_attribute("src")
+    assert src.startswith("blob:")  # fetched with the token, not a bare URL
+    assert tab.page.locator("#q-item").input_value() == str(ids[0])
+    # no project labels this dataset: nothing to send to a queue
+    assert tab.page.locator("#send-queue").is_disabled()
+    tab.assert_clean()

@@ -99,6 +99,15 @@ def _confidence(text_value: str) -> float:
         fail(f"--target must be a number (or 'match' with --ml), got {text_value!r}")
 
 
+def _mine(features, feature_ids, truth, rare_class, rare_share, seeds, seed) -> None:
+    if features is None or truth is None or rare_class is None:
+        fail("--mine needs --features, --feature-ids, --truth and --rare-class", 2)
+    from assay.simulation.mine import simulate_mine
+
+    typer.echo(json.dumps(simulate_mine(features, feature_ids, truth, rare_class, rare_share=rare_share,
+                                        seeds=seeds, seed=seed)))
+
+
 @app.command()
 @command
 def simulate(
@@ -127,8 +136,15 @@ def simulate(
     annotators: Annotated[int, typer.Option("--annotators", help="--teach: synthetic annotators.")] = 30,
     weak_share: Annotated[float, typer.Option("--weak-share", help="--teach: share of (annotator, nuance) pairs that are weak.")] = 0.3,
     kind: Annotated[Optional[str], typer.Option(help="spans or boxes: --answers are JSON lines as `assay aggregate` reads them (default for a .jsonl file: read from the rows); --truth then JSON lines {item, spans|boxes}, --items as for aggregate.")] = None,
+    mine: Annotated[bool, typer.Option("--mine", help="Needle mining: from --seeds examples of --rare-class, search -> label -> re-rank until 80 % of the class is found (needs --features, --feature-ids, --truth; no --answers).")] = False,
+    rare_class: Annotated[Optional[str], typer.Option("--rare-class", help="--mine: the class to find (a label in --truth).")] = None,
+    rare_share: Annotated[float, typer.Option("--rare-share", help="--mine: the rare class is down-sampled to this share of the pool.")] = 0.01,
+    seeds: Annotated[int, typer.Option("--seeds", help="--mine: known examples to start from.")] = 5,
 ):
     """Replay real crowd answers through the real hand-out and aggregation; print one JSON object."""
+    if mine:
+        _mine(features, feature_ids, truth, rare_class, rare_share, seeds, seed)
+        return
     if teach:
         if answers is not None or truth is not None or ml:
             fail("--teach runs synthetic annotators: it takes no --answers, --truth or --ml", 2)

@@ -17,8 +17,6 @@ from assay.engine import gold as _gold
 from assay.errors import InvalidInput
 from assay.quality import gold_skills as _skills
 
-#: the kinds with skills here
-KINDS = ("spans", "boxes", "polygons")
 PAGE = 5000
 
 _PAGE = text(
@@ -48,29 +46,30 @@ def known_skills(db, p: dict, *, page: int = PAGE) -> dict:
     1 - mean IoU); for spans, precision, recall and F1 overall and per entity
     type. InvalidInput for other kinds (their skills: the skill map)."""
     kind_name = p["schema"]["kind"]
-    if kind_name not in KINDS:
-        raise InvalidInput(f"annotator skills on shapes and spans are for {', '.join(KINDS)} projects; "
+    if kind_name not in kinds.merging():
+        raise InvalidInput("annotator skills on shapes and spans are for spans, boxes, polygons projects; "
                            f"project {p['name']!r} is {kind_name!r} (see its skill map)")
     kind = kinds.of(p)
+    shapes = kind.in_pixels  # shapes: precision, recall and localisation; spans: per entity type
     items: dict[str, set] = {"import": set(), "review": set()}
     records = []
     for r in _rows(db, p["id"], page):
         items["review" if r.source == "review" else "import"].add(r.item_id)
         answer, known = r.answer or [], r.known or []
-        if kind_name == "spans":
-            records.append((r.annotator_id, answer, known))
-        else:
+        if shapes:
             records.append((r.annotator_id, len(answer), len(known), kind.matches(answer, known)))
-    per = (_skills.span_skills if kind_name == "spans" else _skills.shape_skills)(records)
+        else:
+            records.append((r.annotator_id, answer, known))
+    per = (_skills.shape_skills if shapes else _skills.span_skills)(records)
     with db.read() as conn:
         names = {u.id: u.username for u in conn.execute(_NAMES, {"p": p["id"]})}
     annotators = []
     for uid in sorted(per):
         s = per[uid]
-        if kind_name == "spans":
-            row = {"items": s["items"], **s["overall"], "types": s["types"]}
-        else:
+        if shapes:
             row = {**s, "localisation_error": None if s["mean_iou"] is None else 1.0 - s["mean_iou"]}
+        else:
+            row = {"items": s["items"], **s["overall"], "types": s["types"]}
         annotators.append({"user_id": uid, "username": names.get(uid), **row})
     return {"project_id": p["id"], "kind": kind_name, "min_score": _gold.min_score_of(p),
             "basis": {"gold": len(items["import"]), "review": len(items["review"])},

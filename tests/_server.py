@@ -53,7 +53,7 @@ class LiveServer:
                 raise RuntimeError(f"uvicorn did not start: {self.error!r}")
             if self.server.started:
                 # One real request, so the first test request never races the startup.
-                r = httpx.get(self.base + "/login", timeout=5)
+                r = httpx.get(self.base + "/login", timeout=5, follow_redirects=True)
                 r.raise_for_status()
                 return self
             time.sleep(0.02)

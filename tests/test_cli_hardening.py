@@ -168,7 +168,7 @@ def test_serve_listens_before_it_says_serving(tmp_path):
         end = time.monotonic() + 30
         while True:
             try:
-                assert httpx.get(f"http://127.0.0.1:{port}/login", timeout=2).status_code == 200
+                assert httpx.get(f"http://127.0.0.1:{port}/login", timeout=2, follow_redirects=True).status_code == 200
                 break
             except httpx.TransportError:
                 assert time.monotonic() < end

@@ -169,13 +169,16 @@ def charge(conn, keys: list[tuple[str, int]], settings: AccountSettings, now: fl
         conn.execute(text("DELETE FROM login_throttle WHERE last_failure < :old AND locked_until < :now"),
                      {"old": now - forget, "now": now})
     rows = {}
+    lock = "" if conn.dialect.name == "sqlite" else " FOR UPDATE"
     for key, _ in keys:
-        conn.execute(text("INSERT INTO login_throttle (key, failures, last_failure, locked_until) "
-                          "VALUES (:k, 0, 0, 0) ON CONFLICT (key) DO NOTHING"), {"k": key})
-        lock = "" if conn.dialect.name == "sqlite" else " FOR UPDATE"
-        rows[key] = conn.execute(text(
-            f"SELECT failures, last_failure, locked_until FROM login_throttle WHERE key = :k{lock}"),
-            {"k": key}).one()
+        row = None
+        while row is None:  # a success elsewhere may delete the row between the two statements
+            conn.execute(text("INSERT INTO login_throttle (key, failures, last_failure, locked_until) "
+                              "VALUES (:k, 0, 0, 0) ON CONFLICT (key) DO NOTHING"), {"k": key})
+            row = conn.execute(text(
+                f"SELECT failures, last_failure, locked_until FROM login_throttle WHERE key = :k{lock}"),
+                {"k": key}).one_or_none()
+        rows[key] = row
     wait = max(r.locked_until - now for r in rows.values())
     if wait > 0:
         return math.ceil(wait), []

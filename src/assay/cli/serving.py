@@ -21,10 +21,15 @@ def serve(
 ):
     """Run the HTTP server (API, docs at /docs, labeling UI)."""
     ws = open_ws(home)  # migrate once, up front
-    ws.close()
     sock = _listen(host, port)  # before saying "serving": a port in use is one line, not a lie
+    code = ws.setup_code()  # first run only: the code that claims the first admin
+    ws.close()
     os.environ["ASSAY_HOME"] = str(ws.home)
-    typer.echo(f"assay serving {ws.home} on http://{_url_host(host)}:{port}/  (API docs: /docs)")
+    base = f"http://{_url_host(host)}:{port}"
+    typer.echo(f"assay serving {ws.home} on {base}/  (API docs: /docs)")
+    if code:
+        typer.echo(f"\nFirst run: no users yet. Open {base}/setup and enter the one-time code\n\n"
+                   f"    {code}\n\nto create the first admin (or run `assay user add NAME --role admin`).\n")
     _run_server(sock, workers)
 
 

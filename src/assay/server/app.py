@@ -45,6 +45,10 @@ def create_app(workspace: Workspace, *, reclaim_interval: float = SCHEDULE.recla
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI):
         datasets.sweep_upload_dirs()  # what a server killed mid-import left in the temp dir
+        # first run under a bare uvicorn (``assay serve`` has printed one already): a setup code
+        code = await run_in_threadpool(lambda: workspace.setup_code(renew=False))
+        if code:
+            log.warning("first run: no users yet; open /setup and enter the one-time code %s", code)
         # background jobs run in their own threads, one process leading each (assay.jobs)
         runner = app.state.jobs = jobs.server_runner(
             workspace, reclaim_interval=reclaim_interval, refit_interval=refit_interval)

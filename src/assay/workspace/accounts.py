@@ -18,7 +18,8 @@ from assay import audit as _audit
 from assay import security
 from assay.engine import accounts as _accounts
 from assay.engine import projects as _proj
-from assay.errors import Conflict, Unauthorized
+from assay.engine import setup as _setup
+from assay.errors import Conflict, Forbidden, TooManyRequests, Unauthorized
 
 
 class Accounts:
@@ -121,6 +122,53 @@ class Accounts:
         for tid in revoked:
             self._forget_auth(token_id=tid)
         return user, token
+
+    # ------------------------------------------------ first run
+
+    def needs_setup(self) -> bool:
+        """True while the workspace has no user at all: the first run, when
+        ``/setup`` lets the holder of the one-time code create the first admin."""
+        if self._set_up:
+            return False
+        with self.db.read() as conn:
+            self._set_up = _setup.has_users(conn)
+        return not self._set_up
+
+    def setup_code(self, *, renew: bool = True) -> str | None:
+        """A fresh one-time setup code (printed by ``assay serve``) while the
+        workspace has no user, else None (and any old code is removed).
+        ``renew=False`` keeps a code that already exists (returns None)."""
+        if not self.needs_setup():
+            _setup.drop_code(self.home)
+            return None
+        if not renew and _setup.has_code(self.home):
+            return None
+        return _setup.new_code(self.home)
+
+    def claim_setup(self, code: str, username: str, password: str, *,
+                    address: str | None = None) -> tuple[dict, str]:
+        """Create the first admin with the one-time ``code`` and log them in:
+        ``(user, session_token)``. A wrong code is Forbidden and counted like
+        a failed login per client address; a workspace with users is Conflict."""
+        if not self.needs_setup():
+            raise Conflict("this workspace is already set up: log in, or ask its admin for an account")
+        username, key = security.normalize_username(username)
+        pw_hash = _accounts.password_hash(password if isinstance(password, str) else "",
+                                          self.accounts.min_password_length)
+        keys = [(security.throttle_key("setup", address or "-"), self.accounts.max_failures)]
+        with self.db.write() as conn:
+            wait, _ = security.charge(conn, keys, self.accounts, time.time())
+        if wait:
+            raise TooManyRequests(f"too many wrong setup codes: try again in {wait} s", retry_after=wait)
+        if not _setup.code_matches(self.home, code):
+            raise Forbidden("wrong setup code: use the one-time code that `assay serve` printed in its "
+                            "terminal (restart the server for a new one)")
+        with self.db.write() as conn:
+            security.refund(conn, keys[0][0], [])
+            _setup.claim_first_admin(conn, username, key, pw_hash)
+        _setup.drop_code(self.home)
+        self._set_up = True
+        return self.login(username, password, address=address)
 
     def audit_log(self, *, before: int | None = None, limit: int = 100, action: str | None = None,
                   actor: int | str | None = None, target_kind: str | None = None, target_id: int | None = None,

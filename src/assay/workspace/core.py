@@ -94,6 +94,7 @@ class Core:
         self._skill_cache: dict[tuple[int, float], tuple] = {}
         self._skill_lock = threading.Lock()
         self._lock = threading.Lock()
+        self._set_up = False  # once a user exists it stays so (accounts part: needs_setup)
         _webhooks.install()  # answers reach ML backends from the answer.created event
 
     def close(self) -> None:

@@ -49,6 +49,32 @@ def login(body: LoginIn, request: Request, ws: WS):
     return json({"token": token, "user": user})
 
 
+class SetupIn(BaseModel):
+    code: str = Field(max_length=100)
+    username: str = Field(min_length=1, max_length=200)
+    password: str = Field(max_length=1000)
+
+
+@router.get("/setup")
+def setup_state(ws: WS):
+    """Whether the workspace still waits for its first admin (``/setup``)."""
+    return json({"needed": ws.needs_setup(), "min_password_length": ws.accounts.min_password_length})
+
+
+@router.post("/setup", status_code=201, responses={
+    403: {"description": "Wrong one-time setup code"},
+    409: {"description": "The workspace already has users"},
+    429: {"description": "Too many wrong codes from this address; wait Retry-After seconds"},
+})
+def setup_claim(body: SetupIn, request: Request, ws: WS):
+    """First run: create the first admin with the one-time code that
+    ``assay serve`` printed, and log them in (a session token)."""
+    with audit.acting(None, client_address(request)):
+        user, token = ws.claim_setup(body.code, body.username, body.password,
+                                     address=client_address(request))
+    return json({"token": token, "user": user}, 201)
+
+
 @router.post("/auth/logout", status_code=204)
 def logout(request: Request, ws: WS, _: User):
     """Revoke the token this request was sent with."""

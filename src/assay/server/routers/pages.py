@@ -5,8 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import fastapi_offline
-from fastapi import APIRouter
-from starlette.responses import FileResponse
+from fastapi import APIRouter, Request
+from starlette.concurrency import run_in_threadpool
+from starlette.responses import FileResponse, RedirectResponse
 
 STATIC = Path(__file__).resolve().parent.parent / "static"
 #: Swagger UI's files, from the fastapi-offline package (never a CDN).
@@ -19,14 +20,30 @@ def _page(name: str) -> FileResponse:
                         headers={"Cache-Control": "no-cache"})
 
 
+async def _needs_setup(request: Request) -> bool:
+    return await run_in_threadpool(request.app.state.workspace.needs_setup)
+
+
 @router.get("/")
-def index():
+async def index(request: Request):
+    if await _needs_setup(request):  # first run: nobody to log in yet
+        return RedirectResponse("/setup", status_code=303)
     return _page("index.html")
 
 
 @router.get("/login")
-def login():
+async def login(request: Request):
+    if await _needs_setup(request):
+        return RedirectResponse("/setup", status_code=303)
     return _page("login.html")
+
+
+@router.get("/setup")
+async def setup(request: Request):
+    """First run: create the first admin with the code `assay serve` printed."""
+    if not await _needs_setup(request):
+        return RedirectResponse("/login", status_code=303)
+    return _page("setup.html")
 
 
 @router.get("/label/{project_id}")

@@ -5,7 +5,7 @@
     url: "/openapi.json",
     dom_id: "#swagger-ui",
     layout: "BaseLayout",
-    deepLinking: true,
+    deepLinking: false, // a deep link puts a link inside each operation's toggle button (nested controls, axe)
     showExtensions: true,
     showCommonExtensions: true,
     validatorUrl: null, // no badge from an outside validator

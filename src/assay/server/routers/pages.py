@@ -56,6 +56,30 @@ def admin():
     return _page("admin.html")
 
 
+@router.get("/admin/data")
+def admin_data():
+    """Datasets: create, upload files, provenance, browse items."""
+    return _page("admin_data.html")
+
+
+@router.get("/admin/projects/new")
+def admin_new_project():
+    """The project wizard: dataset, kind, classes, instructions, every setting."""
+    return _page("admin_new_project.html")
+
+
+@router.get("/admin/projects/{project_id}")
+def admin_project(project_id: int):
+    """One project: settings, members, gold, review queue, exports, live charts."""
+    return _page("admin_project.html")
+
+
+@router.get("/admin/people")
+def admin_people():
+    """Users, roles, login links, tokens, memberships, pauses, skills."""
+    return _page("admin_people.html")
+
+
 @router.get("/quality/{project_id}")
 def quality(project_id: int):
     return _page("quality.html")

@@ -68,41 +68,58 @@ def make_store(n: int, seed: int, folder: Path) -> dict:
     return {"planted_sources": int(n_src), "planted_copies": int(copies.sum())}
 
 
-def child(folder: Path, threshold: float, k: int, one_pass: bool) -> None:
+def _cpu_s() -> float:
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
+def _peak_mb() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return round(int(line.split()[1]) / 1024, 1)
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+
+
+def child(folder: Path, threshold: float, k: int, one_pass: bool, widths: list[int | None],
+          build: dict) -> None:
     from assay.learn import curation
     from assay.store.index import SpaceIndex
     from assay.store.vectors import VectorStore
 
-    ix = SpaceIndex(VectorStore(folder / "vectors"), "s", exact_below=1000)
-    t0 = time.perf_counter()
-    ix.refresh()
-    t_build = time.perf_counter() - t0
+    ix = SpaceIndex(VectorStore(folder / "vectors"), "s", exact_below=1000, **build)
+    t0, c0 = time.perf_counter(), _cpu_s()
+    info = ix.refresh()
+    head = {"mode": ix.mode, "graph_rebuilt": bool(info.get("rebuilt")), "build_s": round(time.perf_counter() - t0, 1),
+            "build_cpu_s": round(_cpu_s() - c0, 1), "build_params": ix.params,
+            "peak_rss_after_build_mb": _peak_mb()}
+    for width in widths:
+        def search(q, kk):
+            return ix.search(q, kk, threads=0, expansion=width)
 
-    def search(q, kk):
-        return ix.search(q, kk, threads=0)
-
-    t0 = time.perf_counter()
-    if one_pass:  # duplicates and scores from one kNN pass (curation.scan)
-        both = curation.scan(ix.keys, ix.vectors, search, threshold, k)
-        (a, b, s), sc = both["pairs"], both["scores"]
-        groups = curation.group_pairs(a, b, s)
-        times = {"one_pass_s": round(time.perf_counter() - t0, 1)}
-    else:
-        a, b, s = curation.near_duplicate_pairs(ix.keys, ix.vectors, search, threshold)
-        groups = curation.group_pairs(a, b, s)
-        t_dup = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        sc = curation.knn_scores(ix.keys, ix.vectors, search, k)
-        times = {"duplicates_s": round(t_dup, 1), "scores_s": round(time.perf_counter() - t0, 1)}
-    label = np.zeros(len(ix.keys) + 1, np.int64)
-    for gi, g in enumerate(groups, 1):
-        label[np.asarray(g["items"])] = gi
-    np.save(folder / "pairs.npy", np.stack([a, b]))
-    np.save(folder / "group_of.npy", label)
-    np.save(folder / "outlier.npy", sc["outlier"])
-    print(json.dumps({"mode": ix.mode, "build_s": round(t_build, 1), "one_pass": one_pass, **times,
-                      "groups": len(groups), "pairs_found": int(a.size),
-                      "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}))
+        t0, c0 = time.perf_counter(), _cpu_s()
+        if one_pass:  # duplicates and scores from one kNN pass (curation.scan)
+            both = curation.scan(ix.keys, ix.vectors, search, threshold, k)
+            (a, b, s), sc = both["pairs"], both["scores"]
+            groups = curation.group_pairs(a, b, s)
+            times = {"one_pass_s": round(time.perf_counter() - t0, 1), "one_pass_cpu_s": round(_cpu_s() - c0, 1)}
+        else:
+            a, b, s = curation.near_duplicate_pairs(ix.keys, ix.vectors, search, threshold)
+            groups = curation.group_pairs(a, b, s)
+            t_dup = time.perf_counter() - t0
+            t0 = time.perf_counter()
+            sc = curation.knn_scores(ix.keys, ix.vectors, search, k)
+            times = {"duplicates_s": round(t_dup, 1), "scores_s": round(time.perf_counter() - t0, 1)}
+        label = np.zeros(len(ix.keys) + 1, np.int64)
+        for gi, g in enumerate(groups, 1):
+            label[np.asarray(g["items"])] = gi
+        tag = width or ix.expansion_search
+        np.save(folder / f"pairs_{tag}.npy", np.stack([a, b]))
+        np.save(folder / f"group_of_{tag}.npy", label)
+        np.save(folder / f"outlier_{tag}.npy", sc["outlier"])
+        print(json.dumps({**head, "width": tag, "one_pass": one_pass, **times,
+                          "groups": len(groups), "pairs_found": int(a.size),
+                          "peak_rss_mb": _peak_mb(), "load_avg": [round(v, 2) for v in os.getloadavg()]}),
+              flush=True)
 
 
 def truth(x: np.ndarray, threshold: float, k: int, block: int = 1024):
@@ -122,6 +139,24 @@ def truth(x: np.ndarray, threshold: float, k: int, block: int = 1024):
     return np.concatenate(pa), np.concatenate(pb), outl
 
 
+def _evaluate(folder: Path, tag, n: int, tr) -> dict:
+    ta, tb, toutl = tr
+    group_of = np.load(folder / f"group_of_{tag}.npy")
+    ga, gb = group_of[ta + 1], group_of[tb + 1]
+    found = np.load(folder / f"pairs_{tag}.npy")
+    got = set(zip((found[0] - 1).tolist(), (found[1] - 1).tolist()))
+    rec = {"true_pairs": int(ta.size),
+           "pair_recall_grouped": round(float(np.mean((ga > 0) & (ga == gb))), 5) if ta.size else 1.0,
+           "pair_recall_direct": round(float(np.mean([p in got for p in zip(ta.tolist(), tb.tolist())])), 5)
+           if ta.size else 1.0}
+    outl = np.load(folder / f"outlier_{tag}.npy")
+    top = max(1, n // 100)
+    rec["outlier_top1pct_overlap"] = round(len(set(np.argsort(-outl)[:top]) & set(np.argsort(-toutl)[:top]))
+                                           / top, 4)
+    rec["outlier_mean_abs_err"] = round(float(np.abs(outl - toutl).mean()), 6)
+    return rec
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--n", type=int, default=100_000)
@@ -130,44 +165,55 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=15)
     ap.add_argument("--no-truth", action="store_true", help="skip the exact comparison (for 1M)")
     ap.add_argument("--one-pass", action="store_true", help="duplicates and scores from one kNN pass")
+    ap.add_argument("--widths", default="", help="search widths of the pass, comma separated "
+                    "(default: the index's expansion_search); one pass each over the same graph")
+    ap.add_argument("--connectivity", type=int, default=None, help="graph build setting (default: assay's)")
+    ap.add_argument("--expansion-add", type=int, default=None, help="graph build setting (default: assay's)")
+    ap.add_argument("--keep", default=None, help="a folder to keep the store (and its saved graph) in; "
+                    "reused when it holds one (the pass then finds the graph built)")
     ap.add_argument("--out", default=None)
     ap.add_argument("--child", default=None, help=argparse.SUPPRESS)
     args = ap.parse_args()
+    widths = [int(w) for w in args.widths.split(",") if w] or [None]
+    build = {k: v for k, v in (("connectivity", args.connectivity), ("expansion_add", args.expansion_add))
+             if v is not None}
     if args.child:
-        return child(Path(args.child), args.threshold, args.k, args.one_pass)
+        return child(Path(args.child), args.threshold, args.k, args.one_pass, widths, build)
     with tempfile.TemporaryDirectory() as tmp:
-        folder = Path(tmp)
-        planted = make_store(args.n, args.seed, folder)
-        cmd = [sys.executable, __file__, "--child", tmp, "--threshold", str(args.threshold), "--k", str(args.k)]
+        folder = Path(args.keep or tmp)
+        folder.mkdir(parents=True, exist_ok=True)
+        t0 = time.perf_counter()
+        if (folder / "planted.json").is_file():
+            planted = json.loads((folder / "planted.json").read_text())
+        else:
+            planted = make_store(args.n, args.seed, folder)
+            (folder / "planted.json").write_text(json.dumps(planted))
+        store_s = round(time.perf_counter() - t0, 1)
+        cmd = [sys.executable, __file__, "--child", str(folder), "--threshold", str(args.threshold),
+               "--k", str(args.k), "--widths", args.widths]
+        for flag, v in (("--connectivity", args.connectivity), ("--expansion-add", args.expansion_add)):
+            if v is not None:
+                cmd += [flag, str(v)]
         out = subprocess.run(cmd + (["--one-pass"] if args.one_pass else []), capture_output=True, text=True,
                              check=True)
-        res = json.loads(out.stdout.strip().splitlines()[-1])
-        rec = {"date": datetime.date.today().isoformat(), "n": args.n, "dim": D, "threshold": args.threshold,
-               "k": args.k, "seed": args.seed, "nice": os.nice(0),
-               "machine": f"{platform.machine()}, {os.cpu_count()} cores", **planted, **res}
+        rows = [json.loads(line) for line in out.stdout.strip().splitlines() if line.startswith("{")]
+        tr = None
         if not args.no_truth:
             x = np.load(folder / "x.npy")
             t0 = time.perf_counter()
-            ta, tb, toutl = truth(x, args.threshold, args.k)
-            rec["exact_s"] = round(time.perf_counter() - t0, 1)
-            group_of = np.load(folder / "group_of.npy")
-            ga, gb = group_of[ta + 1], group_of[tb + 1]
-            found = np.load(folder / "pairs.npy")
-            got = set(zip((found[0] - 1).tolist(), (found[1] - 1).tolist()))
-            rec["true_pairs"] = int(ta.size)
-            rec["pair_recall_grouped"] = round(float(np.mean((ga > 0) & (ga == gb))), 5) if ta.size else 1.0
-            rec["pair_recall_direct"] = round(float(np.mean([p in got for p in zip(ta.tolist(), tb.tolist())])), 5) \
-                if ta.size else 1.0
-            outl = np.load(folder / "outlier.npy")
-            top = max(1, args.n // 100)
-            rec["outlier_top1pct_overlap"] = round(len(set(np.argsort(-outl)[:top]) & set(np.argsort(-toutl)[:top]))
-                                                   / top, 4)
-            rec["outlier_mean_abs_err"] = round(float(np.abs(outl - toutl).mean()), 6)
-        rec["load_avg_at_end"] = [round(v, 2) for v in os.getloadavg()]
-        print(json.dumps(rec))
-        if args.out:
-            with open(args.out, "a") as fh:
-                fh.write(json.dumps(rec) + "\n")
+            tr = truth(x, args.threshold, args.k)
+            exact_s = round(time.perf_counter() - t0, 1)
+        for res in rows:
+            rec = {"date": datetime.date.today().isoformat(), "n": args.n, "dim": D, "threshold": args.threshold,
+                   "k": args.k, "seed": args.seed, "nice": os.nice(0), "store_s": store_s,
+                   "machine": f"{platform.machine()}, {os.cpu_count()} cores", **planted, **res}
+            if tr is not None:
+                rec.update(exact_s=exact_s, **_evaluate(folder, res["width"], args.n, tr))
+            rec["load_avg_at_end"] = [round(v, 2) for v in os.getloadavg()]
+            print(json.dumps(rec))
+            if args.out:
+                with open(args.out, "a") as fh:
+                    fh.write(json.dumps(rec) + "\n")
 
 
 if __name__ == "__main__":

@@ -299,3 +299,46 @@ def test_searches_while_vectors_arrive(tmp_path):
     for t in threads:
         t.join()
     assert errors == [] and len(idx.search(q, 1)[0]) == 5 and idx.refresh()["count"] == 2500
+
+
+def test_search_width_per_call_and_unsorted_filters(tmp_path):
+    """``expansion`` sets the graph's search width for one call (a curation
+    pass asks narrower than an interactive search); a filter given unsorted
+    and with repeats means the same set."""
+    x = clustered(5000, 16)
+    idx = SpaceIndex(store_with(tmp_path, x), "s", exact_below=100)
+    q = clustered(50, 16, seed=3)
+    default = idx.search(q, 10)[0]
+    assert np.array_equal(idx.search(q, 10, expansion=idx.expansion_search)[0], default)
+    truth, _ = exact_topk(normalize(q), [(np.arange(1, 5001), normalize(x))], 10)
+    assert recall(idx.search(q, 10, expansion=24)[0], truth) >= 0.9
+    assert idx._graph.expansion_search == idx.expansion_search  # put back after the call
+    for bad in (0, -1, 2.5, True, "24"):
+        with pytest.raises(InvalidInput, match="expansion"):
+            idx.search(q, 10, expansion=bad)
+    allowed = np.arange(1, 5001, 3)
+    shuffled = np.random.default_rng(4).permutation(np.concatenate([allowed, allowed[:100]]))
+    assert np.array_equal(idx.search(q, 10, allowed=shuffled)[0], idx.search(q, 10, allowed=allowed)[0])
+
+
+def test_slice_filter_follows_a_slice_saved_again(ws):
+    """An explicit slice's ids are kept between searches; deleting it and
+    saving another under the same name is seen at once."""
+    ds = text_dataset(ws, "pool", [f"text {i}" for i in range(8)])
+    ids = item_ids(ws, ds["id"])
+    ws.vectors.add("given", np.array(ids), np.random.default_rng(2).normal(size=(8, 8)).astype(np.float32), META)
+    ws.create_slice(ds["id"], "some", items=ids[:3])
+    assert {g["item_id"] for g in ws.similar(ds["id"], items=[ids[7]], slice="some")} == set(ids[:3])
+    ws.delete_slice(ds["id"], "some")
+    ws.create_slice(ds["id"], "some", items=ids[3:6])
+    assert {g["item_id"] for g in ws.similar(ds["id"], items=[ids[7]], slice="some")} == set(ids[3:6])
+    ws.delete_slice(ds["id"], "some")
+    with pytest.raises(NotFound):
+        ws.similar(ds["id"], items=[ids[7]], slice="some")
+    # items added to the dataset are searched (the kept id list follows its largest id)
+    more = ws.import_dataframe(ds["id"], __import__("pandas").DataFrame({"text": ["late"]}))
+    new = [i for i in item_ids(ws, ds["id"]) if i not in ids]
+    assert more and len(new) == 1
+    ws.vectors.add("given", np.array(new), np.ones((1, 8), np.float32), META)
+    assert ws.similar(ds["id"], items=[ids[0]], k=9)[-1]["item_id"] in ids + new
+    assert new[0] in {g["item_id"] for g in ws.similar(ds["id"], items=[ids[0]], k=8)}

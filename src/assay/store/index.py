@@ -46,6 +46,11 @@ SAVE_EVERY = 0.05  # re-save the graph once this share of it was added since the
 # HNSW settings (benchmarks/bench_search.py measures them): vectors kept as
 # float16 (half the memory of float32, recall unchanged on unit vectors)
 CONNECTIVITY, EXPANSION_ADD, EXPANSION_SEARCH, DTYPE = 16, 96, 160, "f16"
+# the search width of a curation pass over every item (near-duplicates, outliers:
+# assay.learn.curation), narrower than an interactive search's: near-duplicates
+# are the closest neighbours, found at any width; benchmarks/bench_curation.py
+# measures pair recall and the outlier ranking against exact search per width
+SCAN_EXPANSION = 24
 INDEX_FILE = "hnsw.usearch"
 INDEX_META = "hnsw.json"
 
@@ -88,6 +93,15 @@ def exact_topk(queries: np.ndarray, blocks, k: int) -> tuple[np.ndarray, np.ndar
         best_s = np.concatenate([best_s, np.full((m, pad), -np.inf, np.float32)], axis=1)
         best_k = np.concatenate([best_k, np.full((m, pad), -1, np.int64)], axis=1)
     return best_k, best_s
+
+
+def _sorted_unique(ids) -> np.ndarray:
+    """``ids`` as a sorted int64 array without repeats (no sort when they
+    already are, as a filter built from sorted ids usually is)."""
+    ids = np.asarray(ids, dtype=np.int64).ravel()
+    if ids.size > 1 and not bool((ids[1:] > ids[:-1]).all()):
+        ids = np.unique(ids)
+    return ids
 
 
 def _usearch():
@@ -289,13 +303,18 @@ class SpaceIndex:
             yield part, self.vectors(part)
 
     def search(self, queries: np.ndarray, k: int = 10, *, allowed=None, exclude=None,
-               threads: int = 1) -> tuple[np.ndarray, np.ndarray]:
+               threads: int = 1, expansion: int | None = None) -> tuple[np.ndarray, np.ndarray]:
         """The ``k`` nearest stored vectors to each query (cosine):
         ``(item ids, scores)``, each ``(m, k)``, best first; id -1 / score
         -inf pad rows with fewer than ``k`` candidates. ``allowed``: only
-        these item ids; ``exclude``: never these (e.g. the query items)."""
+        these item ids; ``exclude``: never these (e.g. the query items).
+        ``expansion``: the graph's search width for this call (default
+        ``expansion_search``; never below the number of neighbours asked)."""
         if not isinstance(k, (int, np.integer)) or isinstance(k, bool) or not 1 <= k <= MAX_K:
             raise InvalidInput(f"k must be a whole number from 1 to {MAX_K}, not {k!r}")
+        if expansion is not None and (isinstance(expansion, bool) or not isinstance(expansion, (int, np.integer))
+                                      or expansion < 1):
+            raise InvalidInput(f"expansion must be a whole number of at least 1, not {expansion!r}")
         q = normalize(np.atleast_2d(queries))
         with self._lock:  # exact searches hold it: a refresh never swaps the matrix under them
             self.refresh()
@@ -304,16 +323,17 @@ class SpaceIndex:
                                    f"{self.store.meta(self.space)['dim']}")
             keys = self._keys
             if allowed is not None:
-                allowed = np.unique(np.asarray(allowed, dtype=np.int64))
+                allowed = _sorted_unique(allowed)
                 keys = allowed[np.isin(allowed, self._keys)]
             if exclude is not None and len(exclude):
                 keys = keys[~np.isin(keys, np.asarray(exclude, dtype=np.int64))]
             restricted = keys.size < self._keys.size
             if self._graph is None or (restricted and keys.size <= self.filter_exact_below):
                 return exact_topk(q, self._blocks(keys if restricted else None), k)
-        return self._graph_search(q, k, keys if restricted else None, threads)
+        return self._graph_search(q, k, keys if restricted else None, threads,
+                                  self.expansion_search if expansion is None else int(expansion))
 
-    def _graph_search(self, q: np.ndarray, k: int, keys: np.ndarray | None, threads: int):
+    def _graph_search(self, q: np.ndarray, k: int, keys: np.ndarray | None, threads: int, width: int):
         n = self._keys.size
         frac = 1.0 if keys is None else max(keys.size / n, 1e-9)
         fetch = min(n, max(k, int(np.ceil(2 * k / frac))) if keys is not None else k)
@@ -323,7 +343,7 @@ class SpaceIndex:
         todo = np.arange(m)
         while todo.size:
             with self._lock:  # the search width follows the fetch size
-                self._graph.expansion_search = max(self.expansion_search, fetch)
+                self._graph.expansion_search = max(width, fetch)
                 found = self._graph.search(q[todo], fetch, threads=threads)
                 self._graph.expansion_search = self.expansion_search
             got_k, got_s, valid = _matches(found, todo.size)

@@ -15,6 +15,7 @@ from sqlalchemy import and_, select
 
 from assay.errors import InvalidInput, NotFound
 from assay.learn import curation as _curation
+from assay.store.index import SCAN_EXPANSION
 from assay.store.schema import items as items_t
 
 
@@ -25,7 +26,7 @@ class Curation:
         """The dataset, its item ids with a vector in the space, and the
         vector look-up and the search restricted to those items."""
         ds = self.dataset(dataset)
-        ds_ids = self._dataset_item_ids(ds["id"])
+        ds_ids = self._dataset_item_ids(ds)
         index = self.space_index(self._pick_space(ds, ds_ids, space))
         index.refresh()
         ids = np.intersect1d(ds_ids, index.keys)
@@ -34,7 +35,7 @@ class Curation:
         allowed = None if ids.size == index.keys.size else ids
 
         def search(q, k):
-            return index.search(q, k, allowed=allowed, threads=0)
+            return index.search(q, k, allowed=allowed, threads=0, expansion=SCAN_EXPANSION)
 
         return ds, ids, index.vectors, search
 

@@ -29,9 +29,10 @@ class Data:
             raise Conflict(f"dataset {name!r} already exists") from None
         return self.get_dataset(did)
 
-    def get_dataset(self, dataset: int | str) -> dict:
+    def get_dataset(self, dataset: int | str, *, count: bool = True) -> dict:
+        """The dataset (by id or name); with ``count``, its ``item_count``."""
         with self.db.read() as conn:
-            ds = _datasets.load(conn, dataset)
+            ds = _datasets.load(conn, dataset, count=count)
         if ds is None:
             raise NotFound(f"dataset {dataset!r} does not exist")
         return ds
@@ -50,10 +51,11 @@ class Data:
             ids = _datasets.dataset_ids(conn, user)
         return [self.get_dataset(i) for i in ids]
 
-    def require_dataset_access(self, dataset: int | str, user: dict) -> dict:
+    def require_dataset_access(self, dataset: int | str, user: dict, *, count: bool = True) -> dict:
         """The dataset, if ``user`` may read it: admins every one, others only
-        the datasets of projects they are members of (else reported missing)."""
-        ds = self.get_dataset(dataset)
+        the datasets of projects they are members of (else reported missing);
+        with ``count``, its ``item_count``."""
+        ds = self.get_dataset(dataset, count=count)
         if user["role"] != "admin":
             with self.db.read() as conn:
                 ok = _datasets.in_members_projects(conn, ds["id"], user["id"])

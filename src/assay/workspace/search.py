@@ -18,6 +18,7 @@ from sqlalchemy import func, select
 from assay.errors import InvalidInput, NotFound
 from assay.store.index import MAX_K, SpaceIndex
 from assay.store.schema import items as items_t
+from assay.store.schema import slices as slices_t
 from assay.store.schema import tasks as tasks_t
 
 SNIPPET = 200  # characters of an item's text shown with a result
@@ -32,6 +33,25 @@ def _members(sorted_ids: np.ndarray, ids: np.ndarray) -> np.ndarray:
     return sorted_ids[pos] == ids
 
 
+def _any_member(sorted_ids: np.ndarray, ids: np.ndarray, chunk: int = 4096) -> bool:
+    """Whether any of ``ids`` is in ``sorted_ids``, looked up a chunk at a time
+    (a dataset's first chunk usually answers)."""
+    return any(_members(sorted_ids, ids[lo:lo + chunk]).any() for lo in range(0, len(ids), chunk))
+
+
+def _covers(allowed: np.ndarray, keys: np.ndarray) -> bool:
+    """Whether every one of ``keys`` is in ``allowed`` (both sorted, unique)."""
+    if allowed.size < keys.size:
+        return False
+    return bool(np.array_equal(allowed, keys) or _members(allowed, keys).all())
+
+
+def _keep(allowed: np.ndarray, ids) -> np.ndarray:
+    """``allowed`` (sorted, unique) restricted to ``ids``; stays sorted, unique
+    (a membership test, no sort of the union as ``np.intersect1d`` does)."""
+    return allowed[np.isin(allowed, np.asarray(ids, dtype=np.int64))]
+
+
 class Search:
     """Find items like given items or like a text, within a dataset."""
 
@@ -43,12 +63,16 @@ class Search:
                 cache[space] = SpaceIndex(self.vectors, space)
             return cache[space]
 
-    def _dataset_item_ids(self, dataset_id: int) -> np.ndarray:
-        """The dataset's item ids (sorted), kept while its item count and
-        largest id stay the same (items are only added, or dropped with it)."""
+    def _dataset_item_ids(self, ds: dict) -> np.ndarray:
+        """The dataset's item ids (sorted), kept while the dataset (its
+        creation time) and its largest item id stay the same: items are only
+        added, with ids above every earlier one, or dropped with the dataset
+        (a dataset made again is a new row). The probe is one index seek, not
+        a count (tens of ms at a million items)."""
+        dataset_id = ds["id"]
         with self.db.read() as conn:
-            probe = tuple(conn.execute(select(func.count(), func.max(items_t.c.id))
-                                       .where(items_t.c.dataset_id == dataset_id)).one())
+            probe = (ds["created_at"], conn.execute(select(func.max(items_t.c.id))
+                                                    .where(items_t.c.dataset_id == dataset_id)).scalar())
             cache = self.__dict__.setdefault("_dataset_ids", {})
             hit = cache.get(dataset_id)
             if hit is not None and hit[0] == probe:
@@ -67,7 +91,7 @@ class Search:
             return space
         names = [d.name for d in sorted(self.vectors.root.iterdir()) if (d / "meta.json").is_file()] \
             if self.vectors.root.is_dir() else []
-        found = [s for s in names if _members(self.space_index(s).stored_ids(), ids).any()]
+        found = [s for s in names if _any_member(self.space_index(s).stored_ids(), ids)]
         if not found:
             raise NotFound(f"dataset {ds['name']!r} has no vectors yet: run `assay embed {ds['name']}` first")
         if len(found) > 1:
@@ -92,6 +116,26 @@ class Search:
                             and (label is None or kind.same(f.label, label))
                             and (confidence is None or (f.confidence is not None and lo <= f.confidence <= hi))),
                            dtype=np.int64)
+
+    def _slice_ids(self, dataset_id: int, name: str) -> np.ndarray:
+        """A slice's item ids (sorted). An explicit slice's list never changes
+        once saved, so it is kept, by the slice's id and creation time (a
+        slice saved again under the name is a new row); a query slice is
+        evaluated each time."""
+        with self.db.read() as conn:
+            row = conn.execute(select(slices_t.c.id, slices_t.c.kind, slices_t.c.created_at)
+                               .where(slices_t.c.dataset_id == dataset_id, slices_t.c.name == str(name))).first()
+        if row is None or row.kind != "items":  # NotFound, or a query to evaluate now
+            return np.asarray(self.slice_items(dataset_id, name), dtype=np.int64)
+        key = (row.id, row.created_at)
+        cache = self.__dict__.setdefault("_slice_id_cache", {})
+        hit = cache.get(key)
+        if hit is None:
+            hit = np.asarray(self.slice_items(dataset_id, name), dtype=np.int64)
+            if len(cache) >= 8:
+                cache.clear()
+            cache[key] = hit
+        return hit
 
     def _query_vector(self, index: SpaceIndex, items: Sequence[int] | None, text: str | None,
                       ds_ids: np.ndarray) -> np.ndarray:
@@ -145,19 +189,19 @@ class Search:
         confidence = _confidence_range(min_confidence, max_confidence)
         if (label is not None or confidence is not None) and project is None:
             raise InvalidInput("a label or confidence filter needs the project whose labels to use")
-        ds = self.dataset(dataset)
-        ds_ids = self._dataset_item_ids(ds["id"])
+        ds = self.get_dataset(dataset, count=False)
+        ds_ids = self._dataset_item_ids(ds)
         index = self.space_index(self._pick_space(ds, ds_ids, space))
         q = self._query_vector(index, items, text, ds_ids)
         index.refresh()
         allowed = ds_ids
         if within is not None:
-            allowed = np.intersect1d(allowed, np.fromiter((int(i) for i in within), dtype=np.int64))
+            allowed = _keep(allowed, np.fromiter((int(i) for i in within), dtype=np.int64))
         if slice is not None:
-            allowed = np.intersect1d(allowed, np.asarray(self.slice_items(ds["id"], slice), dtype=np.int64))
+            allowed = _keep(allowed, self._slice_ids(ds["id"], slice))
         if project is not None:
-            allowed = np.intersect1d(allowed, self._project_filter(project, label, confidence))
-        if _members(allowed, index.keys).all():
+            allowed = _keep(allowed, self._project_filter(project, label, confidence))
+        if _covers(allowed, index.keys):
             allowed = None  # the whole space qualifies: no filter
         exclude = None if items is None else np.asarray([int(i) for i in items], dtype=np.int64)
         keys, scores = index.search(q[None, :], k, allowed=allowed, exclude=exclude)

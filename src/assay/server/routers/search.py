@@ -28,7 +28,7 @@ class SimilarIn(BaseModel):
 
 
 def _run(ws, user, dataset_id: int, body: SimilarIn):
-    ws.require_dataset_access(dataset_id, user)
+    ws.require_dataset_access(dataset_id, user, count=False)
     hits = ws.similar(dataset_id, items=body.items, text=body.text, k=body.k, space=body.space,
                       within=body.within, project=body.project, label=body.label, slice=body.slice,
                       min_confidence=body.min_confidence, max_confidence=body.max_confidence)

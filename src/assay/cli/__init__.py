@@ -4,7 +4,8 @@ Errors are one readable line on stderr (exit 1); bad usage exits 2.
 
 :mod:`assay.cli.common` holds the typer app, its groups and the shared
 helpers; each module registers one group of commands on it:
-:mod:`~assay.cli.data` (init, import, embed), :mod:`~assay.cli.search` (similar, duplicates, outliers), :mod:`~assay.cli.projects`
+:mod:`~assay.cli.data` (init, import, embed), :mod:`~assay.cli.search` (similar, duplicates, outliers),
+:mod:`~assay.cli.slices` (``assay slice …``), :mod:`~assay.cli.tags` (``assay tag …``), :mod:`~assay.cli.projects`
 (``assay project …``), :mod:`~assay.cli.exam` (``assay exam …``),
 :mod:`~assay.cli.teaching` (``assay teaching …``),
 :mod:`~assay.cli.accounts` (``assay user …``,
@@ -20,6 +21,7 @@ from __future__ import annotations
 from assay.cli import data  # noqa: F401, I001
 from assay.cli import search  # noqa: F401
 from assay.cli import slices  # noqa: F401
+from assay.cli import tags  # noqa: F401
 from assay.cli import projects  # noqa: F401
 from assay.cli import exam  # noqa: F401
 from assay.cli import teaching  # noqa: F401

@@ -58,10 +58,11 @@ def export(
     labeled_only: Annotated[bool, typer.Option(help="Only items with at least one answer.")] = False,
     slice_name: Annotated[Optional[str], typer.Option(
         "--slice", help="Only the items of this slice of the project's dataset (jsonl, csv, parquet).")] = None,
+    tag: Annotated[Optional[str], typer.Option(help="Only items with this tag (jsonl, csv, parquet).")] = None,
     home: Home = None,
 ):
     """Export a snapshot of a project's labels (streams; constant memory)."""
     ws = open_ws(home)
     r = ws.export(int(project) if project.isdigit() else project, out, format, labeled_only=labeled_only,
-                  slice=slice_name)
+                  slice=slice_name, tag=tag)
     typer.echo(f"wrote {r['items']} items to {r['path']} ({r['format']})")

@@ -20,6 +20,7 @@ def similar(
     k: Annotated[int, typer.Option("-k", "--k", help="How many results.")] = 20,
     space: Annotated[Optional[str], typer.Option(help="Embedding space (default: the dataset's only one).")] = None,
     slice_name: Annotated[Optional[str], typer.Option("--slice", help="Only the items of this slice of the dataset.")] = None,
+    tag: Annotated[Optional[str], typer.Option(help="Only items with this tag.")] = None,
     project: Annotated[Optional[str], typer.Option(help="Only this project's items (name or id).")] = None,
     label: Annotated[Optional[str], typer.Option(help="With --project: only items whose final label is this class.")] = None,
     max_confidence: Annotated[Optional[float], typer.Option("--max-confidence", help="With --project: only items whose final label's confidence is at most this (the unsure ones).")] = None,
@@ -33,7 +34,7 @@ def similar(
     ds = ws.get_dataset(int(dataset) if dataset.isdigit() else dataset)
     pid = None if project is None else find_project(ws, project)["id"]
     hits = ws.similar(ds["id"], items=item or None, text=text, k=k, space=space, slice=slice_name, project=pid,
-                      label=label, max_confidence=max_confidence)
+                      label=label, max_confidence=max_confidence, tag=tag)
     info = ws.describe_items([h["item_id"] for h in hits])
     rows = [{**h, "snippet": info.get(h["item_id"], {}).get("snippet")} for h in hits]
     if as_json:

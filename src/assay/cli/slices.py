@@ -44,11 +44,12 @@ def slice_create(
     space: Annotated[Optional[str], typer.Option(help="Query slice: the embedding space.")] = None,
     meta: Annotated[Optional[list[str]], typer.Option(
         "--meta", help="Query slice: only items whose metadata has KEY=VALUE (repeat).")] = None,
+    tag: Annotated[Optional[str], typer.Option(help="Query slice: only items with this tag.")] = None,
     home: Home = None,
 ):
-    """Save a slice: explicit items (--item) or a query (--similar-to/--text with -k, and/or --meta)."""
+    """Save a slice: explicit items (--item) or a query (--similar-to/--text with -k, and/or --meta, --tag)."""
     query = {key: v for key, v in {"similar_to": similar_to or None, "text": text, "k": k, "space": space,
-                                  "meta": _meta(meta) if meta else None}.items() if v is not None}
+                                  "meta": _meta(meta) if meta else None, "tag": tag}.items() if v is not None}
     if item and query:
         fail("give --item for an explicit slice or query options, not both", 2)
     if not item and not query:

@@ -8,7 +8,8 @@ A slice is a name (unique within its dataset) and a definition, one of:
   :meth:`assay.workspace.Workspace.slice_items`): ``similar_to`` (item ids)
   or ``text`` with ``k`` (and optionally ``space``) for "the k items most
   like these", and/or ``meta`` (``{key: value}``: items whose metadata has
-  each key at that value). With ``meta`` only, every matching item.
+  each key at that value) and/or ``tag`` (items with that tag,
+  :mod:`assay.engine.tags`). With filters only, every matching item.
 
 Functions here take a connection and plain values, never the workspace;
 :func:`check_query` and :func:`check_items` refuse bad input before
@@ -22,13 +23,14 @@ from collections.abc import Iterator, Sequence
 
 from sqlalchemy import bindparam, delete, insert, select, text
 
+from assay.engine.tags import check_tag
 from assay.errors import InvalidInput
 from assay.store.index import MAX_K
 from assay.store.schema import items, slice_items, slices
 
 MAX_ITEMS = 1_000_000  # items in one explicit slice
 MAX_META = 20  # metadata filters in one query
-_QUERY_KEYS = {"similar_to", "text", "k", "space", "meta"}
+_QUERY_KEYS = {"similar_to", "text", "k", "space", "meta", "tag"}
 _ITEMS_IN_DATASET = text("SELECT id FROM items WHERE dataset_id = :d AND id IN :ids").bindparams(
     bindparam("ids", expanding=True))
 
@@ -53,12 +55,17 @@ def _ids(values, what: str) -> list[int]:
     return sorted(set(out))
 
 
+def parse_ids(values, what: str) -> list[int]:
+    """``values`` as item ids, sorted and unique (whole numbers or their text), else InvalidInput."""
+    return _ids(values, what)
+
+
 def check_query(query) -> dict:
     """The query, cleaned: refuses unknown keys, a similarity without k or
     with both items and text, metadata filters that are not ``{key: scalar}``
     and a query that selects nothing in particular."""
     if not isinstance(query, dict) or not query:
-        raise InvalidInput("a slice query must be an object: similar_to (item ids) or text, k, meta")
+        raise InvalidInput("a slice query must be an object: similar_to (item ids) or text, k, meta, tag")
     unknown = set(query) - _QUERY_KEYS
     if unknown:
         raise InvalidInput(f"unknown slice query field(s): {', '.join(sorted(map(str, unknown)))}; "
@@ -92,8 +99,10 @@ def check_query(query) -> dict:
             if not isinstance(v, (str, int, float, bool)) and v is not None:
                 raise InvalidInput(f"meta filter {key!r} must be a plain value (text, number, true/false, null)")
         out["meta"] = {str(key): v for key, v in meta.items()}
+    if query.get("tag") is not None:
+        out["tag"] = check_tag(query["tag"])
     if not out:
-        raise InvalidInput("a slice query needs similar_to or text (with k), or meta filters")
+        raise InvalidInput("a slice query needs similar_to or text (with k), or meta or tag filters")
     return out
 
 

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from sqlalchemy import JSON, text
+from sqlalchemy import JSON, bindparam, text
 
 from assay import kinds
 from assay.engine import resolver
@@ -40,21 +40,52 @@ from assay.store import Database
 FORMATS = ("jsonl", "csv", "parquet")
 PAGE = 2000
 
-_TASKS = text(
+_TASKS_SELECT = (
     "SELECT t.id AS task_id, t.item_id, i.kind, i.text, i.source_uri, i.meta, i.source, "
     f"i.license, i.consent, i.content_hash, {resolver.LABEL_COLUMNS} "
     f"FROM tasks t JOIN items i ON i.id = t.item_id {resolver.LABEL_JOINS}"
-    "WHERE t.project_id = :p AND t.id > :after ORDER BY t.id LIMIT :n"
-).columns(meta=JSON, **resolver.LABEL_TYPES)
+    "WHERE t.project_id = :p AND t.id > :after "
+)
+_ORDER = "ORDER BY t.id LIMIT :n"
+# Restrictions done by the database (a page is read through the index, nothing is held beyond it).
+_IN_SLICE = "AND t.item_id IN (SELECT item_id FROM slice_items WHERE slice_id = :slice) "
+_WITH_TAG = "AND t.item_id IN (SELECT item_id FROM item_tags WHERE tag = :tag) "
+_TASKS = {
+    (False, False): text(_TASKS_SELECT + _ORDER).columns(meta=JSON, **resolver.LABEL_TYPES),
+    (True, False): text(_TASKS_SELECT + _IN_SLICE + _ORDER).columns(meta=JSON, **resolver.LABEL_TYPES),
+    (False, True): text(_TASKS_SELECT + _WITH_TAG + _ORDER).columns(meta=JSON, **resolver.LABEL_TYPES),
+    (True, True): text(_TASKS_SELECT + _IN_SLICE + _WITH_TAG + _ORDER).columns(meta=JSON, **resolver.LABEL_TYPES),
+}
 _ANSWERS = text(
     "SELECT a.task_id, a.annotator_id, u.username, a.label, a.created_at FROM answers a "
     "JOIN users u ON u.id = a.annotator_id "
     "WHERE a.project_id = :p AND a.task_id > :lo AND a.task_id <= :hi ORDER BY a.task_id, a.id"
 ).columns(label=JSON)
+# A filtered page's tasks are sparse: their answers by task id, not by range.
+_ANSWERS_OF = text(
+    "SELECT a.task_id, a.annotator_id, u.username, a.label, a.created_at FROM answers a "
+    "JOIN users u ON u.id = a.annotator_id "
+    "WHERE a.project_id = :p AND a.task_id IN :ids ORDER BY a.task_id, a.id"
+).bindparams(bindparam("ids", expanding=True)).columns(label=JSON)
+
+
+def _page(conn, project_id: int, after: int, page: int, slice_id: int | None, tag: str | None):
+    """One page of tasks (after ``after``) and their answers by task."""
+    params = {"p": project_id, "after": after, "n": page, "slice": slice_id, "tag": tag}
+    rows = conn.execute(_TASKS[slice_id is not None, tag is not None], params).all()
+    by_task: dict[int, list] = {}
+    if rows:
+        if slice_id is None and tag is None:
+            answers = conn.execute(_ANSWERS, {"p": project_id, "lo": after, "hi": rows[-1].task_id})
+        else:
+            answers = conn.execute(_ANSWERS_OF, {"p": project_id, "ids": [r.task_id for r in rows]})
+        for a in answers:
+            by_task.setdefault(a.task_id, []).append(a)
+    return rows, by_task
 
 
 def iter_records(db: Database, project: dict, *, labeled_only: bool = False,
-                 page: int | None = None) -> Iterator[dict]:
+                 page: int | None = None, slice_id: int | None = None, tag: str | None = None) -> Iterator[dict]:
     """One dict per item of the project, in task order.
 
     ``label``, ``label_method``, ``label_source`` and ``confidence`` are the
@@ -63,6 +94,8 @@ def iter_records(db: Database, project: dict, *, labeled_only: bool = False,
     ``label_method`` is the source without ``consensus:`` (``gold``,
     ``review``, the quality model such as ``ds`` or ``online``, ``auto``,
     ``majority``). ``labeled_only``: items without a final label are left out.
+    ``slice_id`` (an explicit slice's id) and ``tag``: only those items, chosen
+    in SQL, so memory stays one page whatever the sizes.
     """
     page = page or PAGE
     project_id = project["id"]
@@ -71,13 +104,9 @@ def iter_records(db: Database, project: dict, *, labeled_only: bool = False,
     while True:
         with db.read() as conn:
             rules = (rules or resolver.Resolver(conn, project)).using(conn)
-            rows = conn.execute(_TASKS, {"p": project_id, "after": after, "n": page}).all()
+            rows, by_task = _page(conn, project_id, after, page, slice_id, tag)
             if not rows:
                 return
-            lo, hi = after, rows[-1].task_id
-            by_task: dict[int, list] = {}
-            for a in conn.execute(_ANSWERS, {"p": project_id, "lo": lo, "hi": hi}):
-                by_task.setdefault(a.task_id, []).append(a)
             finals = [rules.resolve(r, by_task.get(r.task_id, [])) for r in rows]
         for r, fin in zip(rows, finals):
             if labeled_only and fin.label is None:
@@ -103,7 +132,7 @@ def iter_records(db: Database, project: dict, *, labeled_only: bool = False,
                 "provenance": {"source": r.source, "license": r.license, "consent": r.consent,
                                "content_hash": r.content_hash},
             }
-        after = hi
+        after = rows[-1].task_id
         if len(rows) < page:
             return
 

@@ -549,3 +549,16 @@ slice_items = Table(
     Column("slice_id", Id, ForeignKey("slices.id", ondelete="CASCADE"), primary_key=True),
     Column("item_id", Id, ForeignKey("items.id", ondelete="CASCADE"), primary_key=True),
 )
+
+# Tags on items (assay.engine.tags): free words a person puts on items while
+# curating ("hard", "blurry", "gold-candidate"). Staff-only: never part of
+# what an annotator is served.
+item_tags = Table(
+    "item_tags",
+    metadata,
+    Column("item_id", Id, ForeignKey("items.id", ondelete="CASCADE"), primary_key=True),
+    Column("tag", String(64), primary_key=True),
+    Column("created_by", String(200)),
+    Column("created_at", Float, nullable=False),
+)
+Index("ix_item_tags_tag", item_tags.c.tag, item_tags.c.item_id)

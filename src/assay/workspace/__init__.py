@@ -34,6 +34,7 @@ The class is composed of one part per concern, each in its own module
 - :mod:`~assay.workspace.slices`: slices (saved sets of items) and prioritizing
   items in the hand-out queue.
 - :mod:`~assay.workspace.curation`: near-duplicates, exact duplicates, outliers.
+- :mod:`~assay.workspace.tags`: tags on items (staff only).
 """
 
 from __future__ import annotations
@@ -49,13 +50,14 @@ from assay.workspace.reports import Reports
 from assay.workspace.search import Search
 from assay.workspace.shapes import Shapes
 from assay.workspace.slices import Slices
+from assay.workspace.tags import Tags
 from assay.workspace.teaching import Teaching
 
 __all__ = ["DEFAULT_HOME", "ROLES", "Workspace"]
 
 
 class Workspace(Core, Accounts, Data, Projects, Labeling, Teaching, Reports, Shapes, Models, Search, Curation,
-                Slices):
+                Slices, Tags):
     """Open (creating if needed) the workspace at ``home``.
 
     >>> ws = Workspace("assay-data")

@@ -19,6 +19,7 @@ from assay import kinds
 from assay.engine import known_skills as _known_skills
 from assay.engine import reports as _reports
 from assay.engine import skillmap as _skillmap
+from assay.engine import tags as _tags
 from assay.errors import InvalidInput
 from assay.formats import export as _export
 from assay.formats import shapes as _shapes
@@ -162,64 +163,76 @@ class Reports:
     # ------------------------------------------------------------ export
 
     def export_records(self, project: int | str, *, labeled_only: bool = False,
-                       slice: str | None = None) -> Iterator[dict]:
+                       slice: str | None = None, tag: str | None = None) -> Iterator[dict]:
         """The export's records, streamed; ``slice``: only the items of that
-        slice of the project's dataset (evaluated once, when this starts)."""
+        slice of the project's dataset (an explicit slice is joined in SQL; a
+        query slice is evaluated once, when this starts); ``tag``: only items
+        with that tag (in SQL)."""
         p = self.get_project(project)
-        records = _export.iter_records(self.db, p, labeled_only=labeled_only)
-        if slice is None:
+        tag = None if tag is None else _tags.check_tag(tag)
+        s = None if slice is None else self.get_slice(p["dataset_id"], slice)
+        explicit = s is not None and s["kind"] == "items"
+        records = _export.iter_records(self.db, p, labeled_only=labeled_only, tag=tag,
+                                       slice_id=s["id"] if explicit else None)
+        if s is None or explicit:
             return records
         keep = set(self.slice_items(p["dataset_id"], slice))
         return (r for r in records if r["item_id"] in keep)
 
     def _audit_export(self, project: int | str, fmt: str, labeled_only: bool, path: Path | None = None,
-                      slice: str | None = None) -> None:
+                      slice: str | None = None, tag: str | None = None) -> None:
         """Exports are reads; the record of one is written when it starts."""
         p = self.get_project(project)
         _export.check_format(fmt, kinds.of(p))
         if slice is not None:
             self.get_slice(p["dataset_id"], slice)  # NotFound before anything is written
+        if tag is not None:
+            tag = _tags.check_tag(tag)
         with self.db.write() as conn:
             _audit.record(conn, "export", target_kind="project", target_id=p["id"], target=p["name"],
                           details={"format": str(fmt)[:20], "labeled_only": bool(labeled_only),
                                    **({"path": str(path)[:500]} if path is not None else {}),
-                                   **({"slice": str(slice)[:200]} if slice is not None else {})})
+                                   **({"slice": str(slice)[:200]} if slice is not None else {}),
+                                   **({"tag": tag} if tag is not None else {})})
 
     @staticmethod
-    def _no_slice(slice: str | None, fmt: str) -> None:
+    def _no_slice(slice: str | None, fmt: str, tag: str | None = None) -> None:
         if slice is not None:
             raise InvalidInput(f"a slice limits jsonl, csv and parquet exports, not {fmt}")
+        if tag is not None:
+            raise InvalidInput(f"a tag limits jsonl, csv and parquet exports, not {fmt}")
 
     def export_chunks(self, project: int | str, fmt: str = "jsonl", *, labeled_only: bool = False,
-                      slice: str | None = None) -> Iterator[bytes]:
+                      slice: str | None = None, tag: str | None = None) -> Iterator[bytes]:
         """The export as a stream of byte chunks (jsonl, csv or parquet; a
         Parquet file is built in an anonymous temporary file first; boxes and
-        polygons: ``coco`` too, :meth:`coco_chunks`). ``slice``: only its items."""
+        polygons: ``coco`` too, :meth:`coco_chunks`). ``slice``, ``tag``: only their items."""
         if fmt in ("coco", "labelstudio"):
-            self._no_slice(slice, fmt)
+            self._no_slice(slice, fmt, tag)
         if fmt == "coco":
             return self.coco_chunks(project)
         if fmt == "labelstudio":  # every kind (:meth:`labelstudio_chunks`)
             return self.labelstudio_chunks(project)
-        self._audit_export(project, fmt, labeled_only, slice=slice)
+        self._audit_export(project, fmt, labeled_only, slice=slice, tag=tag)
         p = self.get_project(project)
-        return _export.chunks(self.export_records(p["id"], labeled_only=labeled_only, slice=slice), fmt,
+        return _export.chunks(self.export_records(p["id"], labeled_only=labeled_only, slice=slice, tag=tag), fmt,
                               kinds.of(p))
 
     def export(self, project: int | str, path: str | os.PathLike, fmt: str | None = None, *,
-               labeled_only: bool = False, slice: str | None = None) -> dict:
+               labeled_only: bool = False, slice: str | None = None, tag: str | None = None) -> dict:
         """Write a snapshot of the project's labels to ``path`` (jsonl, csv or
         parquet; a kind may add its own: spans ``spacy`` and ``conll``; boxes
         and polygons ``coco``, ``yolo`` and ``voc``, see :meth:`export_shapes`).
 
         Written to a temporary file and renamed, so a failed export leaves no
         partial file. ``slice``: only the items of that slice of the project's
-        dataset (jsonl, csv, parquet). Returns ``{"path", "format", "items"}``.
+        dataset (jsonl, csv, parquet); ``tag``: only items with that tag (the
+        same formats). Returns ``{"path", "format", "items"}``.
         """
         path = Path(path)
         fmt = (fmt or {".json": "coco"}.get(path.suffix.lower()) or path.suffix.lstrip(".") or "jsonl").lower()
         if fmt in ("labelstudio", "hf") or fmt in _shapes.FORMATS:
-            self._no_slice(slice, fmt)
+            self._no_slice(slice, fmt, tag)
         if fmt == "labelstudio":  # Label Studio's JSON export, every kind
             return self.export_labelstudio(project, path)
         if fmt == "hf":  # a Hugging Face datasets folder (the hf extra)
@@ -227,8 +240,8 @@ class Reports:
         if fmt in _shapes.FORMATS:  # boxes and polygons: coco, yolo, voc (:meth:`export_shapes`)
             out = self.export_shapes(project, path, fmt)
             return {**out, "items": out["images"]}
-        self._audit_export(project, fmt, labeled_only, path=path, slice=slice)
+        self._audit_export(project, fmt, labeled_only, path=path, slice=slice, tag=tag)
         p = self.get_project(project)
-        n = _export.write_file(self.export_records(p["id"], labeled_only=labeled_only, slice=slice), path, fmt,
-                               kinds.of(p))
+        n = _export.write_file(self.export_records(p["id"], labeled_only=labeled_only, slice=slice, tag=tag),
+                               path, fmt, kinds.of(p))
         return {"path": str(path), "format": fmt, "items": n}

@@ -172,15 +172,16 @@ class Search:
     def similar(self, dataset: int | str, *, items: Sequence[int] | None = None, text: str | None = None,
                 k: int = 20, space: str | None = None, within: Iterable[int] | None = None,
                 project: int | str | None = None, label=None, slice: str | None = None,
-                min_confidence: float | None = None, max_confidence: float | None = None) -> list[dict]:
+                min_confidence: float | None = None, max_confidence: float | None = None,
+                tag: str | None = None) -> list[dict]:
         """The ``k`` items of ``dataset`` most like ``items`` (several: like
         the mean of their normalised vectors; the items themselves are left
         out) or like ``text`` (embedded offline with the space's model):
         ``[{"item_id", "score"}]``, best first, score the cosine similarity.
 
         Filters: ``within`` (item ids), ``slice`` (a slice of the dataset, by
-        name), ``project`` (its items) and with it ``label`` (items whose final
-        label is that label) and ``min_confidence``/``max_confidence`` (the
+        name), ``tag`` (items with that tag), ``project`` (its items) and with
+        it ``label`` (items whose final label is that label) and ``min_confidence``/``max_confidence`` (the
         final label's confidence in that range: the unsure ones). A small filtered
         set is searched exactly; a large one through the index, over-fetched
         and filtered (:mod:`assay.store.index`)."""
@@ -199,6 +200,8 @@ class Search:
             allowed = _keep(allowed, np.fromiter((int(i) for i in within), dtype=np.int64))
         if slice is not None:
             allowed = _keep(allowed, self._slice_ids(ds["id"], slice))
+        if tag is not None:
+            allowed = _keep(allowed, self.tagged_items(ds["id"], tag))
         if project is not None:
             allowed = _keep(allowed, self._project_filter(project, label, confidence))
         if _covers(allowed, index.keys):

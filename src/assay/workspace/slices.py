@@ -16,6 +16,7 @@ from sqlalchemy.exc import IntegrityError
 from assay import audit as _audit
 from assay.engine import ledger as _ledger
 from assay.engine import slices as _slices
+from assay.engine import tags as _tags
 from assay.errors import Conflict, InvalidInput, NotFound
 
 #: the priority :meth:`Slices.prioritize` gives when none is named
@@ -30,7 +31,7 @@ class Slices:
         """A slice of ``dataset``: either ``items`` (explicit item ids, all of
         the dataset) or ``query`` (``similar_to`` item ids or ``text``, with
         ``k`` and optionally ``space``; and/or ``meta`` ``{key: value}``
-        filters), evaluated when used. Names are unique per dataset."""
+        filters and/or a ``tag``), evaluated when used. Names are unique per dataset."""
         ds = self.get_dataset(dataset)
         name = _slices.check_name(name)
         if (items is None) == (query is None):
@@ -76,16 +77,22 @@ class Slices:
 
     def slice_items(self, dataset: int | str, name: str) -> list[int]:
         """The slice's item ids, sorted: an explicit slice's list, or its
-        query evaluated now (metadata filters first, then the k most similar
-        among the matching items)."""
+        query evaluated now (tag and metadata filters first, then the k most
+        similar among the matching items)."""
         s = self.get_slice(dataset, name)
         if s["kind"] == "items":
             with self.db.read() as conn:
                 return _slices.explicit_items(conn, s["id"])
         q = s["query"] or {}
         within = None
+        if q.get("tag") is not None:
+            with self.db.read() as conn:
+                within = _tags.items_with(conn, s["dataset_id"], q["tag"])
+            if not within:
+                return []
         if q.get("meta"):
-            within = list(_slices.meta_matches(self.db, s["dataset_id"], q["meta"]))
+            matches = _slices.meta_matches(self.db, s["dataset_id"], q["meta"])
+            within = list(matches) if within is None else sorted(set(within).intersection(matches))
             if not within:
                 return []
         if "similar_to" not in q and "text" not in q:

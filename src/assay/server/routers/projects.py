@@ -149,13 +149,16 @@ async def export(project_id: int, ws: WS, user: Staff,
                      "every kind labelstudio (Label Studio's JSON export)")),
                  labeled_only: bool = False,
                  slice: str | None = Query(None, max_length=200, description=(
-                     "only the items of this slice of the project's dataset (jsonl, csv, parquet)"))):
+                     "only the items of this slice of the project's dataset (jsonl, csv, parquet)")),
+                 tag: str | None = Query(None, max_length=64,
+                                         description="only items with this tag (jsonl, csv, parquet)")):
     """A snapshot of the project's labels, streamed (constant memory; a
     Parquet file is built first in an anonymous temporary file). The file
     name is the project's, in any script (``filename*``, RFC 5987)."""
     p = ws.require_access(project_id, user, roles=("admin", "reviewer"))
     suffix = SUFFIX.get(format, f".{format}")
-    chunks = ws.export_chunks(project_id, format, labeled_only=labeled_only, slice=slice)  # checks the format
+    # export_chunks checks the format
+    chunks = ws.export_chunks(project_id, format, labeled_only=labeled_only, slice=slice, tag=tag)
     headers = {"Content-Disposition": content_disposition(f"{p['name']}-labels", suffix)}
     # The first chunk is made before the answer starts, so an export that
     # fails early (a Parquet file fails before its first byte) is an error

@@ -23,6 +23,7 @@ class SimilarIn(BaseModel):
     project: int | None = Field(None, description="only this project's items")
     label: Any = Field(None, description="with project: only items whose final label is this")
     slice: str | None = Field(None, max_length=200, description="only this slice's items (a slice of the dataset)")
+    tag: str | None = Field(None, max_length=200, description="only items with this tag")
     min_confidence: float | None = Field(None, description="with project: final label's confidence at least this")
     max_confidence: float | None = Field(None, description="with project: final label's confidence at most this")
 
@@ -31,9 +32,11 @@ def _run(ws, user, dataset_id: int, body: SimilarIn):
     ws.require_dataset_access(dataset_id, user, count=False)
     hits = ws.similar(dataset_id, items=body.items, text=body.text, k=body.k, space=body.space,
                       within=body.within, project=body.project, label=body.label, slice=body.slice,
-                      min_confidence=body.min_confidence, max_confidence=body.max_confidence)
+                      min_confidence=body.min_confidence, max_confidence=body.max_confidence, tag=body.tag)
     info = ws.describe_items([h["item_id"] for h in hits])
-    return json({"results": [{**h, **info.get(h["item_id"], {})} for h in hits]})
+    tags = ws.item_tags([h["item_id"] for h in hits])  # staff only, as this route
+    return json({"results": [{**h, **info.get(h["item_id"], {}), "tags": tags.get(h["item_id"], [])}
+                             for h in hits]})
 
 
 @router.get("/datasets/{dataset_id}/similar")
@@ -41,13 +44,13 @@ def similar_get(dataset_id: int, ws: WS, user: Staff, item: list[int] | None = Q
                 text: str | None = Query(None, max_length=10_000), k: int = Query(20, description=f"1 to {MAX_K}"),
                 space: str | None = Query(None)):
     """The dataset's items most like ``item`` (repeat for several) or ``text``:
-    ``{results: [{item_id, score, kind, snippet, content_url}]}``, best first."""
+    ``{results: [{item_id, score, kind, snippet, content_url, tags}]}``, best first."""
     return _run(ws, user, dataset_id, SimilarIn(items=item, text=text, k=k, space=space))
 
 
 @router.post("/datasets/{dataset_id}/similar")
 def similar_post(dataset_id: int, body: SimilarIn, ws: WS, user: Staff):
-    """As GET, with filters: ``within`` (item ids), ``slice`` (a slice's name), ``project`` and
+    """As GET, with filters: ``within`` (item ids), ``slice`` (a slice's name), ``tag``, ``project`` and
     with it ``label`` and ``min_confidence``/``max_confidence`` (its final labels')."""
     return _run(ws, user, dataset_id, body)
 

@@ -20,7 +20,7 @@ class SliceIn(BaseModel):
     items: list[int] | None = Field(None, description="an explicit slice: these item ids")
     query: dict[str, Any] | None = Field(None, description=(
         "a query slice, evaluated when used: similar_to (item ids) or text, with k (and space); "
-        "and/or meta {key: value}"))
+        "and/or meta {key: value} and/or tag"))
 
 
 class PrioritizeIn(BaseModel):

@@ -1,5 +1,5 @@
 """What the workspace holds: ``assay doctor`` (counters against answers),
-``assay status`` and ``assay export``."""
+``assay status``, ``assay report`` and ``assay export``."""
 
 from __future__ import annotations
 
@@ -42,6 +42,44 @@ def status(home: Home = None):
     """Show what the workspace holds."""
     ws = open_ws(home)
     print_json(ws.status())
+
+
+def _print_report(r: dict) -> None:
+    pr, ag, lab, acc = r["progress"], r["agreement"], r["labels"], r["accuracy"]
+    scope = f"slice {r['slice']!r}" if r["slice"] is not None else "all items"
+    typer.echo(f"{scope}: {r['items']} items, {pr['tasks']} tasks, {pr['done']} done, "
+               f"{pr['remaining']} remaining, {pr['answers']} answers")
+    pair = "-" if ag["pairwise"] is None else f"{ag['pairwise']:.3f}"
+    alpha = "-" if ag["krippendorff_alpha"] is None else f"{ag['krippendorff_alpha']:.3f}"
+    typer.echo(f"agreement: pairwise {pair} over {ag['items_with_several_answers']} items, alpha {alpha}")
+    typer.echo(f"final labels: {lab['labeled']} ({', '.join(f'{k} {v}' for k, v in lab['sources'].items()) or '-'})")
+    for name, n in lab["distribution"].items():
+        typer.echo(f"  {name}: {n}")
+    if acc["accuracy"] is None:
+        typer.echo("accuracy: no answers on items with a known truth")
+        return
+    typer.echo(f"accuracy vs gold/reviews: {acc['accuracy']:.3f} ({acc['right']}/{acc['answers']} answers "
+               f"on {acc['items_with_truth']} items)")
+    for a in acc["annotators"]:
+        typer.echo(f"  {a['username']}: {a['accuracy']:.3f} ({a['right']}/{a['answers']})")
+
+
+@app.command()
+@command
+def report(
+    project: str,
+    slice_name: Annotated[Optional[str], typer.Option(
+        "--slice", help="Only the items of this slice of the project's dataset.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="The report as JSON.")] = False,
+    home: Home = None,
+):
+    """Progress, agreement, final labels and accuracy against gold/reviews (of a slice's items with --slice)."""
+    ws = open_ws(home)
+    r = ws.project_report(find_project(ws, project)["id"], slice=slice_name)
+    if as_json:
+        print_json(r)
+    else:
+        _print_report(r)
 
 
 @app.command()

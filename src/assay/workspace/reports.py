@@ -17,6 +17,7 @@ from pathlib import Path
 from assay import audit as _audit
 from assay import kinds
 from assay.engine import known_skills as _known_skills
+from assay.engine import overview as _overview
 from assay.engine import reports as _reports
 from assay.engine import skillmap as _skillmap
 from assay.engine import tags as _tags
@@ -126,6 +127,15 @@ class Reports:
         matched shapes, or (spans) the same per entity type; see
         :func:`assay.engine.known_skills.known_skills`. Gold-derived: not for annotators."""
         return _known_skills.known_skills(self.db, self.get_project(project))
+
+    def project_report(self, project: int | str, *, slice: str | None = None) -> dict:
+        """Progress, agreement, the final labels' distribution and accuracy
+        against gold and reviews, over the project's items or, with ``slice``,
+        only that slice's (of the project's dataset); see
+        :func:`assay.engine.overview.overview`. Any kind of project."""
+        p = self.get_project(project)
+        ids = None if slice is None else self.slice_items(p["dataset_id"], slice)
+        return {**_overview.overview(self.db, p, ids), "slice": slice}
 
     # ------------------------------------------------------------ reading answers
 

@@ -208,6 +208,16 @@ def quality_report(project_id: int, ws: WS, user: Staff):
     return json(ws.quality_report(project_id))
 
 
+@router.get("/projects/{project_id}/report")
+def project_report(project_id: int, ws: WS, user: Staff,
+                   slice: str | None = Query(None, max_length=200,
+                                             description="only the items of this slice of the project's dataset")):
+    """Progress, agreement, final labels by source and class, and answers' accuracy
+    against gold and reviews: over the project, or only a slice's items."""
+    ws.require_access(project_id, user, roles=("admin", "reviewer"))
+    return json(ws.project_report(project_id, slice=slice))
+
+
 @router.get("/projects/{project_id}/label-errors")
 def label_errors(project_id: int, ws: WS, user: Staff,
                  method: str = Query("auto", description="auto, crowd (consensus of several answers with the "

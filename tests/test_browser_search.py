@@ -121,3 +121,78 @@ def test_image_results_show_thumbnails(ws, tabs, tmp_path):  # noqa: F811
     # no project labels this dataset: nothing to send to a queue
     assert tab.page.locator("#send-queue").is_disabled()
     tab.assert_clean()
+
+
+def _wait_results(tab: Tab, n: int) -> list[int]:
+    tab.page.wait_for_function(
+        f"() => document.getElementById('search-state').textContent === '{n} results.'")
+    res = tab.page.locator("#results .result")
+    return [int(res.nth(i).get_attribute("data-item-id")) for i in range(res.count())]
+
+
+def test_filters_and_tagging_the_selection(ws, tabs):  # noqa: F811
+    from factories import answer_item
+
+    p, (worker,), ids = _project_with_vectors(ws)
+    for k, label in [(1, "neg"), (5, "pos"), (9, "pos"), (10, "neg")]:
+        answer_item(ws, p["id"], ids[k], worker, label)
+    ws.tag_items(p["dataset_id"], [ids[2], ids[3], ids[6]], "keep")
+    ws.create_slice(p["dataset_id"], "firsts", items=ids[:6])
+    rev, _ = ws.add_user("rev", "reviewer")
+    ws.add_member(p["id"], rev["id"])
+    tab = tabs()
+    tab.login_link(ws.create_token(rev["id"]))  # a reviewer searches and tags (no slices, no queue)
+    tab.goto(f"/search/{p['dataset_id']}?project={p['id']}")
+    tab.page.wait_for_selector("#search-ui:not([hidden])")
+    filters = tab.page.locator("#filters")
+    for name in ("Project", "Label", "Min confidence", "Max confidence", "Slice", "Tag"):
+        assert filters.get_by_label(name, exact=True).count() == 1, name  # each control has its label
+
+    # by tag: only the tagged items, each card showing its tag
+    filters.get_by_label("Tag", exact=True).select_option("keep")
+    tab.page.fill("#q-item", str(ids[0]))
+    tab.page.fill("#q-k", "10")
+    tab.page.click("#search")
+    got = _wait_results(tab, 3)
+    assert sorted(got) == sorted([ids[2], ids[3], ids[6]])
+    assert tab.page.locator("#results .result-tag").all_inner_texts() == ["keep"] * 3
+    # by tag and slice together
+    filters.get_by_label("Slice", exact=True).select_option("firsts")
+    tab.page.click("#search")
+    assert sorted(_wait_results(tab, 2)) == [ids[2], ids[3]]
+    # a label filter needs its project; then only items whose final label is it
+    filters.get_by_label("Tag", exact=True).select_option("")
+    filters.get_by_label("Slice", exact=True).select_option("")
+    filters.get_by_label("Project", exact=True).select_option(str(p["id"]))
+    filters.get_by_label("Label", exact=True).select_option("pos")
+    tab.page.click("#search")
+    assert sorted(_wait_results(tab, 2)) == [ids[5], ids[9]]
+    filters.get_by_label("Min confidence", exact=True).fill("0.9")
+    filters.get_by_label("Max confidence", exact=True).fill("0.1")
+    tab.page.click("#search")
+    tab.page.wait_for_selector("#error:not([hidden])")
+    assert "above max_confidence" in tab.error_text()  # the server's word, shown
+    filters.get_by_label("Min confidence", exact=True).fill("")
+    filters.get_by_label("Max confidence", exact=True).fill("")
+    filters.get_by_label("Label", exact=True).select_option("")
+    filters.get_by_label("Project", exact=True).select_option("")
+
+    # tag the selection, with the keyboard: Space on two results, type the tag, Enter
+    tab.page.click("#search")
+    got = _wait_results(tab, 10)
+    res = tab.page.locator("#results .result")
+    res.nth(0).focus()
+    tab.page.keyboard.press("Space")
+    res.nth(1).focus()
+    tab.page.keyboard.press("Enter")
+    assert tab.page.locator("#selected-count").inner_text() == "2 selected"
+    tab.page.locator("#tag-name").focus()
+    tab.page.keyboard.type("checked")
+    tab.page.keyboard.press("Enter")
+    tab.page.wait_for_function("() => document.getElementById('action-state').textContent.startsWith('Tagged 2')")
+    assert ws.tagged_items(p["dataset_id"], "checked") == sorted(got[:2])
+    assert "checked" in res.nth(0).inner_text() and "checked" not in res.nth(2).inner_text()
+    # the new tag is offered as a filter at once
+    tab.page.wait_for_function("() => [...document.querySelectorAll('#f-tag option')].some(o => o.value === 'checked')")
+    tab.assert_clean()
+    tab.screenshot(ws, "search-filters")

@@ -1,11 +1,12 @@
 /* Dataset search page (/search/{dataset_id}): "more like this" from an item id
  * (or the selected results) or a text query (POST /api/datasets/{id}/similar),
- * results in a grid (text snippets, image thumbnails fetched with the token),
- * selection by click, Shift+click (a range) and keyboard (each result is a
- * toggle button), then save the selection as a slice (POST …/slices) or send
- * it to a project's hand-out queue with a priority (POST
- * /api/projects/{id}/prioritize). Searching is for staff (annotators: 403);
- * saving and prioritizing for admins. */
+ * filtered by a project's final label and confidence, a slice or a tag;
+ * results in a grid (text snippets, image thumbnails fetched with the token,
+ * the item's tags), selection by click, Shift+click (a range) and keyboard
+ * (each result is a toggle button), then tag the selection (POST …/tags),
+ * save it as a slice (POST …/slices) or send it to a project's hand-out queue
+ * with a priority (POST /api/projects/{id}/prioritize). Searching and tagging
+ * are for staff (annotators: 403); saving and prioritizing for admins. */
 (function () {
   "use strict";
   const api = window.AssayAPI;
@@ -15,7 +16,8 @@
   const datasetId = Number(location.pathname.split("/").filter(Boolean)[1]);
   const base = "/api/datasets/" + encodeURIComponent(datasetId);
   const params = new URLSearchParams(location.search);
-  let results = [];          // [{item_id, score, kind, snippet, content_url}]
+  let results = [];          // [{item_id, score, kind, snippet, content_url, tags}]
+  let projects = [];         // the projects labelling this dataset
   const selected = new Set(); // item ids
   let anchor = null;          // index of the last clicked result (Shift+click ranges)
   let blobUrls = [];
@@ -72,26 +74,64 @@
     }
     body.push(el("span", { class: "result-meta muted small",
       text: "#" + r.item_id + " · " + (typeof r.score === "number" ? r.score.toFixed(3) : "—") }));
+    const tags = r.tags || [];
+    if (tags.length) {
+      body.push(el("span", { class: "result-tags" }, el("span", { class: "visually-hidden", text: "tags:" }),
+        ...tags.map(function (t) { return el("span", { class: "result-tag", text: t }); })));
+    }
     const btn = el("button", { type: "button", class: "result", "aria-pressed": "false",
       "data-item-id": r.item_id, "data-index": index }, ...body);
     btn.addEventListener("click", function (e) { toggle(index, e.shiftKey); });
     return el("li", null, btn);
   }
 
-  function render(list) {
+  function draw() {
     blobUrls.forEach(function (u) { URL.revokeObjectURL(u); });
     blobUrls = [];
-    results = list;
-    selected.clear();
-    anchor = null;
-    const cards = list.map(card);
+    const cards = results.map(card);
     if (!cards.length) cards.push(el("li", { class: "muted", text: "No results." }));
     $("results").replaceChildren(...cards);
     refreshSelection();
   }
 
-  async function search(body) {
+  function render(list) {
+    results = list;
+    selected.clear();
+    anchor = null;
+    draw();
+  }
+
+  /* The filter controls as fields of the similar API's body; null (and an
+   * error shown) when they do not make sense. */
+  function filters() {
+    const out = {};
+    const project = $("f-project").value, label = $("f-label").value;
+    const lo = $("f-min-conf").value.trim(), hi = $("f-max-conf").value.trim();
+    if ((label || lo || hi) && !project) {
+      api.showError("Choose a project for the label and confidence filters.");
+      return null;
+    }
+    if (project) out.project = Number(project);
+    if (label) out.label = label;
+    for (const [key, v] of [["min_confidence", lo], ["max_confidence", hi]]) {
+      if (!v) continue;
+      const x = Number(v);
+      if (!Number.isFinite(x) || x < 0 || x > 1) {
+        api.showError("A confidence must be a number from 0 to 1.");
+        return null;
+      }
+      out[key] = x;
+    }
+    if ($("f-slice").value) out.slice = $("f-slice").value;
+    if ($("f-tag").value) out.tag = $("f-tag").value;
+    return out;
+  }
+
+  async function search(query) {
     api.clearError();
+    const f = filters();
+    if (f === null) return;
+    const body = Object.assign({}, query, f);
     setState("search-state", "Searching…");
     try {
       const r = await api.post(base + "/similar", body);
@@ -135,7 +175,50 @@
     act($("save-slice"), async function () {
       const s = await api.post(base + "/slices", { name: name, items: ids });
       setState("action-state", "Saved slice \u201c" + s.name + "\u201d with " + ids.length + " items.");
+      await loadSlices();
     });
+  }
+
+  function onTag(e) {
+    e.preventDefault();
+    const ids = picked();
+    const tag = $("tag-name").value.trim();
+    if (!ids.length) return;
+    if (!tag) { setState("action-state", "Give the tag a name.", true); return; }
+    act($("tag-selected"), async function () {
+      const r = await api.post(base + "/tags", { tag: tag, items: ids });
+      results.forEach(function (x) {
+        if (selected.has(x.item_id) && !(x.tags || []).includes(r.tag)) x.tags = (x.tags || []).concat([r.tag]).sort();
+      });
+      draw();
+      setState("action-state", "Tagged " + r.items + " items \u201c" + r.tag + "\u201d (" + r.added + " new).");
+      await loadTags();
+    });
+  }
+
+  function options(select, values, keep) {
+    const current = keep ? select.value : "";
+    select.replaceChildren(el("option", { value: "", text: "(any)" }),
+      ...values.map(function (v) { return el("option", { value: v, text: v }); }));
+    if (values.includes(current)) select.value = current;
+  }
+
+  function classesOf(project) {
+    const p = projects.find(function (x) { return String(x.id) === String(project); });
+    const classes = (p && p.schema && p.schema.classes) || [];
+    return classes.map(function (c) { return typeof c === "string" ? c : c.name; });
+  }
+
+  async function loadTags() {
+    const data = await api.get(base + "/tags");
+    const names = (data.tags || []).map(function (t) { return t.tag; });
+    options($("f-tag"), names, true);
+    $("known-tags").replaceChildren(...names.map(function (n) { return el("option", { value: n }); }));
+  }
+
+  async function loadSlices() {
+    const data = await api.get(base + "/slices");
+    options($("f-slice"), (data.slices || []).map(function (x) { return x.name; }), true);
   }
 
   function onPrioritize(e) {
@@ -156,9 +239,13 @@
   async function loadProjects(isAdmin) {
     const data = await api.get("/api/projects");
     const mine = (data.projects || []).filter(function (p) { return p.dataset_id === datasetId; });
+    projects = mine;
     const sel = $("queue-project");
     sel.replaceChildren(...mine.map(function (p) { return el("option", { value: p.id, text: p.name }); }));
     if (params.get("project")) sel.value = params.get("project");
+    $("f-project").replaceChildren(el("option", { value: "", text: "(any)" }),
+      ...mine.map(function (p) { return el("option", { value: p.id, text: p.name }); }));
+    options($("f-label"), classesOf($("f-project").value), false);
     if (!isAdmin) {
       ["save-slice", "send-queue"].forEach(function (id) { $(id).disabled = true; $(id).title = "Only an admin may do this"; });
     } else if (!mine.length) {
@@ -172,6 +259,10 @@
     $("search-form").addEventListener("submit", onSearch);
     $("slice-form").addEventListener("submit", onSaveSlice);
     $("queue-form").addEventListener("submit", onPrioritize);
+    $("tag-form").addEventListener("submit", onTag);
+    $("f-project").addEventListener("change", function () {
+      options($("f-label"), classesOf($("f-project").value), true);
+    });
     $("select-all").addEventListener("click", function () {
       results.forEach(function (r) { selected.add(r.item_id); });
       refreshSelection();
@@ -191,7 +282,7 @@
       const ds = await api.get(base);
       $("dataset-title").textContent = "Search · " + ds.name;
       document.title = "Search · " + ds.name + " · assay";
-      await loadProjects(me.role === "admin");
+      await Promise.all([loadProjects(me.role === "admin"), loadSlices(), loadTags()]);
       $("search-ui").hidden = false;
       const item = params.get("item");
       if (item) { $("q-item").value = item; await search({ items: [Number(item)], k: Number($("q-k").value) }); }

@@ -342,3 +342,20 @@ def test_slice_filter_follows_a_slice_saved_again(ws):
     ws.vectors.add("given", np.array(new), np.ones((1, 8), np.float32), META)
     assert ws.similar(ds["id"], items=[ids[0]], k=9)[-1]["item_id"] in ids + new
     assert new[0] in {g["item_id"] for g in ws.similar(ds["id"], items=[ids[0]], k=8)}
+
+
+def test_small_filters_over_the_graph_keep_recall(tmp_path):
+    """A filter of 1 % of the items searched through the graph (exact search
+    switched off) still finds the exact filtered top 10; the choice between
+    the two follows their cost: exact for a few items, the graph for many."""
+    x = clustered(20_000, 32)
+    idx = SpaceIndex(store_with(tmp_path, x), "s", exact_below=1000, filter_exact_below=0)
+    allowed = np.arange(1, 20_001, 100)
+    q = clustered(100, 32, seed=5)
+    kh, _ = idx.search(q, 10, allowed=allowed)
+    truth, _ = exact_topk(normalize(q), [(allowed, normalize(x[allowed - 1]))], 10)
+    assert np.isin(kh, allowed).all() and recall(kh, truth) >= 0.95
+    idx.filter_exact_below = 50_000
+    assert idx._filter_exact(200, 10) and idx._filter_exact(600, 10)  # 600² <= 2 * 10 * 20k
+    assert not idx._filter_exact(700, 10) and idx._filter_exact(1400, 50)
+    assert not idx._filter_exact(10_000, 10)

@@ -18,8 +18,9 @@ source of truth; what this module keeps is a cache built from them:
   shard list, so a result always covers every stored vector.
 
 Scores are cosine similarities (higher is closer). Restricted searches
-(``allowed``: a set of item ids): exact over those vectors when the set is
-small (≤ ``filter_exact_below``, 50,000) or the space is exact anyway;
+(``allowed``: a set of item ids): exact over those vectors when the space
+is exact anyway or the set is small (≤ ``filter_exact_below``, 50,000, and
+no more than reading the graph would cost: ``FILTER_EXACT_RATIO``);
 otherwise the graph is asked for more neighbours than ``k`` (``k`` divided
 by the allowed fraction, times 2) and filtered, asking again with 4× more
 until ``k`` allowed neighbours are found; a query still short after that
@@ -40,6 +41,13 @@ from assay.errors import InvalidInput, NotFound
 
 EXACT_BELOW = 200_000
 FILTER_EXACT_BELOW = 50_000
+# a filtered search over the graph asks for 2 k / fraction candidates at twice
+# that width (FILTER_WIDTH: recall@10 >= 0.98 down to 0.5 % of 1M items); an
+# exact one reads every allowed vector (in HNSW mode from the graph, several µs
+# each). Exact while allowed² <= FILTER_EXACT_RATIO · k · n, where the two cost
+# about the same (benchmarks/bench_filtered.py measures both at 1M)
+FILTER_EXACT_RATIO = 2
+FILTER_WIDTH = 2
 BLOCK = 32_768  # vectors scored (or added) per step
 MAX_K = 1000
 SAVE_EVERY = 0.05  # re-save the graph once this share of it was added since the last save
@@ -102,6 +110,15 @@ def _sorted_unique(ids) -> np.ndarray:
     if ids.size > 1 and not bool((ids[1:] > ids[:-1]).all()):
         ids = np.unique(ids)
     return ids
+
+
+def _in_sorted(sorted_ids: np.ndarray, ids: np.ndarray) -> np.ndarray:
+    """Which of ``ids`` (any shape) are in ``sorted_ids`` (sorted, unique): a
+    binary search each, not the sort of both that ``np.isin`` may do."""
+    if sorted_ids.size == 0:
+        return np.zeros(np.shape(ids), bool)
+    pos = np.minimum(np.searchsorted(sorted_ids, ids), sorted_ids.size - 1)
+    return sorted_ids[pos] == ids
 
 
 def _usearch():
@@ -273,8 +290,9 @@ class SpaceIndex:
         with self._lock:
             return self._vectors(ids)
 
-    def _vectors(self, ids: np.ndarray) -> np.ndarray:
-        self.refresh()
+    def _vectors(self, ids: np.ndarray, refresh: bool = True) -> np.ndarray:
+        if refresh:  # not when the caller just did, holding the lock
+            self.refresh()
         pos = np.searchsorted(self._keys, ids)
         ok = (pos < self._keys.size) & (self._keys[np.minimum(pos, max(self._keys.size - 1, 0))] == ids)
         if not ok.all():
@@ -300,7 +318,8 @@ class SpaceIndex:
         keys = self._keys if keys is None else keys
         for lo in range(0, keys.size, BLOCK):
             part = keys[lo:lo + BLOCK]
-            yield part, self.vectors(part)
+            with self._lock:
+                yield part, self._vectors(part, refresh=False)
 
     def search(self, queries: np.ndarray, k: int = 10, *, allowed=None, exclude=None,
                threads: int = 1, expansion: int | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -328,10 +347,15 @@ class SpaceIndex:
             if exclude is not None and len(exclude):
                 keys = keys[~np.isin(keys, np.asarray(exclude, dtype=np.int64))]
             restricted = keys.size < self._keys.size
-            if self._graph is None or (restricted and keys.size <= self.filter_exact_below):
+            if self._graph is None or (restricted and self._filter_exact(keys.size, k)):
                 return exact_topk(q, self._blocks(keys if restricted else None), k)
         return self._graph_search(q, k, keys if restricted else None, threads,
                                   self.expansion_search if expansion is None else int(expansion))
+
+    def _filter_exact(self, allowed: int, k: int) -> bool:
+        """Whether a search restricted to ``allowed`` items goes exact (in
+        HNSW mode; the exact mode always is)."""
+        return allowed <= self.filter_exact_below and allowed * allowed <= FILTER_EXACT_RATIO * k * self._keys.size
 
     def _graph_search(self, q: np.ndarray, k: int, keys: np.ndarray | None, threads: int, width: int):
         n = self._keys.size
@@ -343,12 +367,12 @@ class SpaceIndex:
         todo = np.arange(m)
         while todo.size:
             with self._lock:  # the search width follows the fetch size
-                self._graph.expansion_search = max(width, fetch)
+                self._graph.expansion_search = max(width, fetch * (FILTER_WIDTH if keys is not None else 1))
                 found = self._graph.search(q[todo], fetch, threads=threads)
                 self._graph.expansion_search = self.expansion_search
             got_k, got_s, valid = _matches(found, todo.size)
             if keys is not None:
-                valid &= np.isin(got_k, keys)
+                valid &= _in_sorted(keys, got_k)
             short = []
             for row, i in enumerate(todo):
                 kk, ss = got_k[row][valid[row]][:k], got_s[row][valid[row]][:k]

@@ -23,9 +23,14 @@ from assay.errors import InvalidInput
 MAX_TAG = 64  # characters in a tag
 MAX_ITEMS = 100_000  # items tagged or untagged in one call
 
+# ``tag || ''``: looked up through the primary key (item_id, tag) by the ids, never by
+# scanning every item with the tag through ix_item_tags_tag (a planner without
+# statistics yet on a freshly filled table picks that: 0.4 s a call at 100k tagged items).
+_HAVE = text("SELECT item_id FROM item_tags WHERE item_id IN :ids AND tag || '' = :t").bindparams(
+    bindparam("ids", expanding=True))
 _ADD = text("INSERT INTO item_tags (item_id, tag, created_by, created_at) VALUES (:i, :t, :by, :now) "
             "ON CONFLICT DO NOTHING")
-_REMOVE = text("DELETE FROM item_tags WHERE tag = :t AND item_id IN :ids").bindparams(
+_REMOVE = text("DELETE FROM item_tags WHERE item_id IN :ids AND tag || '' = :t").bindparams(
     bindparam("ids", expanding=True))
 _OF_ITEMS = text("SELECT item_id, tag FROM item_tags WHERE item_id IN :ids ORDER BY item_id, tag").bindparams(
     bindparam("ids", expanding=True))
@@ -59,11 +64,16 @@ def check_count(ids: Sequence[int]) -> None:
 
 
 def add(conn, item_ids: Sequence[int], tag: str, *, by: str | None = None) -> int:
-    """Tag the items (already tagged ones are left as they are): how many were new."""
+    """Tag the items (already tagged ones are left as they are): how many were new
+    (as read in this transaction: a concurrent tagger's rows are left alone, not counted twice)."""
     now, n = time.time(), 0
     for i in range(0, len(item_ids), 1000):
-        rows = [{"i": x, "t": tag, "by": by, "now": now} for x in item_ids[i:i + 1000]]
-        n += sum(max(conn.execute(_ADD, r).rowcount, 0) for r in rows)
+        part = list(item_ids[i:i + 1000])
+        had = set(conn.execute(_HAVE, {"t": tag, "ids": part}).scalars())
+        rows = [{"i": x, "t": tag, "by": by, "now": now} for x in part if x not in had]
+        if rows:
+            conn.execute(_ADD, rows)
+            n += len(rows)
     return n
 
 

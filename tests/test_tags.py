@@ -129,6 +129,11 @@ def test_tags_over_http_staff_only_and_never_served_to_annotators(ws):
         for body in seen:
             assert secret.lower() not in body.lower() and '"tags"' not in body and "hard" not in body
         assert ws.tagged_items(p["dataset_id"], secret) == ids  # the annotator changed nothing
+        # a reviewer of no project over this dataset: it does not exist for them
+        _, otok = ws.add_user("outsider", "reviewer")
+        assert c.get(f"{base}/tags", headers=_h(otok)).status_code == 404
+        r = c.post(f"{base}/tags", json={"tag": "mine", "items": ids[:1]}, headers=_h(otok))
+        assert r.status_code == 404 and ws.tagged_items(p["dataset_id"], "mine") == []
         # export by tag over HTTP (staff)
         r = c.get(f"/api/projects/{p['id']}/export", params={"format": "jsonl", "tag": "hard"}, headers=_h(admin))
         assert r.status_code == 200 and [json.loads(x)["item_id"] for x in r.text.splitlines()] == [ids[0]]

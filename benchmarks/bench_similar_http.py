@@ -67,7 +67,7 @@ def build_items(cache: Path, n: int) -> dict:
     ws.import_file(ds["id"], csv_path)
     t_import, c_import = time.perf_counter() - t0, _cpu_s() - c0
     csv_path.unlink()
-    ids = ws._dataset_item_ids(ds["id"])
+    ids = ws._dataset_item_ids(ws.get_dataset(ds["id"]))
     if ids.size != n or ids[0] != 1 or ids[-1] != n:
         raise SystemExit(f"expected item ids 1..{n}, got {ids.size} from {ids[:1]} to {ids[-1:]}")
     _, token = ws.add_user("benchadmin", "admin")

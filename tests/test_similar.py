@@ -359,3 +359,14 @@ def test_small_filters_over_the_graph_keep_recall(tmp_path):
     assert idx._filter_exact(200, 10) and idx._filter_exact(600, 10)  # 600² <= 2 * 10 * 20k
     assert not idx._filter_exact(700, 10) and idx._filter_exact(1400, 50)
     assert not idx._filter_exact(10_000, 10)
+
+
+def test_dataset_lookup_without_the_count(ws):
+    """The search path looks a dataset up without counting its items (tens of
+    ms at a million); the count is still there by default."""
+    ds = text_dataset(ws, "counted", ["a", "b", "c"])
+    assert ws.get_dataset(ds["id"])["item_count"] == 3
+    light = ws.get_dataset("counted", count=False)
+    assert "item_count" not in light and light["id"] == ds["id"] and light["created_at"] == ds["created_at"]
+    with pytest.raises(NotFound):
+        ws.get_dataset(ds["id"] + 1000, count=False)

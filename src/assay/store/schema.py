@@ -259,6 +259,8 @@ answers = Table(
 )
 Index("ix_answers_project_id", answers.c.project_id, answers.c.id)
 Index("ix_answers_annotator", answers.c.annotator_id, answers.c.project_id, answers.c.id)
+# a project's answers since a time (the live progress charts: assay.engine.progress_series)
+Index("ix_answers_project_created", answers.c.project_id, answers.c.created_at)
 
 skips = Table(
     "skips",

@@ -51,6 +51,18 @@ LABEL_JOINS = ("LEFT JOIN gold g ON g.project_id = t.project_id AND g.item_id = 
                "LEFT JOIN item_consensus c ON c.project_id = t.project_id AND c.item_id = t.item_id "
                "LEFT JOIN auto_labels al ON al.project_id = t.project_id AND al.item_id = t.item_id ")
 LABEL_TYPES = {"g_label": JSON, "c_label": JSON, "a_label": JSON}
+#: An answered item's final label as far as the database holds it, in SQL over
+#: an ``answers`` row ``a`` (with :data:`STORED_JOINS`): gold or a review, else
+#: its consensus row, else its auto-label — this resolver's precedence over
+#: what is stored. NULL where :meth:`Resolver.resolve` would take a majority
+#: vote; a consensus row written before the item's latest answers is taken
+#: as it stands (the resolver would recompute its posterior). For aggregates
+#: over many answers in the database (the live progress charts), where
+#: resolving each item in Python would not stay cheap.
+STORED_JOINS = ("LEFT JOIN gold g ON g.project_id = a.project_id AND g.item_id = a.item_id "
+                "LEFT JOIN item_consensus c ON c.project_id = a.project_id AND c.item_id = a.item_id "
+                "LEFT JOIN auto_labels al ON al.project_id = a.project_id AND al.item_id = a.item_id ")
+STORED_LABEL = "COALESCE(g.label, CASE WHEN c.answers > 0 THEN c.label END, al.label)"
 
 _PAGE = text(f"SELECT t.id AS task_id, t.item_id, {LABEL_COLUMNS} FROM tasks t {LABEL_JOINS}"
              "WHERE t.project_id = :p AND t.id > :after ORDER BY t.id LIMIT :n").columns(**LABEL_TYPES)

@@ -33,6 +33,9 @@ through this workspace drops the entry at once:
   qualification exam (:mod:`assay.engine.exam`), so the exam gate costs a
   set look-up once passed. A pass is final: nothing drops an entry (the set
   is emptied past 100,000 entries).
+- ``_series_cache``: (project id, bucket seconds) -> the live progress
+  charts' closed buckets (:class:`assay.engine.progress_series.SeriesCache`),
+  read whole again after 300 s; a poll reads only the open bucket's answers.
 - ``_backends_seen``: whether any project has an ML backend, for
   ``project_cache_seconds``. Reset by ``update_project``.
 
@@ -53,6 +56,7 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 
 from assay import security
 from assay.config import config
+from assay.engine import progress_series as _progress_series
 from assay.errors import Unavailable
 from assay.jobs import webhooks as _webhooks
 from assay.store import BlobStore, Database, migrate
@@ -93,6 +97,7 @@ class Core:
         self._exam_passed: set[tuple[int, int]] = set()
         self._skill_cache: dict[tuple[int, float], tuple] = {}
         self._skill_lock = threading.Lock()
+        self._series_cache = _progress_series.SeriesCache()
         self._lock = threading.Lock()
         self._set_up = False  # once a user exists it stays so (accounts part: needs_setup)
         _webhooks.install()  # answers reach ML backends from the answer.created event

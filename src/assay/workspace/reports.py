@@ -18,6 +18,7 @@ from assay import audit as _audit
 from assay import kinds
 from assay.engine import known_skills as _known_skills
 from assay.engine import overview as _overview
+from assay.engine import progress_series as _series
 from assay.engine import reports as _reports
 from assay.engine import skillmap as _skillmap
 from assay.engine import tags as _tags
@@ -162,6 +163,17 @@ class Reports:
         if cost > 0.05 and result["tasks"] >= self.progress_cache_min_tasks:
             self._progress_cache[p["id"]] = (now + max(2.0, 10 * cost), copy.deepcopy(result))
         return result
+
+    def progress_series(self, project: int | str, *, bucket: str = "hour", buckets: int = 48,
+                        now: float | None = None) -> dict:
+        """The project's live progress over time, per time bucket (``minute``,
+        ``hour``, ``day``; the last ``buckets`` of them, the open one last) and
+        per annotator: answers per hour, seconds per item, agreement with the
+        final label; and the model's accuracy per version. Aggregated by the
+        database; closed buckets are kept in ``_series_cache`` (see
+        :mod:`assay.engine.progress_series`)."""
+        return _series.series(self.db, self.get_project(project), bucket=bucket, buckets=buckets, now=now,
+                              cache=self._series_cache)
 
     def annotator_progress(self, project: int | str, user_id: int) -> dict:
         """One annotator's own counts (always exact; index lookups only)."""

@@ -41,7 +41,7 @@
 
   function buildCard(project) {
     const c = { stats: {} };
-    c.name = el("h2", { class: "card-title" });
+    c.name = el("a", { class: "project-link", href: "/admin/projects/" + encodeURIComponent(project.id) });
     c.meta = el("p", { class: "muted small" });
     const statList = el("dl", { class: "stats" });
     STATS.forEach(function (s) {
@@ -59,7 +59,7 @@
     const exports = el("div", { class: "exports" }, el("span", { class: "small muted", text: "Export:" }));
     FORMATS.forEach(function (f) { exports.append(exportLink(project, f)); });
     c.root = el("section", { class: "card project-card", "data-project-id": project.id },
-      el("div", { class: "card-head" }, el("div", null, c.name, c.meta),
+      el("div", { class: "card-head" }, el("div", null, el("h2", { class: "card-title" }, c.name), c.meta),
         el("div", { class: "card-actions" },
           (window.AssayKinds.forProject(project) || {}).quality
             ? el("a", { class: "btn btn-small quality-link", href: "/quality/" + encodeURIComponent(project.id) }, "Quality")

@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import time
 
-from sqlalchemy import func, insert, select, text
+from sqlalchemy import String, cast, func, insert, select, text
 
 from assay.errors import InvalidInput
-from assay.store.schema import datasets, items, members, projects
+from assay.store.schema import datasets, imports, items, members, projects
 
 _DELETE_IMPORTS = text("DELETE FROM imports WHERE dataset_id = :d")
 _ITEM_KINDS = text("SELECT DISTINCT kind FROM items WHERE dataset_id = :d")
@@ -99,13 +99,34 @@ def item_kinds(conn, dataset_id: int) -> list[str]:
 
 # ------------------------------------------------------------ items
 
-def list_items(conn, dataset_id: int, *, after: int | None, limit: int) -> tuple[list[dict], int | None]:
-    """A keyset page of items: ``(items, next_after)``; ``limit`` is clamped to 1–1000."""
+def list_items(conn, dataset_id: int, *, after: int | None, limit: int, q: str | None = None, meta: dict[str, str] | None = None) -> tuple[list[dict], int | None]:
+    """A keyset page of items in id order: ``(items, next_after)``; ``limit``
+    is clamped to 1–1000. ``q`` keeps items whose text
+    contains it (case-insensitive), ``meta`` those whose metadata has each
+    key equal to the value (compared as text). Walks the (dataset_id, id)
+    index and stops at ``limit`` matches: no count, no offset."""
     limit = max(1, min(int(limit), 1000))
-    q = (select(items).where(items.c.dataset_id == dataset_id, items.c.id > (after or 0))
-         .order_by(items.c.id).limit(limit))
-    rows = [_row(r) for r in conn.execute(q)]
+    cond = [items.c.dataset_id == dataset_id]
+    if q:
+        cond.append(items.c.text.icontains(q, autoescape=True))
+    for key, value in (meta or {}).items():
+        cond.append(cast(items.c.meta[key].as_string(), String) == value)
+    sel = select(items).where(*cond, items.c.id > (after or 0)).order_by(items.c.id).limit(limit)
+    rows = [_row(r) for r in conn.execute(sel)]
     return rows, (rows[-1]["id"] if len(rows) == limit else None)
+
+
+def list_imports(conn, dataset_id: int, *, limit: int = 200) -> list[dict]:
+    """The dataset's imports, newest first, with their provenance (source,
+    license, consent), counts and the ``kind`` of what they added (one
+    indexed lookup each: an import is all texts or all images; None when it
+    added nothing)."""
+    kind = (select(items.c.kind).where(items.c.import_id == imports.c.id).limit(1)
+            .scalar_subquery().label("kind"))
+    sel = (select(imports.c.id, imports.c.source_uri, imports.c.source, imports.c.license,
+                  imports.c.consent, imports.c.added, imports.c.skipped, imports.c.created_at, kind)
+           .where(imports.c.dataset_id == dataset_id).order_by(imports.c.id.desc()).limit(limit))
+    return [_row(r) for r in conn.execute(sel)]
 
 
 def get_item(conn, item_id: int) -> dict | None:

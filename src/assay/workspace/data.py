@@ -7,6 +7,7 @@ Relies on the core (:class:`assay.workspace.core.Core`) for ``db``,
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 from sqlalchemy.exc import IntegrityError
@@ -126,11 +127,22 @@ class Data:
 
     # ------------------------------------------------------------ items
 
-    def list_items(self, dataset: int | str, *, after: int | None = None, limit: int = 100) -> tuple[list[dict], int | None]:
-        """A keyset page of items: ``(items, next_after)``."""
-        ds = self.dataset(dataset)
+    def list_items(self, dataset: int | str, *, after: int | None = None, limit: int = 100,
+                   q: str | None = None, meta: dict[str, str] | None = None) -> tuple[list[dict], int | None]:
+        """A keyset page of items: ``(items, next_after)``; ``q`` filters on
+        the text (contains, case-insensitive), ``meta`` on metadata values
+        (key -> value, compared as text)."""
+        ds = self.get_dataset(dataset, count=False)
+        q, meta = _check_item_filter(q, meta)
         with self.db.read() as conn:
-            return _datasets.list_items(conn, ds["id"], after=after, limit=limit)
+            return _datasets.list_items(conn, ds["id"], after=after, limit=limit, q=q, meta=meta)
+
+    def list_imports(self, dataset: int | str) -> list[dict]:
+        """The dataset's imports (newest first) with their provenance: source,
+        license, consent, what was added and its kind."""
+        ds = self.get_dataset(dataset, count=False)
+        with self.db.read() as conn:
+            return _datasets.list_imports(conn, ds["id"])
 
     def get_item(self, item_id: int) -> dict:
         with self.db.read() as conn:
@@ -180,3 +192,23 @@ class Data:
     def vectors_for(self, space: str, item_ids=None):
         """``(item_ids, vectors)`` stored in an embedding space."""
         return self.vectors.load(space, item_ids)
+
+
+_META_KEY = re.compile(r"^[A-Za-z0-9_. -]{1,64}$")
+
+
+def _check_item_filter(q: str | None, meta: dict[str, str] | None) -> tuple[str | None, dict[str, str]]:
+    """The item filter, checked: a text of at most 200 characters, at most 5
+    metadata keys of letters, digits, ``_ . -`` and spaces."""
+    q = (q or "").strip() or None
+    if q is not None and len(q) > 200:
+        raise InvalidInput("the text filter q is longer than 200 characters")
+    meta = dict(meta or {})
+    if len(meta) > 5:
+        raise InvalidInput(f"at most 5 metadata filters, got {len(meta)}")
+    for key, value in meta.items():
+        if not _META_KEY.match(key):
+            raise InvalidInput(f"metadata filter key {key!r}: use 1-64 letters, digits, _ . - or spaces")
+        if len(str(value)) > 200:
+            raise InvalidInput(f"metadata filter {key!r}: the value is longer than 200 characters")
+    return q, {k: str(v) for k, v in meta.items()}

@@ -156,12 +156,25 @@ def sweep_upload_dirs(root: str | os.PathLike | None = None) -> int:
 
 
 @router.get("/datasets/{dataset_id}/items")
-def list_items(dataset_id: int, ws: WS, user: Staff,
-               after: int | None = Query(None, ge=0), limit: int = Query(100, ge=1, le=1000)):
-    """Items in id order; pass ``next_after`` back as ``after`` for the next page."""
-    ws.require_dataset_access(dataset_id, user)
-    rows, nxt = ws.list_items(dataset_id, after=after, limit=limit)
+def list_items(dataset_id: int, request: Request, ws: WS, user: Staff,
+               after: int | None = Query(None, ge=0), limit: int = Query(100, ge=1, le=1000),
+               q: str | None = Query(None, max_length=200,
+                                     description="keep items whose text contains this (case-insensitive)")):
+    """Items in id order (keyset pages: pass ``next_after`` back as
+    ``after``); filter with ``q`` and ``meta.KEY=VALUE`` (metadata equals,
+    as text; up to 5)."""
+    ws.require_dataset_access(dataset_id, user, count=False)
+    meta = {k[5:]: v for k, v in request.query_params.items() if k.startswith("meta.")}
+    rows, nxt = ws.list_items(dataset_id, after=after, limit=limit, q=q, meta=meta)
     return json({"items": rows, "next_after": nxt})
+
+
+@router.get("/datasets/{dataset_id}/imports")
+def list_imports(dataset_id: int, ws: WS, user: Staff):
+    """The dataset's imports, newest first: provenance (source, license,
+    consent), items added and skipped, and the kind of content."""
+    ws.require_dataset_access(dataset_id, user, count=False)
+    return json({"imports": ws.list_imports(dataset_id)})
 
 
 @router.get("/items/{item_id}")

@@ -65,6 +65,12 @@ def test_no_serious_violation_on_any_page(ws, tabs):  # noqa: F811
     admin.goto("/admin")
     admin.page.wait_for_selector(f'[data-project-id="{p["id"]}"]')
     _check(admin, "/admin", found)
+    admin.goto(f"/admin/data?dataset={p['dataset_id']}")  # the datasets, an upload's error, a page of items
+    admin.page.wait_for_selector(f"#items tbody tr[data-item-id='{ids[11]}']")
+    admin.page.set_input_files("#upload-file", files=[{"name": "bad.csv", "mimeType": "text/csv",
+                                                       "buffer": b"title\nx\n"}])
+    admin.page.wait_for_selector("#upload-status[data-result='error']")
+    _check(admin, "/admin/data (datasets, upload error, items)", found)
     admin.goto(f"/quality/{p['id']}")
     admin.page.wait_for_load_state("networkidle")
     _check(admin, "/quality", found)

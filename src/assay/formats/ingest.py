@@ -547,7 +547,20 @@ def write_items(
                                     import_id=import_id)
     finally:
         bar.close()
+    _refresh_stats(db, added)
     return ImportResult(dataset_id, import_id, added, seen_rows - added)
+
+
+#: PostgreSQL re-reads the items' statistics after an import this big: with
+#: the stale ones it plans a keyset page as a scan of the whole dataset and a
+#: sort (100k items: 28 ms a page, 2 ms once analyzed).
+ANALYZE_AFTER = 10_000
+
+
+def _refresh_stats(db: Database, added: int) -> None:
+    if added >= ANALYZE_AFTER and not db.is_sqlite:
+        with db.write() as conn:
+            conn.execute(text("ANALYZE items"))
 
 
 # a project with gold hands its pool out shuffled (assay.engine.handout)

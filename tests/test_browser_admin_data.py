@@ -120,6 +120,7 @@ def test_admin_data_upload_browse_filter(ws, tabs):  # noqa: F811
     assert page.is_disabled("#page-next")
     page.wait_for_function("() => [...document.querySelectorAll('#items img.item-thumb')]"
                            ".filter(i => i.src.startsWith('blob:') && i.naturalWidth === 6).length === 3")
+    tab.screenshot(ws, "admin_data")
     page.click("#page-prev")
     page.locator(f"#items tbody tr[data-item-id='{ids[0]}']").wait_for()
     assert _shown_ids(page) == ids[:25]

@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-HEAVY = ("torch", "ray", "sklearn", "fastapi", "starlette", "uvicorn")
+HEAVY = ("torch", "ray", "sklearn", "fastapi", "starlette", "uvicorn", "umap", "numba")
 STORAGE = ("sqlalchemy", "alembic", "psycopg")
 
 

@@ -47,6 +47,7 @@ from assay.workspace.labeling import Labeling
 from assay.workspace.models import Models
 from assay.workspace.projects import ROLES, Projects
 from assay.workspace.reports import Reports
+from assay.workspace.embedding_map import EmbeddingMap
 from assay.workspace.search import Search
 from assay.workspace.shapes import Shapes
 from assay.workspace.slices import Slices
@@ -57,7 +58,7 @@ __all__ = ["DEFAULT_HOME", "ROLES", "Workspace"]
 
 
 class Workspace(Core, Accounts, Data, Projects, Labeling, Teaching, Reports, Shapes, Models, Search, Curation,
-                Slices, Tags):
+                EmbeddingMap, Slices, Tags):
     """Open (creating if needed) the workspace at ``home``.
 
     >>> ws = Workspace("assay-data")

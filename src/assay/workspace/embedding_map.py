@@ -1,0 +1,98 @@
+"""The embedding map: a dataset's items placed in 2-D
+(:func:`assay.learn.projection.project`) from one embedding space,
+computed in the background by :mod:`assay.jobs.curation` and cached beside
+the space's shards as ``map-<dataset id>-<method>.npz`` (item ids,
+float32 coordinates, the version they were computed for).
+
+The version is a digest of the space's shard list and the dataset's item
+ids with a vector there: adding items (or embedding again) makes the cache
+stale, and the next request computes the map again.
+
+Relies on the search part for ``space_index``, ``_dataset_item_ids`` and
+``_pick_space``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import numpy as np
+
+from assay.errors import InvalidInput, NotFound
+from assay.jobs import curation as _jobs
+from assay.learn.projection import METHODS
+
+
+def _cached_version(path: Path) -> str | None:
+    try:
+        with np.load(path) as z:
+            return str(z["version"])
+    except (OSError, KeyError, ValueError):
+        return None
+
+
+class EmbeddingMap:
+    """2-D maps of a dataset's embeddings."""
+
+    def _map_inputs(self, dataset, space, method):
+        if method not in METHODS:
+            raise InvalidInput(f"unknown projection method {method!r} (one of {', '.join(METHODS)})")
+        ds = self.dataset(dataset)
+        ds_ids = self._dataset_item_ids(ds)
+        space = self._pick_space(ds, ds_ids, space)
+        index = self.space_index(space)
+        sig = index._signature()
+        ids = np.intersect1d(ds_ids, index.stored_ids(sig))
+        if ids.size == 0:
+            raise NotFound(f"dataset {ds['name']!r} has no vectors yet: run `assay embed {ds['name']}` first")
+        h = hashlib.sha256(json.dumps(sig).encode())
+        h.update(ids.astype(np.int64).tobytes())
+        path = self.vectors.root / space / f"map-{ds['id']}-{method}.npz"
+        return ds, space, index, ids, h.hexdigest()[:32], path
+
+    def embedding_map(self, dataset: int | str, *, space: str | None = None, method: str = "umap",
+                      wait: bool = False, start: bool = True) -> dict:
+        """Status of the dataset's map (``state``: queued, running, done,
+        failed, or missing with ``start=False``), starting its computation
+        in the background when the cache is missing or stale; ``wait``
+        blocks until it ends."""
+        ds, space, index, ids, version, path = self._map_inputs(dataset, space, method)
+        key = ("map", ds["id"], space, method)
+
+        def cached():
+            return _cached_version(path)
+
+        def compute(progress):
+            from assay.learn.projection import project
+            index.refresh()
+            progress(0.1)
+            return project(index.vectors(ids), method)
+
+        def store(xy):
+            _jobs.atomic_save(path, lambda f: np.savez(f, ids=ids, xy=xy, version=np.array(version)))
+
+        if start:
+            st = _jobs.REGISTRY.start(key, version, cached, compute, store)
+            if wait:
+                _jobs.REGISTRY.wait(key)
+                st = _jobs.REGISTRY.status(key, version, cached)
+        else:
+            st = _jobs.REGISTRY.status(key, version, cached)
+        return {**st, "dataset": ds["id"], "space": space, "method": method, "count": int(ids.size),
+                "path": str(path)}
+
+    def embedding_map_points(self, dataset: int | str, *, space: str | None = None,
+                             method: str = "umap") -> tuple[np.ndarray, np.ndarray]:
+        """``(ids, xy)`` of the current map (int64 ``(n,)``, float32 ``(n, 2)``);
+        NotFound while it is missing or stale (start it with :meth:`embedding_map`)."""
+        ds, _space, _index, _ids, version, path = self._map_inputs(dataset, space, method)
+        try:
+            with np.load(path) as z:
+                if str(z["version"]) == version:
+                    return z["ids"].astype(np.int64), z["xy"].astype(np.float32)
+        except (OSError, KeyError, ValueError):
+            pass
+        raise NotFound(f"the embedding map of dataset {ds['name']!r} is not computed yet (or is stale): "
+                       f"run `assay map {ds['name']}`")

@@ -116,3 +116,47 @@ def test_cli_map(home):
     r = run_cli("map", "pics", "--method", "pca", "--json")
     assert r.exit_code == 0 and json.loads(r.output)["state"] == "done"
     assert run_cli("map", "pics", "--method", "nope").exit_code == 1
+
+
+def test_http_map_flow_colours_and_staff_only(ws):
+    import time
+
+    import httpx
+    from _server import LiveServer
+
+    from factories import answer_item
+
+    ds, ids = clustered_dataset(ws)
+    _, admin = ws.add_user("boss", "admin")
+    ann_user, ann = ws.add_user("ann", "annotator")
+    p = ws.create_project("p", ds["id"], ["cat", "dog"])
+    ws.add_member(p["id"], ann_user["id"])
+    answer_item(ws, p["id"], ids[0], ann_user, "cat")
+    answer_item(ws, p["id"], ids[1], ann_user, "dog")
+    ws.create_slice(ds["id"], "firsts", items=ids[:5])
+    with LiveServer(ws) as srv:
+        base = f"{srv.base}/api/datasets/{ds['id']}/map"
+        auth = {"Authorization": f"Bearer {admin}"}
+        assert httpx.get(base, params={"method": "pca"}, headers=auth).json()["state"] == "missing"
+        assert httpx.get(f"{base}/points", params={"method": "pca"}, headers=auth).status_code == 404
+        r = httpx.post(base, params={"method": "pca"}, headers=auth)
+        assert r.status_code in (200, 202) and r.json()["count"] == 60 and "path" not in r.json()
+        for _ in range(100):
+            if httpx.get(base, params={"method": "pca"}, headers=auth).json()["state"] == "done":
+                break
+            time.sleep(0.1)
+        assert httpx.post(base, params={"method": "pca"}, headers=auth).status_code == 200  # cached
+        r = httpx.get(f"{base}/points", params={"method": "pca", "project": p["id"]}, headers=auth)
+        assert r.status_code == 200, r.text
+        body = r.json()
+        _, xy = ws.embedding_map_points(ds["id"], method="pca")
+        assert body["ids"] == ids and np.allclose(body["x"], xy[:, 0], atol=1e-4)
+        assert body["slices"] == {"firsts": [0, 1, 2, 3, 4]}
+        assert [body["classes"][body["label"][i]] for i in (0, 1)] == ['"cat"', '"dog"']
+        assert body["label"][2] == -1 and body["confidence"][2] is None and body["confidence"][0] > 0
+        r = httpx.post(base, params={"method": "tsne"}, headers=auth)
+        assert r.status_code == 400 and "method" in r.text
+        for call in (httpx.get, httpx.post):
+            assert call(base, headers={"Authorization": f"Bearer {ann}"}).status_code == 403
+            assert call(base).status_code == 401
+        assert httpx.get(f"{base}/points", headers={"Authorization": f"Bearer {ann}"}).status_code == 403

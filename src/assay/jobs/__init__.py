@@ -24,6 +24,13 @@ webhooks (:mod:`assay.jobs.webhooks`)
 Backend prediction runs are not scheduled: ``POST …/ml-backend/predict``
 starts one in a worker thread.
 
+Curation runs (:mod:`assay.jobs.curation`) are not scheduled either: a
+request (``POST /api/datasets/{id}/map``, ``assay map``) starts one worker
+thread per (kind, dataset, space, variant) in a per-process registry that
+reports queued/running/done/failed, and the result is cached in a file
+beside the space's vector shards, keyed by a version of the input (now the
+embedding map; duplicates and outliers fit the same registry).
+
 :func:`server_jobs` lists the jobs with their intervals; the server starts
 them on a :class:`ThreadRunner` whose leadership (:func:`leader.for_database`)
 lets one process run each job across all processes sharing the database.

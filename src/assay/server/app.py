@@ -12,7 +12,8 @@ from starlette.staticfiles import StaticFiles
 from assay import jobs
 from assay.config import SCHEDULE, config
 from assay.server import errors
-from assay.server.routers import auth, backends, datasets, doctor, gold, pages, projects, search, slices, tags, tasks
+from assay.server.routers import (auth, backends, curation, datasets, doctor, gold, pages, projects, search, slices,
+                                  tags, tasks)
 from assay.server.edge import Edge
 from assay.server.routers.pages import STATIC, SWAGGER_UI
 from assay.workspace import Workspace
@@ -79,8 +80,8 @@ def create_app(workspace: Workspace, *, reclaim_interval: float = SCHEDULE.recla
     backends.install(app)  # bring your own model: /ml-backend routes, answers -> backend /webhook
     # outermost: body limits, upload auth, input errors and security headers for every request
     app.add_middleware(Edge, max_body=app.state.max_body_bytes, max_upload=app.state.max_upload_bytes)
-    for r in (auth.router, datasets.router, search.router, slices.router, tags.router, projects.router, tasks.router,
-              gold.router, doctor.router):
+    for r in (auth.router, datasets.router, search.router, curation.router, slices.router, tags.router,
+              projects.router, tasks.router, gold.router, doctor.router):
         app.include_router(r, prefix="/api")
     app.include_router(pages.router)
     app.mount("/static/swagger-ui", StaticFiles(directory=SWAGGER_UI), name="swagger-ui")

@@ -96,3 +96,33 @@ class EmbeddingMap:
             pass
         raise NotFound(f"the embedding map of dataset {ds['name']!r} is not computed yet (or is stale): "
                        f"run `assay map {ds['name']}`")
+
+    def embedding_map_colours(self, dataset: int | str, ids: np.ndarray, *, project: int | str | None = None) -> dict:
+        """What a map can be coloured by, parallel to ``ids``: ``slices``
+        (``{name: [positions in ids]}`` of the dataset's slices) and, with
+        ``project``, ``classes`` (the final labels seen, as JSON text),
+        ``label`` (index into ``classes``, -1 without one) and
+        ``confidence`` (None without one), from the final labels' owner
+        (:mod:`assay.engine.resolver`)."""
+        ds = self.dataset(dataset)
+        ids = np.asarray(ids, dtype=np.int64)
+        out: dict = {"slices": {}}
+        for s in self.list_slices(ds["id"]):
+            member = np.asarray(self.slice_items(ds["id"], s["name"]), dtype=np.int64)
+            out["slices"][s["name"]] = np.nonzero(np.isin(ids, member))[0].tolist()
+        if project is not None:
+            from assay.engine import resolver as _resolver
+
+            p = self.get_project(project)
+            pos = {int(i): n for n, i in enumerate(ids.tolist())}
+            classes: dict[str, int] = {}
+            label, conf = [-1] * ids.size, [None] * ids.size
+            for f in _resolver.iter_final(self.db, p):
+                n = pos.get(int(f.item_id))
+                if n is None or f.label is None:
+                    continue
+                key = json.dumps(f.label, sort_keys=True)
+                label[n] = classes.setdefault(key, len(classes))
+                conf[n] = None if f.confidence is None else round(float(f.confidence), 4)
+            out.update(classes=list(classes), label=label, confidence=conf)
+        return out

@@ -90,6 +90,11 @@ def search(dataset_id: int):
     return _page("search.html")
 
 
+@router.get("/map/{dataset_id}")
+def embedding_map(dataset_id: int):
+    return _page("map.html")
+
+
 @router.get("/docs")
 def docs():
     """Swagger UI from the package; its set-up runs from /static/docs.js (no inline script)."""

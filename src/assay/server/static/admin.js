@@ -66,6 +66,8 @@
             : null,
           el("a", { class: "btn btn-small search-link", href: "/search/" + encodeURIComponent(project.dataset_id) +
             "?project=" + encodeURIComponent(project.id) }, "Search"),
+          el("a", { class: "btn btn-small map-link", href: "/map/" + encodeURIComponent(project.dataset_id) +
+            "?project=" + encodeURIComponent(project.id) }, "Map"),
           el("a", { class: "btn btn-small", href: "/label/" + encodeURIComponent(project.id) }, "Label"))),
       statList,
       el("div", { class: "bar", role: "presentation" }, c.bar), c.barText,

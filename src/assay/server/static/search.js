@@ -21,6 +21,7 @@
   const selected = new Set(); // item ids
   let anchor = null;          // index of the last clicked result (Shift+click ranges)
   let blobUrls = [];
+  document.getElementById("map-link").href = "/map/" + encodeURIComponent(datasetId) + location.search;
 
   function $(id) { return document.getElementById(id); }
 

@@ -46,6 +46,8 @@ def test_map_lasso_into_slice_and_click_through(ws, tabs):  # noqa: F811
     tab.page.wait_for_function("() => window.assayMap && window.assayMap.ready", timeout=60_000)
     got_ids, xy = ws.embedding_map_points(p["dataset_id"], method="pca")
     assert got_ids.tolist() == ids
+    from test_accessibility import _violations
+    assert _violations(tab) == []  # axe: no serious or critical violation
 
     # lasso around the first group's centroid, by mouse drags
     c = xy[:10].mean(axis=0)

@@ -124,7 +124,7 @@ def test_http_map_flow_colours_and_staff_only(ws):
     import httpx
     from _server import LiveServer
 
-    from factories import answer_item
+    from factories import answer_item, predict
 
     ds, ids = clustered_dataset(ws)
     _, admin = ws.add_user("boss", "admin")
@@ -154,6 +154,18 @@ def test_http_map_flow_colours_and_staff_only(ws):
         assert body["slices"] == {"firsts": [0, 1, 2, 3, 4]}
         assert [body["classes"][body["label"][i]] for i in (0, 1)] == ['"cat"', '"dog"']
         assert body["label"][2] == -1 and body["confidence"][2] is None and body["confidence"][0] > 0
+        # no model predictions yet: label errors cannot be scored, so no error colour is sent
+        with pytest.raises(InvalidInput, match="prediction"):
+            ws.label_errors(p["id"], limit=None)
+        assert "errors" not in body
+        # with predictions (item 0 answered cat, the model sure of dog): flagged items are sent
+        answer_item(ws, p["id"], ids[2], ann_user, "cat")
+        answer_item(ws, p["id"], ids[3], ann_user, "dog")
+        predict(ws, p["id"], {ids[0]: ("dog", 0.02), ids[1]: ("dog", 0.1), ids[2]: ("cat", 0.9),
+                              ids[3]: ("dog", 0.15)})
+        want = {ids.index(r["item_id"]) for r in ws.label_errors(p["id"], limit=None)["items"] if r["flagged"]}
+        body = httpx.get(f"{base}/points", params={"method": "pca", "project": p["id"]}, headers=auth).json()
+        assert set(body["errors"]) == want and 0 in want
         r = httpx.post(base, params={"method": "tsne"}, headers=auth)
         assert r.status_code == 400 and "method" in r.text
         for call in (httpx.get, httpx.post):

@@ -103,7 +103,9 @@ class EmbeddingMap:
         ``project``, ``classes`` (the final labels seen, as JSON text),
         ``label`` (index into ``classes``, -1 without one) and
         ``confidence`` (None without one), from the final labels' owner
-        (:mod:`assay.engine.resolver`)."""
+        (:mod:`assay.engine.resolver`), and ``errors`` (positions of the
+        items flagged as probable label errors by
+        :mod:`assay.engine.label_errors`, where the project's kind has them)."""
         ds = self.dataset(dataset)
         ids = np.asarray(ids, dtype=np.int64)
         out: dict = {"slices": {}}
@@ -125,4 +127,11 @@ class EmbeddingMap:
                 label[n] = classes.setdefault(key, len(classes))
                 conf[n] = None if f.confidence is None else round(float(f.confidence), 4)
             out.update(classes=list(classes), label=label, confidence=conf)
+            # probable label errors (flagged), where the project's kind has them
+            try:
+                flagged = [r["item_id"] for r in self.label_errors(p["id"], limit=None)["items"] if r["flagged"]]
+            except InvalidInput:
+                flagged = None
+            if flagged is not None:
+                out["errors"] = sorted(pos[i] for i in flagged if i in pos)
         return out

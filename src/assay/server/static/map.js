@@ -45,6 +45,7 @@
       return c === null ? [200, 200, 200] : [Math.round(255 * (1 - c)), Math.round(160 * c), 60];
     }
     if (mode === "slice" && sliceSet) return sliceSet.has(i) ? [214, 39, 40] : [200, 200, 200];
+    if (mode === "error" && pts.errors) return pts.errors.has(i) ? [214, 39, 40] : [200, 200, 200];
     return [31, 119, 180];
   }
 
@@ -208,7 +209,8 @@
       const t0 = performance.now();
       const d = await api.get(base + "/map/points" + q + (project ? "&project=" + encodeURIComponent(project) : ""));
       pts = { ids: d.ids, x: Float32Array.from(d.x), y: Float32Array.from(d.y), label: d.label || null,
-        confidence: d.confidence || null, slices: d.slices || {} };
+        confidence: d.confidence || null, slices: d.slices || {},
+        errors: d.errors ? new Set(d.errors) : null };
       selected = new Uint8Array(d.ids.length);
       const sel = $("m-slice");
       while (sel.options.length > 1) sel.remove(1);

@@ -423,3 +423,16 @@ def describe() -> str:
         f = ProjectSettings.model_fields[name]
         lines.append(f"{name}: {f.description}")
     return "\n".join(lines)
+
+
+def schema() -> list[dict[str, Any]]:
+    """Every setting, in model order, for a form built from the model (the
+    admin wizard): name, JSON-schema type and bounds, default, description,
+    whether it may change after creation and whether creation takes it."""
+    out = []
+    for name, f in ProjectSettings.model_fields.items():
+        extra = f.json_schema_extra if isinstance(f.json_schema_extra, dict) else {}
+        out.append({"name": name, "default": f.default, "description": f.description or "",
+                    "changeable": bool(extra.get("changeable", True)), "at_create": name in CREATE_FIELDS,
+                    "schema": _json_schema(name)})
+    return out

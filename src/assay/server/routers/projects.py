@@ -80,6 +80,13 @@ def create_project(body: ProjectIn, ws: WS, _: Admin):
     return json(p, 201)
 
 
+@router.get("/settings/schema")
+def settings_schema(_: Admin):
+    """Every project setting with its type, bounds, default, description and
+    whether it is changeable (:func:`assay.engine.settings.schema`)."""
+    return json(project_settings.schema())
+
+
 @router.patch("/projects/{project_id}/settings")
 def update_settings(project_id: int, body: SettingsPatch, ws: WS, _: Admin):  # type: ignore[valid-type]
     """Change a project's settings (:class:`assay.engine.settings.ProjectSettings`):

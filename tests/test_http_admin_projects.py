@@ -26,3 +26,17 @@ def test_settings_schema_lists_every_setting(ws):
         assert rows[name]["changeable"] == (name in CHANGEABLE)
         assert rows[name]["at_create"] == (name in CREATE_FIELDS)
     assert rows["overlap"]["schema"].get("minimum") is not None or rows["overlap"]["schema"].get("exclusiveMinimum") is not None
+
+
+def test_kinds_lists_the_registry(ws):
+    from assay import kinds
+    _, tok = ws.add_user("root", "admin")
+    _, atok = ws.add_user("ann", "annotator")
+    with TestClient(create_app(ws, reclaim_interval=0)) as c:
+        assert c.get("/api/kinds", headers=bearer(atok)).status_code == 403
+        r = c.get("/api/kinds", headers=bearer(tok))
+        assert r.status_code == 200, r.text
+    rows = r.json()
+    assert [k["name"] for k in rows] == kinds.names()
+    for row in rows:
+        assert row["description"] and row["title"] == kinds.get(row["name"]).title

@@ -80,6 +80,12 @@ def create_project(body: ProjectIn, ws: WS, _: Admin):
     return json(p, 201)
 
 
+@router.get("/kinds")
+def list_kinds(_: Admin):
+    """Every registered label kind with its description and the items it needs (:func:`assay.kinds.describe`)."""
+    return json(kinds.describe())
+
+
 @router.get("/settings/schema")
 def settings_schema(_: Admin):
     """Every project setting with its type, bounds, default, description and

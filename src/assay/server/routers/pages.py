@@ -62,22 +62,10 @@ def admin_data():
     return _page("admin_data.html")
 
 
-@router.get("/admin/projects/new")
-def admin_new_project():
-    """The project wizard: dataset, kind, classes, instructions, every setting."""
-    return _page("admin_new_project.html")
-
-
 @router.get("/admin/projects/{project_id}")
 def admin_project(project_id: int):
     """One project: settings, members, gold, review queue, exports, live charts."""
     return _page("admin_project.html")
-
-
-@router.get("/admin/people")
-def admin_people():
-    """Users, roles, login links, tokens, memberships, pauses, skills."""
-    return _page("admin_people.html")
 
 
 @router.get("/quality/{project_id}")

@@ -29,6 +29,7 @@
   }
 
   /** Confusion matrix as a table; cells shaded by value (0..1), numbers shown. */
+  // Shades stay at most 70 % blue so the dark text keeps WCAG AA contrast (axe-core, test_accessibility).
   function heatmap(conf, classes) {
     if (!Array.isArray(conf)) return el("span", { class: "muted small", text: "not in the last re-fit" });
     const head = el("tr", null, el("th", { class: "hm-corner", title: "rows: true class; columns: answer", text: "true \u2193" }));
@@ -38,11 +39,11 @@
       row.forEach(function (v, j) {
         const a = Math.max(0, Math.min(1, Number(v) || 0));
         const td = el("td", {
-          class: "hm-cell" + (i === j ? " hm-diag" : "") + (a > 0.55 ? " hm-dark" : ""),
+          class: "hm-cell" + (i === j ? " hm-diag" : ""),
           title: classes[i] + " \u2192 " + classes[j] + ": " + a.toFixed(3),
           text: a.toFixed(2),
         });
-        td.style.backgroundColor = "rgba(47, 111, 235, " + (0.06 + 0.94 * a).toFixed(3) + ")";
+        td.style.backgroundColor = "rgba(47, 111, 235, " + (0.06 + 0.64 * a).toFixed(3) + ")";
         tr.append(td);
       });
       return tr;
@@ -215,26 +216,26 @@
       const tr = el("tr", { "data-user-id": a.user_id }, el("td", { text: a.username || ("#" + a.user_id) }));
       a.classes.forEach(function (c) {
         const v = Math.max(0, Math.min(1, c.skill));
-        const td = el("td", { class: "num skill-cell" + (v > 0.55 ? " hm-dark" : ""), "data-class": c.class,
+        const td = el("td", { class: "num skill-cell", "data-class": c.class,
             "data-skill": v.toFixed(4),
             title: a.username + " on " + c.class + ": " + pct(c.skill) + " (90 % interval " + pct(c.interval[0]) + "–" +
               pct(c.interval[1]) + ", " + c.answers + " answers)" },
           el("span", { text: pct(c.skill) }),
           el("span", { class: "skill-interval", text: pct(c.interval[0]) + "–" + pct(c.interval[1]) }));
-        td.style.backgroundColor = "rgba(47, 111, 235, " + (0.06 + 0.94 * v).toFixed(3) + ")";
+        td.style.backgroundColor = "rgba(47, 111, 235, " + (0.06 + 0.64 * v).toFixed(3) + ")";
         tr.append(td);
       });
       nuances.forEach(function (n) {
         const r = (n.annotators || []).find(function (x) { return x.user_id === a.user_id; });
         if (!r) { tr.append(el("td", { class: "num muted", "data-nuance": n.nuance, text: "\u2014" })); return; }
         const v = Math.max(0, Math.min(1, r.skill));
-        const td = el("td", { class: "num skill-cell" + (v > 0.55 ? " hm-dark" : ""), "data-nuance": n.nuance,
+        const td = el("td", { class: "num skill-cell", "data-nuance": n.nuance,
             "data-skill": v.toFixed(4),
             title: a.username + " on " + n.nuance + ": " + pct(r.skill) + " right (90 % interval " + pct(r.interval[0]) +
               "\u2013" + pct(r.interval[1]) + ", " + r.answers + " gold answers)" },
           el("span", { text: pct(r.skill) }),
           el("span", { class: "skill-interval", text: pct(r.interval[0]) + "\u2013" + pct(r.interval[1]) }));
-        td.style.backgroundColor = "rgba(47, 111, 235, " + (0.06 + 0.94 * v).toFixed(3) + ")";
+        td.style.backgroundColor = "rgba(47, 111, 235, " + (0.06 + 0.64 * v).toFixed(3) + ")";
         tr.append(td);
       });
       const pairs = (a.confused || []).filter(function (c) { return c.low >= 0.05; });

@@ -200,3 +200,54 @@ def test_coco_over_http_and_the_cli(ws, home, tmp_path):
     assert {g["item_id"]: g["label"] for g in ws.list_gold("boxes gold")[0]} == finals(ws, p)
     r = run_cli("export", "boxes", str(tmp_path / "cars-yolo"), "--format", "yolo")
     assert "wrote 3 items" in r.output and (tmp_path / "cars-yolo" / "labels" / "img0.txt").exists()
+
+
+def _zip_folder(folder, top: str = "") -> bytes:
+    import zipfile
+
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        for f in sorted(folder.rglob("*")):
+            if f.is_file():
+                zf.write(f, top + f.relative_to(folder).as_posix())
+        zf.writestr(top + "images/img0.png", b"not unpacked: images stay in the zip")
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize("fmt", ["yolo", "voc"])
+def test_zipped_label_folder_uploads_as_gold(ws, tmp_path, fmt):
+    """A YOLO or VOC folder, zipped, uploaded over HTTP to the gold route the
+    project page uses, gives the same gold as the folder; a zip with an
+    unsafe path or no label folder is refused and stores nothing."""
+    import zipfile
+
+    import httpx
+
+    from _server import LiveServer
+
+    p, order = labeled(ws, tmp_path, "boxes", BOXES, "boxes")
+    want = finals(ws, p)
+    ws.export_shapes(p["id"], tmp_path / fmt, fmt)
+    q = ws.create_project("boxes gold", p["dataset_id"], CLASSES, kind="boxes")
+    _, token = ws.add_user("boss", role="admin")
+    bad = io.BytesIO()
+    with zipfile.ZipFile(bad, "w") as zf:
+        zf.writestr("labels/img0.txt", "0 0.5 0.5 0.1 0.1\n")
+        zf.writestr("../escape.txt", "x")
+    url = f"/api/projects/{q['id']}/gold/file"
+    with LiveServer(ws) as srv:
+        h = {"Authorization": f"Bearer {token}"}
+        r = httpx.post(srv.base + url, headers=h, files={"file": ("bad.zip", bad.getvalue())})
+        assert r.status_code == 400 and "unsafe path" in r.json()["error"]["message"]
+        empty = io.BytesIO()
+        with zipfile.ZipFile(empty, "w") as zf:
+            zf.writestr("readme.txt", "no labels here")
+        r = httpx.post(srv.base + url, headers=h, files={"file": ("empty.zip", empty.getvalue())})
+        assert r.status_code == 400 and "labels/" in r.json()["error"]["message"]
+        r = httpx.post(srv.base + url, headers=h, files={"file": ("junk.zip", b"PK not a zip")})
+        assert r.status_code == 400 and "not a readable zip" in r.json()["error"]["message"]
+        assert ws.list_gold(q["id"])[0] == []
+        r = httpx.post(srv.base + url, headers=h, files={"file": (f"{fmt}.zip", _zip_folder(tmp_path / fmt, "export/"))})
+        assert r.status_code == 201, r.text
+        assert r.json()["added"] == 3
+    assert {g["item_id"]: g["label"] for g in ws.list_gold(q["id"])[0]} == want

@@ -98,7 +98,7 @@ def project_gold(
     project: str,
     path: Annotated[Path, typer.Argument(
         help="CSV or JSONL with item_id (or the --key column) and label; spans: spaCy JSONL or CoNLL (.conll); "
-        "boxes/polygons: a COCO .json, or a YOLO or Pascal VOC folder.")],
+        "boxes/polygons: a COCO .json, or a YOLO or Pascal VOC folder (or a .zip of one).")],
     key: Annotated[Optional[str], typer.Option(
         help="Match items on this metadata field (a column of the imported data) instead of item_id.")] = None,
     home: Home = None,

@@ -298,6 +298,41 @@ def label_files(folder: Path, sub: str, suffix: str) -> list[tuple[str, Path]]:
     return [(stem_key(f.relative_to(root).as_posix()), f) for f in files]
 
 
+#: what a zipped YOLO or VOC folder contributes: its label files and class lists (images stay out)
+LABEL_SUFFIXES = (".txt", ".xml", ".yaml", ".yml")
+
+
+def unpack_label_zip(path: Path, dest: Path) -> Path:
+    """Unpack the label files of a zipped YOLO or Pascal VOC folder into
+    ``dest`` (images and anything else are left packed), checked against
+    the import limits first (:func:`assay.formats.ingest.zip_members`: entry
+    count, sizes, compression ratio, unsafe paths). Returns the folder that
+    holds ``labels/`` or ``Annotations/`` (the zip's root, or its one
+    top-level folder)."""
+    import zipfile
+
+    from assay.formats.ingest import Limits, ZipReader, zip_members
+
+    limits, name = Limits.from_env(), path.name
+    try:
+        zf = zipfile.ZipFile(path)
+    except (zipfile.BadZipFile, OSError) as e:
+        raise InvalidInput(f"{name} is not a readable zip file: {str(e)[:200]}") from None
+    with zf:
+        reader = ZipReader(zf, name, limits)
+        for info in zip_members(zf, name, limits):
+            if PurePosixPath(info.filename).suffix.lower() not in LABEL_SUFFIXES:
+                continue
+            target = dest.joinpath(*PurePosixPath(info.filename).parts)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(reader.read(info))
+    for root in [dest, *sorted(d for d in dest.iterdir() if d.is_dir())]:
+        if (root / "labels").is_dir() or (root / "Annotations").is_dir():
+            return root
+    raise InvalidInput(f"{name} holds no labels/ (YOLO) or Annotations/ (Pascal VOC) folder at its top "
+                       "or in its one top-level folder")
+
+
 def yolo_classes(folder: Path, project_classes: list[str]) -> list[str]:
     """The class names of a YOLO folder: ``classes.txt`` (one a line), else
     ``data.yaml``'s ``names``, else the project's classes in order."""

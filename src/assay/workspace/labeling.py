@@ -12,6 +12,7 @@ changed); on :class:`~assay.workspace.projects.Projects` for
 from __future__ import annotations
 
 import os
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,7 @@ from assay.engine import region_review as _region_review
 from assay.engine import resolver as _resolver
 from assay.errors import Conflict, ExamFailed, Forbidden, InvalidInput, NotFound
 from assay.formats import gold as _gold_file
+from assay.formats import shapes as _shape_formats
 from assay.jobs import events as _events
 
 # The item and the model's prediction for it (pre-label), one indexed lookup each side.
@@ -291,11 +293,15 @@ class Labeling:
         by ``item_id`` or by their text, and CoNLL BIO (``.conll``,
         :meth:`import_conll`); boxes and polygons projects a COCO ``.json``
         file (:meth:`import_coco`) or a YOLO or VOC folder
-        (:meth:`import_shapes_folder`)."""
+        (:meth:`import_shapes_folder`), also zipped (``.zip``)."""
         if str(path).lower().endswith(".json") and key is None:
             return self.import_json_gold(project, path, user=user)  # COCO, or Label Studio's export
         if Path(path).is_dir() and key is None:  # a YOLO or Pascal VOC folder
             return self.import_shapes_folder(project, path, user=user)
+        if Path(path).suffix.lower() == ".zip" and key is None:  # the same folder, zipped (an upload)
+            with tempfile.TemporaryDirectory(prefix="assay-gold-") as tmp:
+                folder = _shape_formats.unpack_label_zip(Path(path), Path(tmp))
+                return self.import_shapes_folder(project, folder, user=user)
         if Path(path).suffix.lower() in (".conll", ".bio", ".iob") and key is None:
             return self.import_conll(project, path, user=user)
         p = self.get_project(project)

@@ -123,17 +123,18 @@ def refresh_teaching(project_id: int, ws: WS, admin: Admin):
     return json(ws.refresh_teaching(project_id))
 
 
-GOLD_FILE_SUFFIXES = (".json", ".jsonl", ".ndjson", ".csv", ".conll", ".bio", ".iob")
+GOLD_FILE_SUFFIXES = (".json", ".jsonl", ".ndjson", ".csv", ".conll", ".bio", ".iob", ".zip")
 
 
 @router.post("/projects/{project_id}/gold/file", status_code=201)
 async def import_gold_upload(project_id: int, request: Request, ws: WS, admin: Admin,
                              file: UploadFile = File(..., description=(
                                  "a gold file: .csv/.jsonl (item_id, label), spaCy .jsonl, CoNLL .conll, "
-                                 "COCO or Label Studio export .json"))):
+                                 "COCO or Label Studio export .json, a zipped YOLO or Pascal VOC folder"))):
     """Gold from an uploaded file, read as ``assay project gold`` reads it
     (by its suffix; a ``.json`` list is a Label Studio export, an object a
-    COCO file). All or nothing; 400 names the first bad row, task or token."""
+    COCO file; a ``.zip`` a YOLO or Pascal VOC folder, of which only the
+    label files are unpacked). All or nothing; 400 names the first bad row, task or token."""
     from assay.server.routers.datasets import check_upload_name, spool, upload_dir
 
     ws.require_access(project_id, admin, roles=("admin",))

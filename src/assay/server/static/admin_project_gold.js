@@ -119,8 +119,8 @@
 
   function build() {
     const form = el("form", { id: "gold-form", class: "filters" },
-      el("label", { for: "gold-file", text: "Gold file (.csv, .jsonl, spaCy .jsonl, .conll, COCO or Label Studio .json) " }),
-      el("input", { type: "file", id: "gold-file", name: "file", accept: ".csv,.jsonl,.ndjson,.json,.conll,.bio,.iob" }),
+      el("label", { for: "gold-file", text: "Gold file (.csv, .jsonl, spaCy .jsonl, .conll, COCO or Label Studio .json, zipped YOLO or VOC folder) " }),
+      el("input", { type: "file", id: "gold-file", name: "file", accept: ".csv,.jsonl,.ndjson,.json,.conll,.bio,.iob,.zip" }),
       el("button", { type: "submit", id: "gold-upload", class: "btn btn-small btn-primary", text: "Upload gold" }));
     form.addEventListener("submit", upload);
     const more = el("button", { type: "button", id: "gold-more", class: "btn btn-small", hidden: true, text: "More gold" });

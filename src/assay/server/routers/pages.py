@@ -83,6 +83,12 @@ def embedding_map(dataset_id: int):
     return _page("map.html")
 
 
+@router.get("/curate/{dataset_id}")
+def curate(dataset_id: int):
+    """Near-duplicate groups, exact duplicates and outliers of a dataset, to review and resolve."""
+    return _page("curate.html")
+
+
 @router.get("/docs")
 def docs():
     """Swagger UI from the package; its set-up runs from /static/docs.js (no inline script)."""

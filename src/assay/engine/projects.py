@@ -21,6 +21,7 @@ from sqlalchemy import insert, select, text
 from assay import audit as _audit
 from assay import kinds
 from assay.engine import gold as _gold
+from assay.engine import instructions as _instructions
 from assay.engine import ledger
 from assay.engine import settings as _settings
 from assay.errors import InvalidInput
@@ -92,10 +93,12 @@ def load(conn, project: int | str) -> dict | None:
 
 def view(project: dict, role: str) -> dict:
     """``project`` as a user with ``role`` may see it: all of it for admins
-    and reviewers, :data:`ANNOTATOR_KEYS` for annotators."""
+    and reviewers, :data:`ANNOTATOR_KEYS` for annotators; both with the
+    instructions rendered (``instructions_html``, :mod:`assay.engine.instructions`)."""
+    html = _instructions.to_html((project.get("schema") or {}).get("instructions") or "")
     if role in ("admin", "reviewer"):
-        return project
-    return {k: project[k] for k in ANNOTATOR_KEYS}
+        return {**project, "instructions_html": html}
+    return {**{k: project[k] for k in ANNOTATOR_KEYS}, "instructions_html": html}
 
 
 def settings_of(conn, project_id: int) -> _settings.ProjectSettings:

@@ -44,13 +44,37 @@ import orjson
 from assay.errors import InvalidInput
 
 
+#: keys the labeling screen (label.js and its editors) keeps for itself, so
+#: no class may take them (letters in either case): a accept, s skip, z undo,
+#: n no entity / nothing, f fit, + = - _ zoom, space pan
+RESERVED_KEYS = frozenset("aszfn+=-_ ")
+
+
+def _class_key(name: str, key: Any, taken: dict[str, str]) -> str | None:
+    """A class's own keyboard key (one printable character, not reserved, not
+    another class's; letters compared in either case), or None: the screen's default."""
+    if key is None or key == "":
+        return None
+    if not isinstance(key, str) or len(key) != 1 or not key.isprintable() or key.isspace():
+        raise InvalidInput(f"class {name!r}: its key must be one printable character, got {key!r}")
+    if key.lower() in RESERVED_KEYS:
+        raise InvalidInput(f"class {name!r}: key {key!r} is kept by the labeling screen "
+                           f"(a accept, s skip, z undo, n none, f fit, + = - _ zoom); choose another")
+    other = taken.get(key.lower())
+    if other is not None:
+        raise InvalidInput(f"class {name!r}: key {key!r} is already the key of class {other!r}")
+    taken[key.lower()] = name
+    return key
+
+
 def class_list(spec: dict) -> list[dict]:
-    """The ``classes`` of a spec, canonical: ``[{name, description}]``, names
-    stripped, non-empty and distinct."""
+    """The ``classes`` of a spec, canonical: ``[{name, description}]`` (and
+    ``key`` when a class has its own keyboard key), names stripped, non-empty
+    and distinct, keys checked by :func:`_class_key`."""
     raw = spec.get("classes")
     if not isinstance(raw, list) or not raw:
         raise InvalidInput("a classification schema needs a non-empty list of classes")
-    out, seen = [], set()
+    out, seen, keys = [], set(), {}
     for c in raw:
         if isinstance(c, str):
             c = {"name": c}
@@ -60,7 +84,11 @@ def class_list(spec: dict) -> list[dict]:
         if name in seen:
             raise InvalidInput(f"class {name!r} is listed twice")
         seen.add(name)
-        out.append({"name": name, "description": str(c.get("description") or "")})
+        entry = {"name": name, "description": str(c.get("description") or "")}
+        key = _class_key(name, c.get("key"), keys)
+        if key is not None:
+            entry["key"] = key
+        out.append(entry)
     return out
 
 

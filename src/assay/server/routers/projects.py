@@ -12,6 +12,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response, StreamingResponse
 
 from assay import kinds
+from assay.engine import instructions
 from assay.engine import settings as project_settings
 from assay.errors import InvalidInput
 from assay.formats.export import FORMATS, KIND_FORMATS, MEDIA, SUFFIX, content_disposition
@@ -23,6 +24,13 @@ router = APIRouter(tags=["projects"])
 class ClassIn(BaseModel):
     name: str = Field(min_length=1, max_length=200)
     description: str = ""
+    key: str | None = Field(None, max_length=8, description=(
+        "the class's keyboard key on the labeling screen: one printable character, unique in the project, "
+        "not one the screen keeps (a, s, z, n, f, + = - _); none: the screen's default (digits)"))
+
+
+class InstructionsIn(BaseModel):
+    text: str = Field("", max_length=100_000, description="instructions in Markdown")
 
 
 class SchemaIn(BaseModel):
@@ -84,6 +92,13 @@ def create_project(body: ProjectIn, ws: WS, _: Admin):
 def list_kinds(_: Admin):
     """Every registered label kind with its description and the items it needs (:func:`assay.kinds.describe`)."""
     return json(kinds.describe())
+
+
+@router.post("/instructions/preview")
+def preview_instructions(body: InstructionsIn, _: Admin):
+    """Instructions (Markdown) as annotators will see them: safe HTML (raw HTML
+    shown as text, no ``javascript:`` links; :mod:`assay.engine.instructions`)."""
+    return json({"html": instructions.to_html(body.text)})
 
 
 @router.get("/settings/schema")

@@ -3,6 +3,7 @@ and ``assay outliers`` (curation over the same embeddings)."""
 
 from __future__ import annotations
 
+import sys
 from typing import Annotated, Optional
 
 import typer
@@ -69,7 +70,7 @@ def duplicates(
             typer.echo(f"{g['content_hash'][:12]}  {where}")
         typer.echo(f"{len(groups)} content hash(es) shared with other datasets")
         return
-    groups = ws.duplicates(ds["id"], threshold=threshold, space=space, top=top)
+    groups = ws.duplicates(ds["id"], threshold=threshold, space=space, top=top, progress=sys.stderr.isatty())
     if as_json:
         print_json(groups)
         return
@@ -92,7 +93,7 @@ def outliers(
     """The most unusual items: mean cosine distance to their k nearest neighbours (with uniqueness, representativeness)."""
     ws = open_ws(home)
     ds = ws.get_dataset(int(dataset) if dataset.isdigit() else dataset)
-    rows = ws.outliers(ds["id"], k=k, top=top, space=space)
+    rows = ws.outliers(ds["id"], k=k, top=top, space=space, progress=sys.stderr.isatty())
     info = ws.describe_items([r["item_id"] for r in rows])
     rows = [{**r, "snippet": info.get(r["item_id"], {}).get("snippet")} for r in rows]
     if as_json:

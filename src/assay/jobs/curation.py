@@ -25,6 +25,8 @@ whole file or none.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import os
 import threading
@@ -32,6 +34,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 log = logging.getLogger("assay.jobs.curation")
 
@@ -98,6 +102,19 @@ class Registry:
             run.thread.start()
             return run.status()
 
+    def request(self, key: tuple, version: str, cached: Callable[[], str | None],
+                compute: Callable[[Callable[[float], None]], Any], store: Callable[[Any], None], *,
+                start: bool = True, wait: bool = False) -> dict:
+        """What a caller asks for: :meth:`start` (``start``) or only
+        :meth:`status`; with ``wait`` block until the run ends, then its status."""
+        if not start:
+            return self.status(key, version, cached)
+        st = self.start(key, version, cached, compute, store)
+        if wait:
+            self.wait(key)
+            st = self.status(key, version, cached)
+        return st
+
     def wait(self, key: tuple, timeout: float | None = None) -> None:
         """Block until the key's current run ends (tests, the CLI)."""
         with self._lock:
@@ -131,3 +148,21 @@ def atomic_save(path: Path, write: Callable[[Any], None]) -> None:
     with open(tmp, "wb") as f:
         write(f)
     os.replace(tmp, path)
+
+
+def input_version(signature: list, ids: np.ndarray) -> str:
+    """The version of a run's input: a digest of the space's shard list
+    (:meth:`assay.store.index.SpaceIndex._signature`) and the dataset's item
+    ids with a vector there; adding items or embedding again changes it."""
+    h = hashlib.sha256(json.dumps(signature).encode())
+    h.update(np.asarray(ids, dtype=np.int64).tobytes())
+    return h.hexdigest()[:32]
+
+
+def cached_version(path: Path) -> str | None:
+    """The ``version`` stored in a cached ``.npz`` (None without a readable one)."""
+    try:
+        with np.load(path) as z:
+            return str(z["version"])
+    except (OSError, KeyError, ValueError):
+        return None

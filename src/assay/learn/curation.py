@@ -146,10 +146,11 @@ def _unique_pairs(sids: np.ndarray, parts_a: list, parts_b: list, parts_s: list)
 
 
 def scan(ids, vectors: Vectors, search: Search, threshold: float | None, k: int = 10, *,
-         batch: int = BATCH, scores: bool = True) -> dict:
+         batch: int = BATCH, scores: bool = True, progress: Callable[[float], None] | None = None) -> dict:
     """One kNN pass for both: ``{"pairs": (a, b, score)}`` (with a
     ``threshold``: :func:`near_duplicate_pairs`) and, with ``scores``,
-    ``{"scores": ...}`` (:func:`knn_scores`: each item's ``k`` nearest)."""
+    ``{"scores": ...}`` (:func:`knn_scores`: each item's ``k`` nearest).
+    ``progress(fraction)`` is called after each batch."""
     threshold = None if threshold is None else check_threshold(threshold)
     k = check_k(k)
     sids = _sorted_ids(ids)
@@ -174,6 +175,8 @@ def scan(ids, vectors: Vectors, search: Search, threshold: float | None, k: int 
             outlier[lo:hi] = dist.sum(axis=1) / np.maximum(ok.sum(axis=1), 1)
             unique[lo:hi] = np.where(ok[:, 0], dist[:, 0], 1.0)
             indegree += np.bincount(p[ok], minlength=sids.size)
+        if progress is not None:
+            progress(min(lo + pos.shape[0], sids.size) / sids.size)
     out: dict = {}
     if threshold is not None:
         out["pairs"] = _unique_pairs(sids, parts_a, parts_b, parts_s)
@@ -185,7 +188,8 @@ def scan(ids, vectors: Vectors, search: Search, threshold: float | None, k: int 
 
 def group_pairs(a: np.ndarray, b: np.ndarray, scores: np.ndarray) -> list[dict]:
     """Pairs joined into groups (union-find): ``[{"items": [ids, sorted],
-    "size", "max_similarity", "min_similarity"}]`` (the highest and lowest
+    "similarities", "size", "max_similarity", "min_similarity"}]`` (each
+    item's highest pair score, parallel to ``items``; the highest and lowest
     pair score inside), the largest groups first, then the closest."""
     if len(a) == 0:
         return []
@@ -197,9 +201,13 @@ def group_pairs(a: np.ndarray, b: np.ndarray, scores: np.ndarray) -> list[dict]:
     lo = np.full(roots.size, np.inf)
     np.maximum.at(hi, gi[ia], scores)
     np.minimum.at(lo, gi[ia], scores)
+    best = np.full(nodes.size, -np.inf)
+    np.maximum.at(best, ia, scores)
+    np.maximum.at(best, ib, scores)
     order = np.argsort(gi, kind="stable")
     bounds = np.searchsorted(gi[order], np.arange(roots.size + 1))
     groups = [{"items": [int(x) for x in nodes[order[bounds[g]:bounds[g + 1]]]],
+               "similarities": [round(float(x), 6) for x in best[order[bounds[g]:bounds[g + 1]]]],
                "size": int(bounds[g + 1] - bounds[g]),
                "max_similarity": round(float(hi[g]), 6), "min_similarity": round(float(lo[g]), 6)}
               for g in range(roots.size)]

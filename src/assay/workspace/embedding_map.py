@@ -14,23 +14,13 @@ Relies on the search part for ``space_index``, ``_dataset_item_ids`` and
 
 from __future__ import annotations
 
-import hashlib
 import json
-from pathlib import Path
 
 import numpy as np
 
 from assay.errors import InvalidInput, NotFound
 from assay.jobs import curation as _jobs
 from assay.learn.projection import METHODS
-
-
-def _cached_version(path: Path) -> str | None:
-    try:
-        with np.load(path) as z:
-            return str(z["version"])
-    except (OSError, KeyError, ValueError):
-        return None
 
 
 class EmbeddingMap:
@@ -47,10 +37,8 @@ class EmbeddingMap:
         ids = np.intersect1d(ds_ids, index.stored_ids(sig))
         if ids.size == 0:
             raise NotFound(f"dataset {ds['name']!r} has no vectors yet: run `assay embed {ds['name']}` first")
-        h = hashlib.sha256(json.dumps(sig).encode())
-        h.update(ids.astype(np.int64).tobytes())
         path = self.vectors.root / space / f"map-{ds['id']}-{method}.npz"
-        return ds, space, index, ids, h.hexdigest()[:32], path
+        return ds, space, index, ids, _jobs.input_version(sig, ids), path
 
     def embedding_map(self, dataset: int | str, *, space: str | None = None, method: str = "umap",
                       wait: bool = False, start: bool = True) -> dict:
@@ -62,7 +50,7 @@ class EmbeddingMap:
         key = ("map", ds["id"], space, method)
 
         def cached():
-            return _cached_version(path)
+            return _jobs.cached_version(path)
 
         def compute(progress):
             from assay.learn.projection import project
@@ -73,13 +61,7 @@ class EmbeddingMap:
         def store(xy):
             _jobs.atomic_save(path, lambda f: np.savez(f, ids=ids, xy=xy, version=np.array(version)))
 
-        if start:
-            st = _jobs.REGISTRY.start(key, version, cached, compute, store)
-            if wait:
-                _jobs.REGISTRY.wait(key)
-                st = _jobs.REGISTRY.status(key, version, cached)
-        else:
-            st = _jobs.REGISTRY.status(key, version, cached)
+        st = _jobs.REGISTRY.request(key, version, cached, compute, store, start=start, wait=wait)
         return {**st, "dataset": ds["id"], "space": space, "method": method, "count": int(ids.size),
                 "path": str(path)}
 

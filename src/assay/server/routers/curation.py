@@ -1,5 +1,6 @@
-"""The embedding map of a dataset (2-D projection of its item embeddings,
-computed in the background): staff only, as search."""
+"""The embedding map of a dataset (2-D projection of its item embeddings)
+and its kNN curation pass (near-duplicate pairs, outlier scores), both
+computed in the background: staff only, as search."""
 
 from __future__ import annotations
 
@@ -41,3 +42,28 @@ def map_points(dataset_id: int, ws: WS, user: Staff, method: str = Query("umap")
     colours = ws.embedding_map_colours(dataset_id, ids, project=project)
     xy = xy.round(5).astype(float)
     return json({"ids": ids.tolist(), "x": xy[:, 0].tolist(), "y": xy[:, 1].tolist(), **colours})
+
+
+def _scan(ws, user, dataset_id, space, k, threshold, start):
+    ws.require_dataset_access(dataset_id, user, count=False)
+    st = ws.curation_scan(dataset_id, space=space, k=k, threshold=threshold, start=start)
+    st.pop("path", None)
+    return st
+
+
+@router.post("/datasets/{dataset_id}/curation-scan")
+def scan_start(dataset_id: int, ws: WS, user: Staff, k: int = Query(10, description="neighbours per item"),
+               threshold: float = Query(0.95, description="near-duplicate cosine, (0, 1]"),
+               space: str | None = Query(None)):
+    """Start the dataset's kNN pass (202 with its status), or 200 when the
+    cached one is current: ``{state, message, progress, version, count, k,
+    threshold, space, …}``; then GET duplicates/outliers read it."""
+    st = _scan(ws, user, dataset_id, space, k, threshold, True)
+    return json(st, 200 if st["state"] == "done" else 202)
+
+
+@router.get("/datasets/{dataset_id}/curation-scan")
+def scan_status(dataset_id: int, ws: WS, user: Staff, k: int = Query(10), threshold: float = Query(0.95),
+                space: str | None = Query(None)):
+    """The pass's status without starting it (``state`` missing when never started)."""
+    return json(_scan(ws, user, dataset_id, space, k, threshold, False))

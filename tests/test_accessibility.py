@@ -80,6 +80,13 @@ def test_no_serious_violation_on_any_page(ws, tabs):  # noqa: F811
     admin.page.wait_for_selector(f"#gold-list tr[data-item-id='{ids[11]}']")
     admin.page.wait_for_selector("#export-slice option[value='first']", state="attached")
     _check(admin, "/admin/projects/{id} (progress, gold, export)", found)
+    admin.goto("/admin/projects/new")  # the wizard with a Markdown preview and the server's refusal
+    admin.page.wait_for_selector("body[data-ready='1']")
+    admin.page.fill("#p-instructions", "# Rules\n\n**Read** the [guide](https://example.org).\n\n- one\n- two")
+    admin.page.wait_for_selector("#instructions-preview h1")
+    admin.page.click("#create")  # no name: refused
+    admin.page.wait_for_selector("#error:not([hidden])")
+    _check(admin, "/admin/projects/new (preview, error)", found)
     admin.goto(f"/quality/{p['id']}")
     admin.page.wait_for_load_state("networkidle")
     _check(admin, "/quality", found)

@@ -85,3 +85,12 @@ def test_instructions_and_keys_over_http(ws):
     assert view["schema"]["classes"] == [{"name": "pos", "description": "good", "key": "p"},
                                          {"name": "neg", "description": ""}]
     assert view["instructions_html"] == to_html(XSS) and "href" not in view["instructions_html"]
+
+
+def test_kinds_describe_their_own_options():
+    from assay import kinds
+    opts = {k["name"]: k["options"] for k in kinds.describe()}
+    assert opts["spans"]["overlap"]["type"] == "boolean" and opts["spans"]["overlap"]["default"] is False
+    assert opts["single"] == {} and opts["multi"] == {}
+    # what the wizard would send for an option is what the kind takes
+    assert kinds.get("spans").normalize_schema({"classes": ["PER"], "overlap": True})["overlap"] is True

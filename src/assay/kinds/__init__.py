@@ -84,12 +84,13 @@ register(Spans())
 def describe() -> list[dict]:
     """Every registered kind for a form (the admin wizard): its name, title,
     description (the class's docstring, first paragraph) and what it needs
-    (the kinds of item it labels; None: any) and offers."""
+    (the kinds of item it labels; None: any), offers and its own schema
+    options (:attr:`LabelKind.options`)."""
     out = []
     for n, k in _KINDS.items():
         doc = (type(k).__doc__ or "").strip().split("\n\n")[0]
         out.append({"name": n, "title": k.title, "description": " ".join(doc.split()) or k.title, "widget": k.widget,
                     "item_kinds": list(k.item_kinds) if k.item_kinds is not None else None,
                     "aggregatable": k.aggregatable, "merges_answers": k.merges_answers,
-                    "formats": list(k.formats)})
+                    "formats": list(k.formats), "options": {o: dict(spec) for o, spec in k.options.items()}})
     return out

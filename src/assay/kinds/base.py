@@ -139,6 +139,10 @@ class LabelKind(ABC):
     name: ClassVar[str]
     #: the browser widget that renders answers of this kind (static/kinds.js)
     widget: ClassVar[str]
+    #: the kind's own schema options beside classes and instructions, for a
+    #: form (the wizard): name -> {type (JSON schema), default, description};
+    #: :meth:`normalize_schema` checks them
+    options: ClassVar[dict[str, dict]] = {}
     #: how people call it ("single label", "multi-label")
     title: ClassVar[str]
     #: answers are one class out of K: assay.quality's estimators apply

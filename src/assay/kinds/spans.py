@@ -29,6 +29,8 @@ class Spans(LabelKind):
     name = "spans"
     widget = "spans"
     title = "text spans"
+    options = {"overlap": {"type": "boolean", "default": False,
+                           "description": "Spans may share characters (nested or overlapping entities)."}}
     checks_item = True
     formats = ("spacy", "conll")
     ls_tag = "Labels"

@@ -62,6 +62,12 @@ def admin_data():
     return _page("admin_data.html")
 
 
+@router.get("/admin/projects/new")
+def admin_project_new():
+    """The new-project wizard (declared before /admin/projects/{project_id})."""
+    return _page("admin_project_new.html")
+
+
 @router.get("/admin/projects/{project_id}")
 def admin_project(project_id: int):
     """One project: settings, members, gold, review queue, exports, live charts."""

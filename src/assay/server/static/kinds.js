@@ -19,7 +19,7 @@
  *     host  an empty <div id="item-editor"> in the item card (emptied again
  *           when the item leaves the screen)
  *     ctx   { item, project, classes: [{name, description}],
- *             keys: the key of class i ("1".."9", "0" or null),
+ *             keys: the key of class i (its own key, else "1".."9", "0"; or null),
  *             content: a Promise of the item's text (text items) or of its
  *                      image's object URL (image items),
  *             previous: the label being redone after an undo, or null,

@@ -310,15 +310,21 @@
 
   /* ---------- rendering ---------- */
 
-  /** The key of each class (index -> "0".."9" or null), never ambiguous: a
+  /** The key of each class (index -> one character or null), never
+   * ambiguous: a class's own key (set in its project's schema; the server
+   * checked it is unique and not one of this screen's keys) first, then a
    * class named like a digit key gets that key (classes 0…9 are keys 0…9),
    * the others take the free digits 1–9, then 0, in order. */
   function classKeys(classes) {
     const keys = classes.map(function () { return null; });
     const taken = new Set();
     classes.forEach(function (c, i) {
+      const own = c.key ? String(c.key) : "";
+      if (own.length === 1 && !taken.has(own.toLowerCase())) { keys[i] = own; taken.add(own.toLowerCase()); }
+    });
+    classes.forEach(function (c, i) {
       const name = String(c.name).trim();
-      if (/^[0-9]$/.test(name) && !taken.has(name)) { keys[i] = name; taken.add(name); }
+      if (keys[i] === null && /^[0-9]$/.test(name) && !taken.has(name)) { keys[i] = name; taken.add(name); }
     });
     const free = ["1", "2", "3", "4", "5", "6", "7", "8", "9", "0"].filter(function (k) { return !taken.has(k); });
     classes.forEach(function (c, i) { if (keys[i] === null && free.length) keys[i] = free.shift(); });
@@ -329,7 +335,7 @@
     ui.classes.replaceChildren();
     state.keys = classKeys(state.classes);
     state.byKey = new Map();
-    state.keys.forEach(function (k, i) { if (k !== null) state.byKey.set(k, i); });
+    state.keys.forEach(function (k, i) { if (k !== null) state.byKey.set(k.toLowerCase(), i); });
     state.classes.forEach(function (c, i) {
       const key = state.keys[i];
       const btn = el("button", {
@@ -348,7 +354,9 @@
       btn.addEventListener("click", function () { choose(i); });
       ui.classes.append(btn);
     });
-    ui.keysHelp.textContent = state.widget.keysHelp;
+    const own = state.classes.map(function (c, i) { return state.keys[i] !== null ? state.keys[i] + " " + c.name : null; })
+      .filter(Boolean);
+    ui.keysHelp.textContent = (own.length ? "Class keys: " + own.join(", ") + ". " : "") + state.widget.keysHelp;
   }
 
   /** The model's pre-label of `entry`, if it names only known classes:
@@ -830,10 +838,11 @@
     }
     if (state.editor && state.editor.key && state.current && state.editor.key(e)) { e.preventDefault(); return; }
     const digit = digitOf(e);
-    if (digit !== null) {
+    const pressed = digit !== null ? digit : (e.key.length === 1 ? e.key.toLowerCase() : null);
+    const cls = pressed !== null && state.byKey ? state.byKey.get(pressed) : undefined;
+    if (digit !== null || cls !== undefined) { // a digit, or a class's own key
       e.preventDefault();
-      const i = state.byKey ? state.byKey.get(digit) : undefined;
-      if (!e.repeat && i !== undefined) choose(i);
+      if (!e.repeat && cls !== undefined) choose(cls);
       return;
     }
     switch (e.key) {
@@ -868,15 +877,19 @@
     state.widget = widget;
     state.multi = widget.multiple;
     state.classes = (schema.classes || []).map(function (c) {
-      return typeof c === "string" ? { name: c, description: "" } : { name: String(c.name), description: c.description || "" };
+      return typeof c === "string" ? { name: c, description: "" }
+        : { name: String(c.name), description: c.description || "", key: c.key || null };
     });
     document.title = project.name + " · assay";
     ui.projectName.textContent = project.name;
     document.body.dataset.kind = widget.name;
     ui.submit.hidden = !state.multi;
-    const text = (schema.instructions || "").trim();
-    ui.instructions.textContent = text;
-    ui.instructionsBox.hidden = !text;
+    // Rendered by the server from Markdown (assay.engine.instructions): raw
+    // HTML there is text and script links are not links.
+    const html = typeof project.instructions_html === "string" ? project.instructions_html : null;
+    if (html !== null) ui.instructions.innerHTML = html;
+    else ui.instructions.textContent = (schema.instructions || "").trim();
+    ui.instructionsBox.hidden = !(schema.instructions || "").trim();
     renderClasses();
     updateControls();
   }

@@ -17,6 +17,8 @@ tables are read in keyset pages, each on its own short read transaction.
 
 from __future__ import annotations
 
+import json
+
 import time
 
 import numpy as np
@@ -47,6 +49,10 @@ _CONFIDENCE_PAGE = text(
     "AND item_id > :after ORDER BY item_id LIMIT :n"
 )
 _HAS_MODEL = text("SELECT 1 FROM ml_models WHERE project_id = :p LIMIT 1")
+_PAUSES = text(
+    "SELECT count(*) AS n, sum(CASE WHEN paused THEN 1 ELSE 0 END) AS paused, max(paused_at) AS paused_at,"
+    " max(lifted_at) AS lifted_at FROM gold_stats WHERE project_id = :p"
+)
 
 # Answers shown a pre-label, with the item's truth where it is known (gold or
 # a review, else a resolved consensus).
@@ -89,6 +95,17 @@ def _row(r) -> dict:
 
 
 # ---------------------------------------------------------------- quality report
+
+def quality_key(db, p: dict) -> tuple:
+    """The key of the state :func:`quality_report` of ``p`` is computed from:
+    the skill map's (:func:`assay.engine.skillmap.inputs`: counts and last
+    ids of answers and gold rows — reviews are gold rows —, the last re-fit,
+    the model's version, auto-labels), the annotators' pauses, and the
+    project's settings. Index look-ups only; equal keys give the same report."""
+    with db.read() as conn:
+        pauses = tuple(conn.execute(_PAUSES, {"p": p["id"]}).one())
+    return _skillmap.inputs(db, p), pauses, json.dumps(p, sort_keys=True, default=str)
+
 
 def quality_report(db, p: dict, *, page_size: int = 5000) -> dict:
     """How good the labels are: per annotator (answers, accuracy with a 95 %

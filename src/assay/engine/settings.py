@@ -23,6 +23,8 @@ was made wanting that many answers) are in the model but not changeable;
 
 from __future__ import annotations
 
+import copy
+import functools
 import typing
 from collections.abc import Mapping
 from typing import Annotated, Any
@@ -345,8 +347,14 @@ def check_context(changes: Mapping[str, Any], settings: ProjectSettings, *, vect
 # ---------------------------------------------------------------- edges: HTTP and CLI
 
 
+@functools.cache
+def _properties() -> dict[str, Any]:
+    """The model's JSON-schema properties, made once per process (~5 ms each time)."""
+    return ProjectSettings.model_json_schema()["properties"]
+
+
 def _json_schema(name: str) -> dict[str, Any]:
-    schema = dict(ProjectSettings.model_json_schema()["properties"][name])
+    schema = copy.deepcopy(_properties()[name])
     schema.pop("changeable", None)
     schema.pop("rule", None)
     schema.pop("default", None)

@@ -29,6 +29,18 @@ through this workspace drops the entry at once:
   process, everything is read again, as it is ``skill_cache_seconds``
   (300 s) after a whole read. Emptied past 16 entries; ``_skill_lock`` lets
   one computation run at a time.
+- ``_quality_cache``: (project id, report, …) -> (the key of its state,
+  the report, when it was computed, what it cost): the quality report and
+  the label-error rankings. Filled by ``quality_report`` and
+  ``label_errors`` (``_kept_report``): served while
+  :func:`assay.engine.reports.quality_key` still gives its key (any change,
+  from any process, shows in the key), for ``quality_cache_seconds``
+  (300 s) at most. A changed key computes the report again in the request;
+  for the server's routes (``stale_ok``) a report that cost over
+  ``quality_inline_seconds`` (0.5 s) is instead answered as stale while a
+  background thread computes it;
+  ``_quality_locks`` (one per project) lets one computation run at a time.
+  Emptied past 64 entries.
 - ``_exam_passed``: (project id, user id) pairs that passed the project's
   qualification exam (:mod:`assay.engine.exam`), so the exam gate costs a
   set look-up once passed. A pass is final: nothing drops an entry (the set
@@ -98,6 +110,8 @@ class Core:
         self._skill_cache: dict[tuple[int, float], tuple] = {}
         self._skill_lock = threading.Lock()
         self._series_cache = _progress_series.SeriesCache()
+        self._quality_cache: dict[tuple, tuple] = {}
+        self._quality_locks: dict[int, threading.Lock] = {}
         self._lock = threading.Lock()
         self._set_up = False  # once a user exists it stays so (accounts part: needs_setup)
         _webhooks.install()  # answers reach ML backends from the answer.created event

@@ -1,7 +1,8 @@
 """Reading the work: answers, progress, the reports, and the export.
 
 Relies on the core (:class:`assay.workspace.core.Core`, which lists the
-caches) for ``db``, ``_progress_cache`` and ``_skill_cache`` (this part
+caches) for ``db``, ``_progress_cache``, ``_skill_cache`` and
+``_quality_cache`` (this part
 fills them); on :class:`~assay.workspace.projects.Projects` for
 ``get_project``.
 """
@@ -9,7 +10,9 @@ fills them); on :class:`~assay.workspace.projects.Projects` for
 from __future__ import annotations
 
 import copy
+import logging
 import os
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,8 +29,12 @@ from assay.errors import InvalidInput
 from assay.formats import export as _export
 from assay.formats import shapes as _shapes
 
+_log = logging.getLogger(__name__)
+
 #: skill maps kept (per project and min_confidence, with their inputs: ~24 bytes an answer); emptied past this
 _SKILL_CACHE_MAX = 16
+#: kept reports (quality, label errors per method and limit); emptied past this
+_QUALITY_CACHE_MAX = 64
 
 
 class Reports:
@@ -38,13 +45,69 @@ class Reports:
 
     # ------------------------------------------------------------ reports (assay.engine.reports)
 
-    def quality_report(self, project: int | str, *, page_size: int = 5000) -> dict:
+    #: seconds a kept report (quality, label errors) may take to compute in the request; one that
+    #: took longer is served as it was (``stale``) while a fresh one is computed in the background
+    quality_inline_seconds = 0.5
+    #: seconds after which a kept report is computed again even if its key still matches
+    quality_cache_seconds = 300.0
+
+    def quality_report(self, project: int | str, *, page_size: int = 5000, stale_ok: bool = False) -> dict:
         """How good the labels are: per annotator accuracy (with a 95 % Wilson
         interval and what it rests on) and confusion, Krippendorff's alpha, a
         histogram of consensus confidence, items per consensus status and
         final labels by source. Single-label projects only; see
-        :func:`assay.engine.reports.quality_report`."""
-        return _reports.quality_report(self.db, self.get_project(project), page_size=page_size)
+        :func:`assay.engine.reports.quality_report`. Kept between requests
+        (:meth:`_kept_report`): ``stale``, ``computed_at``, ``stale_ok``."""
+        p = self.get_project(project)
+        return self._kept_report(p, ("quality",), lambda: _reports.quality_report(self.db, p, page_size=page_size),
+                                 stale_ok)
+
+    def _kept_report(self, p: dict, slot: tuple, compute, stale_ok: bool) -> dict:
+        """A report of ``p`` kept in ``_quality_cache`` under ``slot``, keyed
+        on :func:`assay.engine.reports.quality_key` (answers, gold and
+        reviews, the last re-fit, the model, pauses, the settings; read
+        first, a few index look-ups): asking again with nothing new costs the
+        key. A changed key computes the report again — but with ``stale_ok``
+        (what the server's routes ask), when the kept report took over
+        ``quality_inline_seconds`` to compute (a big project), it is answered
+        with ``stale: true`` and a fresh one is computed in the background
+        (one at a time per project).
+        ``computed_at``: when the answered report was computed."""
+        slot = (p["id"], *slot)
+        key = _reports.quality_key(self.db, p)
+        hit = self._quality_cache.get(slot)
+        if hit is not None and hit[0] == key and time.time() - hit[2] < self.quality_cache_seconds:
+            return {**copy.deepcopy(hit[1]), "stale": False}
+        if hit is None or not stale_ok or hit[3] < self.quality_inline_seconds:
+            return {**copy.deepcopy(self._compute_kept(p, slot, compute)), "stale": False}
+        lock = self._quality_locks.setdefault(p["id"], threading.Lock())
+        if not lock.locked():
+            threading.Thread(target=self._compute_kept, args=(p, slot, compute, True),
+                             name=f"report-{p['id']}", daemon=True).start()
+        return {**copy.deepcopy(hit[1]), "stale": True}
+
+    def _compute_kept(self, p: dict, slot: tuple, compute, background: bool = False) -> dict | None:
+        """Compute a kept report and keep it under the key read before it (a
+        change during the reads shows as a new key); one computation per
+        project at a time, a second asker waits for it and takes it. In the
+        background a failure is logged and the last report stays."""
+        try:
+            with self._quality_locks.setdefault(p["id"], threading.Lock()):
+                key = _reports.quality_key(self.db, p)
+                hit = self._quality_cache.get(slot)
+                if hit is not None and hit[0] == key and time.time() - hit[2] < self.quality_cache_seconds:
+                    return hit[1]
+                t0 = time.monotonic()
+                report = {**compute(), "computed_at": time.time()}
+                if len(self._quality_cache) >= _QUALITY_CACHE_MAX and slot not in self._quality_cache:
+                    self._quality_cache.clear()
+                self._quality_cache[slot] = (key, report, report["computed_at"], time.monotonic() - t0)
+            return report
+        except Exception:
+            if not background:
+                raise
+            _log.exception("report %s of project %s", slot[1:], p["id"])
+            return None
 
     #: seconds a skill map's inputs are kept in ``_skill_cache`` from a whole read: a
     #: backstop for a change :func:`assay.engine.skillmap.inputs` does not see
@@ -95,17 +158,21 @@ class Reports:
             self._skill_cache[slot] = (key, at, data, full)
         return full
 
-    def label_errors(self, project: int | str, *, method: str = "auto", limit: int | None = 100) -> dict:
+    def label_errors(self, project: int | str, *, method: str = "auto", limit: int | None = 100,
+                     stale_ok: bool = False) -> dict:
         """Answered items ranked by how likely their label is wrong, most
         likely first, with a quality score in [0, 1] and a flag: from the
         crowd's answers and the in-loop model's stored predictions
         (``method="crowd"``) or, with one answer per item, each answer against
         the model's prediction by confident learning (``"model"``); ``"auto"``
         picks. Items with gold or a reviewer's label are left out. See
-        :func:`assay.engine.label_errors.label_errors`."""
+        :func:`assay.engine.label_errors.label_errors`. Kept between requests
+        like the quality report (:meth:`_kept_report`)."""
         from assay.engine.label_errors import label_errors
 
-        return label_errors(self.db, self.get_project(project), method=method, limit=limit)
+        p = self.get_project(project)
+        return self._kept_report(p, ("label_errors", method, limit),
+                                 lambda: label_errors(self.db, p, method=method, limit=limit), stale_ok)
 
     def model_report(self, project: int | str) -> dict:
         """The in-loop model's learning curve: one row per version (answers

@@ -243,9 +243,11 @@ def final_labels(project_id: int, ws: WS, user: Staff,
 @router.get("/projects/{project_id}/quality")
 def quality_report(project_id: int, ws: WS, user: Staff):
     """Annotator accuracy and confusion, Krippendorff's alpha, the consensus
-    confidence histogram and status counts (single-label projects)."""
+    confidence histogram and status counts (single-label projects). Kept
+    between requests; on a big project whose answers moved on, the last
+    report is answered with ``stale: true`` while a fresh one is computed."""
     ws.require_access(project_id, user, roles=("admin", "reviewer"))
-    return json(ws.quality_report(project_id))
+    return json(ws.quality_report(project_id, stale_ok=True))
 
 
 @router.get("/projects/{project_id}/report")
@@ -267,7 +269,7 @@ def label_errors(project_id: int, ws: WS, user: Staff,
     score in [0, 1] and a flag (single-label projects; reviewed and gold items
     are left out)."""
     ws.require_access(project_id, user, roles=("admin", "reviewer"))
-    return json(ws.label_errors(project_id, method=method, limit=limit))
+    return json(ws.label_errors(project_id, method=method, limit=limit, stale_ok=True))
 
 
 @router.get("/projects/{project_id}/skills")

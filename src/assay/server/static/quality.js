@@ -122,7 +122,9 @@
     if (!rows.length) rows.push(el("tr", null, el("td", { colspan: "4", class: "muted", text: "No answers yet" })));
     document.querySelector("#annotators tbody").replaceChildren(...rows);
     document.getElementById("report").hidden = false;
-    document.getElementById("updated").textContent = "updated " + new Date().toLocaleTimeString();
+    const at = r.computed_at ? new Date(r.computed_at * 1000) : new Date();
+    document.getElementById("updated").textContent = "computed " + at.toLocaleTimeString() +
+      (r.stale ? " · newer answers: a fresh report is being computed, reload in a moment" : "");
   }
 
   async function load() {
@@ -387,23 +389,32 @@
     return buttons;
   }
 
-  async function itemText(itemId) {
-    try { const item = await api.get("/api/items/" + itemId); if (item.text) return item.text; } catch (e) { /* keep the id */ }
-    return "item " + itemId;
+  /** The texts of many items in one request (GET /api/items?ids=…): item id -> text; an item
+   * without text, or one that could not be read, shows as its id. */
+  async function itemTexts(ids) {
+    const texts = {};
+    if (ids.length) {
+      try {
+        const r = await api.get("/api/items?ids=" + ids.map(encodeURIComponent).join(","));
+        r.items.forEach(function (item) { if (item.text) texts[item.id] = item.text; });
+      } catch (e) { /* keep the ids */ }
+    }
+    return function (itemId) { return texts[itemId] || "item " + itemId; };
   }
 
   /** The first items of the review queue, each with one button per class. */
   async function loadReview() {
     const q = await api.get(base + "/consensus?status=review&limit=20");
     const list = document.getElementById("review");
-    const entries = await Promise.all((q.items || []).map(async function (it) {
+    const itemText = await itemTexts((q.items || []).map(function (it) { return it.item_id; }));
+    const entries = (q.items || []).map(function (it) {
       const li = el("li", { class: "review-item", "data-item-id": it.item_id },
-        el("p", { class: "review-text", text: await itemText(it.item_id) }),
+        el("p", { class: "review-text", text: itemText(it.item_id) }),
         el("p", { class: "muted small", text: it.answers + " answers · leaning " + it.label + " (" + pct(it.confidence) + ")" }));
       const widget = window.AssayKinds.forProject(project);
       if (widget && widget.quality) li.append(decideButtons(li, it.item_id));
       return li;
-    }));
+    });
     if (!entries.length) entries.push(el("li", { class: "muted", text: "The review queue is empty." }));
     list.replaceChildren(...entries);
   }
@@ -422,14 +433,15 @@
     document.getElementById("errors-summary").textContent = r.items_scored.toLocaleString() + " labelled items scored (" +
       (r.method === "crowd" ? "consensus of the answers with the model" : "each answer against the model") + "); " +
       r.flagged.toLocaleString() + " flagged. Most probably wrong first; your decision is final and counts like gold.";
-    const entries = await Promise.all(r.items.map(async function (it) {
+    const itemText = await itemTexts(r.items.map(function (it) { return it.item_id; }));
+    const entries = r.items.map(function (it) {
       const li = el("li", { class: "review-item", "data-item-id": it.item_id, "data-flagged": String(it.flagged) },
-        el("p", { class: "review-text", text: await itemText(it.item_id) }),
+        el("p", { class: "review-text", text: itemText(it.item_id) }),
         el("p", { class: "muted small", text: (it.flagged ? "flagged · " : "") + "labelled " + it.label + " · quality " +
           fixed(it.quality, 3) + " · else " + it.suggested + " · " + it.answers + " answers" }));
       li.append(decideButtons(li, it.item_id));
       return li;
-    }));
+    });
     if (!entries.length) entries.push(el("li", { class: "muted", text: "No labelled item to score yet." }));
     document.getElementById("errors").replaceChildren(...entries);
   }

@@ -232,5 +232,6 @@
 
   if (params.get("method")) $("m-method").value = params.get("method");
   $("search-link").href = "/search/" + encodeURIComponent(datasetId) + (project ? "?project=" + encodeURIComponent(project) : "");
+  $("curate-link").href = "/curate/" + encodeURIComponent(datasetId);
   load();
 })();

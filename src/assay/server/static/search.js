@@ -20,8 +20,9 @@
   let projects = [];         // the projects labelling this dataset
   const selected = new Set(); // item ids
   let anchor = null;          // index of the last clicked result (Shift+click ranges)
-  let blobUrls = [];
+  const blobUrls = [];
   document.getElementById("map-link").href = "/map/" + encodeURIComponent(datasetId) + location.search;
+  document.getElementById("curate-link").href = "/curate/" + encodeURIComponent(datasetId);
 
   function $(id) { return document.getElementById(id); }
 
@@ -54,32 +55,9 @@
     refreshSelection();
   }
 
-  async function thumbnail(img, url) {
-    try {
-      const u = URL.createObjectURL(await api.blob(url));
-      blobUrls.push(u);
-      img.src = u;
-    } catch (err) {
-      img.alt = "image could not be loaded";
-    }
-  }
-
   function card(r, index) {
-    const body = [];
-    if (r.kind === "image") {
-      const img = el("img", { class: "result-thumb", alt: "item " + r.item_id });
-      thumbnail(img, r.content_url);
-      body.push(img);
-    } else {
-      body.push(el("span", { class: "result-snippet", text: r.snippet || "(" + (r.kind || "item") + ")" }));
-    }
-    body.push(el("span", { class: "result-meta muted small",
-      text: "#" + r.item_id + " · " + (typeof r.score === "number" ? r.score.toFixed(3) : "—") }));
-    const tags = r.tags || [];
-    if (tags.length) {
-      body.push(el("span", { class: "result-tags" }, el("span", { class: "visually-hidden", text: "tags:" }),
-        ...tags.map(function (t) { return el("span", { class: "result-tag", text: t }); })));
-    }
+    const body = window.AssayItems.body(r,
+      "#" + r.item_id + " \u00b7 " + (typeof r.score === "number" ? r.score.toFixed(3) : "\u2014"), blobUrls);
     const btn = el("button", { type: "button", class: "result", "aria-pressed": "false",
       "data-item-id": r.item_id, "data-index": index }, ...body);
     btn.addEventListener("click", function (e) { toggle(index, e.shiftKey); });
@@ -87,8 +65,7 @@
   }
 
   function draw() {
-    blobUrls.forEach(function (u) { URL.revokeObjectURL(u); });
-    blobUrls = [];
+    window.AssayItems.revoke(blobUrls);
     const cards = results.map(card);
     if (!cards.length) cards.push(el("li", { class: "muted", text: "No results." }));
     $("results").replaceChildren(...cards);
@@ -188,9 +165,7 @@
     if (!tag) { setState("action-state", "Give the tag a name.", true); return; }
     act($("tag-selected"), async function () {
       const r = await api.post(base + "/tags", { tag: tag, items: ids });
-      results.forEach(function (x) {
-        if (selected.has(x.item_id) && !(x.tags || []).includes(r.tag)) x.tags = (x.tags || []).concat([r.tag]).sort();
-      });
+      window.AssayItems.addTag(results, selected, r.tag);
       draw();
       setState("action-state", "Tagged " + r.items + " items \u201c" + r.tag + "\u201d (" + r.added + " new).");
       await loadTags();

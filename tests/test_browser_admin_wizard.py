@@ -94,6 +94,9 @@ def test_wizard_creates_exactly_the_project_asked_for(ws, tabs):  # noqa: F811
     page.locator("#error").filter(has_text="'negative': key 'P' is already the key of class 'positive'").wait_for()
     assert count(ws, "projects") == before
     assert page.url == f"{tab.base}/admin/projects/new"
+    page.set_viewport_size({"width": 1280, "height": 2600})
+    tab.screenshot(ws, "admin-project-new")
+    page.set_viewport_size({"width": 1280, "height": 800})
 
     page.fill("#class-3-key", "x")
     page.locator("#p-name").press("Enter")
@@ -138,11 +141,11 @@ def test_wizard_creates_exactly_the_project_asked_for(ws, tabs):  # noqa: F811
     atab.page.wait_for_selector(".class-btn[data-class='negative'][aria-pressed='true']")
     atab.page.keyboard.press("P")  # its own key in either case
     atab.page.wait_for_selector(".class-btn[data-class='positive'][aria-pressed='true']")
+    atab.screenshot(ws, "label-class-keys-instructions")
     atab.assert_clean()
-    tab.screenshot(ws, "admin-project-new")
 
 
-def test_wizard_model_url_refused_after_creation_says_so(ws, tabs):  # noqa: F811
+def test_wizard_kind_option_and_refused_model_url(ws, tabs):  # noqa: F811
     ds = text_dataset(ws, "d", ["a", "b"])
     _, admin = ws.add_user("boss", "admin")
     tab = tabs()
@@ -152,6 +155,9 @@ def test_wizard_model_url_refused_after_creation_says_so(ws, tabs):  # noqa: F81
     page.wait_for_selector("body[data-ready='1']")
     assert page.locator("#p-dataset").input_value() == str(ds["id"])
     page.fill("#p-name", "With model")
+    assert page.locator("#kopt-overlap").count() == 0  # single labels have no options of their own
+    page.check("#kind-spans")
+    page.check("#kopt-overlap")  # the spans kind's own option (GET /api/kinds)
     _class_row(page, 1, "yes")
     _class_row(page, 2, "no")
     page.fill("#p-backend", "python:no-such-backend")
@@ -160,4 +166,5 @@ def test_wizard_model_url_refused_after_creation_says_so(ws, tabs):  # noqa: F81
     page.locator("#create-status a").filter(has_text="Open it").wait_for()
     p = ws.get_project("With model")
     assert p["ml_backend_url"] is None and [c["name"] for c in p["schema"]["classes"]] == ["yes", "no"]
+    assert p["schema"]["kind"] == "spans" and p["schema"]["overlap"] is True
     assert page.url.endswith("/admin/projects/new?dataset=" + str(ds["id"]))

@@ -13,6 +13,8 @@ from assay.kinds.base import LabelKind, class_names
 
 
 class Multi(LabelKind):
+    """Any number of the classes per item (tags): choose them, then submit."""
+
     name = "multi"
     widget = "multi"
     title = "multi-label"

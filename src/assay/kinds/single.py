@@ -11,6 +11,9 @@ from assay.kinds.base import LabelKind, class_names
 
 
 class Single(LabelKind):
+    """One class per item (sentiment, topic, yes/no): answers are compared and
+    aggregated into a consensus with a confidence."""
+
     name = "single"
     widget = "single"
     title = "single label"

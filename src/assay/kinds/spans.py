@@ -26,6 +26,9 @@ MAX_SPANS = 10_000
 
 
 class Spans(LabelKind):
+    """Text spans, each with a class (named entities): select characters of the
+    text and give them a class."""
+
     name = "spans"
     widget = "spans"
     title = "text spans"

@@ -435,14 +435,21 @@ def annotator_progress(db, project_id: int, user_id: int) -> dict:
 
 
 def answers_page(db, project_id: int, *, after: int | None = None, limit: int = 100,
-                 annotator_id: int | None = None) -> tuple[list[dict], int | None]:
+                 annotator_id: int | None = None, newest_first: bool = False) -> tuple[list[dict], int | None]:
     """A keyset page of the project's answers (one annotator's, if given), in
-    id order, without the lead time; and the ``after`` of the next page."""
+    id order (``newest_first``: descending, ``after`` then is the id to go
+    below), without the lead time; and the cursor of the next page. An index
+    covers both orders (``ix_answers_project_id``, ``ix_answers_annotator``)."""
     limit = max(1, min(int(limit), 1000))
-    q = select(answers).where(answers.c.project_id == project_id, answers.c.id > (after or 0))
+    q = select(answers).where(answers.c.project_id == project_id)
+    if newest_first:
+        q = q.where(answers.c.id < after) if after else q
+        q = q.order_by(answers.c.id.desc())
+    else:
+        q = q.where(answers.c.id > (after or 0)).order_by(answers.c.id)
     if annotator_id is not None:
         q = q.where(answers.c.annotator_id == annotator_id)
-    q = q.order_by(answers.c.id).limit(limit)
+    q = q.limit(limit)
     with db.read() as conn:
         rows = [_row(r) for r in conn.execute(q)]
     for r in rows:

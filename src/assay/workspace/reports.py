@@ -208,9 +208,10 @@ class Reports:
     # ------------------------------------------------------------ reading answers
 
     def list_answers(self, project: int | str, *, after: int | None = None, limit: int = 100,
-                     annotator_id: int | None = None) -> tuple[list[dict], int | None]:
+                     annotator_id: int | None = None, newest_first: bool = False) -> tuple[list[dict], int | None]:
         p = self.get_project(project)
-        return _reports.answers_page(self.db, p["id"], after=after, limit=limit, annotator_id=annotator_id)
+        return _reports.answers_page(self.db, p["id"], after=after, limit=limit, annotator_id=annotator_id,
+                                     newest_first=newest_first)
 
     def progress(self, project: int | str, *, cache: bool = True) -> dict:
         """Counts for a project: tasks, done (enough answers), remaining, per annotator.

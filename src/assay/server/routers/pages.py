@@ -62,6 +62,12 @@ def admin_data():
     return _page("admin_data.html")
 
 
+@router.get("/admin/people")
+def admin_people():
+    """People: users and roles, login links and tokens, one person's projects, skills and answers."""
+    return _page("admin_people.html")
+
+
 @router.get("/admin/projects/new")
 def admin_project_new():
     """The new-project wizard (declared before /admin/projects/{project_id})."""

@@ -172,9 +172,15 @@ def remove_member(project_id: int, user_id: int, ws: WS, _: Admin):
 
 @router.get("/projects/{project_id}/answers")
 def list_answers(project_id: int, ws: WS, user: Staff,
-                 after: int | None = Query(None, ge=0), limit: int = Query(100, ge=1, le=1000)):
+                 after: int | None = Query(None, ge=0, le=2**62, description="the next page's cursor (next_after)"),
+                 limit: int = Query(100, ge=1, le=1000),
+                 user_id: int | None = Query(None, ge=1, le=2**62, description="only this annotator's answers"),
+                 order: Literal["asc", "desc"] = Query("asc", description="desc: newest first")):
+    """The project's answers in keyset pages (admins and reviewers): oldest
+    first, or newest first with ``order=desc``; one annotator's with ``user_id``."""
     ws.require_access(project_id, user, roles=("admin", "reviewer"))
-    rows, nxt = ws.list_answers(project_id, after=after, limit=limit)
+    rows, nxt = ws.list_answers(project_id, after=after, limit=limit, annotator_id=user_id,
+                                newest_first=order == "desc")
     return json({"answers": rows, "next_after": nxt})
 
 

@@ -31,8 +31,14 @@
     return here === "/" || here.startsWith("/login") ? "/login" : "/login?next=" + encodeURIComponent(here);
   }
 
+  /** Why the login page opened (sessionStorage, read once by login.js). */
+  const ENDED_KEY = "assay_session_ended";
+
   let redirecting = false;
-  function toLogin() {
+  function toLogin(ended) {
+    if (ended && getToken()) {
+      try { sessionStorage.setItem(ENDED_KEY, "1"); } catch (e) { /* private mode */ }
+    }
     clearToken();
     if (redirecting) return;
     redirecting = true;
@@ -106,7 +112,7 @@
       throw new ApiError(0, "network", "Network error: cannot reach the server", {});
     }
     if (res.status === 401 && !opts.noRedirect) {
-      toLogin();
+      toLogin(true);
       throw new ApiError(401, "unauthorized", "Your session has expired. Please log in again.", {});
     }
     if (!res.ok) throw await errorFrom(res);
@@ -223,6 +229,7 @@
 
   window.AssayAPI = Object.freeze({
     TOKEN_KEY: TOKEN_KEY,
+    ENDED_KEY: ENDED_KEY,
     ApiError: ApiError,
     getToken: getToken,
     setToken: setToken,

@@ -95,6 +95,16 @@
     followLink(token);
   }
 
+  /** The server refused this browser's token (revoked or expired): say so once. */
+  function sessionEnded() {
+    let ended = null;
+    try { ended = sessionStorage.getItem(api.ENDED_KEY); sessionStorage.removeItem(api.ENDED_KEY); } catch (e) { /* ignore */ }
+    if (ended) {
+      api.showError("Your session has ended: your login was revoked or has expired. " +
+        "Log in again, or ask an admin for a new login link.");
+    }
+  }
+
   const linkToken = takeLinkToken();
   // A link opened while this page is already open changes only the fragment.
   window.addEventListener("hashchange", function () {
@@ -109,6 +119,7 @@
     const pass = $("password");
 
     if (linkToken) startLink(linkToken);
+    else sessionEnded();
 
     form.addEventListener("submit", async function (e) {
       e.preventDefault();

@@ -130,3 +130,29 @@ def test_item_count_comes_from_the_imports(ws):
     assert got["item_count"] == 5 == len(item_ids(ws, ds["id"]))
     assert [d["item_count"] for d in ws.list_datasets()] == [5]
     assert ws.get_dataset(ws.create_dataset("empty")["id"])["item_count"] == 0
+
+
+def test_a_sparse_filter_looks_at_a_bounded_window_per_request(two, monkeypatch):
+    from assay.engine import datasets as engine_datasets
+
+    c, ws, *_, admin, _ = two
+    ds = text_dataset(ws, "sparse", [f"hay {i}" for i in range(7)] + ["the needle"] + [f"hay {i}" for i in range(7, 10)])
+    ids = item_ids(ws, ds["id"])
+    monkeypatch.setattr(engine_datasets, "SCAN_ROWS", 3)
+    url = f"/api/datasets/{ds['id']}/items?q=needle&limit=5"
+    pages, after = [], None
+    while True:
+        body = c.get(url + (f"&after={after}" if after else ""), headers=admin["h"]).json()
+        pages.append(([it["id"] for it in body["items"]], body["next_after"], body["scanned_to"]))
+        after = body["next_after"]
+        if after is None:
+            break
+    # three items looked at per request: the needle (the 8th) turns up on the third, the end on the fourth
+    assert pages == [([], ids[2], ids[2]), ([], ids[5], ids[5]), ([ids[7]], ids[8], ids[8]), ([], None, None)]
+    assert body["scan_rows"] == 3
+    # unfiltered pages are not bounded that way
+    body = c.get(f"/api/datasets/{ds['id']}/items?limit=5", headers=admin["h"]).json()
+    assert [it["id"] for it in body["items"]] == ids[:5] and body["next_after"] == ids[4] and body["scanned_to"] is None
+    # nor is a filter whose page fills inside the window
+    body = c.get(f"/api/datasets/{ds['id']}/items?q=hay&limit=2", headers=admin["h"]).json()
+    assert [it["id"] for it in body["items"]] == ids[:2] and body["scanned_to"] is None

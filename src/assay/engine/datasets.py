@@ -104,21 +104,45 @@ def item_kinds(conn, dataset_id: int) -> list[str]:
 
 # ------------------------------------------------------------ items
 
-def list_items(conn, dataset_id: int, *, after: int | None, limit: int, q: str | None = None, meta: dict[str, str] | None = None) -> tuple[list[dict], int | None]:
-    """A keyset page of items in id order: ``(items, next_after)``; ``limit``
-    is clamped to 1–1000. ``q`` keeps items whose text
-    contains it (case-insensitive), ``meta`` those whose metadata has each
-    key equal to the value (compared as text). Walks the (dataset_id, id)
-    index and stops at ``limit`` matches: no count, no offset."""
+#: items a filtered page looks at, at most, per request (~50-100 ms on a 2-core machine)
+SCAN_ROWS = 50_000
+
+
+def list_items(conn, dataset_id: int, *, after: int | None, limit: int, q: str | None = None,
+               meta: dict[str, str] | None = None, scan: int | None = None) -> tuple[list[dict], int | None, int | None]:
+    """A keyset page of items in id order: ``(items, next_after,
+    scanned_to)``; ``limit`` is clamped to 1–1000. ``q`` keeps items whose
+    text contains it (case-insensitive), ``meta`` those whose metadata has
+    each key equal to the value (compared as text). Walks the (dataset_id,
+    id) index and stops at ``limit`` matches: no count, no offset.
+
+    A filtered page looks at no more than the next ``scan`` items (default
+    :data:`SCAN_ROWS`): when
+    they hold fewer than ``limit`` matches and the dataset goes on, the page
+    is short, ``scanned_to`` is the last id looked at and ``next_after`` is
+    it (ask again to keep looking), so a filter that matches little never
+    walks a million rows in one request. Else ``scanned_to`` is None."""
     limit = max(1, min(int(limit), 1000))
-    cond = [items.c.dataset_id == dataset_id]
+    scan = SCAN_ROWS if scan is None else scan
+    cond = [items.c.dataset_id == dataset_id, items.c.id > (after or 0)]
+    filtered = False
     if q:
         cond.append(items.c.text.icontains(q, autoescape=True))
+        filtered = True
     for key, value in (meta or {}).items():
         cond.append(cast(items.c.meta[key].as_string(), String) == value)
-    sel = select(items).where(*cond, items.c.id > (after or 0)).order_by(items.c.id).limit(limit)
+        filtered = True
+    bound = None
+    if filtered:  # the id of the scan-th next item, an index-only walk; None: fewer items are left
+        bound = conn.execute(select(items.c.id).where(items.c.dataset_id == dataset_id, items.c.id > (after or 0))
+                             .order_by(items.c.id).offset(max(1, int(scan)) - 1).limit(1)).scalar()
+        if bound is not None:
+            cond.append(items.c.id <= bound)
+    sel = select(items).where(*cond).order_by(items.c.id).limit(limit)
     rows = [_row(r) for r in conn.execute(sel)]
-    return rows, (rows[-1]["id"] if len(rows) == limit else None)
+    if len(rows) == limit:
+        return rows, rows[-1]["id"], None
+    return rows, bound, bound
 
 
 def list_imports(conn, dataset_id: int, *, limit: int = 200) -> list[dict]:

@@ -128,14 +128,22 @@ class Data:
     # ------------------------------------------------------------ items
 
     def list_items(self, dataset: int | str, *, after: int | None = None, limit: int = 100,
-                   q: str | None = None, meta: dict[str, str] | None = None) -> tuple[list[dict], int | None]:
+                   q: str | None = None, meta: dict[str, str] | None = None,
+                   scanned: dict | None = None) -> tuple[list[dict], int | None]:
         """A keyset page of items: ``(items, next_after)``; ``q`` filters on
         the text (contains, case-insensitive), ``meta`` on metadata values
-        (key -> value, compared as text)."""
+        (key -> value, compared as text). A filtered page looks at the next
+        :data:`assay.engine.datasets.SCAN_ROWS` items at most: it may be
+        short with a ``next_after`` (keep asking); pass a dict as
+        ``scanned`` to learn ``scanned_to``, the last id looked at when the
+        page stopped there (else None)."""
         ds = self.get_dataset(dataset, count=False)
         q, meta = _check_item_filter(q, meta)
         with self.db.read() as conn:
-            return _datasets.list_items(conn, ds["id"], after=after, limit=limit, q=q, meta=meta)
+            rows, nxt, upto = _datasets.list_items(conn, ds["id"], after=after, limit=limit, q=q, meta=meta)
+        if scanned is not None:
+            scanned.update(scanned_to=upto, scan_rows=_datasets.SCAN_ROWS)
+        return rows, nxt
 
     def list_imports(self, dataset: int | str) -> list[dict]:
         """The dataset's imports (newest first) with their provenance: source,

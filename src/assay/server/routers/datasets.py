@@ -162,11 +162,14 @@ def list_items(dataset_id: int, request: Request, ws: WS, user: Staff,
                                      description="keep items whose text contains this (case-insensitive)")):
     """Items in id order (keyset pages: pass ``next_after`` back as
     ``after``); filter with ``q`` and ``meta.KEY=VALUE`` (metadata equals,
-    as text; up to 5)."""
+    as text; up to 5). A filtered page looks at ``scan_rows`` items at
+    most: ``scanned_to`` (not null) says it stopped there with fewer matches
+    than ``limit``; ``next_after`` goes on from there."""
     ws.require_dataset_access(dataset_id, user, count=False)
     meta = {k[5:]: v for k, v in request.query_params.items() if k.startswith("meta.")}
-    rows, nxt = ws.list_items(dataset_id, after=after, limit=limit, q=q, meta=meta)
-    return json({"items": rows, "next_after": nxt})
+    scanned: dict = {}
+    rows, nxt = ws.list_items(dataset_id, after=after, limit=limit, q=q, meta=meta, scanned=scanned)
+    return json({"items": rows, "next_after": nxt, **scanned})
 
 
 @router.get("/datasets/{dataset_id}/imports")

@@ -266,12 +266,15 @@
     const tbody = $("items").querySelector("tbody");
     tbody.replaceChildren.apply(tbody, body.items.map(itemRow));
     nextAfter = body.next_after;
-    $("items-empty").hidden = body.items.length > 0;
+    $("items-empty").hidden = body.items.length > 0 || !!body.scanned_to;
     $("page-prev").disabled = cursors.length <= 1;
     $("page-next").disabled = nextAfter === null || nextAfter === undefined;
-    $("page-info").textContent = body.items.length
+    $("page-info").textContent = (body.items.length
       ? "Page " + cursors.length + ": items " + body.items[0].id + "–" + body.items[body.items.length - 1].id
-      : "Page " + cursors.length;
+      : "Page " + cursors.length) + (body.scanned_to
+      ? " · no more matches up to item " + body.scanned_to + " (" + body.scan_rows.toLocaleString() +
+        " items looked at); Next keeps looking"
+      : "");
   }
 
   async function openDataset(id, scroll) {

@@ -79,7 +79,8 @@ def test_no_serious_violation_on_any_page(ws, tabs):  # noqa: F811
     admin.page.locator("#progress dd[data-stat='answers']").filter(has_text="1").wait_for()
     admin.page.wait_for_selector(f"#gold-list tr[data-item-id='{ids[11]}']")
     admin.page.wait_for_selector("#export-slice option[value='first']", state="attached")
-    _check(admin, "/admin/projects/{id} (progress, gold, export)", found)
+    admin.page.wait_for_selector("#members-list tbody tr[data-user-id]")
+    _check(admin, "/admin/projects/{id} (progress, gold, export, members)", found)
     admin.goto("/admin/projects/new")  # the wizard with a Markdown preview and the server's refusal
     admin.page.wait_for_selector("body[data-ready='1']")
     admin.page.fill("#p-instructions", "# Rules\n\n**Read** the [guide](https://example.org).\n\n- one\n- two")
@@ -87,6 +88,11 @@ def test_no_serious_violation_on_any_page(ws, tabs):  # noqa: F811
     admin.page.click("#create")  # no name: refused
     admin.page.wait_for_selector("#error:not([hidden])")
     _check(admin, "/admin/projects/new (preview, error)", found)
+    admin.goto(f"/admin/people?user={alice['id']}")  # users, a person's projects, a fresh login link
+    admin.page.wait_for_selector(f"#person-projects tr[data-project-id='{p['id']}']")
+    admin.page.click("#link-create")
+    admin.page.wait_for_selector("#link-result:not([hidden])")
+    _check(admin, "/admin/people (users, a person, a login link)", found)
     admin.goto(f"/quality/{p['id']}")
     admin.page.wait_for_load_state("networkidle")
     _check(admin, "/quality", found)

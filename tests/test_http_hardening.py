@@ -168,7 +168,7 @@ def test_hot_path_keeps_working_and_is_bounded(env):
 
 # ---------------------------------------------------------------- 11: headers, /docs
 
-PAGES = ["/", "/login", "/admin", "/admin/projects/new", "/label/1", "/quality/1", "/search/1", "/map/1", "/curate/1", "/docs"]
+PAGES = ["/", "/login", "/admin", "/admin/projects/new", "/admin/people", "/label/1", "/quality/1", "/search/1", "/map/1", "/curate/1", "/docs"]
 
 
 def _assert_common(r, page: bool = False) -> None:

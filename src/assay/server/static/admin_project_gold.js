@@ -92,9 +92,17 @@
     return box;
   }
 
-  async function itemText(itemId) {
-    try { const item = await api.get("/api/items/" + itemId); if (item.text) return item.text; } catch (e) { /* keep the id */ }
-    return "item " + itemId;
+  /** The texts of many items in one request (GET /api/items?ids=…): item id -> text; an item
+   * without text, or one that could not be read, shows as its id. */
+  async function itemTexts(ids) {
+    const texts = {};
+    if (ids.length) {
+      try {
+        const r = await api.get("/api/items?ids=" + ids.map(encodeURIComponent).join(","));
+        r.items.forEach(function (item) { if (item.text) texts[item.id] = item.text; });
+      } catch (e) { /* keep the ids */ }
+    }
+    return function (itemId) { return texts[itemId] || "item " + itemId; };
   }
 
   async function loadReview() {
@@ -105,14 +113,15 @@
       return;
     }
     const q = await api.get(base + "/consensus?status=review&limit=10");
-    const entries = await Promise.all((q.items || []).map(async function (it) {
+    const itemText = await itemTexts((q.items || []).map(function (it) { return it.item_id; }));
+    const entries = (q.items || []).map(function (it) {
       const li = el("li", { class: "review-item", "data-item-id": it.item_id },
-        el("p", { class: "review-text", text: await itemText(it.item_id) }),
+        el("p", { class: "review-text", text: itemText(it.item_id) }),
         el("p", { class: "muted small", text: it.answers + " answers · leaning " + labelText(it.label) +
           " (" + (100 * it.confidence).toFixed(1) + "%)" }));
       li.append(decideButtons(li, it.item_id));
       return li;
-    }));
+    });
     if (!entries.length) entries.push(el("li", { class: "muted", text: "The review queue is empty." }));
     list.replaceChildren.apply(list, entries);
   }

@@ -8,6 +8,7 @@ instead of scanning in the request."""
 from __future__ import annotations
 
 import os
+import threading
 import time
 
 import httpx
@@ -16,7 +17,7 @@ import pytest
 
 from assay.errors import InvalidInput
 from assay.learn import curation as _learn
-from factories import item_ids
+from factories import item_ids, text_dataset
 from test_curation import META, vectors_dataset
 
 
@@ -61,6 +62,13 @@ def test_scan_cached_used_when_fresh_and_by_variant(ws, monkeypatch):
         ws.curation_scan(ds["id"], threshold=2)
     with pytest.raises(InvalidInput, match="k must be"):
         ws.curation_scan(ds["id"], k=0)
+    # one item with a vector: no pass to start, but its status can be asked for
+    one = text_dataset(ws, "one", ["alone"])
+    ws.vectors.add("given", np.array(item_ids(ws, one["id"])), np.ones((1, 16), np.float32), META)
+    assert ws.curation_scan(one["id"], start=False)["state"] == "missing"
+    with pytest.raises(InvalidInput, match="at least 2"):
+        ws.curation_scan(one["id"])
+    assert ws.duplicates(one["id"]) == []
 
 
 def test_scan_recomputed_after_new_items_and_stale_never_served(ws, monkeypatch):
@@ -118,6 +126,14 @@ def test_http_over_the_limit_answers_202_then_the_result(ws, monkeypatch):
     _, admin = ws.add_user("boss", "admin")
     _, ann = ws.add_user("ann", "annotator")
     monkeypatch.setattr(search_router, "INLINE_LIMIT", 10)
+    go = threading.Event()  # the background pass waits for it: the 202 is seen for sure
+    real_scan = _learn.scan
+
+    def held_scan(*args, **kw):
+        go.wait(30)
+        return real_scan(*args, **kw)
+
+    monkeypatch.setattr(_learn, "scan", held_scan)
     with LiveServer(ws) as srv:
         base = f"{srv.base}/api/datasets/{ds['id']}"
         auth = {"Authorization": f"Bearer {admin}"}
@@ -129,6 +145,9 @@ def test_http_over_the_limit_answers_202_then_the_result(ws, monkeypatch):
         body = r.json()
         assert body["state"] in ("queued", "running", "done") and body["count"] == 60
         assert {"progress", "message", "k", "threshold"} <= body.keys() and "groups" not in body
+        r = httpx.get(f"{base}/outliers", params=params, headers=auth)  # the same pass, still running
+        assert r.status_code == 202 and r.json()["version"] == body["version"]
+        go.set()
         done = _wait_done(f"{base}/curation-scan", params, auth)
         assert done["state"] == "done" and done["progress"] == 1.0
         r = httpx.get(f"{base}/duplicates", params={**params, "describe": "true"}, headers=auth)
@@ -141,7 +160,9 @@ def test_http_over_the_limit_answers_202_then_the_result(ws, monkeypatch):
         r = httpx.get(f"{base}/outliers", params={**params, "top": 1}, headers=auth)
         assert r.status_code == 200 and r.json()["results"][0]["item_id"] == ids[-1]
         # another k: not cached, over the limit → 202 again; POST starts, then 200
+        go.clear()
         assert httpx.get(f"{base}/outliers", params={"k": 3}, headers=auth).status_code == 202
+        go.set()
         _wait_done(f"{base}/curation-scan", {"k": 3}, auth)
         assert httpx.post(f"{base}/curation-scan", params={"k": 3}, headers=auth).status_code == 200
         r = httpx.post(f"{base}/curation-scan", params={"threshold": 1.5}, headers=auth)

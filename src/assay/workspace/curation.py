@@ -117,7 +117,7 @@ class Curation:
         with a vector) and ``path`` (the cache file)."""
         k, threshold = _curation.check_k(k), _curation.check_threshold(threshold)
         ds, space, index, ids, version = self._scan_inputs(dataset, space)
-        if ids.size < 2:
+        if start and ids.size < 2:
             raise InvalidInput("scores need at least 2 items with vectors")
         path = self._scan_path(space, ds["id"], k, threshold)
 

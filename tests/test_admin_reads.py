@@ -156,3 +156,26 @@ def test_a_sparse_filter_looks_at_a_bounded_window_per_request(two, monkeypatch)
     # nor is a filter whose page fills inside the window
     body = c.get(f"/api/datasets/{ds['id']}/items?q=hay&limit=2", headers=admin["h"]).json()
     assert [it["id"] for it in body["items"]] == ids[:2] and body["scanned_to"] is None
+
+
+def test_expired_progress_counts_are_answered_while_a_recount_runs(ws, monkeypatch):
+    ds = text_dataset(ws, "d", ["a", "b", "c"])
+    p = ws.create_project("pp", ds["id"], ["x", "y"])
+    u, _ = ws.add_user("pp-ann")
+    ws.add_member(p["id"], u["id"])
+    real = ws._count_progress
+    monkeypatch.setattr(ws, "_count_progress", lambda proj: time.sleep(0.06) or real(proj))  # a "huge" project
+    monkeypatch.setattr(ws, "progress_cache_min_tasks", 0)
+    assert ws.progress(p["id"])["answers"] == 0  # counted in the request, kept
+    _answer(ws, p["id"], [u], "x")
+    expires, kept = ws._progress_cache[p["id"]]
+    ws._progress_cache[p["id"]] = (time.monotonic() - 1, kept)  # its time is up
+    assert ws.progress(p["id"])["answers"] == 0  # the kept counts, at once
+    deadline = time.time() + 10
+    while ws._progress_cache[p["id"]][1]["answers"] == 0 and time.time() < deadline:
+        time.sleep(0.02)
+    assert ws.progress(p["id"])["answers"] == 1  # the recount landed
+    # long past its time (progress_stale_seconds), the count is made in the request again
+    _answer(ws, p["id"], [u], "y")
+    ws._progress_cache[p["id"]] = (time.monotonic() - ws.progress_stale_seconds - 1, ws._progress_cache[p["id"]][1])
+    assert ws.progress(p["id"])["answers"] == 2

@@ -18,7 +18,10 @@ through this workspace drops the entry at once:
   revoked) and a failed look-up; emptied past 10,000 entries.
 - ``_progress_cache``: project id -> ``progress`` counts, big projects only
   (``progress_cache_min_tasks``), for ten times what the count cost (at
-  least 2 s). Nothing drops it: entries expire.
+  least 2 s). Nothing drops it: entries expire, and for
+  ``progress_stale_seconds`` (60 s) after that are still answered while a
+  background thread counts again (``_progress_counting``: the projects
+  being counted).
 - ``_skill_cache``: (project id, min_confidence) -> (the key of its
   inputs, when they were read whole, the inputs, the whole skill map).
   Filled by ``skill_map`` (:mod:`assay.engine.skillmap`): an entry is
@@ -105,6 +108,7 @@ class Core:
         self._toucher = None  # thread that writes tokens' last_used_at
         self.accounts = security.AccountSettings.from_env()
         self._progress_cache: dict[int, tuple[float, dict]] = {}
+        self._progress_counting: set[int] = set()
         self._member_cache: dict[tuple[int, int], tuple[float, bool]] = {}
         self._exam_passed: set[tuple[int, int]] = set()
         self._skill_cache: dict[tuple[int, float], tuple] = {}

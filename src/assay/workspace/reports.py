@@ -220,17 +220,41 @@ class Reports:
         ``progress_cache_min_tasks`` tasks, and a count that took over 50 ms)
         the result is reused for ten times what it cost (at least 2 s), so
         that annotators' screens polling it cost little whatever the size.
+        Once that time is up the kept counts are still answered for up to
+        ``progress_stale_seconds`` more while they are counted again in a
+        background thread (one at a time per project), so no request waits
+        for the count.
         """
         p = self.get_project(project)
         now = time.monotonic()
         hit = self._progress_cache.get(p["id"]) if cache else None
         if hit is not None and hit[0] > now:
             return copy.deepcopy(hit[1])
-        result = self._count_progress(p)
-        cost = time.monotonic() - now
-        if cost > 0.05 and result["tasks"] >= self.progress_cache_min_tasks:
-            self._progress_cache[p["id"]] = (now + max(2.0, 10 * cost), copy.deepcopy(result))
-        return result
+        if hit is not None and hit[0] + self.progress_stale_seconds > now:
+            with self._lock:
+                start = p["id"] not in self._progress_counting
+                self._progress_counting.add(p["id"])
+            if start:
+                threading.Thread(target=self._recount_progress, args=(p,), name=f"progress-{p['id']}",
+                                 daemon=True).start()
+            return copy.deepcopy(hit[1])
+        return self._recount_progress(p)
+
+    #: seconds past their time that kept progress counts are still answered while a recount runs
+    progress_stale_seconds = 60.0
+
+    def _recount_progress(self, p: dict) -> dict:
+        """Count the project's progress and keep it if it was slow on a big project."""
+        try:
+            now = time.monotonic()
+            result = self._count_progress(p)
+            cost = time.monotonic() - now
+            if cost > 0.05 and result["tasks"] >= self.progress_cache_min_tasks:
+                self._progress_cache[p["id"]] = (now + max(2.0, 10 * cost), copy.deepcopy(result))
+            return result
+        finally:
+            with self._lock:
+                self._progress_counting.discard(p["id"])
 
     def progress_series(self, project: int | str, *, bucket: str = "hour", buckets: int = 48,
                         now: float | None = None) -> dict:

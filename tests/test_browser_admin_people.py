@@ -11,7 +11,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from test_browser import Tab, browser, server, tabs  # noqa: F401 - fixtures
+from test_browser import ARTIFACTS, Tab, browser, server, tabs  # noqa: F401 - fixtures
 from factories import answer_item, item_ids, project_with_annotators
 
 pytestmark = pytest.mark.browser
@@ -108,6 +108,8 @@ def test_admin_manages_people_links_members_and_pauses(ws, server, tabs):  # noq
     shown = prow.locator(".recent-answers li").all_inner_texts()
     assert [t.split(":")[0] for t in shown] == [f"item {a['item_id']}" for a in newest]  # newest first
     assert "paused" in prow.inner_text()
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / f"admin_people-{ws.db.dialect}.png"), full_page=True)
 
     # the Members section: add, remove, lift the pause
     tab.goto(f"/admin/projects/{p['id']}")

@@ -259,6 +259,7 @@
       people = await reviewerPeople((await api.get("/api/projects")).projects || []);
       $("people-title").textContent = "Annotators in your projects";
       $("people-note").textContent = "Only an admin may add people, change roles or make login links.";
+      $("people-note").hidden = false;
     }
     renderPeople();
     const want = Number(new URLSearchParams(location.search).get("user"));

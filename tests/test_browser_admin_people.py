@@ -186,3 +186,28 @@ def test_answers_newest_first_in_keyset_pages(ws, server):  # noqa: F811
         assert [x["item_id"] for x in seen] == ids[::-1]
         assert {x["annotator_id"] for x in seen} == {a["id"]}
         assert c.get(f"/api/projects/{p['id']}/answers", params={"order": "sideways"}).status_code in (400, 422)
+
+
+def test_reviewer_sees_people_of_their_projects_read_only(ws, tabs):  # noqa: F811
+    p, (ann,) = project_with_annotators(ws, 6, 1, overlap=1)
+    ids = item_ids(ws, p["dataset_id"])
+    answer_item(ws, p["id"], ids[0], ann, "pos")
+    answer_item(ws, p["id"], ids[1], ann, "neg")
+    rev, rev_token = ws.add_user("rita", "reviewer")
+    ws.add_member(p["id"], rev["id"])
+    tab = tabs()
+    page = tab.page
+    tab.login_link(rev_token)
+    tab.goto("/admin/people")
+    row = page.locator(f"#users tr[data-user-id='{ann['id']}']")
+    row.wait_for()
+    assert page.locator("#people-title").inner_text() == "Annotators in your projects"
+    assert row.locator("select").count() == 0  # no role changes
+    assert not page.locator("#add-user-form").is_visible()
+    row.locator("button").click()
+    prow = page.locator(f"#person-projects tr[data-project-id='{p['id']}']")
+    prow.locator(".recent-answers li").first.wait_for()
+    assert prow.locator(".recent-answers li").all_inner_texts()[0].startswith(f"item {ids[1]}: neg")
+    assert not page.locator("#person-access").is_visible()  # no login links or tokens
+    assert prow.locator("button").count() == 0  # no lifting pauses
+    tab.assert_clean()

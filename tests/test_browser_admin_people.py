@@ -99,6 +99,10 @@ def test_admin_manages_people_links_members_and_pauses(ws, server, tabs):  # noq
     other.page.wait_for_url("**/login**")
     other.page.locator("#error").filter(has_text="revoked").wait_for()
     assert other.page.evaluate("() => localStorage.getItem('assay_token')") is None
+    late = tabs()  # the revoked link, opened later: refused with a clear message, nothing stored
+    late.goto(url[len(tab.base):])
+    late.page.locator("#error").filter(has_text="not valid any more").wait_for()
+    assert late.page.evaluate("() => localStorage.getItem('assay_token')") is None
 
     # the person view: projects, pause, skill and recent answers of the worker
     tab.goto(f"/admin/people?user={worker['id']}")

@@ -112,6 +112,10 @@ def test_admin_manages_people_links_members_and_pauses(ws, server, tabs):  # noq
     shown = prow.locator(".recent-answers li").all_inner_texts()
     assert [t.split(":")[0] for t in shown] == [f"item {a['item_id']}" for a in newest]  # newest first
     assert "paused" in prow.inner_text()
+    prow.locator("td.skill-cell[data-ready='1']").wait_for()
+    skill = [a for a in ws.skill_map(p["id"])["annotators"] if a["user_id"] == worker["id"]][0]
+    assert prow.locator("td.skill-cell").inner_text().startswith(
+        f"{100 * skill['accuracy']:.0f} % ({skill['answers_scored']})")
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / f"admin_people-{ws.db.dialect}.png"), full_page=True)
 

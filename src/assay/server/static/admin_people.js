@@ -198,17 +198,24 @@
   async function projectRow(p) {
     const base = "/api/projects/" + p.id;
     const u = person.id;
-    const [members, stats, skills, answers] = await Promise.all([
+    // The skill map of a big project may take seconds the first time (then it
+    // is kept): its cell fills in when it comes, the rest of the row does not wait.
+    const skill = el("td", { class: "skill-cell muted", text: "computing…" });
+    soft(api.get(base + "/skills?limit=1&after=" + (u - 1))).then(function (skills) {
+      skill.textContent = skillText(skills);
+      skill.classList.remove("muted");
+      skill.dataset.ready = "1";
+    });
+    const [members, stats, answers] = await Promise.all([
       isAdmin ? soft(api.get(base + "/members")) : Promise.resolve(null),
       soft(api.get(base + "/annotators/gold")),
-      soft(api.get(base + "/skills?limit=1&after=" + (u - 1))),
       soft(api.get(base + "/answers?order=desc&limit=5&user_id=" + u)),
     ]);
     const member = members ? ((members.members || []).some(function (m) { return m.user_id === u; }) ? "yes" : "no")
       : "—";
     return el("tr", { "data-project-id": p.id },
       el("td", null, el("a", { href: "/admin/projects/" + p.id, text: p.name })), el("td", { text: member }),
-      pauseCell(p, stats), el("td", { text: skillText(skills) }), answersCell(answers));
+      pauseCell(p, stats), skill, answersCell(answers));
   }
 
   async function openPerson(u) {

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, File, Query, Request, UploadFile
+from fastapi import APIRouter, File, Form, Query, Request, UploadFile
 from pydantic import BaseModel, Field, JsonValue
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
@@ -130,7 +130,9 @@ GOLD_FILE_SUFFIXES = (".json", ".jsonl", ".ndjson", ".csv", ".conll", ".bio", ".
 async def import_gold_upload(project_id: int, request: Request, ws: WS, admin: Admin,
                              file: UploadFile = File(..., description=(
                                  "a gold file: .csv/.jsonl (item_id, label), spaCy .jsonl, CoNLL .conll, "
-                                 "COCO or Label Studio export .json, a zipped YOLO or Pascal VOC folder"))):
+                                 "COCO or Label Studio export .json, a zipped YOLO or Pascal VOC folder")),
+                             key: str | None = Form(None, max_length=200, description=(
+                                 "match CSV/JSONL rows on this item metadata field instead of item_id"))):
     """Gold from an uploaded file, read as ``assay project gold`` reads it
     (by its suffix; a ``.json`` list is a Label Studio export, an object a
     COCO file; a ``.zip`` a YOLO or Pascal VOC folder, of which only the
@@ -142,5 +144,5 @@ async def import_gold_upload(project_id: int, request: Request, ws: WS, admin: A
     with upload_dir() as tmp:
         path = tmp / name
         await spool(file, path, request.app.state.max_upload_bytes)
-        out = await run_in_threadpool(ws.import_gold_file, project_id, path, user=admin)
+        out = await run_in_threadpool(ws.import_gold_file, project_id, path, key=key or None, user=admin)
     return json(out, 201)

@@ -22,6 +22,8 @@
     if (!input.files.length) { status.textContent = "Choose a file first."; return; }
     const form = new FormData();
     form.append("file", input.files[0]);
+    const key = root.querySelector("#gold-key").value.trim();
+    if (key) form.append("key", key);
     const btn = root.querySelector("#gold-upload");
     btn.disabled = true;
     status.textContent = "Uploading…";
@@ -130,6 +132,8 @@
     const form = el("form", { id: "gold-form", class: "filters" },
       el("label", { for: "gold-file", text: "Gold file (.csv, .jsonl, spaCy .jsonl, .conll, COCO or Label Studio .json, zipped YOLO or VOC folder) " }),
       el("input", { type: "file", id: "gold-file", name: "file", accept: ".csv,.jsonl,.ndjson,.json,.conll,.bio,.iob,.zip" }),
+      el("label", { for: "gold-key", text: "Match rows on metadata field (empty: item_id) " }),
+      el("input", { type: "text", id: "gold-key", name: "key", size: "12", autocomplete: "off" }),
       el("button", { type: "submit", id: "gold-upload", class: "btn btn-small btn-primary", text: "Upload gold" }));
     form.addEventListener("submit", upload);
     const more = el("button", { type: "button", id: "gold-more", class: "btn btn-small", hidden: true, text: "More gold" });

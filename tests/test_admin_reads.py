@@ -179,3 +179,22 @@ def test_expired_progress_counts_are_answered_while_a_recount_runs(ws, monkeypat
     _answer(ws, p["id"], [u], "y")
     ws._progress_cache[p["id"]] = (time.monotonic() - ws.progress_stale_seconds - 1, ws._progress_cache[p["id"]][1])
     assert ws.progress(p["id"])["answers"] == 2
+
+
+def test_final_label_summary_reads_only_items_that_can_have_a_label(ws):
+    from assay.engine import resolver
+
+    ds = text_dataset(ws, "d", [f"t {i}" for i in range(12)])
+    p = ws.create_project("s", ds["id"], ["pos", "neg"])
+    users = [ws.add_user(f"a{i}", "annotator")[0] for i in range(2)]
+    for u in users:
+        ws.add_member(p["id"], u["id"])
+    _answer(ws, p["id"], users, "pos")
+    ids = item_ids(ws, ds["id"])
+    ws.import_gold(p["id"], [{"item_id": ids[-1], "label": "neg"}])
+    p = ws.get_project(p["id"])
+    every = [f for f in resolver.iter_final(ws.db, p)]
+    some = list(resolver.iter_labelled(ws.db, p))
+    assert len(every) == 12 and len(some) == 3  # two answered, one gold
+    assert {f.item_id: f for f in every if f.label is not None} == {f.item_id: f for f in some}
+    assert resolver.summary(ws.db, p) == {"items": 12, "labeled": 3, "sources": {"gold": 1, "majority": 2}}

@@ -152,7 +152,7 @@ def read(db, p: dict, min_confidence: float = SKILL_TRUTH_CONFIDENCE, *, upto: i
     up to id ``upto`` (None: all)."""
     code_of = {c["name"]: i for i, c in enumerate(p["schema"]["classes"])}
     truth = {}
-    for f in _resolver.iter_final(db, p):
+    for f in _resolver.iter_labelled(db, p):  # an item with no label has no truth
         t = _truth_of(f, code_of, min_confidence)
         if t is not None:
             truth[f.item_id] = t

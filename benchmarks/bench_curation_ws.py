@@ -114,7 +114,7 @@ def main() -> None:
     if args.build:
         build(Path(args.cache), args.build)
         steps = ("refresh", "duplicates", "outliers", "scan", "duplicates-cached", "outliers-cached", "http-cached")
-    elif args.steps:
+    if args.steps:
         steps = tuple(args.steps.split(","))
     for what in steps:
         load0 = os.getloadavg()

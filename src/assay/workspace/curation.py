@@ -156,7 +156,7 @@ class Curation:
                 continue
         for _, p in sorted(found, reverse=True):
             hit = _load_scan(p, version)
-            if hit is not None and (k is None or hit["k"] == k) and (threshold is None or hit["threshold"] == threshold):
+            if hit is not None and k in (None, hit["k"]) and threshold in (None, hit["threshold"]):
                 return hit
         return None
 

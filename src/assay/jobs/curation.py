@@ -150,6 +150,17 @@ def atomic_save(path: Path, write: Callable[[Any], None]) -> None:
     os.replace(tmp, path)
 
 
+def with_vectors(dataset_ids: np.ndarray, stored_ids: np.ndarray) -> np.ndarray:
+    """The dataset's ids (sorted, unique) that have a stored vector
+    (``stored_ids`` sorted, unique): a binary search each, no sort — what
+    ``np.intersect1d`` costs (~1 s at 1M) would dominate reading a cache."""
+    dataset_ids = np.asarray(dataset_ids, dtype=np.int64)
+    if stored_ids.size == 0 or dataset_ids.size == 0:
+        return dataset_ids[:0]
+    pos = np.minimum(np.searchsorted(stored_ids, dataset_ids), stored_ids.size - 1)
+    return dataset_ids[stored_ids[pos] == dataset_ids]
+
+
 def input_version(signature: list, ids: np.ndarray) -> str:
     """The version of a run's input: a digest of the space's shard list
     (:meth:`assay.store.index.SpaceIndex._signature`) and the dataset's item

@@ -98,7 +98,7 @@ class Curation:
         space = self._pick_space(ds, ds_ids, space)
         index = self.space_index(space)
         sig = index._signature()
-        ids = np.intersect1d(ds_ids, index.stored_ids(sig))
+        ids = _jobs.with_vectors(ds_ids, index.stored_ids(sig))
         if ids.size == 0:
             raise NotFound(f"dataset {ds['name']!r} has no vectors yet: run `assay embed {ds['name']}` first")
         return ds, space, index, ids, _jobs.input_version(sig, ids)

@@ -34,7 +34,7 @@ class EmbeddingMap:
         space = self._pick_space(ds, ds_ids, space)
         index = self.space_index(space)
         sig = index._signature()
-        ids = np.intersect1d(ds_ids, index.stored_ids(sig))
+        ids = _jobs.with_vectors(ds_ids, index.stored_ids(sig))
         if ids.size == 0:
             raise NotFound(f"dataset {ds['name']!r} has no vectors yet: run `assay embed {ds['name']}` first")
         path = self.vectors.root / space / f"map-{ds['id']}-{method}.npz"

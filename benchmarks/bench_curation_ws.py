@@ -40,6 +40,8 @@ def child(home: str, what: str) -> None:
         result = {"state": st["state"], "count": st["count"]}
     elif what == "http-cached":
         result = _http_cached(ws)
+    elif what == "http-202":
+        result = _http_202(ws)
     elif what.startswith("duplicates"):
         groups = ws.duplicates(1, threshold=0.95)
         result = {"groups": len(groups), "items_in_groups": sum(g["size"] for g in groups)}
@@ -82,6 +84,22 @@ def _http_cached(ws) -> dict:
             ms.sort()
             out[f"{path}_ms_median"], out[f"{path}_ms_max"] = round(ms[2], 1), round(ms[-1], 1)
     return out
+
+
+def _http_202(ws) -> dict:
+    """GET duplicates at a threshold with no cached pass (the dataset over
+    the inline limit): how fast the 202 comes back (the pass it starts is
+    left to die with the process)."""
+    from starlette.testclient import TestClient
+
+    from assay.server import create_app
+
+    token = ws.create_token(ws.get_user("bench-admin")["id"])
+    with TestClient(create_app(ws)) as c:
+        t = time.perf_counter()
+        r = c.get("/api/datasets/1/duplicates", params={"threshold": 0.9}, headers={"Authorization": f"Bearer {token}"})
+        ms = (time.perf_counter() - t) * 1000
+        return {"status": r.status_code, "state": r.json().get("state"), "ms": round(ms, 1)}
 
 
 def build(cache: Path, n: int) -> None:

@@ -47,6 +47,9 @@ def test_admin_project_progress_gold_review_export(ws, tabs, tmp_path):  # noqa:
     tab.goto("/admin")
     link = page.locator(f"section[data-project-id='{p['id']}'] a.project-link")
     link.wait_for()
+    asked: list[str] = []  # the API reads since the last page navigation (the project page's own)
+    page.on("request", lambda r: asked.clear() if r.resource_type == "document"
+            else asked.append(r.url.split("?")[0]) if r.method == "GET" and "/api/" in r.url else None)
     link.click()
     page.wait_for_url(f"{tab.base}/admin/projects/{p['id']}")
 
@@ -101,5 +104,8 @@ def test_admin_project_progress_gold_review_export(ws, tabs, tmp_path):  # noqa:
     rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
     assert [r["item_id"] for r in rows] == [ids[1]]
     page.locator("#export-status").filter(has_text="slice \u201cpair\u201d").wait_for()
+    # the sections share one read of the project and of the caller (api.shared)
+    assert asked.count(f"{tab.base}/api/projects/{p['id']}") == 1
+    assert asked.count(f"{tab.base}/api/me") == 1
     tab.screenshot(ws, "admin-project")
     tab.assert_clean()

@@ -10,7 +10,7 @@
 
   async function main() {
     A.requireToken();
-    const [schema, project] = await Promise.all([A.get("/api/settings/schema"), A.get("/api/projects/" + pid)]);
+    const [schema, project] = await Promise.all([A.get("/api/settings/schema"), A.shared("/api/projects/" + pid)]);
     document.getElementById("project-name").textContent = project.name;
     const form = document.getElementById("settings-form");
     const current = project.settings || project;

@@ -100,7 +100,7 @@
     root = document.getElementById("export");
     if (!root || !api.getToken()) return;
     try {
-      project = await api.get(base);
+      project = await api.shared(base);
       build();
       await loadSlices();
     } catch (err) {

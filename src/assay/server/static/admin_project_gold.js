@@ -160,9 +160,9 @@
     root = document.getElementById("gold-review");
     if (!root || !api.getToken()) return;
     try {
-      const me = await api.get("/api/me");
+      const me = await api.shared("/api/me");
       isAdmin = me.role === "admin";
-      project = await api.get(base);
+      project = await api.shared(base);
       build();
       await loadGold(false);
       await loadReview();

@@ -112,7 +112,7 @@
     root = document.getElementById("members");
     if (!root || !api.getToken()) return;
     try {
-      const me = await api.get("/api/me");
+      const me = await api.shared("/api/me");
       if (me.role !== "admin") return; // members are an admin's business
       build();
       root.hidden = false;

@@ -227,6 +227,20 @@
     if (e.key === "Escape") clearError();
   });
 
+  /** One GET per path for the page's scripts together: several sections of a page that need
+   * the same read at load (the project, the caller) share one request; each gets its own copy.
+   * A failed read is not kept (the next caller asks again). For reads at page load only. */
+  const sharedReads = new Map();
+  function shared(path) {
+    let p = sharedReads.get(path);
+    if (!p) {
+      p = request("GET", path);
+      sharedReads.set(path, p);
+      p.catch(function () { sharedReads.delete(path); });
+    }
+    return p.then(function (v) { return structuredClone(v); });
+  }
+
   window.AssayAPI = Object.freeze({
     TOKEN_KEY: TOKEN_KEY,
     ENDED_KEY: ENDED_KEY,
@@ -239,6 +253,7 @@
     raw: raw,
     request: request,
     get: function (path, opts) { return request("GET", path, opts); },
+    shared: shared,
     post: function (path, body, opts) { return request("POST", path, Object.assign({ body: body === undefined ? {} : body }, opts || {})); },
     del: function (path, opts) { return request("DELETE", path, opts); },
     blob: blob,

@@ -116,6 +116,12 @@ def test_series_counts_per_bucket_and_annotator(ws):
     ws._series_cache.__init__()
     r3 = ws.progress_series(p["id"], bucket="hour", buckets=5, now=now + 1)
     assert [pt["answers"] for pt in r3["series"]] == [pt["answers"] for pt in r2["series"]]
+    # polls within one open bucket keep the cached closed rows; when it closes, it is read as closed
+    again = ws.progress_series(p["id"], bucket="hour", buckets=5, now=now + 2)
+    assert [pt["answers"] for pt in again["series"]] == [pt["answers"] for pt in r3["series"]]
+    later = ws.progress_series(p["id"], bucket="hour", buckets=5, now=_hour_start(now, 0) + 3601)
+    assert [pt["answers"] for pt in later["series"][:-1]] == [pt["answers"] for pt in r3["series"][1:]]
+    assert later["series"][-1]["answers"] == 0
     # day buckets hold every answer of the window
     d = ws.progress_series(p["id"], bucket="day", buckets=3, now=now + 1)
     assert sum(pt["answers"] for pt in d["series"]) == sum(len(a) for _, a in PLAN.values()) + 1

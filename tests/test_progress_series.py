@@ -122,6 +122,13 @@ def test_series_counts_per_bucket_and_annotator(ws):
     later = ws.progress_series(p["id"], bucket="hour", buckets=5, now=_hour_start(now, 0) + 3601)
     assert [pt["answers"] for pt in later["series"][:-1]] == [pt["answers"] for pt in r3["series"][1:]]
     assert later["series"][-1]["answers"] == 0
+    # a wider window than the kept one is read whole, not filled with zeros
+    wide = ws.progress_series(p["id"], bucket="hour", buckets=2, now=now + 3)
+    ws._series_cache.__init__()
+    ws.progress_series(p["id"], bucket="hour", buckets=2, now=now + 3)
+    wider = ws.progress_series(p["id"], bucket="hour", buckets=5, now=now + 4)
+    assert [pt["answers"] for pt in wider["series"]] == [pt["answers"] for pt in r3["series"]]
+    assert wide["series"][-1]["answers"] == r3["series"][-1]["answers"]
     # day buckets hold every answer of the window
     d = ws.progress_series(p["id"], bucket="day", buckets=3, now=now + 1)
     assert sum(pt["answers"] for pt in d["series"]) == sum(len(a) for _, a in PLAN.values()) + 1

@@ -67,7 +67,7 @@ _USERS = text("SELECT id, username FROM users WHERE id IN :ids").bindparams(bind
 
 class SeriesCache:
     """Closed buckets' rows per (project, bucket length): (read whole at,
-    the first open bucket then, {(k, user): row}). One lock; tiny."""
+    the first open bucket then, {(k, user): row}, the first bucket read). One lock; tiny."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -80,7 +80,7 @@ class SeriesCache:
             return None
         return hit
 
-    def put(self, key: tuple[int, int], value: tuple[float, int, dict]) -> None:
+    def put(self, key: tuple[int, int], value: tuple[float, int, dict, int]) -> None:
         with self._lock:
             if len(self._entries) > 64:
                 self._entries.clear()
@@ -100,17 +100,18 @@ def _rows(db, p: dict, seconds: int, first: int, open_k: int, cache: SeriesCache
     for buckets ``first`` .. ``open_k``: closed ones from the cache where it has them."""
     key = (p["id"], seconds)
     hit = cache.get(key, now) if cache is not None else None
-    if hit is not None and hit[1] <= first:
-        hit = None  # the cache starts later than this window
+    if hit is not None and (hit[1] <= first or hit[3] > first):
+        hit = None  # the kept rows do not cover this window's closed buckets
     if hit is None:
         rows = _read(db, p, first * seconds, seconds, with_agreement)
         read_at = now
     else:
-        read_at, cached_open, closed = hit
+        read_at, cached_open, closed, _ = hit
         rows = {kk: v for kk, v in closed.items() if first <= kk[0] < cached_open}
         rows.update(_read(db, p, cached_open * seconds, seconds, with_agreement))
     if cache is not None and (hit is None or hit[1] != open_k):  # same open bucket: the kept rows stand
-        cache.put(key, (read_at, open_k, {kk: v for kk, v in rows.items() if kk[0] < open_k}))
+        kept_from = first if hit is None else hit[3]
+        cache.put(key, (read_at, open_k, {kk: v for kk, v in rows.items() if kk[0] < open_k}, kept_from))
     return rows
 
 

@@ -67,8 +67,12 @@ def test_admin_project_progress_gold_review_export(ws, tabs, tmp_path):  # noqa:
     summary = page.locator("#chart-per_hour figcaption").inner_text()
     assert summary.startswith("Answers per hour: latest") and "48 buckets" in summary
     assert page.locator("#chart-per_hour table tbody tr").count() == 48
-    page.select_option("#progress-who", str(a1["id"]))
+    # the page asks for the shown annotator's series only (not every annotator's)
+    with page.expect_response(lambda r: f"series_of={a1['id']}" in r.url) as shown:
+        page.select_option("#progress-who", str(a1["id"]))
+    assert [a["user_id"] for a in shown.value.json()["annotators"] if "series" in a] == [a1["id"]]
     page.locator("#progress dd[data-stat='answers']").filter(has_text="3").wait_for()
+    page.locator("#chart-per_hour figcaption").filter(has_text="Answers per hour: latest").wait_for()
 
     # part 5: gold upload, then a review decision
     gold_csv = tmp_path / "gold.csv"

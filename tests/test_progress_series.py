@@ -161,7 +161,16 @@ def test_series_over_http(ws):
         assert r.status_code == 200, r.text
         _check(r.json(), r.json()["now"], people)
         assert httpx.get(url, headers={"Authorization": f"Bearer {atok}"}).status_code == 403
-        for bad in ({"bucket": "week"}, {"buckets": 0}, {"buckets": 201}):
+        # whose per-bucket series come along: all (default), none, or one annotator's
+        one = people[0]["id"]
+        for value, carry in (("none", set()), (str(one), {one}), ("all", {u["user_id"] for u in r.json()["annotators"]})):
+            got = httpx.get(url, params={"bucket": "hour", "buckets": 5, "series_of": value},
+                            headers={"Authorization": f"Bearer {admin}"}).json()
+            assert {a["user_id"] for a in got["annotators"] if "series" in a} == carry
+            assert [a["answers"] for a in got["annotators"]] == [a["answers"] for a in r.json()["annotators"]]
+        assert len(carry) >= 2  # the set-up has several annotators: "one" differs from "all"
+        for bad in ({"bucket": "week"}, {"buckets": 0}, {"buckets": 201}, {"series_of": "me"},
+                    {"series_of": "-1"}):
             assert httpx.get(url, params=bad, headers={"Authorization": f"Bearer {admin}"}).status_code in (400, 422)
         assert httpx.get(f"{srv.base}/api/projects/999/progress/series",
                          headers={"Authorization": f"Bearer {admin}"}).status_code == 404

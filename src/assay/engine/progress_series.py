@@ -122,19 +122,25 @@ def _point(start: float, length: float, n: int, lt_sum: float, lt_n: int, judged
 
 
 def series(db, p: dict, *, bucket: str = "hour", buckets: int = 48, now: float | None = None,
-           cache: SeriesCache | None = None) -> dict:
+           cache: SeriesCache | None = None, series_of: str | int = "all") -> dict:
     """The project's progress over the last ``buckets`` buckets of ``bucket``
     (``minute``, ``hour`` or ``day``), the open one last: per bucket (answers,
     answers per hour — the open bucket's over the time it has run — mean
     seconds per item from the answers' lead time, agreement with the final
     label) for the project and each annotator who answered in the window, and
     the model's versions trained in the window (out-of-fold and validation
-    accuracy)."""
+    accuracy).
+
+    ``series_of`` picks whose per-bucket series the annotators' entries carry
+    (every annotator keeps the window's totals): ``"all"``, ``"none"`` or one
+    user id — the admin page asks for the annotator it shows (at 100
+    annotators x 48 buckets the whole answer is ~580 KB, one series ~6 KB)."""
     if bucket not in BUCKETS:
         raise InvalidInput(f"unknown bucket {str(bucket)[:20]!r}: use one of {', '.join(BUCKETS)}")
     buckets = int(buckets)
     if not 1 <= buckets <= MAX_BUCKETS:
         raise InvalidInput(f"buckets must be between 1 and {MAX_BUCKETS}")
+    wanted = _series_of(series_of)
     seconds = BUCKETS[bucket]
     now = time.time() if now is None else float(now)
     open_k = math.floor(now / seconds)
@@ -162,8 +168,10 @@ def series(db, p: dict, *, bucket: str = "hour", buckets: int = 48, now: float |
     for u in sorted(per_user):
         tot = [sum(v[i] for v in per_user[u].values()) for i in range(5)]
         whole = _point(first * seconds, now - first * seconds, *tot)
-        annotators.append({"user_id": u, "username": users.get(u), **whole,
-                           "series": points(per_user[u])})
+        entry = {"user_id": u, "username": users.get(u), **whole}
+        if wanted == "all" or wanted == u:
+            entry["series"] = points(per_user[u])
+        annotators.append(entry)
     window = [sum(t[i] for t in totals.values()) for i in range(5)]
     return {
         "project_id": p["id"], "bucket": bucket, "seconds": seconds, "since": first * seconds, "now": now,
@@ -172,6 +180,20 @@ def series(db, p: dict, *, bucket: str = "hour", buckets: int = 48, now: float |
         "series": points(totals), "annotators": annotators,
         "model": _model(db, p["id"], first * seconds),
     }
+
+
+def _series_of(value: str | int) -> str | int | None:
+    """``series_of`` read: "all", None (no annotator's series) or one user id."""
+    if isinstance(value, bool):
+        raise InvalidInput("series_of is 'all', 'none' or a user id")
+    if isinstance(value, int):
+        return value
+    text_ = str(value).strip().lower()
+    if text_ in ("all", "none"):
+        return "all" if text_ == "all" else None
+    if text_.isdigit() and len(text_) <= 18:
+        return int(text_)
+    raise InvalidInput(f"series_of is 'all', 'none' or a user id, not {str(value)[:20]!r}")
 
 
 def _model(db, project_id: int, since: float) -> list[dict]:

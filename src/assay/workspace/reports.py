@@ -257,15 +257,16 @@ class Reports:
                 self._progress_counting.discard(p["id"])
 
     def progress_series(self, project: int | str, *, bucket: str = "hour", buckets: int = 48,
-                        now: float | None = None) -> dict:
+                        now: float | None = None, series_of: str | int = "all") -> dict:
         """The project's live progress over time, per time bucket (``minute``,
         ``hour``, ``day``; the last ``buckets`` of them, the open one last) and
         per annotator: answers per hour, seconds per item, agreement with the
-        final label; and the model's accuracy per version. Aggregated by the
+        final label; and the model's accuracy per version; ``series_of``: whose
+        per-bucket series the annotators carry ("all", "none", a user id). Aggregated by the
         database; closed buckets are kept in ``_series_cache`` (see
         :mod:`assay.engine.progress_series`)."""
         return _series.series(self.db, self.get_project(project), bucket=bucket, buckets=buckets, now=now,
-                              cache=self._series_cache)
+                              cache=self._series_cache, series_of=series_of)
 
     def annotator_progress(self, project: int | str, user_id: int) -> dict:
         """One annotator's own counts (always exact; index lookups only)."""

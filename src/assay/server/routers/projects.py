@@ -141,13 +141,15 @@ def progress(project_id: int, ws: WS, user: User):
 @router.get("/projects/{project_id}/progress/series")
 def progress_series(project_id: int, ws: WS, user: Staff,
                     bucket: Literal["minute", "hour", "day"] = Query("hour", description="the time bucket"),
-                    buckets: int = Query(48, ge=1, le=200, description="how many buckets, the open one last")):
+                    buckets: int = Query(48, ge=1, le=200, description="how many buckets, the open one last"),
+                    series_of: str = Query("all", max_length=20,
+                                           description="whose per-bucket series the annotators carry: all, none or a user id")):
     """Live progress over time (admins and reviewers): per bucket and per
     annotator, answers per hour, mean seconds per item (the answers' lead
     time) and agreement with the final label (one-class kinds); the model's
     accuracy per version trained in the window. Aggregated in the database."""
     ws.require_access(project_id, user, roles=("admin", "reviewer"))
-    return json(ws.progress_series(project_id, bucket=bucket, buckets=buckets))
+    return json(ws.progress_series(project_id, bucket=bucket, buckets=buckets, series_of=series_of))
 
 
 @router.get("/projects/{project_id}/members")

@@ -20,7 +20,7 @@
     ["agreement", "Agreement with the final label", "line", pct],
     ["model", "Model accuracy (out-of-fold)", "points", pct],
   ];
-  let root = null, data = null, timer = null, busy = false;
+  let root = null, data = null, timer = null, busy = false, again = false;
   const charts = {};
 
   function num(v, d) { return typeof v === "number" ? v.toLocaleString(undefined, { maximumFractionDigits: d || 0 }) : "—"; }
@@ -152,16 +152,20 @@
   }
 
   async function refresh() {
-    if (busy) return;
+    if (busy) { again = true; return; } // a change during a read: read once more after it
     busy = true;
     const bucket = root.querySelector("#progress-bucket").value;
     try {
-      data = await api.get(base + "/progress/series?bucket=" + bucket + "&buckets=" + BUCKETS[bucket]);
+      const who = root.querySelector("#progress-who").value;
+      // only the annotator on show brings their per-bucket series (100 annotators' would be ~580 KB)
+      data = await api.get(base + "/progress/series?bucket=" + bucket + "&buckets=" + BUCKETS[bucket] +
+        "&series_of=" + (who ? encodeURIComponent(who) : "none"));
       render();
     } catch (err) {
       if (err.status !== 401) api.showError(err, "Live progress");
     } finally {
       busy = false;
+      if (again) { again = false; refresh(); }
     }
   }
 
@@ -185,7 +189,7 @@
       el("option", { value: "day", text: "last 30 days, per day" }));
     const who = el("select", { id: "progress-who" }, el("option", { value: "", text: "Whole project" }));
     bucket.addEventListener("change", function () { refresh(); });
-    who.addEventListener("change", function () { if (data) render(); });
+    who.addEventListener("change", function () { refresh(); });
     const grid = el("div", { class: "quality-grid" });
     CHARTS.forEach(function (spec) { charts[spec[0]] = buildChart(spec); grid.append(charts[spec[0]].root); });
     root.replaceChildren(

@@ -168,3 +168,39 @@ def test_wizard_kind_option_and_refused_model_url(ws, tabs):  # noqa: F811
     assert p["ml_backend_url"] is None and [c["name"] for c in p["schema"]["classes"]] == ["yes", "no"]
     assert p["schema"]["kind"] == "spans" and p["schema"]["overlap"] is True
     assert page.url.endswith("/admin/projects/new?dataset=" + str(ds["id"]))
+
+
+def test_wizard_offers_only_kinds_that_fit_the_dataset(ws, tabs, tmp_path):  # noqa: F811
+    from PIL import Image
+
+    from assay import kinds
+    from factories import image_bytes, make_zip
+
+    texts = text_dataset(ws, "texts", ["a", "b"])
+    pics = [Image.new("RGB", (8, 8), (40 * i, 0, 0)) for i in range(2)]
+    ws.create_dataset("pics")
+    ws.import_zip("pics", make_zip(tmp_path / "pics.zip", {f"p{i}.png": image_bytes(im, "PNG") for i, im in enumerate(pics)}))
+    pics_id = ws.get_dataset("pics")["id"]
+    assert ws.get_dataset("texts")["item_kinds"] == ["text"] and ws.get_dataset("pics")["item_kinds"] == ["image"]
+    image_only = [k["name"] for k in kinds.describe() if k["item_kinds"] == ["image"]]
+    assert image_only  # boxes and polygons: the registry has kinds this check is about
+    _, admin = ws.add_user("boss", "admin")
+    tab = tabs()
+    page = tab.page
+    tab.login_link(admin)
+    tab.goto(f"/admin/projects/new?dataset={texts['id']}")
+    page.wait_for_selector("body[data-ready='1']")
+    for name in image_only:  # a text dataset: image kinds are off, with the reason
+        assert page.locator(f"#kind-{name}").is_disabled()
+        assert "holds text items" in page.locator(f"#kind-{name}-unfit").inner_text()
+    assert page.locator("#kind-single").is_enabled()
+    page.select_option("#p-dataset", str(pics_id))  # an image dataset: they are offered
+    page.locator(f"#kind-{image_only[0]}:enabled").wait_for()
+    assert all(page.locator(f"#kind-{name}").is_enabled() for name in image_only)
+    assert page.locator(f"#kind-{image_only[0]}-unfit").is_hidden()
+    page.check(f"#kind-{image_only[0]}")
+    page.select_option("#p-dataset", str(texts["id"]))  # back: the chosen image kind gives way
+    page.locator(f"#kind-{image_only[0]}:disabled").wait_for()
+    picked = page.eval_on_selector("input[name=kind]:checked", "r => r.value")
+    assert picked not in image_only
+    tab.assert_clean()

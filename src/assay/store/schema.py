@@ -100,6 +100,8 @@ items = Table(
 )
 Index("ix_items_import_id", items.c.import_id)
 Index("ix_items_dataset_id", items.c.dataset_id, items.c.id)
+# which kinds of item a dataset holds: one index seek per kind (assay.engine.datasets.item_kinds)
+Index("ix_items_dataset_kind", items.c.dataset_id, items.c.kind)
 
 imports = Table(
     "imports",

@@ -13,6 +13,7 @@
   const el = A.el;
   const $ = function (id) { return document.getElementById(id); };
   let kinds = [];
+  let datasets = [];
   let previewTimer = null;
   let previewSeq = 0;
 
@@ -102,10 +103,33 @@
       radio.checked = i === 0;
       radio.addEventListener("change", renderKindOptions);
       const needs = k.item_kinds ? " Needs " + k.item_kinds.join(" or ") + " items." : "";
-      box.append(el("div", { class: "kind-choice" }, radio,
+      box.append(el("div", { class: "kind-choice", "data-kind": k.name }, radio,
         el("label", { for: id }, el("strong", { text: k.title }), " (" + k.name + ")"),
-        el("small", { class: "muted", id: id + "-help", text: k.description + needs })));
+        el("small", { class: "muted", id: id + "-help", text: k.description + needs }),
+        el("small", { class: "kind-unfit", id: id + "-unfit", hidden: "" })));
     });
+    fitKinds();
+  }
+
+  /** Kinds that cannot label the chosen dataset's items (a box kind on a text
+   * dataset) are disabled with the reason; the server refuses them the same
+   * way (create_project checks the kind's item_kinds). */
+  function fitKinds() {
+    const ds = datasets.find(function (d) { return String(d.id) === $("p-dataset").value; });
+    const has = (ds && ds.item_kinds) || [];
+    let firstFit = null;
+    kinds.forEach(function (k) {
+      const radio = $("kind-" + k.name);
+      const other = k.item_kinds ? has.filter(function (t) { return k.item_kinds.indexOf(t) < 0; }) : [];
+      const note = $("kind-" + k.name + "-unfit");
+      radio.disabled = other.length > 0;
+      note.hidden = !radio.disabled;
+      note.textContent = radio.disabled ? " Not for this dataset: it holds " + other.join(" and ") + " items." : "";
+      radio.setAttribute("aria-describedby", "kind-" + k.name + "-help" + (radio.disabled ? " kind-" + k.name + "-unfit" : ""));
+      if (!radio.disabled && firstFit === null) firstFit = radio;
+    });
+    const picked = document.querySelector("input[name=kind]:checked");
+    if ((!picked || picked.disabled) && firstFit) firstFit.checked = true;
     renderKindOptions();
   }
 
@@ -220,7 +244,7 @@
     const [data, kindList, schema] = await Promise.all([A.get("/api/datasets"), A.get("/api/kinds"),
       A.get("/api/settings/schema")]);
     const select = $("p-dataset");
-    const datasets = data.datasets || [];
+    datasets = data.datasets || [];
     if (!datasets.length) select.append(el("option", { value: "", text: "No datasets yet: add data first" }));
     datasets.forEach(function (d) {
       select.append(el("option", { value: d.id,
@@ -230,6 +254,7 @@
     if (wanted && datasets.some(function (d) { return String(d.id) === wanted; })) select.value = wanted;
     kinds = kindList;
     renderKinds();
+    select.addEventListener("change", fitKinds);
     F.build($("create-settings"), schema.filter(function (row) { return row.at_create; }), {}, { prefix: "new-" });
     addClass();
     addClass();

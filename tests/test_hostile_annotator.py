@@ -16,7 +16,7 @@ import pytest
 from sqlalchemy import text
 
 from _server import LiveServer
-from factories import embedded_dataset, item_ids, text_dataset
+from factories import count, embedded_dataset, item_ids, text_dataset
 
 
 GOLD_KEYS = ("gold", "has_gold", "gold_rate", "gold_min_accuracy", "gold_min_answers", "ml_backend_url",
@@ -294,6 +294,36 @@ def test_a_hostile_annotator_cannot_tell_gold_from_real_work(ws, adaptive):
     auc = roc_auc_score(y, proba)
     assert auc < 0.65, f"gold is told apart from real work: AUC {auc:.3f}; {_tells(X, y)}"
     print(f"hostile classifier AUC {auc:.3f} ({'adaptive' if adaptive else 'fixed'} overlap)")
+
+
+def test_the_project_view_and_its_instructions_do_not_move_with_gold(ws):
+    """What an annotator reads about the project (settings they may see and the
+    rendered instructions) is the same before gold exists, after it is
+    imported, while gold is being handed out, and for every annotator."""
+    ds = text_dataset(ws, "v-texts", [f"v text {i}" for i in range(40)])
+    p = ws.create_project("v", ds["id"], ["pos", "neg"], overlap=1,
+                          instructions="# Tone\n\nPick **pos** for praise.\n\n- one\n- two")
+    eve, ann = _user(ws, "eve", project_id=p["id"]), _user(ws, "ann", project_id=p["id"])
+    ids = item_ids(ws, ds["id"])
+    with LiveServer(ws) as srv, _client(srv) as c:
+        def seen(who):
+            r = c.get(f"/api/projects/{p['id']}", headers=who["h"])
+            assert r.status_code == 200, r.text
+            return r.json()
+
+        before = seen(eve)
+        assert "<h1>Tone</h1>" in before["instructions_html"]  # rendered: the check below compares real content
+        ws.import_gold(p["id"], [{"item_id": i, "label": "neg"} for i in ids[:20]])
+        ws.update_project(p["id"], gold_rate=0.5)
+        ws.forget_project(p["id"])
+        assert seen(eve) == before == seen(ann)
+        for _ in range(10):  # while tasks, gold among them, go out and come back answered
+            t = c.post(f"/api/projects/{p['id']}/tasks/next", headers=eve["h"]).json()["task"]
+            a = c.post(f"/api/tasks/{t['id']}/answers", json={"label": "pos"}, headers=eve["h"])
+            assert a.status_code == 201 and seen(eve) == before
+        gold_out = count(ws, "tasks", "project_id = :p AND is_gold AND answer_count > 0", p=p["id"])
+        assert gold_out > 0  # gold did go out among those ten (rate 0.5): the view held through it
+        assert not set(before) & set(GOLD_KEYS)
 
 
 # ---------------------------------------------------------------- 5. the model

@@ -74,37 +74,8 @@
   }
 
   function decideButtons(li, itemId) {
-    const box = el("div", { class: "review-actions", role: "group", "aria-label": "Decide item " + itemId });
-    project.schema.classes.forEach(function (c) {
-      const btn = el("button", { type: "button", class: "btn btn-small", "data-decide": c.name, text: c.name });
-      btn.addEventListener("click", async function () {
-        box.querySelectorAll("button").forEach(function (b) { b.disabled = true; });
-        try {
-          await api.post(base + "/items/" + itemId + "/review", { label: c.name });
-          li.replaceChildren(el("p", { class: "muted", text: "Item " + itemId + " decided: " + c.name }));
-          li.classList.add("decided");
-          loadGold(false);
-        } catch (err) {
-          box.querySelectorAll("button").forEach(function (b) { b.disabled = false; });
-          api.showError(err, "Could not save the decision");
-        }
-      });
-      box.append(btn);
-    });
-    return box;
-  }
-
-  /** The texts of many items in one request (GET /api/items?ids=…): item id -> text; an item
-   * without text, or one that could not be read, shows as its id. */
-  async function itemTexts(ids) {
-    const texts = {};
-    if (ids.length) {
-      try {
-        const r = await api.get("/api/items?ids=" + ids.map(encodeURIComponent).join(","));
-        r.items.forEach(function (item) { if (item.text) texts[item.id] = item.text; });
-      } catch (e) { /* keep the ids */ }
-    }
-    return function (itemId) { return texts[itemId] || "item " + itemId; };
+    return api.decideButtons(base, li, itemId, project.schema.classes.map(function (c) { return c.name; }),
+      function () { loadGold(false); });
   }
 
   async function loadReview() {
@@ -115,7 +86,7 @@
       return;
     }
     const q = await api.get(base + "/consensus?status=review&limit=10");
-    const itemText = await itemTexts((q.items || []).map(function (it) { return it.item_id; }));
+    const itemText = await api.itemTexts((q.items || []).map(function (it) { return it.item_id; }));
     const entries = (q.items || []).map(function (it) {
       const li = el("li", { class: "review-item", "data-item-id": it.item_id },
         el("p", { class: "review-text", text: itemText(it.item_id) }),

@@ -241,6 +241,42 @@
     return p.then(function (v) { return structuredClone(v); });
   }
 
+  /** The texts of many items in one request (GET /api/items?ids=…, at most 100): a function
+   * item id -> text; an item without text, or one that could not be read, shows as its id. */
+  async function itemTexts(ids) {
+    const texts = {};
+    if (ids.length) {
+      try {
+        const r = await request("GET", "/api/items?ids=" + ids.map(encodeURIComponent).join(","));
+        r.items.forEach(function (item) { if (item.text) texts[item.id] = item.text; });
+      } catch (e) { /* keep the ids */ }
+    }
+    return function (itemId) { return texts[itemId] || "item " + itemId; };
+  }
+
+  /** One button per class name for a review card ``li``: a click records a reviewer's final
+   * label (POST {base}/items/{id}/review), then the card says so and ``onDecided(label)`` runs. */
+  function decideButtons(base, li, itemId, classes, onDecided) {
+    const box = el("div", { class: "review-actions", role: "group", "aria-label": "Decide item " + itemId });
+    classes.forEach(function (c) {
+      const btn = el("button", { type: "button", class: "btn btn-small", "data-decide": c, text: c });
+      btn.addEventListener("click", async function () {
+        box.querySelectorAll("button").forEach(function (b) { b.disabled = true; });
+        try {
+          await request("POST", base + "/items/" + itemId + "/review", { body: { label: c } });
+          li.replaceChildren(el("p", { class: "muted", text: "Item " + itemId + " decided: " + c }));
+          li.classList.add("decided");
+          if (onDecided) onDecided(c);
+        } catch (err) {
+          box.querySelectorAll("button").forEach(function (b) { b.disabled = false; });
+          showError(err, "Could not save the decision");
+        }
+      });
+      box.append(btn);
+    });
+    return box;
+  }
+
   window.AssayAPI = Object.freeze({
     TOKEN_KEY: TOKEN_KEY,
     ENDED_KEY: ENDED_KEY,
@@ -262,5 +298,7 @@
     showError: showError,
     clearError: clearError,
     el: el,
+    itemTexts: itemTexts,
+    decideButtons: decideButtons,
   });
 })();

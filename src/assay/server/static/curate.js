@@ -29,11 +29,8 @@
   function fmt(x) { return typeof x === "number" ? x.toFixed(3) : "\u2014"; }
   function sleep(ms) { return new Promise(function (r) { setTimeout(r, ms); }); }
 
-  function setState(id, text, bad) {
-    const node = $(id);
-    node.textContent = text;
-    node.classList.toggle("error-text", !!bad);
-  }
+  const setState = window.AssayItems.setState;
+  const act = window.AssayItems.act;
 
   function query() {
     return "?k=" + encodeURIComponent($("c-k").value) + "&threshold=" + encodeURIComponent($("c-threshold").value);
@@ -171,19 +168,7 @@
     refreshSelection();
   }
 
-  function picked() {
-    const ids = outliers.map(function (r) { return r.item_id; }).filter(function (i) { return selected.has(i); });
-    if (!ids.length) setState("action-state", "Select some outliers first.", true);
-    return ids;
-  }
-
-  async function act(button, run) {
-    button.disabled = true;
-    try { await run(); } catch (err) {
-      setState("action-state", "");
-      if (err.status !== 401) api.showError(err);
-    } finally { button.disabled = false; }
-  }
+  function picked() { return window.AssayItems.picked(outliers, selected, "Select some outliers first."); }
 
   function onTag(e) {
     e.preventDefault();

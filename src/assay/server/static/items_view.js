@@ -51,5 +51,29 @@
     });
   }
 
-  window.AssayItems = Object.freeze({ thumbnail: thumbnail, revoke: revoke, body: body, addTag: addTag });
+  /** Show `text` in the status line `id` (as an error when `bad`). */
+  function setState(id, text, bad) {
+    const node = document.getElementById(id);
+    node.textContent = text;
+    node.classList.toggle("error-text", !!bad);
+  }
+
+  /** The ids of `list` that are in `selected`, in the list's order; none: `empty` in #action-state. */
+  function picked(list, selected, empty) {
+    const ids = list.map(function (r) { return r.item_id; }).filter(function (i) { return selected.has(i); });
+    if (!ids.length) setState("action-state", empty, true);
+    return ids;
+  }
+
+  /** Run an action of `button` (disabled while it runs); a failure is shown and clears #action-state. */
+  async function act(button, run) {
+    button.disabled = true;
+    try { await run(); } catch (err) {
+      setState("action-state", "");
+      if (err.status !== 401) api.showError(err);
+    } finally { button.disabled = false; }
+  }
+
+  window.AssayItems = Object.freeze({ thumbnail: thumbnail, revoke: revoke, body: body, addTag: addTag,
+    setState: setState, picked: picked, act: act });
 })();

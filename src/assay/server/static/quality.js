@@ -369,44 +369,14 @@
 
   /** One button per class; a click records a reviewer's final label for the item. */
   function decideButtons(li, itemId) {
-    const classes = project ? project.schema.classes.map(function (c) { return c.name; }) : [];
-    const buttons = el("div", { class: "review-actions" });
-    classes.forEach(function (c) {
-      const btn = el("button", { type: "button", class: "btn btn-small", "data-decide": c, text: c });
-      btn.addEventListener("click", async function () {
-        buttons.querySelectorAll("button").forEach(function (b) { b.disabled = true; });
-        try {
-          await api.post(base + "/items/" + itemId + "/review", { label: c });
-          li.replaceChildren(el("p", { class: "muted", text: "Decided: " + c }));
-          li.classList.add("decided");
-        } catch (err) {
-          buttons.querySelectorAll("button").forEach(function (b) { b.disabled = false; });
-          api.showError(err, "Could not save the decision");
-        }
-      });
-      buttons.append(btn);
-    });
-    return buttons;
-  }
-
-  /** The texts of many items in one request (GET /api/items?ids=…): item id -> text; an item
-   * without text, or one that could not be read, shows as its id. */
-  async function itemTexts(ids) {
-    const texts = {};
-    if (ids.length) {
-      try {
-        const r = await api.get("/api/items?ids=" + ids.map(encodeURIComponent).join(","));
-        r.items.forEach(function (item) { if (item.text) texts[item.id] = item.text; });
-      } catch (e) { /* keep the ids */ }
-    }
-    return function (itemId) { return texts[itemId] || "item " + itemId; };
+    return api.decideButtons(base, li, itemId, project ? project.schema.classes.map(function (c) { return c.name; }) : []);
   }
 
   /** The first items of the review queue, each with one button per class. */
   async function loadReview() {
     const q = await api.get(base + "/consensus?status=review&limit=20");
     const list = document.getElementById("review");
-    const itemText = await itemTexts((q.items || []).map(function (it) { return it.item_id; }));
+    const itemText = await api.itemTexts((q.items || []).map(function (it) { return it.item_id; }));
     const entries = (q.items || []).map(function (it) {
       const li = el("li", { class: "review-item", "data-item-id": it.item_id },
         el("p", { class: "review-text", text: itemText(it.item_id) }),
@@ -433,7 +403,7 @@
     document.getElementById("errors-summary").textContent = r.items_scored.toLocaleString() + " labelled items scored (" +
       (r.method === "crowd" ? "consensus of the answers with the model" : "each answer against the model") + "); " +
       r.flagged.toLocaleString() + " flagged. Most probably wrong first; your decision is final and counts like gold.";
-    const itemText = await itemTexts(r.items.map(function (it) { return it.item_id; }));
+    const itemText = await api.itemTexts(r.items.map(function (it) { return it.item_id; }));
     const entries = r.items.map(function (it) {
       const li = el("li", { class: "review-item", "data-item-id": it.item_id, "data-flagged": String(it.flagged) },
         el("p", { class: "review-text", text: itemText(it.item_id) }),

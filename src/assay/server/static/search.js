@@ -26,11 +26,8 @@
 
   function $(id) { return document.getElementById(id); }
 
-  function setState(id, text, bad) {
-    const node = $(id);
-    node.textContent = text;
-    node.classList.toggle("error-text", !!bad);
-  }
+  const setState = window.AssayItems.setState;
+  const act = window.AssayItems.act;
 
   function refreshSelection() {
     document.querySelectorAll("#results .result").forEach(function (b) {
@@ -130,19 +127,7 @@
     search(item ? { items: [Number(item)], k: k } : { text: text, k: k });
   }
 
-  function picked() {
-    const ids = results.map(function (r) { return r.item_id; }).filter(function (i) { return selected.has(i); });
-    if (!ids.length) setState("action-state", "Select some results first.", true);
-    return ids;
-  }
-
-  async function act(button, run) {
-    button.disabled = true;
-    try { await run(); } catch (err) {
-      setState("action-state", "");
-      if (err.status !== 401) api.showError(err);
-    } finally { button.disabled = false; }
-  }
+  function picked() { return window.AssayItems.picked(results, selected, "Select some results first."); }
 
   function onSaveSlice(e) {
     e.preventDefault();

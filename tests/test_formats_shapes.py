@@ -251,3 +251,62 @@ def test_zipped_label_folder_uploads_as_gold(ws, tmp_path, fmt):
         assert r.status_code == 201, r.text
         assert r.json()["added"] == 3
     assert {g["item_id"]: g["label"] for g in ws.list_gold(q["id"])[0]} == want
+
+
+def test_a_whole_yolo_dataset_zip_is_data_then_gold(ws, tmp_path):
+    """A YOLO dataset as people keep it (``images/``, ``labels/``, ``classes.txt``,
+    ``data.yaml``, a COCO ``.json`` beside), zipped, dropped on the data page's
+    route: the images become items and the label files are set aside and
+    counted; the same zip on the project page's gold route gives each image
+    its boxes (``labels/x.txt`` names ``images/x.png``). A stray notes file is
+    still refused, and the refusal stores nothing."""
+    import zipfile
+
+    import httpx
+    from PIL import Image
+
+    from _server import LiveServer
+
+    members = {}
+    for i in range(3):
+        buf = io.BytesIO()
+        Image.new("RGB", (100, 50), (40 * i, 90, 90)).save(buf, "PNG")
+        members[f"images/x{i}.png"] = buf.getvalue()
+    # YOLO: class cx cy w h, relative to the image (100 x 50)
+    members.update({"labels/x0.txt": b"0 0.5 0.5 0.2 0.4\n", "labels/x1.txt": b"1 0.25 0.5 0.1 0.2\n0 0.9 0.1 0.2 0.2\n",
+                    "labels/x2.txt": b"", "classes.txt": b"car\nperson\n",
+                    "data.yaml": b"names: [car, person]\n", "annotations/instances.json": b"{}"})
+
+    def zipped(extra: dict | None = None) -> bytes:
+        buf = io.BytesIO()
+        with zipfile.ZipFile(buf, "w") as zf:
+            for name, data in {**members, **(extra or {})}.items():
+                zf.writestr("street/" + name, data)
+        return buf.getvalue()
+
+    ds = ws.create_dataset("street")
+    _, token = ws.add_user("boss", role="admin")
+    h = {"Authorization": f"Bearer {token}"}
+    with LiveServer(ws) as srv:
+        up = f"{srv.base}/api/datasets/{ds['id']}/import"
+        before = snapshot(ws)
+        r = httpx.post(up, headers=h, files={"file": ("street.zip", zipped({"notes.txt": b"hello"}))})
+        assert r.status_code == 400 and "street/notes.txt" in r.json()["error"]["message"]
+        assert snapshot(ws) == before
+        r = httpx.post(up, headers=h, files={"file": ("street.zip", zipped())})
+        assert r.status_code == 200, r.text
+        assert (r.json()["added"], r.json()["label_files"]) == (3, 6)  # 3 label .txt, classes.txt, data.yaml, .json
+        p = ws.create_project("boxes", ds["id"], CLASSES, kind="boxes")
+        r = httpx.post(f"{srv.base}/api/projects/{p['id']}/gold/file", headers=h,
+                       files={"file": ("street.zip", zipped())})
+        assert r.status_code == 201, r.text
+        assert r.json()["added"] == 3
+    with ws.db.read() as conn:
+        from sqlalchemy import JSON, text
+
+        files = {row.id: row.meta["file"] for row in conn.execute(
+            text("SELECT id, meta FROM items WHERE dataset_id = :d").columns(meta=JSON), {"d": ds["id"]})}
+    gold = {files[g["item_id"]]: g["label"] for g in ws.list_gold(p["id"])[0]}
+    assert gold == {"street/images/x0.png": [[40.0, 15.0, 60.0, 35.0, "car"]],
+                    "street/images/x1.png": [[20.0, 20.0, 30.0, 30.0, "person"], [80.0, 0.0, 100.0, 10.0, "car"]],
+                    "street/images/x2.png": []}

@@ -434,3 +434,22 @@ def test_sidecar_without_file_column_is_refused(ws, tmp_path, digits):
     with pytest.raises(InvalidInput, match="'file' column"):
         ws.import_file(ds["id"], folder)
     assert snapshot(ws) == before and blob_files(ws) == set()
+
+
+def test_image_folder_sets_label_files_aside_and_still_refuses_strays(ws, tmp_path, digits):
+    folder = tmp_path / "yolo"
+    _image_folder(folder / "images", digits)
+    (folder / "labels").mkdir()
+    (folder / "labels" / "a.txt").write_text("0 0.5 0.5 0.1 0.1\n")
+    (folder / "classes.txt").write_text("zero\n")
+    (folder / "Annotations").mkdir()
+    (folder / "Annotations" / "a.xml").write_text("<annotation/>")
+    (folder / "notes.txt").write_text("a stray file")
+    ds = ws.create_dataset("d")
+    before = snapshot(ws)
+    with pytest.raises(InvalidInput, match="notes.txt"):
+        ws.import_file(ds["id"], folder)
+    assert snapshot(ws) == before and blob_files(ws) == set()
+    (folder / "notes.txt").unlink()
+    res = ws.import_file(ds["id"], folder)
+    assert (res["added"], res["label_files"]) == (6, 3)

@@ -37,6 +37,9 @@ def import_(
                        consent=consent, progress=sys.stderr.isatty(),
                        on_invalid="skip" if skip_invalid else "error", create=True)
     typer.echo(f"imported {r['added']} new items into {dataset!r} ({r['skipped']} already there)")
+    if r.get("label_files"):
+        typer.echo(f"{r['label_files']} label files (YOLO, VOC or COCO) set aside: bring them in as gold with "
+                   f"`assay project gold PROJECT {path}`")
 
 
 @app.command()

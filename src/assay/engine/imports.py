@@ -30,7 +30,9 @@ def import_path(db, blobs, target: int | str, p: Path, *, text_column: str, sour
                 license: str | None, consent: str | None, progress: bool, on_invalid: str,
                 source_uri: str | None) -> dict:
     """Import a CSV / JSONL / Parquet file of texts, a zip or a folder of
-    images: ``{"added", "skipped", "dataset_id", "import_id"}``."""
+    images: ``{"added", "skipped", "dataset_id", "import_id"}``; images also
+    ``label_files``, the YOLO / VOC / COCO label files set aside (a project
+    imports them as gold)."""
     prov = ingest.Provenance(source or str(p), license, consent)
     if p.is_dir():
         return _import_image_folder(db, blobs, target, p, prov, progress, on_invalid)
@@ -53,11 +55,12 @@ def import_dataframe(db, dataset_id: int, df, *, text_column: str, prov: ingest.
 
 def _import_image_folder(db, blobs, target: int | str, folder: Path, prov, progress, on_invalid) -> dict:
     folder = folder.resolve()  # a relative folder works (and names a stable file:// URI)
-    found, sidecar_path = ingest.scan_image_folder(folder, on_invalid)
+    labels: list[Path] = []
+    found, sidecar_path = ingest.scan_image_folder(folder, on_invalid, labels)
     sidecar = ingest.read_sidecar(sidecar_path)
     files = [(p.relative_to(folder).as_posix(), p) for p in found]
-    return _write_images(db, blobs, target, files, sidecar, f"{folder.as_uri()}/", prov, progress,
-                         on_invalid, len(files))
+    return {**_write_images(db, blobs, target, files, sidecar, f"{folder.as_uri()}/", prov, progress,
+                            on_invalid, len(files)), "label_files": len(labels)}
 
 
 def import_zip(db, blobs, target: int | str, p: Path, prov, progress, on_invalid) -> dict:
@@ -74,16 +77,18 @@ def import_zip(db, blobs, target: int | str, p: Path, prov, progress, on_invalid
         sidecar = {}
         if "metadata.csv" in members:
             sidecar = ingest.read_sidecar(Path("metadata.csv"), reader.read(members.pop("metadata.csv")))
-        bad = [n for n in members if PurePosixPath(n).suffix.lower() not in ingest.IMAGE_SUFFIXES]
+        labels = [n for n in members if ingest.is_label_file(n)]  # set aside: a project's gold upload reads them
+        bad = [n for n in members if PurePosixPath(n).suffix.lower() not in ingest.IMAGE_SUFFIXES
+               and not ingest.is_label_file(n)]
         if bad and on_invalid == "error":
-            raise InvalidInput(f"{len(bad)} file(s) in {p.name} are not images (png/jpg/webp): "
-                               + ", ".join(bad[:5]))
-        names = sorted(n for n in members if n not in bad)
+            raise InvalidInput(f"{len(bad)} file(s) in {p.name} are neither images (png/jpg/webp) nor label "
+                               "files (YOLO labels/*.txt, VOC .xml, COCO .json): " + ", ".join(bad[:5]))
+        names = sorted(n for n in members if PurePosixPath(n).suffix.lower() in ingest.IMAGE_SUFFIXES)
         if not names:
             raise InvalidInput(f"no png/jpg/webp images found in {p.name}")
         files = ((n, reader.read(members[n])) for n in names)
-        return _write_images(db, blobs, target, files, sidecar, f"zip:{p.name}!/", prov, progress,
-                             on_invalid, len(names))
+        return {**_write_images(db, blobs, target, files, sidecar, f"zip:{p.name}!/", prov, progress,
+                                on_invalid, len(names)), "label_files": len(labels)}
 
 
 def _write_images(db, blobs, target, files, sidecar, prefix, prov, progress, on_invalid, total) -> dict:

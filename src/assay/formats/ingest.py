@@ -28,6 +28,11 @@ from assay.store.schema import datasets, imports, items
 
 IMAGE_SUFFIXES = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".webp": "image/webp"}
 TABLE_SUFFIXES = (".csv", ".jsonl", ".ndjson", ".parquet")
+#: files an image import sets aside (not items, not errors): the labels of a YOLO
+#: (.txt under a labels/ folder, classes.txt, a .yaml), Pascal VOC (.xml) or COCO
+#: (.json) folder, which a project imports as gold from the same folder or zip
+#: (assay.formats.shapes); a stray notes.txt is still refused
+LABEL_FILE_SUFFIXES = (".xml", ".yaml", ".yml", ".json")
 BATCH = 5000
 
 
@@ -231,12 +236,24 @@ def text_rows(
 # ---------------------------------------------------------------- images
 
 
-def scan_image_folder(folder: Path, on_invalid: str = "error") -> tuple[list[Path], Path | None]:
+def is_label_file(name: str) -> bool:
+    """Whether an image import sets the file (a path inside the folder or
+    zip) aside as a label file: :data:`LABEL_FILE_SUFFIXES`, a YOLO label
+    ``.txt`` under a ``labels/`` folder, or ``classes.txt``."""
+    pp = PurePosixPath(name)
+    if pp.suffix.lower() == ".txt":
+        return pp.name.lower() == "classes.txt" or any(part.lower() == "labels" for part in pp.parts[:-1])
+    return pp.suffix.lower() in LABEL_FILE_SUFFIXES
+
+
+def scan_image_folder(folder: Path, on_invalid: str = "error",
+                      label_files: list | None = None) -> tuple[list[Path], Path | None]:
     """List image files under ``folder`` (recursive, sorted) and its sidecar CSV.
 
     A sidecar is ``metadata.csv`` at the top with a ``file`` column holding
-    paths relative to the folder. Any other visible file that is not an
-    image is an error (or skipped with ``on_invalid='skip'``).
+    paths relative to the folder. Label files (:func:`is_label_file`) are set
+    aside into ``label_files``. Any other visible file that is not an image
+    is an error (or skipped with ``on_invalid='skip'``).
     """
     if not folder.is_dir():
         raise InvalidInput(f"no such folder: {folder}")
@@ -254,12 +271,18 @@ def scan_image_folder(folder: Path, on_invalid: str = "error") -> tuple[list[Pat
             _check_link(p, folder)
             if p == sidecar:
                 continue
-            (found if p.suffix.lower() in IMAGE_SUFFIXES else bad).append(p)
+            if p.suffix.lower() in IMAGE_SUFFIXES:
+                found.append(p)
+            elif is_label_file(p.relative_to(folder).as_posix()):
+                if label_files is not None:
+                    label_files.append(p)
+            else:
+                bad.append(p)
     if bad and on_invalid == "error":
         shown = ", ".join(str(p.relative_to(folder)) for p in bad[:5])
         raise InvalidInput(
-            f"{len(bad)} file(s) in {folder} are not images (png/jpg/webp): {shown}. "
-            "Remove them or skip them (--skip-invalid)."
+            f"{len(bad)} file(s) in {folder} are neither images (png/jpg/webp) nor label files "
+            f"(YOLO labels/*.txt, VOC .xml, COCO .json): {shown}. Remove them or skip them (--skip-invalid)."
         )
     if not found:
         raise InvalidInput(f"no png/jpg/webp images found in {folder}")

@@ -291,6 +291,27 @@ def stem_key(path: str) -> str:
     return str(PurePosixPath(path.replace("\\", "/")).with_suffix("")).lstrip("./")
 
 
+#: the folder a YOLO (``images/``) or Pascal VOC (``JPEGImages/``) dataset keeps its images in,
+#: beside ``labels/`` or ``Annotations/``: ``images/a/b.png`` is named by ``labels/a/b.txt``
+IMAGE_FOLDERS = ("images", "JPEGImages")
+
+
+def image_stem_keys(stem: str) -> list[str]:
+    """The stem keys a label file may name an imported image by: its path
+    without suffix; the path after its first :data:`IMAGE_FOLDERS` folder
+    (``ds/images/a/b`` -> ``a/b``: a whole YOLO or VOC folder imported as
+    data); and the path without its top folder (``ds/a/b`` -> ``a/b``: a zip
+    that holds the dataset's folder)."""
+    parts = stem.split("/")
+    keys = [stem]
+    at = next((i for i, part in enumerate(parts[:-1]) if part in IMAGE_FOLDERS), None)
+    if at is not None:
+        keys.append("/".join(parts[at + 1:]))
+    if len(parts) > 1:
+        keys.append("/".join(parts[1:]))
+    return list(dict.fromkeys(keys))
+
+
 def label_files(folder: Path, sub: str, suffix: str) -> list[tuple[str, Path]]:
     """``(stem key, file)`` of the folder's ``sub/**/*suffix`` files (or its own, without ``sub``)."""
     root = folder / sub if (folder / sub).is_dir() else folder

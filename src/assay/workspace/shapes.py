@@ -87,7 +87,8 @@ class Shapes:
         or ``data.yaml``, else the project's classes in order) or a Pascal VOC
         folder (``Annotations/**/*.xml``, boxes only) as the gold labels of the
         images they name: ``labels/a/b.txt`` is the item imported from
-        ``a/b.<any suffix>``. YOLO coordinates are scaled by each image's size
+        ``a/b.<any suffix>`` or ``images/a/b.<any suffix>`` (the whole folder
+        imported as data). YOLO coordinates are scaled by each image's size
         (read from the image). ``fmt`` defaults to ``voc`` when the folder has
         ``Annotations``, else ``yolo``. All or nothing, as :meth:`import_gold`."""
         p = self.get_project(project)
@@ -124,8 +125,9 @@ class Shapes:
         return self.import_gold(p["id"], rows, user=user)
 
     def _images_by_stem(self, p: dict, stems: set[str]) -> dict[str, tuple[int, str]]:
-        """Stem key (the imported file's path without suffix) -> (item id, blob key)
-        of the dataset's images named in ``stems``."""
+        """Stem key (the imported file's path without suffix, also without a
+        leading ``images/`` or top folder: :func:`assay.formats.shapes.image_stem_keys`)
+        -> (item id, blob key) of the dataset's images named in ``stems``."""
         out: dict[str, tuple[int, str]] = {}
         q = select(_items.c.id, _items.c.blob, _items.c.meta).where(
             _items.c.dataset_id == p["dataset_id"], _items.c.kind == "image").order_by(_items.c.id)
@@ -133,10 +135,11 @@ class Shapes:
             for item_id, blob, meta in conn.execute(q):
                 meta = meta if isinstance(meta, dict) else None  # the export's name: the file, else item-<id>
                 stem = _shapes.stem_key(_shapes._file_name({"meta": meta, "item_id": item_id}, blob))
-                if stem in stems and blob:
-                    if stem in out:
-                        raise InvalidInput(f"two images of the dataset are named {stem}.*: rename one to import")
-                    out[stem] = (item_id, blob)
+                for key in _shapes.image_stem_keys(stem):
+                    if key in stems and blob:
+                        if key in out:
+                            raise InvalidInput(f"two images of the dataset are named {key}.*: rename one to import")
+                        out[key] = (item_id, blob)
         return out
 
     def import_conll(self, project: int | str, path: str | os.PathLike, *,

@@ -163,7 +163,8 @@
       status.className = "ok-text";
       status.setAttribute("data-result", "ok");
       status.textContent = file.name + ": imported " + r.added.toLocaleString() + " new items (" +
-        r.skipped.toLocaleString() + " already there).";
+        r.skipped.toLocaleString() + " already there)." + (r.label_files ? " " + r.label_files.toLocaleString() +
+        " label files (YOLO, VOC or COCO) were set aside: upload the same file as gold on a project's page." : "");
       await loadDatasets();
       if (current && String(current.id) === String(datasetId)) await showPage(cursors[cursors.length - 1]);
     } catch (err) {

@@ -107,7 +107,7 @@ def test_conll_tokens_must_match_the_text(ws, tmp_path):
     before = snapshot(ws)
     bad = {f"# item_id = {item}\nAda\tB-PER\nLovelace\tI-PER\nmeets\tO\n": f"item {item}: token 3 'meets' does "
            "not match the item's text at character 13",
-           "Ada\tB-PER\n": "bad1.conll, item 2: needs a '# item_id = N' line",
+           "Ada\tB-PER\n": "bad1.conll, item 2: no '# item_id = N' line, and no text item of the dataset reads 'Ada'",
            "# item_id = 999999\nAda\tB-PER\n": "item 999999: no text item of the project's dataset",
            f"# item_id = {item}\nAda\tB-NOPE\n": "NOPE"}
     for n, (body, msg) in enumerate(bad.items()):

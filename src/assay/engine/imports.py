@@ -23,7 +23,7 @@ from pathlib import Path, PurePosixPath
 
 from assay.engine import datasets as _datasets
 from assay.errors import InvalidInput
-from assay.formats import ingest
+from assay.formats import ingest, zips
 
 
 def import_path(db, blobs, target: int | str, p: Path, *, text_column: str, source: str | None,
@@ -72,8 +72,8 @@ def import_zip(db, blobs, target: int | str, p: Path, prov, progress, on_invalid
     except (zipfile.BadZipFile, OSError) as exc:
         raise InvalidInput(f"{p.name} is not a readable zip archive: {exc}") from None
     with zf:
-        members = {i.filename: i for i in ingest.zip_members(zf, p.name, limits)}
-        reader = ingest.ZipReader(zf, p.name, limits)
+        members = {i.filename: i for i in zips.zip_members(zf, p.name, limits)}
+        reader = zips.ZipReader(zf, p.name, limits)
         sidecar = {}
         if "metadata.csv" in members:
             sidecar = ingest.read_sidecar(Path("metadata.csv"), reader.read(members.pop("metadata.csv")))

@@ -12,7 +12,6 @@ import math
 import os
 import time
 import warnings
-import zipfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -28,6 +27,9 @@ from assay.store.schema import datasets, imports, items
 
 IMAGE_SUFFIXES = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".webp": "image/webp"}
 TABLE_SUFFIXES = (".csv", ".jsonl", ".ndjson", ".parquet")
+#: text files of the label formats whose texts import as items: CoNLL (one token
+#: a line; the text is the tokens one space apart) and Label Studio's JSON export
+LABELED_TEXT_SUFFIXES = (".conll", ".bio", ".iob", ".json")
 #: files an image import sets aside (not items, not errors): the labels of a YOLO
 #: (.txt under a labels/ folder, classes.txt, a .yaml), Pascal VOC (.xml) or COCO
 #: (.json) folder, which a project imports as gold from the same folder or zip
@@ -95,12 +97,18 @@ def iter_table(path: Path, text_column: str, batch: int = BATCH) -> Iterator[lis
     anything is written.
     """
     suffix = path.suffix.lower()
-    if suffix not in TABLE_SUFFIXES:
+    if suffix not in TABLE_SUFFIXES + LABELED_TEXT_SUFFIXES:
         raise InvalidInput(
-            f"cannot import {path.name!r}: use a .csv, .jsonl or .parquet file (or a folder of images)"
+            f"cannot import {path.name!r}: use a .csv, .jsonl or .parquet file, CoNLL (.conll) or a Label "
+            "Studio export (.json) (or a folder of images)"
         )
     if not path.is_file():
         raise InvalidInput(f"no such file: {path}")
+    if suffix in LABELED_TEXT_SUFFIXES:
+        rows = _labeled_text_rows(path, text_column)
+        for start in range(0, len(rows), batch):
+            yield rows[start:start + batch]
+        return
     if suffix == ".parquet":
         import pyarrow.parquet as pq
 
@@ -131,6 +139,35 @@ def iter_table(path: Path, text_column: str, batch: int = BATCH) -> Iterator[lis
         raise
     except (ValueError, pd.errors.ParserError, UnicodeDecodeError) as exc:
         raise InvalidInput(f"{path.name} could not be parsed: {exc}") from None
+
+
+def _labeled_text_rows(path: Path, text_column: str) -> list[dict]:
+    """The items of a CoNLL file (a row per document: ``text_column`` the
+    tokens one space apart, ``doc`` its place, ``item_id`` comments kept as
+    ``source_item_id``) or of a Label Studio export (its texts:
+    :func:`assay.formats.labelstudio.data_rows`). Read whole: these formats
+    hold no more than their labels' text."""
+    import orjson
+
+    if path.suffix.lower() == ".json":
+        from assay.formats import labelstudio
+
+        try:
+            data = orjson.loads(path.read_bytes())
+        except orjson.JSONDecodeError as exc:
+            raise InvalidInput(f"{path.name} could not be parsed: {exc}") from None
+        return labelstudio.data_rows(data, text_column, path.name)
+    from assay.formats import spans
+
+    try:
+        with path.open(encoding="utf-8") as fh:
+            docs = spans.read_conll(fh)
+    except UnicodeDecodeError as exc:
+        raise InvalidInput(f"{path.name} is not UTF-8 text ({exc})") from None
+    if not docs:
+        raise InvalidInput(f"{path.name} holds no tokens")
+    return [{text_column: spans.conll_text(d["tokens"]), "doc": n,
+             **({"source_item_id": d["item_id"]} if "item_id" in d else {})} for n, d in enumerate(docs, 1)]
 
 
 def _iter_jsonl(path: Path, text_column: str, batch: int) -> Iterator[list[dict]]:
@@ -384,72 +421,6 @@ def read_image_file(path: Path, rel: str, limits: Limits) -> bytes:
     if len(data) > limits.image_bytes:  # grew since the stat
         raise InvalidInput(f"{rel} is larger than the limit of {limits.image_bytes:,} bytes (ASSAY_MAX_IMAGE_MB)")
     return data
-
-
-# ---------------------------------------------------------------- zips
-
-
-def zip_members(zf: zipfile.ZipFile, name: str, limits: Limits) -> list[zipfile.ZipInfo]:
-    """The members of a zip to import, checked against the limits from the
-    central directory before anything is unpacked: member count, declared
-    unpacked size (each and in all) and each member's compression ratio.
-    Stops at the first member over a limit."""
-    infos = zf.infolist()
-    if len(infos) > limits.zip_members:
-        raise InvalidInput(f"{name} has {len(infos):,} entries, more than the limit of "
-                           f"{limits.zip_members:,} (ASSAY_MAX_ZIP_MEMBERS)")
-    out, total = [], 0
-    for info in infos:
-        if info.is_dir():
-            continue
-        member = info.filename.replace("\\", "/")
-        pp = PurePosixPath(member)
-        if member.startswith("/") or ".." in pp.parts or (pp.parts and ":" in pp.parts[0]):
-            raise InvalidInput(f"refusing unsafe path {info.filename!r} in {name}")
-        if any(part.startswith(".") or part == "__MACOSX" for part in pp.parts):
-            continue
-        if info.file_size > limits.image_bytes:
-            raise InvalidInput(f"{member} in {name} unpacks to {info.file_size:,} bytes, more than the "
-                               f"limit of {limits.image_bytes:,} for one file (ASSAY_MAX_IMAGE_MB)")
-        if info.file_size > limits.zip_ratio * max(info.compress_size, 1) and info.file_size > 1 << 16:
-            raise InvalidInput(f"{member} in {name} unpacks {info.file_size / max(info.compress_size, 1):,.0f} "
-                               f"times larger than it is packed (limit {limits.zip_ratio:g}, "
-                               "ASSAY_MAX_ZIP_RATIO): refusing a possible zip bomb")
-        total += info.file_size
-        if total > limits.zip_bytes:
-            raise InvalidInput(f"{name} unpacks to more than the limit of {limits.zip_bytes:,} bytes "
-                               "(ASSAY_MAX_ZIP_MB)")
-        info.filename = member
-        out.append(info)
-    return out
-
-
-class ZipReader:
-    """Reads members of one zip, counting the bytes actually unpacked: a
-    member may not yield more than its header declares, nor the whole zip
-    more than ``zip_bytes``, whatever the central directory says."""
-
-    def __init__(self, zf: zipfile.ZipFile, name: str, limits: Limits) -> None:
-        self.zf, self.name, self.limits, self.total = zf, name, limits, 0
-
-    def read(self, info: zipfile.ZipInfo) -> bytes:
-        cap = min(info.file_size, self.limits.image_bytes)
-        try:
-            with self.zf.open(info) as fh:
-                data = fh.read(cap + 1)
-                if len(data) <= cap and fh.read(1):
-                    data += b"?"
-        except (zipfile.BadZipFile, zipfile.LargeZipFile, NotImplementedError, OSError, EOFError,
-                ValueError) as exc:
-            raise InvalidInput(f"{info.filename} in {self.name} cannot be unpacked: {exc}") from None
-        if len(data) > cap:
-            raise InvalidInput(f"{info.filename} in {self.name} unpacks to more bytes than its header "
-                               "declares: refusing a malformed or hostile zip")
-        self.total += len(data)
-        if self.total > self.limits.zip_bytes:
-            raise InvalidInput(f"{self.name} unpacks to more than the limit of {self.limits.zip_bytes:,} "
-                               "bytes (ASSAY_MAX_ZIP_MB)")
-        return data
 
 
 def image_rows(

@@ -116,3 +116,33 @@ def gold_rows(data: Any, schema: dict, name: str) -> list[dict]:
         else:
             raise InvalidInput(f"{where}: data needs 'assay_item_id', 'text' or 'image' to find its item")
     return rows
+
+
+def data_rows(data: Any, text_column: str, name: str) -> list[dict]:
+    """The texts of a Label Studio export as rows to import as items: each
+    task's ``data[text_column]``, its other scalar ``data`` fields as
+    metadata, and ``ls_task_id``. Image tasks are refused: their files are
+    on the Label Studio server (import the images as a zip, then this file
+    as gold: :func:`gold_rows` finds them by file name)."""
+    if not isinstance(data, list):
+        raise InvalidInput(f"{name} is not a Label Studio export: expected a JSON list of tasks")
+    rows = []
+    for n, t in enumerate(data, 1):
+        d = t.get("data") if isinstance(t, dict) else None
+        if not isinstance(d, dict):
+            raise InvalidInput(f"{name}, task {n}: expected an object with 'data'")
+        if not isinstance(d.get(text_column), str):
+            if isinstance(d.get("image"), str):
+                raise InvalidInput(f"{name}, task {n} is an image task: import the images (a .zip) first, "
+                                   "then upload this file as gold on the project's page")
+            shown = ", ".join(repr(k) for k in list(d)[:10])
+            raise InvalidInput(f"{name}, task {n}: data has no text field {text_column!r} (it has {shown}); "
+                               "pass the right one as the text column")
+        meta = {k: v for k, v in d.items() if k != text_column and (v is None or isinstance(v, (str, int, float, bool)))}
+        if isinstance(t.get("id"), int):
+            meta["ls_task_id"] = t["id"]
+        rows.append({text_column: d[text_column], **meta})
+    if not rows:
+        raise InvalidInput(f"{name} holds no tasks")
+    return rows
+

@@ -326,13 +326,14 @@ LABEL_SUFFIXES = (".txt", ".xml", ".yaml", ".yml")
 def unpack_label_zip(path: Path, dest: Path) -> Path:
     """Unpack the label files of a zipped YOLO or Pascal VOC folder into
     ``dest`` (images and anything else are left packed), checked against
-    the import limits first (:func:`assay.formats.ingest.zip_members`: entry
+    the import limits first (:func:`assay.formats.zips.zip_members`: entry
     count, sizes, compression ratio, unsafe paths). Returns the folder that
     holds ``labels/`` or ``Annotations/`` (the zip's root, or its one
     top-level folder)."""
     import zipfile
 
-    from assay.formats.ingest import Limits, ZipReader, zip_members
+    from assay.formats.ingest import Limits
+    from assay.formats.zips import ZipReader, zip_members
 
     limits, name = Limits.from_env(), path.name
     try:

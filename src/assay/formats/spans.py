@@ -129,6 +129,12 @@ def read_conll(lines: Iterable[str]) -> list[dict]:
              "spans": _bio_spans(d["tags"])} for d in docs if d["tokens"]]
 
 
+def conll_text(tokens: list[str]) -> str:
+    """The text an item imported from CoNLL holds: its tokens, one space
+    apart (the format keeps no spacing); its gold spans are found in it."""
+    return " ".join(tokens)
+
+
 def _bio_spans(tags: list[str]) -> list[list]:
     out: list[list] = []
     for i, tag in enumerate(tags):

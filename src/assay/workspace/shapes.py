@@ -145,7 +145,9 @@ class Shapes:
     def import_conll(self, project: int | str, path: str | os.PathLike, *,
                      user: int | str | dict | None = None) -> dict:
         """CoNLL BIO text (as the ``conll`` export writes it, ``# item_id = N``
-        before each item) as the gold spans of a spans project: each item's
+        before each item; without it, the item whose text is the tokens one
+        space apart, as importing the file as data makes it) as the gold
+        spans of a spans project: each item's
         tokens are found in its text, in order with only whitespace between
         them, and the spans rebuilt as character offsets. Refused, naming the
         item and token, when the tokens are not the text's. All or nothing."""
@@ -162,9 +164,18 @@ class Shapes:
             raise InvalidInput(f"{path.name} is not UTF-8 text ({e})") from None
         if not docs:
             raise InvalidInput(f"{path.name} holds no tokens")
-        for n, d in enumerate(docs, 1):
-            if not isinstance(d.get("item_id"), int):
-                raise InvalidInput(f"{path.name}, item {n}: needs a '# item_id = N' line before its tokens")
+        unnamed = [d for d in docs if not isinstance(d.get("item_id"), int)]
+        if unnamed:  # no '# item_id = N': the item whose text is the tokens one space apart (a CoNLL import)
+            from assay.engine import datasets as _datasets
+
+            wanted = [_spans.conll_text(d["tokens"]) for d in unnamed]
+            with self.db.read() as conn:
+                found = _datasets.items_by_text(conn, p["dataset_id"], wanted)
+            for d, t in zip(unnamed, wanted):
+                if t not in found:
+                    raise InvalidInput(f"{path.name}, item {docs.index(d) + 1}: no '# item_id = N' line, and no "
+                                       f"text item of the dataset reads {t[:40]!r}; nothing was stored")
+                d["item_id"] = found[t]
         ids, texts = sorted({d["item_id"] for d in docs}), {}
         with self.db.read() as conn:
             for i in range(0, len(ids), 500):

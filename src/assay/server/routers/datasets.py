@@ -26,7 +26,7 @@ except ImportError:  # pragma: no cover - Windows: an age rule only
 
 router = APIRouter(tags=["datasets"])
 
-UPLOAD_SUFFIXES = (".csv", ".jsonl", ".ndjson", ".parquet", ".zip")
+UPLOAD_SUFFIXES = (".csv", ".jsonl", ".ndjson", ".parquet", ".zip", ".conll", ".bio", ".iob", ".json")
 _SAFE = re.compile(r"^[A-Za-z0-9._ -]{1,200}$")
 
 
@@ -85,7 +85,7 @@ async def import_upload(
     request: Request,
     ws: WS,
     _: Admin,
-    file: UploadFile = File(..., description="a .csv, .jsonl, .parquet, or .zip of images"),
+    file: UploadFile = File(..., description="a .csv, .jsonl, .parquet, CoNLL, Label Studio .json, or .zip of images"),
     text_column: str = Form("text"),
     source: str | None = Form(None),
     license: str | None = Form(None),

@@ -23,7 +23,7 @@ def init(home: Home = None):
 @command
 def import_(
     dataset: Annotated[str, typer.Argument(help="Dataset name (created if missing).")],
-    path: Annotated[Path, typer.Argument(help="A .csv/.jsonl/.parquet file, a .zip of images, or a folder of images.")],
+    path: Annotated[Path, typer.Argument(help="A .csv/.jsonl/.parquet file, CoNLL (.conll), a Label Studio export (.json), a .zip of images, or a folder of images.")],
     text_column: Annotated[str, typer.Option(help="Column holding the text.")] = "text",
     source: Annotated[Optional[str], typer.Option(help="Where the data came from (provenance).")] = None,
     license: Annotated[Optional[str], typer.Option(help="License of the data.")] = None,

@@ -104,3 +104,22 @@ def project_prioritize(
     ws = open_ws(home)
     r = ws.prioritize(_ref(project), slice_name if slice_name is not None else item, priority=priority)
     typer.echo(f"{r['tasks']} tasks of {r['items']} items now at priority {r['priority']:g}")
+
+
+@project_app.command("mine")
+@command
+def project_mine(
+    project: str,
+    label: Annotated[str, typer.Argument(help="The class to find more of.")],
+    seed: Annotated[Optional[list[int]], typer.Option("--seed", help="An item id of a known example (repeat).")] = None,
+    batch: Annotated[int, typer.Option(help="Items this round sends to the front of the queue.")] = 50,
+    priority: Annotated[float, typer.Option(help="Their hand-out priority.")] = 10.0,
+    home: Home = None,
+):
+    """One round of needle mining: the unlabeled items most like the seeds and
+    the items labelled LABEL so far go to the front of the queue. Run it again
+    after people answered them: their answers sharpen the next round."""
+    ws = open_ws(home)
+    r = ws.mine(_ref(project), label, seeds=seed or [], batch=batch, priority=priority)
+    typer.echo(f"{len(r['items'])} items sent to the front (priority {r['priority']:g}) from {r['positives']} "
+               f"examples of {label!r} and {r['negatives']} rejected; {r['candidates']} unlabeled items scored")

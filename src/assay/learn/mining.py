@@ -74,19 +74,34 @@ def _ranks(v: np.ndarray) -> np.ndarray:
     return r / max(len(v) - 1, 1)
 
 
-def scores(X: np.ndarray, positives: Sequence[int], negatives: Sequence[int], candidates: np.ndarray) -> np.ndarray:
-    """The blended score of each row in ``candidates`` (higher = look first)."""
-    sim = (X[candidates] @ X[list(positives)].T).max(axis=1)
-    if not negatives:
-        return sim
+def fit_model(X_pos: np.ndarray, X_neg: np.ndarray):
+    """The in-loop model: a class-balanced logistic regression of the
+    confirmed positives against the rejected items (None without negatives)."""
+    if len(X_neg) == 0:
+        return None
     from sklearn.linear_model import LogisticRegression
 
-    idx = list(positives) + list(negatives)
-    y = np.r_[np.ones(len(positives)), np.zeros(len(negatives))]
-    clf = LogisticRegression(C=1.0, class_weight="balanced", max_iter=1000)
-    clf.fit(X[idx], y)
-    prob = clf.predict_proba(X[candidates])[:, 1]
-    return 0.5 * _ranks(sim) + 0.5 * _ranks(prob)
+    y = np.r_[np.ones(len(X_pos)), np.zeros(len(X_neg))]
+    return LogisticRegression(C=1.0, class_weight="balanced", max_iter=1000).fit(np.vstack([X_pos, X_neg]), y)
+
+
+def signals(X_cand: np.ndarray, X_pos: np.ndarray, model) -> tuple[np.ndarray, np.ndarray | None]:
+    """For candidate rows (unit vectors): max cosine similarity to the
+    positives, and the model's probability (None without a model). Chunks
+    of candidates can be scored apart and joined before :func:`blend`."""
+    sim = (X_cand @ X_pos.T).max(axis=1)
+    return sim, None if model is None else model.predict_proba(X_cand)[:, 1]
+
+
+def blend(sim: np.ndarray, prob: np.ndarray | None) -> np.ndarray:
+    """The look-first score: the two signals' ranks averaged (similarity alone without a model)."""
+    return sim if prob is None else 0.5 * _ranks(sim) + 0.5 * _ranks(prob)
+
+
+def scores(X: np.ndarray, positives: Sequence[int], negatives: Sequence[int], candidates: np.ndarray) -> np.ndarray:
+    """The blended score of each row in ``candidates`` (higher = look first)."""
+    model = fit_model(X[list(positives)], X[list(negatives)])
+    return blend(*signals(X[candidates], X[list(positives)], model))
 
 
 def mine(X: np.ndarray, seeds: Sequence[int], oracle: Callable[[list[int]], Sequence[bool]], budget: int,

@@ -42,6 +42,7 @@ from __future__ import annotations
 from assay.workspace.accounts import Accounts
 from assay.workspace.core import DEFAULT_HOME, Core
 from assay.workspace.curation import Curation
+from assay.workspace.mining import Mining
 from assay.workspace.data import Data
 from assay.workspace.labeling import Labeling
 from assay.workspace.models import Models
@@ -58,7 +59,7 @@ __all__ = ["DEFAULT_HOME", "ROLES", "Workspace"]
 
 
 class Workspace(Core, Accounts, Data, Projects, Labeling, Teaching, Reports, Shapes, Models, Search, Curation,
-                EmbeddingMap, Slices, Tags):
+                Mining, EmbeddingMap, Slices, Tags):
     """Open (creating if needed) the workspace at ``home``.
 
     >>> ws = Workspace("assay-data")

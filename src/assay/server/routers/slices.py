@@ -29,6 +29,14 @@ class PrioritizeIn(BaseModel):
     priority: float = Field(10.0, description="hand-out priority: higher goes first; 0 is the usual")
 
 
+class MineIn(BaseModel):
+    label: str = Field(..., max_length=200, description="the class to find more of")
+    seeds: list[int] = Field(default_factory=list, max_length=1000, description="item ids of known examples")
+    batch: int = Field(50, ge=1, le=1000, description="items this round sends to the front of the queue")
+    priority: float = Field(10.0, description="their hand-out priority")
+    space: str | None = Field(None, max_length=200, description="the embedding space (default: the dataset's)")
+
+
 @router.get("/datasets/{dataset_id}/slices")
 def list_slices(dataset_id: int, ws: WS, user: Staff):
     """The dataset's slices: ``{slices: [{id, name, kind, query, item_count?, …}]}``."""
@@ -65,3 +73,13 @@ def prioritize(project_id: int, body: PrioritizeIn, ws: WS, _: Admin):
         raise InvalidInput("give slice (a name) or items (item ids), not both")
     what = body.slice if body.slice is not None else body.items
     return json(ws.prioritize(project_id, what, priority=body.priority))
+
+
+@router.post("/projects/{project_id}/mine")
+def mine(project_id: int, body: MineIn, ws: WS, _: Admin):
+    """One round of needle mining (:meth:`assay.Workspace.mine`): the unlabeled
+    items most like the seeds and the items labelled ``label`` so far go to
+    the front of the queue; call again after people answered them."""
+    return json(ws.mine(project_id, body.label, seeds=body.seeds, batch=body.batch, priority=body.priority,
+                        space=body.space))
+

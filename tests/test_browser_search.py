@@ -84,6 +84,33 @@ def test_search_select_into_slice_and_queue(ws, tabs):  # noqa: F811
     tab.screenshot(ws, "search")
 
 
+def test_mine_from_the_selected_results(ws, tabs):  # noqa: F811
+    """Selected results are the seeds of a mining round: the items most like
+    them go to the front of the chosen project's queue."""
+    p, (worker,), ids = _project_with_vectors(ws)
+    _, token = ws.add_user("boss", "admin")
+    tab = tabs()
+    tab.login_link(token)
+    _open_from_admin(tab, p)
+    shown = _search_item(tab, ids[0], 2)
+    assert set(shown) <= set(ids[1:4])
+    tab.page.locator("#results .result").nth(0).click()  # one seed of the first group
+    assert tab.page.locator("#mine-class option").all_inner_texts() == ["pos", "neg"]
+    tab.page.select_option("#mine-class", "pos")
+    tab.page.fill("#mine-batch", "2")
+    tab.page.click("#mine")
+    tab.page.wait_for_function("() => document.getElementById('action-state').textContent.startsWith('Mined 2 items')")
+    assert "from 1 examples of \u201cpos\u201d" in tab.page.locator("#action-state").inner_text()
+    from sqlalchemy import text
+
+    with ws.db.read() as conn:
+        pinned = set(conn.execute(text("SELECT item_id FROM tasks WHERE project_id = :p AND pinned_priority = 10"),
+                                  {"p": p["id"]}).scalars())
+    assert len(pinned) == 2 and pinned <= set(ids[0:4]) - {shown[0]}  # the seed's own group, not the seed
+    assert ws.next_task(p["id"], worker)["item"]["id"] in pinned
+    tab.assert_clean()
+
+
 def test_annotator_gets_no_search(ws, tabs):  # noqa: F811
     p, (worker,), ids = _project_with_vectors(ws)
     tab = tabs()

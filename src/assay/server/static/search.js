@@ -197,6 +197,23 @@
     });
   }
 
+  /** One round of needle mining (POST /api/projects/{id}/mine): the selected items are the seeds. */
+  function onMine(e) {
+    e.preventDefault();
+    const project = $("queue-project").value, label = $("mine-class").value;
+    const batch = Number($("mine-batch").value), priority = Number($("queue-priority").value);
+    if (!project || !label) { setState("action-state", "Choose a project and a class.", true); return; }
+    if (!Number.isInteger(batch) || batch < 1) { setState("action-state", "Items per round must be a whole number.", true); return; }
+    const seeds = results.map(function (r) { return r.item_id; }).filter(function (i) { return selected.has(i); });
+    act($("mine"), async function () {
+      const r = await api.post("/api/projects/" + encodeURIComponent(project) + "/mine",
+        { label: label, seeds: seeds, batch: batch, priority: Number.isFinite(priority) ? priority : 10 });
+      setState("action-state", "Mined " + r.items.length + " items (" + r.tasks + " tasks) into the queue from " +
+        r.positives + " examples of \u201c" + r.label + "\u201d and " + r.negatives + " rejected; " +
+        r.candidates + " unlabeled items scored.");
+    });
+  }
+
   async function loadProjects(isAdmin) {
     const data = await api.get("/api/projects");
     const mine = (data.projects || []).filter(function (p) { return p.dataset_id === datasetId; });
@@ -207,11 +224,12 @@
     $("f-project").replaceChildren(el("option", { value: "", text: "(any)" }),
       ...mine.map(function (p) { return el("option", { value: p.id, text: p.name }); }));
     options($("f-label"), classesOf($("f-project").value), false);
+    options($("mine-class"), classesOf(sel.value), false);
+    $("mine-class").firstChild.remove(); // a class is needed, not "(any)"
     if (!isAdmin) {
-      ["save-slice", "send-queue"].forEach(function (id) { $(id).disabled = true; $(id).title = "Only an admin may do this"; });
+      ["save-slice", "send-queue", "mine"].forEach(function (id) { $(id).disabled = true; $(id).title = "Only an admin may do this"; });
     } else if (!mine.length) {
-      $("send-queue").disabled = true;
-      $("send-queue").title = "No project labels this dataset";
+      ["send-queue", "mine"].forEach(function (id) { $(id).disabled = true; $(id).title = "No project labels this dataset"; });
     }
   }
 
@@ -220,6 +238,11 @@
     $("search-form").addEventListener("submit", onSearch);
     $("slice-form").addEventListener("submit", onSaveSlice);
     $("queue-form").addEventListener("submit", onPrioritize);
+    $("mine-form").addEventListener("submit", onMine);
+    $("queue-project").addEventListener("change", function () {
+      options($("mine-class"), classesOf($("queue-project").value), false);
+      $("mine-class").firstChild.remove();
+    });
     $("tag-form").addEventListener("submit", onTag);
     $("f-project").addEventListener("change", function () {
       options($("f-label"), classesOf($("f-project").value), true);

@@ -108,6 +108,18 @@ def test_admin_project_progress_gold_review_export(ws, tabs, tmp_path):  # noqa:
     rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
     assert [r["item_id"] for r in rows] == [ids[1]]
     page.locator("#export-status").filter(has_text="slice \u201cpair\u201d").wait_for()
+    # label sources: only the labels people verified (gold and the review decision above)
+    page.uncheck("#export-labeled")
+    page.select_option("#export-slice", "")
+    for src in ("consensus", "auto", "majority"):
+        page.uncheck(f"#export-source-{src}")
+    with page.expect_download() as dl:
+        page.click("#export-go")
+    dl.value.save_as(path)
+    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+    assert sorted((r["item_id"], r["label_source"]) for r in rows) == sorted(
+        [(ids[0], "review"), (ids[5], "gold"), (ids[6], "gold")])
+    page.locator("#export-status").filter(has_text="labels from gold, review").wait_for()
     # the sections share one read of the project and of the caller (api.shared)
     assert asked.count(f"{tab.base}/api/projects/{p['id']}") == 1
     assert asked.count(f"{tab.base}/api/me") == 1

@@ -97,10 +97,13 @@ def export(
     slice_name: Annotated[Optional[str], typer.Option(
         "--slice", help="Only the items of this slice of the project's dataset (jsonl, csv, parquet).")] = None,
     tag: Annotated[Optional[str], typer.Option(help="Only items with this tag (jsonl, csv, parquet).")] = None,
+    source: Annotated[Optional[list[str]], typer.Option(
+        "--source", help="Only items whose final label comes from this source (repeat): gold, review, consensus, "
+                         "auto, majority (jsonl, csv, parquet).")] = None,
     home: Home = None,
 ):
     """Export a snapshot of a project's labels (streams; constant memory)."""
     ws = open_ws(home)
     r = ws.export(int(project) if project.isdigit() else project, out, format, labeled_only=labeled_only,
-                  slice=slice_name, tag=tag)
+                  slice=slice_name, tag=tag, sources=source or None)
     typer.echo(f"wrote {r['items']} items to {r['path']} ({r['format']})")

@@ -41,6 +41,7 @@ from typing import Any
 from sqlalchemy import JSON, bindparam, text
 
 from assay import kinds
+from assay.errors import InvalidInput
 
 PAGE = 2000
 #: the label columns (and their joins) of a page of tasks ``t``; :mod:`assay.formats.export`
@@ -82,6 +83,31 @@ _ANY_PREDICTION = text("SELECT 1 FROM predictions WHERE project_id = :p LIMIT 1"
 _SKILLS = text("SELECT annotator_id, confusion FROM annotator_skills WHERE project_id = :p").columns(confusion=JSON)
 #: ids per ``IN`` list when resolving chosen items
 _CHUNK = 1000
+
+
+#: where a final label comes from (``FinalLabel.source``; a consensus says its method after a colon,
+#: ``consensus:online``): what an export may keep (:func:`check_sources`)
+SOURCES = ("gold", "review", "consensus", "auto", "majority")
+
+
+def check_sources(values) -> frozenset[str] | None:
+    """The label sources an export keeps (None: every item, labelled or not),
+    from names of :data:`SOURCES`; an unknown name is an error naming them."""
+    if values is None:
+        return None
+    if isinstance(values, str):
+        values = [v for v in values.split(",") if v.strip()]
+    out = frozenset(str(v).strip().lower() for v in values)
+    bad = sorted(out - set(SOURCES))
+    if bad or not out:
+        raise InvalidInput(f"unknown label source {', '.join(repr(b[:20]) for b in bad[:3]) or '(none)'}: "
+                           f"use some of {', '.join(SOURCES)}")
+    return out
+
+
+def source_family(source: str | None) -> str | None:
+    """``consensus:online`` -> ``consensus``; the others as they are."""
+    return None if source is None else source.split(":", 1)[0]
 
 
 @dataclass(slots=True)

@@ -23,6 +23,7 @@ from assay.engine import known_skills as _known_skills
 from assay.engine import overview as _overview
 from assay.engine import progress_series as _series
 from assay.engine import reports as _reports
+from assay.engine import resolver as _resolver
 from assay.engine import skillmap as _skillmap
 from assay.engine import tags as _tags
 from assay.errors import InvalidInput
@@ -278,24 +279,29 @@ class Reports:
     # ------------------------------------------------------------ export
 
     def export_records(self, project: int | str, *, labeled_only: bool = False,
-                       slice: str | None = None, tag: str | None = None) -> Iterator[dict]:
+                       slice: str | None = None, tag: str | None = None, sources=None) -> Iterator[dict]:
         """The export's records, streamed; ``slice``: only the items of that
         slice of the project's dataset (an explicit slice is joined in SQL; a
         query slice is evaluated once, when this starts); ``tag``: only items
-        with that tag (in SQL)."""
+        with that tag (in SQL); ``sources``: only items whose final label
+        comes from one of these (:data:`assay.engine.resolver.SOURCES`, e.g.
+        ``["gold", "review"]``: the labels people verified)."""
         p = self.get_project(project)
         tag = None if tag is None else _tags.check_tag(tag)
+        keep_sources = _resolver.check_sources(sources)
         s = None if slice is None else self.get_slice(p["dataset_id"], slice)
         explicit = s is not None and s["kind"] == "items"
         records = _export.iter_records(self.db, p, labeled_only=labeled_only, tag=tag,
                                        slice_id=s["id"] if explicit else None)
+        if keep_sources is not None:
+            records = (r for r in records if _resolver.source_family(r["label_source"]) in keep_sources)
         if s is None or explicit:
             return records
         keep = set(self.slice_items(p["dataset_id"], slice))
         return (r for r in records if r["item_id"] in keep)
 
     def _audit_export(self, project: int | str, fmt: str, labeled_only: bool, path: Path | None = None,
-                      slice: str | None = None, tag: str | None = None) -> None:
+                      slice: str | None = None, tag: str | None = None, sources=None) -> None:
         """Exports are reads; the record of one is written when it starts."""
         p = self.get_project(project)
         _export.check_format(fmt, kinds.of(p))
@@ -303,38 +309,41 @@ class Reports:
             self.get_slice(p["dataset_id"], slice)  # NotFound before anything is written
         if tag is not None:
             tag = _tags.check_tag(tag)
+        sources = _resolver.check_sources(sources)
         with self.db.write() as conn:
             _audit.record(conn, "export", target_kind="project", target_id=p["id"], target=p["name"],
                           details={"format": str(fmt)[:20], "labeled_only": bool(labeled_only),
                                    **({"path": str(path)[:500]} if path is not None else {}),
                                    **({"slice": str(slice)[:200]} if slice is not None else {}),
-                                   **({"tag": tag} if tag is not None else {})})
+                                   **({"tag": tag} if tag is not None else {}),
+                                   **({"sources": sorted(sources)} if sources is not None else {})})
 
     @staticmethod
-    def _no_slice(slice: str | None, fmt: str, tag: str | None = None) -> None:
-        if slice is not None:
-            raise InvalidInput(f"a slice limits jsonl, csv and parquet exports, not {fmt}")
-        if tag is not None:
-            raise InvalidInput(f"a tag limits jsonl, csv and parquet exports, not {fmt}")
+    def _no_slice(slice: str | None, fmt: str, tag: str | None = None, sources=None) -> None:
+        for what, given in (("a slice", slice), ("a tag", tag), ("a choice of label sources", sources)):
+            if given is not None:
+                raise InvalidInput(f"{what} limits jsonl, csv and parquet exports, not {fmt}")
 
     def export_chunks(self, project: int | str, fmt: str = "jsonl", *, labeled_only: bool = False,
-                      slice: str | None = None, tag: str | None = None) -> Iterator[bytes]:
+                      slice: str | None = None, tag: str | None = None, sources=None) -> Iterator[bytes]:
         """The export as a stream of byte chunks (jsonl, csv or parquet; a
         Parquet file is built in an anonymous temporary file first; boxes and
-        polygons: ``coco`` too, :meth:`coco_chunks`). ``slice``, ``tag``: only their items."""
+        polygons: ``coco`` too, :meth:`coco_chunks`). ``slice``, ``tag``,
+        ``sources``: only their items (:meth:`export_records`)."""
         if fmt in ("coco", "labelstudio"):
-            self._no_slice(slice, fmt, tag)
+            self._no_slice(slice, fmt, tag, sources)
         if fmt == "coco":
             return self.coco_chunks(project)
         if fmt == "labelstudio":  # every kind (:meth:`labelstudio_chunks`)
             return self.labelstudio_chunks(project)
-        self._audit_export(project, fmt, labeled_only, slice=slice, tag=tag)
+        self._audit_export(project, fmt, labeled_only, slice=slice, tag=tag, sources=sources)
         p = self.get_project(project)
-        return _export.chunks(self.export_records(p["id"], labeled_only=labeled_only, slice=slice, tag=tag), fmt,
-                              kinds.of(p))
+        return _export.chunks(self.export_records(p["id"], labeled_only=labeled_only, slice=slice, tag=tag,
+                                                  sources=sources), fmt, kinds.of(p))
 
     def export(self, project: int | str, path: str | os.PathLike, fmt: str | None = None, *,
-               labeled_only: bool = False, slice: str | None = None, tag: str | None = None) -> dict:
+               labeled_only: bool = False, slice: str | None = None, tag: str | None = None,
+               sources=None) -> dict:
         """Write a snapshot of the project's labels to ``path`` (jsonl, csv or
         parquet; a kind may add its own: spans ``spacy`` and ``conll``; boxes
         and polygons ``coco``, ``yolo`` and ``voc``, see :meth:`export_shapes`).
@@ -342,12 +351,13 @@ class Reports:
         Written to a temporary file and renamed, so a failed export leaves no
         partial file. ``slice``: only the items of that slice of the project's
         dataset (jsonl, csv, parquet); ``tag``: only items with that tag (the
-        same formats). Returns ``{"path", "format", "items"}``.
+        same formats); ``sources``: only items whose final label comes from
+        one of these (the same formats). Returns ``{"path", "format", "items"}``.
         """
         path = Path(path)
         fmt = (fmt or {".json": "coco"}.get(path.suffix.lower()) or path.suffix.lstrip(".") or "jsonl").lower()
         if fmt in ("labelstudio", "hf") or fmt in _shapes.FORMATS:
-            self._no_slice(slice, fmt, tag)
+            self._no_slice(slice, fmt, tag, sources)
         if fmt == "labelstudio":  # Label Studio's JSON export, every kind
             return self.export_labelstudio(project, path)
         if fmt == "hf":  # a Hugging Face datasets folder (the hf extra)
@@ -355,8 +365,8 @@ class Reports:
         if fmt in _shapes.FORMATS:  # boxes and polygons: coco, yolo, voc (:meth:`export_shapes`)
             out = self.export_shapes(project, path, fmt)
             return {**out, "items": out["images"]}
-        self._audit_export(project, fmt, labeled_only, path=path, slice=slice, tag=tag)
+        self._audit_export(project, fmt, labeled_only, path=path, slice=slice, tag=tag, sources=sources)
         p = self.get_project(project)
-        n = _export.write_file(self.export_records(p["id"], labeled_only=labeled_only, slice=slice, tag=tag),
-                               path, fmt, kinds.of(p))
+        n = _export.write_file(self.export_records(p["id"], labeled_only=labeled_only, slice=slice, tag=tag,
+                                                  sources=sources), path, fmt, kinds.of(p))
         return {"path": str(path), "format": fmt, "items": n}

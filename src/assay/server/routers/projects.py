@@ -199,14 +199,17 @@ async def export(project_id: int, ws: WS, user: Staff,
                  slice: str | None = Query(None, max_length=200, description=(
                      "only the items of this slice of the project's dataset (jsonl, csv, parquet)")),
                  tag: str | None = Query(None, max_length=64,
-                                         description="only items with this tag (jsonl, csv, parquet)")):
+                                         description="only items with this tag (jsonl, csv, parquet)"),
+                 sources: str | None = Query(None, max_length=100, description=(
+                     "only items whose final label comes from these, comma-separated: gold, review, consensus, "
+                     "auto, majority (jsonl, csv, parquet)"))):
     """A snapshot of the project's labels, streamed (constant memory; a
     Parquet file is built first in an anonymous temporary file). The file
     name is the project's, in any script (``filename*``, RFC 5987)."""
     p = ws.require_access(project_id, user, roles=("admin", "reviewer"))
     suffix = SUFFIX.get(format, f".{format}")
     # export_chunks checks the format
-    chunks = ws.export_chunks(project_id, format, labeled_only=labeled_only, slice=slice, tag=tag)
+    chunks = ws.export_chunks(project_id, format, labeled_only=labeled_only, slice=slice, tag=tag, sources=sources)
     headers = {"Content-Disposition": content_disposition(f"{p['name']}-labels", suffix)}
     # The first chunk is made before the answer starts, so an export that
     # fails early (a Parquet file fails before its first byte) is an error

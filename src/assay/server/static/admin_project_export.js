@@ -18,7 +18,10 @@
     ["conll", "CoNLL BIO tags (spans projects)"],
     ["coco", "COCO detection JSON (boxes and polygons; whole project)"],
   ];
-  const FILTERED = ["jsonl", "csv", "parquet"]; // the formats a slice, a tag or "labelled only" apply to
+  const FILTERED = ["jsonl", "csv", "parquet"]; // the formats a slice, a tag, "labelled only" or sources apply to
+  // where a final label comes from (assay.engine.resolver.SOURCES); all ticked: no filter
+  const SOURCES = [["gold", "gold"], ["review", "a reviewer"], ["consensus", "consensus"],
+    ["auto", "the model (auto-label)"], ["majority", "majority vote"]];
   let root = null, project = null;
 
   function query() {
@@ -30,13 +33,17 @@
       if (slice) params.set("slice", slice);
       if (tag) params.set("tag", tag);
       if (root.querySelector("#export-labeled").checked) params.set("labeled_only", "true");
+      const kept = SOURCES.map(function (x) { return x[0]; })
+        .filter(function (name) { return root.querySelector("#export-source-" + name).checked; });
+      if (kept.length < SOURCES.length) params.set("sources", kept.join(","));
     }
     return params;
   }
 
   function syncFilters() {
     const on = FILTERED.indexOf(root.querySelector("#export-format").value) >= 0;
-    ["#export-slice", "#export-tag", "#export-labeled"].forEach(function (s) { root.querySelector(s).disabled = !on; });
+    ["#export-slice", "#export-tag", "#export-labeled"].concat(SOURCES.map(function (x) { return "#export-source-" + x[0]; }))
+      .forEach(function (s) { root.querySelector(s).disabled = !on; });
     root.querySelector("#export-filters-note").hidden = on;
   }
 
@@ -52,7 +59,8 @@
     try {
       await api.download(base + "/export?" + params.toString(), "assay-" + project.id + "-" + safe + "." + params.get("format"));
       status.textContent = "Downloaded the " + params.get("format") + " export" +
-        (params.get("slice") ? " of slice \u201c" + params.get("slice") + "\u201d" : "") + ".";
+        (params.get("slice") ? " of slice \u201c" + params.get("slice") + "\u201d" : "") +
+        (params.get("sources") ? " (labels from " + params.get("sources").split(",").join(", ") + ")" : "") + ".";
     } catch (err) {
       status.textContent = "Export failed: " + api.messageOf(err);
     } finally {
@@ -84,8 +92,14 @@
           placeholder: "any" }),
         el("label", { for: "export-labeled" }, el("input", { type: "checkbox", id: "export-labeled", name: "labeled_only" }),
           " only items with a final label")),
+      el("fieldset", { class: "filters", id: "export-sources" },
+        el("legend", { class: "small", text: "Keep items whose final label comes from" }),
+        ...SOURCES.map(function (x) {
+          return el("label", { for: "export-source-" + x[0] },
+            el("input", { type: "checkbox", id: "export-source-" + x[0], "data-source": x[0], checked: true }), " " + x[1] + " ");
+        })),
       el("p", { id: "export-filters-note", class: "muted small", hidden: true,
-        text: "A slice, a tag and \u201conly labelled\u201d apply to JSON lines, CSV and Parquet; this format exports the whole project." }),
+        text: "A slice, a tag, \u201conly labelled\u201d and label sources apply to JSON lines, CSV and Parquet; this format exports the whole project." }),
       el("button", { type: "submit", id: "export-go", class: "btn btn-primary", text: "Download export" }));
     form.addEventListener("submit", download);
     root.replaceChildren(

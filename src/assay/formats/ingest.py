@@ -159,13 +159,7 @@ def _labeled_text_rows(path: Path, text_column: str) -> list[dict]:
         return labelstudio.data_rows(data, text_column, path.name)
     from assay.formats import spans
 
-    try:
-        with path.open(encoding="utf-8") as fh:
-            docs = spans.read_conll(fh)
-    except UnicodeDecodeError as exc:
-        raise InvalidInput(f"{path.name} is not UTF-8 text ({exc})") from None
-    if not docs:
-        raise InvalidInput(f"{path.name} holds no tokens")
+    docs = spans.read_conll_file(path)
     return [{text_column: spans.conll_text(d["tokens"]), "doc": n,
              **({"source_item_id": d["item_id"]} if "item_id" in d else {})} for n, d in enumerate(docs, 1)]
 

@@ -129,6 +129,18 @@ def read_conll(lines: Iterable[str]) -> list[dict]:
              "spans": _bio_spans(d["tags"])} for d in docs if d["tokens"]]
 
 
+def read_conll_file(path: Path) -> list[dict]:
+    """:func:`read_conll` of a UTF-8 file; a file that is not UTF-8 or holds no token is an error naming it."""
+    try:
+        with path.open(encoding="utf-8") as fh:
+            docs = read_conll(fh)
+    except UnicodeDecodeError as exc:
+        raise InvalidInput(f"{path.name} is not UTF-8 text ({exc})") from None
+    if not docs:
+        raise InvalidInput(f"{path.name} holds no tokens")
+    return docs
+
+
 def conll_text(tokens: list[str]) -> str:
     """The text an item imported from CoNLL holds: its tokens, one space
     apart (the format keeps no spacing); its gold spans are found in it."""

@@ -157,13 +157,7 @@ class Shapes:
             raise InvalidInput(f"CoNLL import is for spans projects, not {p['schema']['kind']!r}")
         if not path.is_file():
             raise InvalidInput(f"{path} is not a file")
-        try:
-            with path.open(encoding="utf-8") as fh:
-                docs = _spans.read_conll(fh)
-        except UnicodeDecodeError as e:
-            raise InvalidInput(f"{path.name} is not UTF-8 text ({e})") from None
-        if not docs:
-            raise InvalidInput(f"{path.name} holds no tokens")
+        docs = _spans.read_conll_file(path)
         unnamed = [d for d in docs if not isinstance(d.get("item_id"), int)]
         if unnamed:  # no '# item_id = N': the item whose text is the tokens one space apart (a CoNLL import)
             from assay.engine import datasets as _datasets
